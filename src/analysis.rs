@@ -1,0 +1,255 @@
+//! What `check`, `gate` and the hooks share: compare the stack files at two
+//! snapshots of the deploy repository, judge each image change, resolve tags
+//! to source revisions, compute plans and consult the ledger.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::config::{Config, ServiceConfig};
+use crate::django::{Loader, ProjectOptions};
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot, short};
+use crate::ledger::{self, RecordStatus};
+use crate::plan::{self, Plan};
+use crate::stack::{self, Direction, ImageRef};
+
+/// One service whose image changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceReport {
+    /// Service name.
+    pub service: String,
+    /// Image deployed now.
+    pub from_image: String,
+    /// Image after the change.
+    pub to_image: String,
+    /// upgrade / downgrade / sideways / unchanged / unknown.
+    pub direction: Direction,
+    /// Source revision of the deployed image.
+    pub from_rev: Option<String>,
+    /// Source revision of the new image.
+    pub to_rev: Option<String>,
+    /// The backward plan from `from_rev` to `to_rev` (null when not computed).
+    pub plan: Option<Plan>,
+    /// Whether a ledger record matching this plan exists.
+    pub recorded: bool,
+    /// Why the plan is null, the direction is unknown, or a record is stale.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Whether this change may go ahead.
+    pub safe: bool,
+    /// Stack file and line of the new `image:`.
+    pub file: String,
+    /// Line of `image:`.
+    pub line: u64,
+    /// `deploy.replicas` of the deployed service.
+    #[serde(skip)]
+    pub replicas: Option<u64>,
+    /// Where the Django code lives (for scripts).
+    #[serde(skip)]
+    pub app_repo: Option<PathBuf>,
+}
+
+/// The result of comparing two snapshots of the deploy repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckReport {
+    /// True when every change is safe.
+    pub safe: bool,
+    /// Deployed snapshot.
+    pub from: String,
+    /// New snapshot.
+    pub to: String,
+    /// Stack files compared.
+    pub files: Vec<String>,
+    /// Services whose image changes.
+    pub services: Vec<ServiceReport>,
+}
+
+/// Inputs of an analysis.
+pub struct Request<'a> {
+    /// The deploy repository.
+    pub repo: &'a Repo,
+    /// Snapshot deployed now.
+    pub from: Snapshot,
+    /// Snapshot to deploy.
+    pub to: Snapshot,
+    /// Explicit stack files (`-f`).
+    pub files: Vec<String>,
+    /// Only this service, when given.
+    pub service: Option<String>,
+    /// Load every app, not only those that changed.
+    pub full: bool,
+}
+
+/// Compare the stack files and judge every image change.
+pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
+    let config = match Config::load(req.repo, &req.to) {
+        Ok(c) => c,
+        Err(e) => return Err(e),
+    };
+    let explicit = if req.files.is_empty() { config.files.clone() } else { req.files.clone() };
+    let files = stack::discover_files(req.repo, &[&req.from, &req.to], &explicit)?;
+    let old = stack::load(req.repo, &req.from, &files)?.unwrap_or_default();
+    let new = stack::load(req.repo, &req.to, &files)?.unwrap_or_default();
+    let records = ledger::read_all(req.repo, &req.to, config.ledger.as_deref())?;
+    let mut repos = AppRepos::default();
+    let mut services = Vec::new();
+    for change in stack::changes(&old, &new) {
+        if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
+            continue;
+        }
+        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else { continue };
+        let cfg = config.service(&change.to.name);
+        let mut report = judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?;
+        report.file = change.to.file.clone();
+        report.line = change.to.line;
+        report.replicas = change.from.replicas;
+        if let Some(p) = &report.plan {
+            if p.needs_backward_migrations() {
+                match ledger::status(&records, &report.service, &report.from_image, &report.to_image, &p.fingerprint) {
+                    RecordStatus::Recorded => report.recorded = true,
+                    RecordStatus::Stale(why) => report.note = Some(why),
+                    RecordStatus::Missing => {}
+                }
+            }
+        }
+        report.safe = is_safe(&report, &cfg);
+        services.push(report);
+    }
+    let safe = services.iter().all(|s| s.safe);
+    Ok(CheckReport { safe, from: req.from.label.clone(), to: req.to.label.clone(), files, services })
+}
+
+fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
+    match &r.plan {
+        Some(p) => !p.needs_backward_migrations() || r.recorded,
+        None if cfg.django == Some(false) => true,
+        // Not Django (no manage.py at either revision): nothing to migrate.
+        None if r.from_rev.is_some() && r.to_rev.is_some() => true,
+        None => matches!(r.direction, Direction::Upgrade | Direction::Unchanged),
+    }
+}
+
+#[derive(Default)]
+struct AppRepos {
+    opened: BTreeMap<PathBuf, Repo>,
+}
+
+impl AppRepos {
+    fn get<'a>(&'a mut self, deploy: &'a Repo, cfg: &ServiceConfig) -> Result<(&'a Repo, Option<PathBuf>)> {
+        let Some(rel) = &cfg.repo else {
+            return Ok((deploy, deploy.workdir().map(Path::to_path_buf)));
+        };
+        let base = deploy.workdir().unwrap_or_else(|| deploy.git_dir());
+        let path = base.join(rel);
+        if !self.opened.contains_key(&path) {
+            let repo = Repo::open(&path).map_err(|_| {
+                Error::input(format!("{}: `repo: {rel}` is not a git repository", crate::config::FILE_NAME))
+            })?;
+            self.opened.insert(path.clone(), repo);
+        }
+        Ok((&self.opened[&path], Some(path)))
+    }
+}
+
+/// The git revision an image tag maps to, if it exists.
+pub fn resolve_tag(repo: &Repo, cfg: &ServiceConfig, image: &ImageRef) -> Option<String> {
+    let tag = image.tag.as_deref()?;
+    let templates: Vec<String> = match &cfg.ref_template {
+        Some(t) => vec![t.clone()],
+        None => vec!["{tag}".into(), "v{tag}".into()],
+    };
+    templates
+        .iter()
+        .map(|t| t.replace("{tag}", tag))
+        .find(|rev| repo.has_revision(rev) && !rev.starts_with('-'))
+}
+
+fn judge(req: &Request<'_>, repos: &mut AppRepos, cfg: &ServiceConfig, name: &str, from: &ImageRef, to: &ImageRef) -> Result<ServiceReport> {
+    let mut report = ServiceReport {
+        service: name.to_string(),
+        from_image: from.to_string(),
+        to_image: to.to_string(),
+        direction: Direction::Unknown,
+        from_rev: None,
+        to_rev: None,
+        plan: None,
+        recorded: false,
+        note: None,
+        safe: false,
+        file: String::new(),
+        line: 0,
+        replicas: None,
+        app_repo: None,
+    };
+    let by_tags = stack::direction_by_tags(from, to);
+    if cfg.django == Some(false) {
+        report.direction = by_tags.clone().unwrap_or(Direction::Unknown);
+        report.note = Some("not a Django service (django: false in .tagback.yml)".into());
+        return Ok(report);
+    }
+    let (repo, path) = repos.get(req.repo, cfg)?;
+    report.app_repo = path;
+    report.from_rev = resolve_tag(repo, cfg, from);
+    report.to_rev = resolve_tag(repo, cfg, to);
+    report.direction = match (&by_tags, &report.from_rev, &report.to_rev) {
+        (Ok(d), _, _) => *d,
+        (Err(_), Some(a), Some(b)) => {
+            let (a, b) = (repo.resolve_commit(a)?, repo.resolve_commit(b)?);
+            if a == b {
+                Direction::Unchanged
+            } else if repo.is_ancestor(b, a)? {
+                Direction::Downgrade
+            } else if repo.is_ancestor(a, b)? {
+                Direction::Upgrade
+            } else {
+                Direction::Sideways
+            }
+        }
+        (Err(_), _, _) => Direction::Unknown,
+    };
+    if by_tags.is_ok() && report.direction != Direction::Unchanged {
+        // Tags say one thing; ancestry can reveal a sideways move (a hotfix branch).
+        if let (Some(a), Some(b)) = (&report.from_rev, &report.to_rev) {
+            let (a, b) = (repo.resolve_commit(a)?, repo.resolve_commit(b)?);
+            if a != b && !repo.is_ancestor(a, b)? && !repo.is_ancestor(b, a)? {
+                report.direction = Direction::Sideways;
+            }
+        }
+    }
+    let (Some(fr), Some(tr)) = (report.from_rev.clone(), report.to_rev.clone()) else {
+        let missing: Vec<String> = [(from, &report.from_rev), (to, &report.to_rev)]
+            .iter()
+            .filter(|(_, r)| r.is_none())
+            .map(|(img, _)| match img.tag.as_deref() {
+                Some(t) => format!("no git revision {:?} for tag {t:?} in {}", cfg.ref_template.as_deref().unwrap_or("{tag} or v{tag}").replace("{tag}", t), repo.label()),
+                None => format!("image {img} has no tag to map to a git revision"),
+            })
+            .collect();
+        let why = match &by_tags {
+            Err(reason) => format!("{reason}; {}", missing.join("; ")),
+            Ok(_) => missing.join("; "),
+        };
+        report.note = Some(format!("plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"));
+        return Ok(report);
+    };
+    let from_snap = repo.snapshot(&fr)?;
+    let to_snap = repo.snapshot(&tr)?;
+    let opts = ProjectOptions {
+        manage_py: cfg.manage_py.clone(),
+        settings: cfg.settings.clone(),
+        installed_apps: cfg.installed_apps.clone(),
+    };
+    let loader = Loader::new(repo);
+    match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
+        Some(pair) => report.plan = Some(plan::compute(&loader, &pair)),
+        None => report.note = Some(format!("no manage.py at {fr} or {tr}: not a Django service")),
+    }
+    Ok(report)
+}
+
+/// Commit label used in reports for a snapshot.
+pub fn label_commit(repo: &Repo, rev: &str) -> String {
+    repo.resolve_commit(rev).map(short).unwrap_or_else(|_| rev.to_string())
+}

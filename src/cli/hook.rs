@@ -1,0 +1,98 @@
+//! `tagback hook NAME`: the git hook entry points.
+
+use std::io::{Read, Write};
+
+use crate::analysis::{self, Request};
+use crate::error::{Error, Result};
+use crate::git::hook::parse_pre_push;
+use crate::git::{Repo, Snapshot, short};
+use crate::stack;
+use crate::Outcome;
+
+/// The hooks tagback implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum HookName {
+    /// Before a push: every pushed ref's stack files against the remote's.
+    PrePush,
+    /// Before a commit: the staged stack files against HEAD.
+    PreCommit,
+    /// Before a merge commit: the merge result against HEAD.
+    PreMergeCommit,
+}
+
+pub(super) fn run(name: HookName, args: &[String], out: &mut dyn Write) -> Result<Outcome> {
+    let repo = Repo::open_from_env()?;
+    match name {
+        HookName::PrePush => pre_push(&repo, args, out),
+        HookName::PreCommit | HookName::PreMergeCommit => {
+            if !repo.has_revision("HEAD") {
+                return Ok(Outcome::Safe);
+            }
+            let from = repo.snapshot("HEAD")?;
+            let to = repo.index_snapshot();
+            compare(&repo, from, to, out)
+        }
+    }
+}
+
+fn compare(repo: &Repo, from: Snapshot, to: Snapshot, out: &mut dyn Write) -> Result<Outcome> {
+    // No stack file at either side: nothing to check.
+    if stack::discover_files(repo, &[&from, &to], &[]).is_err() && !has_config_files(repo, &to)? {
+        return Ok(Outcome::Safe);
+    }
+    let req = Request { repo, from, to, files: Vec::new(), service: None, full: false };
+    let report = analysis::analyze(&req)?;
+    if report.services.is_empty() {
+        return Ok(Outcome::Safe);
+    }
+    super::check::render_hook(&report, out)
+}
+
+fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
+    let cfg = crate::config::Config::load(repo, snap)?;
+    Ok(!cfg.files.is_empty())
+}
+
+fn pre_push(repo: &Repo, _args: &[String], out: &mut dyn Write) -> Result<Outcome> {
+    // The pre-commit framework passes the range in the environment.
+    if let (Ok(from), Ok(to)) = (std::env::var("PRE_COMMIT_FROM_REF"), std::env::var("PRE_COMMIT_TO_REF")) {
+        let from = repo.snapshot(&from)?;
+        let to = repo.snapshot(&to)?;
+        return compare(repo, from, to, out);
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .take(1 << 20)
+        .read_to_string(&mut input)
+        .map_err(|e| Error::input(format!("pre-push hook input is not text: {e}")))?;
+    let updates = parse_pre_push(&input)?;
+    let remote = _args.first().map(String::as_str).unwrap_or("origin");
+    let mut outcome = Outcome::Safe;
+    for u in updates {
+        if u.is_delete() {
+            continue;
+        }
+        let local = repo.resolve_commit(&u.local_sha)?;
+        let base = if u.is_new() || !repo.has_revision(&u.remote_sha) {
+            match repo.remote_default_branch(remote).and_then(|(name, tip)| repo.merge_base(local, tip).map(|b| (name, b))) {
+                Some((name, b)) => {
+                    let _ = writeln!(out, "tagback: {} is new on {remote}; comparing with its merge base with {name} ({})", u.remote_ref, short(b));
+                    b
+                }
+                None => {
+                    let _ = writeln!(out, "tagback: {}: nothing on {remote} to compare with; skipped", u.remote_ref);
+                    continue;
+                }
+            }
+        } else {
+            repo.resolve_commit(&u.remote_sha)?
+        };
+        if base == local {
+            continue;
+        }
+        let from = repo.snapshot_of(base)?;
+        let to = repo.snapshot_of(local)?;
+        outcome = outcome.and(compare(repo, from, to, out)?);
+    }
+    Ok(outcome)
+}

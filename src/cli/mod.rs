@@ -1,0 +1,152 @@
+//! Command-line arguments (clap) and dispatch. Raw arguments become typed
+//! requests here; nothing below this module sees clap.
+
+mod check;
+mod hook;
+mod install;
+mod plan;
+mod record;
+mod script;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Strategy;
+use crate::error::Result;
+use crate::report::Format;
+use crate::Outcome;
+
+/// Catch Django downgrades in Docker stack files and generate the exact
+/// backward-migration rollback.
+///
+/// Exit status: 0 safe, 1 unsafe (blocked), 2 error or bad input.
+#[derive(Debug, Parser)]
+#[command(name = "tagback", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Stack-file selection shared by `check`, `script`, `record` and `gate`.
+#[derive(Debug, Clone, Args)]
+pub struct StackArgs {
+    /// Deployed revision of the deploy repository.
+    #[arg(long, default_value = "HEAD")]
+    pub from: String,
+    /// Revision to deploy (default: the working tree).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Stack/compose file (repeatable; merged in order like `docker stack deploy -c a -c b`).
+    #[arg(short = 'f', long = "file")]
+    pub files: Vec<String>,
+    /// The deploy repository.
+    #[arg(long = "deploy-repo", default_value = ".")]
+    pub deploy_repo: PathBuf,
+    /// Read every app's migrations, not only those that changed.
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Backward plan between two revisions of the Django code (no stack file).
+    Plan {
+        /// Git repository holding the Django code.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Deployed (newer) revision.
+        #[arg(long)]
+        from: String,
+        /// Revision to go back to (older).
+        #[arg(long)]
+        to: String,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// manage.py path in the repository (default: found automatically).
+        #[arg(long)]
+        manage_py: Option<String>,
+        /// Settings module (default: read from manage.py).
+        #[arg(long)]
+        settings: Option<String>,
+        /// Read every app's migrations, not only those that changed.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Compare stack files between two revisions and judge every image change.
+    Check {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Write the rollback script (bash) for a downgrade.
+    Script(script::ScriptArgs),
+    /// Record, after verifying evidence, that the backward migrations ran.
+    Record(record::RecordArgs),
+    /// CI gate: exit 1 while a downgrade's backward migrations are not recorded.
+    Gate {
+        #[command(flatten)]
+        stack: StackArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+    },
+    /// Git hook entry points.
+    Hook {
+        /// Which hook.
+        #[arg(value_enum)]
+        name: hook::HookName,
+        /// Arguments git passes to the hook.
+        args: Vec<String>,
+    },
+    /// Install the git hooks into a repository (chains existing hooks).
+    Install {
+        /// The repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Remove tagback's hooks and restore chained ones.
+        #[arg(long)]
+        uninstall: bool,
+    },
+    /// Run the main job on an embedded example project.
+    Demo {
+        /// Keep the demo repository in this directory instead of a temporary one.
+        #[arg(long)]
+        keep: Option<PathBuf>,
+    },
+}
+
+/// Strategy flag shared by script generation.
+pub type StrategyArg = Strategy;
+
+/// Run a parsed command line.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    match cli.command {
+        Command::Plan { repo, from, to, format, manage_py, settings, full } => {
+            plan::run(&plan::PlanRequest { repo, from, to, format, manage_py, settings, full }, out)
+        }
+        Command::Check { stack, format } => check::run(&stack, format, false, out),
+        Command::Gate { stack, format } => check::run(&stack, format, true, out),
+        Command::Script(args) => script::run(&args, out),
+        Command::Record(args) => record::run(&args, out),
+        Command::Hook { name, args } => hook::run(name, &args, out),
+        Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
+        Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,311 @@
+//! `tagback script` (rollback script for one downgrade) and
+//! `tagback script --release-artifact DIR` (the rollback of an upgrade,
+//! written at release time with its plan and a markdown summary).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use super::StackArgs;
+use crate::analysis::{self, ServiceReport};
+use crate::config::{Config, Strategy};
+use crate::django::{Loader, ProjectOptions};
+use crate::error::{Error, Result};
+use crate::git::Repo;
+use crate::plan::{self, Plan};
+use crate::report;
+use crate::script::{self, ScriptOptions};
+use crate::stack::{Direction, ImageRef};
+use crate::Outcome;
+
+/// Arguments of `tagback script`.
+#[derive(Debug, Args)]
+pub struct ScriptArgs {
+    #[command(flatten)]
+    stack: StackArgs,
+    /// The service to roll back (default: the only one that needs it).
+    #[arg(long)]
+    service: Option<String>,
+    /// How the script reaches manage.py (default: exec for Swarm stack files, compose for compose files).
+    #[arg(long, value_enum)]
+    strategy: Option<Strategy>,
+    /// Write the script here (mode 0755) instead of stdout.
+    #[arg(short = 'o', long)]
+    output: Option<PathBuf>,
+    /// Default stack (Swarm) or project (Compose) name; STACK overrides when the script runs.
+    #[arg(long)]
+    stack_name: Option<String>,
+    /// Put clearly marked manual steps where operations cannot be unapplied instead of refusing.
+    #[arg(long)]
+    allow_manual_steps: bool,
+    /// Without a stack file: the Django repository.
+    #[arg(long)]
+    repo: Option<PathBuf>,
+    /// Without a stack file: the image to go back to.
+    #[arg(long)]
+    image: Option<String>,
+    /// Without a stack file: the image running now (default: derived from --image and --from).
+    #[arg(long)]
+    current_image: Option<String>,
+    /// Command running manage.py in the container.
+    #[arg(long)]
+    manage_command: Option<String>,
+    /// Release mode: for every upgraded service, write the script that would
+    /// roll the upgrade back, its plan (JSON) and a markdown summary into DIR.
+    #[arg(long, value_name = "DIR")]
+    release_artifact: Option<PathBuf>,
+}
+
+fn default_strategy(files: &[String]) -> Strategy {
+    if files.iter().any(|f| {
+        let name = f.rsplit('/').next().unwrap_or(f);
+        name.starts_with("compose.") || name.starts_with("docker-compose")
+    }) {
+        Strategy::Compose
+    } else {
+        Strategy::Exec
+    }
+}
+
+fn manage_words(cmd: Option<&str>) -> Vec<String> {
+    cmd.unwrap_or("python manage.py").split_whitespace().map(str::to_string).collect()
+}
+
+pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
+    if let Some(dir) = &args.release_artifact {
+        return release_artifact(args, dir, out);
+    }
+    if args.repo.is_some() || args.image.is_some() {
+        return without_stack(args, out);
+    }
+    let repo = Repo::open(&args.stack.deploy_repo)?;
+    let req = super::check::request(&repo, &args.stack, args.service.clone())?;
+    let config = Config::load(&repo, &req.to)?;
+    let report = analysis::analyze(&req)?;
+    let candidates: Vec<&ServiceReport> = report
+        .services
+        .iter()
+        .filter(|s| s.plan.as_ref().is_some_and(Plan::needs_backward_migrations) || args.service.is_some())
+        .collect();
+    let svc = match candidates.as_slice() {
+        [one] => *one,
+        [] => {
+            return Err(Error::input(match &args.service {
+                Some(s) => format!("service {s:?} has no image change between {} and {}", report.from, report.to),
+                None => format!("no service needs backward migrations between {} and {}", report.from, report.to),
+            }));
+        }
+        many => {
+            let names: Vec<&str> = many.iter().map(|s| s.service.as_str()).collect();
+            return Err(Error::input(format!("several services need a rollback ({}); choose one with --service", names.join(", "))));
+        }
+    };
+    let Some(plan) = &svc.plan else {
+        return Err(Error::input(format!(
+            "no plan for service {}: {}",
+            svc.service,
+            svc.note.clone().unwrap_or_else(|| "revisions not resolved".into())
+        )));
+    };
+    let cfg = config.service(&svc.service);
+    let opts = ScriptOptions {
+        service: svc.service.clone(),
+        stack: args.stack_name.clone().or(config.stack.clone()).unwrap_or_default(),
+        from_image: ImageRef::parse(&svc.from_image).map_err(Error::input)?,
+        to_image: ImageRef::parse(&svc.to_image).map_err(Error::input)?,
+        strategy: args.strategy.or(cfg.strategy).unwrap_or_else(|| default_strategy(&report.files)),
+        manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
+        replicas: svc.replicas,
+        compose_files: report.files.clone(),
+        allow_manual_steps: args.allow_manual_steps,
+    };
+    let app_repo = match &svc.app_repo {
+        Some(p) => Repo::open(p)?,
+        None => Repo::open(&args.stack.deploy_repo)?,
+    };
+    let popts = cfg_options(&cfg);
+    let parent = parent_lookup(&app_repo, plan, &popts)?;
+    emit(plan, &opts, &parent, args.output.as_deref(), out)
+}
+
+fn cfg_options(cfg: &crate::config::ServiceConfig) -> ProjectOptions {
+    ProjectOptions { manage_py: cfg.manage_py.clone(), settings: cfg.settings.clone(), installed_apps: cfg.installed_apps.clone() }
+}
+
+/// Same-app parent of a migration in the newer graph (for manual steps).
+fn parent_lookup(repo: &Repo, plan: &Plan, opts: &ProjectOptions) -> Result<impl Fn(&str, &str) -> Option<String>> {
+    let mut parents: Vec<((String, String), Option<String>)> = Vec::new();
+    if !plan.irreversible.is_empty() {
+        let loader = Loader::new(repo);
+        let newer = repo.snapshot(&plan.from)?;
+        let older = repo.snapshot(&plan.to)?;
+        if let Some(pair) = loader.load_pair(&newer, &older, opts, false)? {
+            for i in &plan.irreversible {
+                let key = (i.app.clone(), i.migration.clone());
+                let same: Vec<&(String, String)> = pair.newer.graph.parents.get(&key).into_iter().flatten().filter(|p| p.0 == i.app).collect();
+                let parent = match same.as_slice() {
+                    [one] => Some(one.1.clone()),
+                    [] => Some("zero".to_string()),
+                    _ => None,
+                };
+                parents.push((key, parent));
+            }
+        }
+    }
+    Ok(move |app: &str, name: &str| {
+        parents.iter().find(|(k, _)| k.0 == app && k.1 == name).and_then(|(_, p)| p.clone())
+    })
+}
+
+fn emit(plan: &Plan, opts: &ScriptOptions, parent: &dyn Fn(&str, &str) -> Option<String>, output: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
+    let refusals = script::refusals(plan);
+    if !refusals.is_empty() {
+        return Err(Error::input(format!("refusing to generate a rollback script: {}", refusals.join("; "))));
+    }
+    let model = match script::build(plan, opts, parent) {
+        Ok(m) => m,
+        Err(Error::Input(msg)) if msg.starts_with("irreversible operations") => {
+            let _ = writeln!(out, "tagback: refusing to generate a rollback script: {msg}; pass --allow-manual-steps to put manual steps in their place");
+            return Ok(Outcome::Unsafe);
+        }
+        Err(e) => return Err(e),
+    };
+    let text = script::render::render(&model);
+    match output {
+        Some(path) => write_script(path, &text)?,
+        None => out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))?,
+    }
+    Ok(Outcome::Safe)
+}
+
+fn write_script(path: &Path, text: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut tmp = tempfile::Builder::new().prefix(".tagback-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(path, e))?;
+    }
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
+    let (Some(dir), Some(image), Some(service)) = (&args.repo, &args.image, &args.service) else {
+        return Err(Error::input("without a stack file, `tagback script` needs --repo DIR, --service NAME and --image OLD_IMAGE"));
+    };
+    let to = args.stack.to.clone().ok_or_else(|| Error::input("`tagback script --repo` needs --to REV (the older revision)"))?;
+    let from = args.stack.from.clone();
+    let repo = Repo::open(dir)?;
+    let to_image = ImageRef::parse(image).map_err(|e| Error::input(format!("--image: {e}")))?;
+    let from_image = match &args.current_image {
+        Some(c) => ImageRef::parse(c).map_err(|e| Error::input(format!("--current-image: {e}")))?,
+        None => {
+            let tag = to_image.tag.clone().unwrap_or_default();
+            let from_tag = if to == tag {
+                from.clone()
+            } else if to.strip_prefix('v') == Some(tag.as_str()) {
+                from.strip_prefix('v').unwrap_or(&from).to_string()
+            } else {
+                return Err(Error::input(format!(
+                    "cannot derive the running image from --image {image} and --from {from}; pass --current-image"
+                )));
+            };
+            to_image.with_tag(&from_tag)
+        }
+    };
+    let loader = Loader::new(&repo);
+    let opts = ProjectOptions::default();
+    let pair = loader
+        .load_pair(&repo.snapshot(&from)?, &repo.snapshot(&to)?, &opts, false)?
+        .ok_or_else(|| Error::input(format!("no manage.py in {} at {from} or {to}", repo.label())))?;
+    let plan = plan::compute(&loader, &pair);
+    let sopts = ScriptOptions {
+        service: service.clone(),
+        stack: args.stack_name.clone().unwrap_or_default(),
+        from_image,
+        to_image,
+        strategy: args.strategy.unwrap_or(Strategy::Exec),
+        manage: manage_words(args.manage_command.as_deref()),
+        replicas: None,
+        compose_files: args.stack.files.clone(),
+        allow_manual_steps: args.allow_manual_steps,
+    };
+    let parent = parent_lookup(&repo, &plan, &opts)?;
+    emit(&plan, &sopts, &parent, args.output.as_deref(), out)
+}
+
+/// For every upgraded service, the rollback of that upgrade.
+fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Result<Outcome> {
+    let repo = Repo::open(&args.stack.deploy_repo)?;
+    let req = super::check::request(&repo, &args.stack, args.service.clone())?;
+    let config = Config::load(&repo, &req.to)?;
+    let report = analysis::analyze(&req)?;
+    let mut outcome = Outcome::Safe;
+    let mut wrote = 0;
+    for svc in &report.services {
+        if svc.direction != Direction::Upgrade && svc.direction != Direction::Sideways {
+            continue;
+        }
+        let (Some(new_rev), Some(old_rev)) = (&svc.to_rev, &svc.from_rev) else { continue };
+        let cfg = config.service(&svc.service);
+        let app_repo = match &svc.app_repo {
+            Some(p) => Repo::open(p)?,
+            None => Repo::open(&args.stack.deploy_repo)?,
+        };
+        let loader = Loader::new(&app_repo);
+        let popts = cfg_options(&cfg);
+        let Some(pair) = loader.load_pair(&app_repo.snapshot(new_rev)?, &app_repo.snapshot(old_rev)?, &popts, false)? else { continue };
+        let plan = plan::compute(&loader, &pair);
+        let sdir = dir.join(&svc.service);
+        std::fs::create_dir_all(&sdir).map_err(|e| Error::io(&sdir, e))?;
+        let mut json = Vec::new();
+        report::json(&plan, &mut json)?;
+        std::fs::write(sdir.join("plan.json"), json).map_err(|e| Error::io(sdir.join("plan.json"), e))?;
+        let impossible = !plan.irreversible.is_empty() || !plan.problems.is_empty() || !plan.dynamic.is_empty();
+        let mut md = Vec::new();
+        let first = if impossible {
+            format!("> ⚠️ **Rolling back `{}` from `{}` to `{}` is not possible automatically**: {} irreversible operation(s), {} problem(s).", svc.service, svc.to_image, svc.from_image, plan.irreversible.len(), plan.problems.len() + plan.dynamic.len())
+        } else if !plan.data_loss.is_empty() {
+            format!("> ⚠️ **Rolling back `{}` from `{}` to `{}` drops data**: {}.", svc.service, svc.to_image, svc.from_image, plan.data_loss.iter().map(|d| d.what.as_str()).collect::<Vec<_>>().join("; "))
+        } else {
+            format!("Rolling back `{}` from `{}` to `{}`: {} backward migration(s), no data dropped.", svc.service, svc.to_image, svc.from_image, plan.unapply.len())
+        };
+        let _ = writeln!(md, "{first}");
+        report::plan_markdown(&svc.service, &plan, &mut md)?;
+        std::fs::write(sdir.join("summary.md"), md).map_err(|e| Error::io(sdir.join("summary.md"), e))?;
+        if impossible {
+            outcome = Outcome::Unsafe;
+            let _ = writeln!(out, "tagback: WARNING: rolling back {} to {} is not possible automatically; see {}", svc.service, svc.from_image, sdir.join("summary.md").display());
+            continue;
+        }
+        let opts = ScriptOptions {
+            service: svc.service.clone(),
+            stack: args.stack_name.clone().or(config.stack.clone()).unwrap_or_default(),
+            from_image: ImageRef::parse(&svc.to_image).map_err(Error::input)?,
+            to_image: ImageRef::parse(&svc.from_image).map_err(Error::input)?,
+            strategy: args.strategy.or(cfg.strategy).unwrap_or_else(|| default_strategy(&report.files)),
+            manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
+            replicas: report.services.iter().find(|s| s.service == svc.service).and_then(|s| s.replicas),
+            compose_files: report.files.clone(),
+            allow_manual_steps: false,
+        };
+        let model = script::build(&plan, &opts, &|_, _| None)?;
+        write_script(&sdir.join("rollback.sh"), &script::render::render(&model))?;
+        wrote += 1;
+        let _ = writeln!(out, "tagback: wrote {}", sdir.join("rollback.sh").display());
+        if !plan.data_loss.is_empty() {
+            let _ = writeln!(out, "tagback: WARNING: rolling back {} drops data; see {}", svc.service, sdir.join("summary.md").display());
+        }
+    }
+    if wrote == 0 && outcome == Outcome::Safe {
+        let _ = writeln!(out, "tagback: no upgraded Django service between {} and {}", report.from, report.to);
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,144 @@
+//! `.tagback.yml`: per-service settings for when zero-config is not enough.
+//!
+//! ```yaml
+//! stack: shop            # default stack name for generated scripts
+//! files: [stack.yml]     # stack files (like -f)
+//! services:
+//!   web:
+//!     repo: ../shop-app          # where the Django code lives (default: this repository)
+//!     ref: "release-{tag}"       # image tag -> git revision (default: "{tag}", then "v{tag}")
+//!     manage_py: src/manage.py   # manage.py inside the app repository
+//!     settings: shop.settings    # settings module (default: read from manage.py)
+//!     installed_apps: [shop, members]  # when INSTALLED_APPS is too dynamic to read
+//!     command: "python manage.py"      # how to run manage.py in the container
+//!     strategy: exec             # exec | job | compose
+//!   nginx:
+//!     django: false
+//! ```
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot};
+
+/// The config file's name at the deploy repository's root.
+pub const FILE_NAME: &str = ".tagback.yml";
+
+/// How the rollback script runs `manage.py`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// `docker exec` into a running task of the newer image on this node.
+    Exec,
+    /// A Swarm `replicated-job` service from the newer image.
+    Job,
+    /// `docker compose exec` / `up -d` for Compose deployments.
+    Compose,
+}
+
+impl Strategy {
+    /// Lowercase name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Exec => "exec",
+            Strategy::Job => "job",
+            Strategy::Compose => "compose",
+        }
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Default stack name.
+    #[serde(default)]
+    pub stack: Option<String>,
+    /// Stack files.
+    #[serde(default)]
+    pub files: Vec<String>,
+    /// Where records are kept (default `.tagback/records`).
+    #[serde(default)]
+    pub ledger: Option<String>,
+    /// Per-service settings.
+    #[serde(default)]
+    pub services: BTreeMap<String, ServiceConfig>,
+}
+
+/// Settings for one service.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceConfig {
+    /// `false` for services that are not Django.
+    #[serde(default)]
+    pub django: Option<bool>,
+    /// Path of the app repository, relative to the deploy repository root.
+    #[serde(default)]
+    pub repo: Option<String>,
+    /// Template mapping a tag to a git revision: `{tag}` is replaced.
+    #[serde(default, rename = "ref")]
+    pub ref_template: Option<String>,
+    /// `manage.py` path inside the app repository.
+    #[serde(default)]
+    pub manage_py: Option<String>,
+    /// Settings module, when `manage.py` cannot tell.
+    #[serde(default)]
+    pub settings: Option<String>,
+    /// Installed apps (labels or module paths), overriding `INSTALLED_APPS`.
+    #[serde(default)]
+    pub installed_apps: Option<Vec<String>>,
+    /// Command running manage.py inside the container.
+    #[serde(default)]
+    pub command: Option<String>,
+    /// Rollback strategy.
+    #[serde(default)]
+    pub strategy: Option<Strategy>,
+}
+
+impl Config {
+    /// Read `.tagback.yml` at a snapshot; the default config when absent.
+    pub fn load(repo: &Repo, snap: &Snapshot) -> Result<Config> {
+        let Some((_, text)) = repo.read_text(snap, FILE_NAME)? else {
+            return Ok(Config::default());
+        };
+        Config::parse(&text).map_err(|e| Error::input(format!("{FILE_NAME} at {}: {e}", snap.label)))
+    }
+
+    /// Parse the file's text.
+    pub fn parse(text: &str) -> Result<Config, String> {
+        if text.trim().is_empty() {
+            return Ok(Config::default());
+        }
+        serde_saphyr::from_str(text).map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string())
+    }
+
+    /// The settings for a service (defaults when not configured).
+    pub fn service(&self, name: &str) -> ServiceConfig {
+        self.services.get(name).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_example() {
+        let c = Config::parse(
+            "stack: shop\nservices:\n  web:\n    ref: \"release-{tag}\"\n    strategy: job\n  nginx:\n    django: false\n",
+        )
+        .unwrap();
+        assert_eq!(c.stack.as_deref(), Some("shop"));
+        assert_eq!(c.service("web").ref_template.as_deref(), Some("release-{tag}"));
+        assert_eq!(c.service("web").strategy, Some(Strategy::Job));
+        assert_eq!(c.service("nginx").django, Some(false));
+        assert!(c.service("other").django.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        assert!(Config::parse("services:\n  web:\n    refs: x\n").is_err());
+    }
+}

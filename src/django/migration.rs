@@ -1,0 +1,590 @@
+//! One migration file read statically: dependencies, replaces, run_before and
+//! operations (kind, line, reversibility, data dropped when unapplied).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::python::{self, Call, Stmt, Value};
+
+/// A dependency as written.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dependency {
+    /// `("app", "0002_x")`, `("app", "__first__")`, `("app", "__latest__")`.
+    Key(String, String),
+    /// `migrations.swappable_dependency(settings.SETTING)`.
+    Swappable(String),
+}
+
+/// Whether an operation can be unapplied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Reversibility {
+    /// Django can unapply it.
+    Reversible,
+    /// Unapplying raises `IrreversibleError` (or `NotImplementedError`).
+    Irreversible,
+    /// Cannot be known statically (custom class not found, dynamic operations).
+    Unknown,
+}
+
+/// A class named in `operations` that is not one of Django's, to be followed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CustomOp {
+    /// The absolute module the class comes from (`None`: the migration file itself).
+    pub module: Option<String>,
+    /// The class name in that module.
+    pub class: String,
+}
+
+/// One operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operation {
+    /// `RunPython`, `AddField`, a custom class name, or `dynamic`.
+    pub kind: String,
+    /// 1-based line in the migration file.
+    pub line: u32,
+    /// Reversibility as far as the file alone tells.
+    pub reversibility: Reversibility,
+    /// Why it is irreversible or unknown.
+    pub reason: Option<String>,
+    /// What unapplying it drops (`drops table shop_order`).
+    pub data_loss: Option<String>,
+    /// A custom class to follow to decide reversibility.
+    pub custom: Option<CustomOp>,
+}
+
+/// Something in the file computed at run time, with its line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DynamicPart {
+    /// 1-based line.
+    pub line: u32,
+    /// What is dynamic.
+    pub what: String,
+}
+
+/// A parsed migration module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Migration {
+    /// `dependencies`.
+    pub dependencies: Vec<Dependency>,
+    /// `replaces` (a squash when non-empty).
+    pub replaces: Vec<(String, String)>,
+    /// `run_before`.
+    pub run_before: Vec<(String, String)>,
+    /// `initial`.
+    pub initial: Option<bool>,
+    /// `operations`.
+    pub operations: Vec<Operation>,
+    /// Parts that cannot be read exactly.
+    pub dynamic: Vec<DynamicPart>,
+}
+
+/// Why a file is not a migration Django can load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ParseError {
+    /// 1-based line (0 when the whole file is at fault).
+    pub line: u32,
+    /// One sentence.
+    pub message: String,
+}
+
+/// Django's own operations (and `django.contrib.postgres`'s), all reversible
+/// except `RunPython`/`RunSQL` without a reverse, which are checked separately.
+const DJANGO_OPERATIONS: &[&str] = &[
+    "CreateModel", "DeleteModel", "RenameModel", "AlterModelTable", "AlterModelTableComment",
+    "AlterUniqueTogether", "AlterIndexTogether", "AlterOrderWithRespectTo", "AlterModelOptions",
+    "AlterModelManagers", "AddField", "RemoveField", "AlterField", "RenameField", "AddIndex",
+    "RemoveIndex", "RenameIndex", "AddConstraint", "RemoveConstraint", "AlterConstraint",
+    "SeparateDatabaseAndState", "RunSQL", "RunPython", "CreateExtension", "BloomExtension",
+    "BtreeGinExtension", "BtreeGistExtension", "CITextExtension", "CryptoExtension",
+    "HStoreExtension", "TrigramExtension", "UnaccentExtension", "CreateCollation",
+    "RemoveCollation", "AddIndexConcurrently", "RemoveIndexConcurrently",
+    "AddConstraintNotValid", "ValidateConstraint",
+];
+
+/// Whether `kind` is one of Django's operation classes.
+pub fn is_django_operation(kind: &str) -> bool {
+    DJANGO_OPERATIONS.contains(&kind)
+}
+
+/// Parse a migration module's source. `app_label` is used to name tables in
+/// data-loss notes.
+pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
+    let stmts = python::parse_module(source).map_err(|e| ParseError {
+        line: e.line,
+        message: format!("invalid Python: {}", e.message),
+    })?;
+    let mut env: BTreeMap<&str, &Value> = BTreeMap::new();
+    let mut imports: BTreeMap<String, String> = BTreeMap::new();
+    let mut class = None;
+    for s in &stmts {
+        match s {
+            Stmt::Assign { targets, value, .. } => {
+                for t in targets {
+                    env.insert(t, value);
+                }
+            }
+            Stmt::ImportFrom { module, level, names, .. } => {
+                for (name, alias) in names {
+                    let prefix = ".".repeat(*level as usize);
+                    let sep = if module.is_empty() { "" } else { "." };
+                    imports.insert(alias.clone().unwrap_or_else(|| name.clone()), format!("{prefix}{module}{sep}{name}"));
+                }
+            }
+            Stmt::Import { names } => {
+                for (name, alias) in names {
+                    let key = alias.clone().unwrap_or_else(|| name.split('.').next().unwrap_or(name).to_string());
+                    let target = if alias.is_some() { name.clone() } else { key.clone() };
+                    imports.insert(key, target);
+                }
+            }
+            Stmt::Class(c) if c.name == "Migration" => class = Some(c),
+            _ => {}
+        }
+    }
+    let Some(class) = class else {
+        let imported = imports.contains_key("Migration");
+        return Err(ParseError {
+            line: 0,
+            message: if imported {
+                "imports its Migration class from elsewhere; tagback cannot read it statically".into()
+            } else {
+                "has no Migration class".into()
+            },
+        });
+    };
+    let local_classes: BTreeMap<&str, &python::Class> = stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Class(c) => Some((c.name.as_str(), c)),
+            _ => None,
+        })
+        .collect();
+    let ctx = Ctx {
+        env: &env,
+        imports: &imports,
+        local_classes: &local_classes,
+        app_label,
+    };
+    let mut m = Migration {
+        dependencies: Vec::new(),
+        replaces: Vec::new(),
+        run_before: Vec::new(),
+        initial: None,
+        operations: Vec::new(),
+        dynamic: Vec::new(),
+    };
+    for s in &class.body {
+        match s {
+            Stmt::Assign { targets, value, line } => {
+                for t in targets {
+                    ctx.attribute(&mut m, t, value, *line);
+                }
+            }
+            Stmt::AugAdd { target, line, .. } | Stmt::DynamicAssign { target, line } => {
+                if is_graph_attr(target) {
+                    m.dynamic.push(DynamicPart {
+                        line: *line,
+                        what: format!("`{target}` is modified in a way tagback cannot follow"),
+                    });
+                }
+            }
+            Stmt::Def { name, line, .. } if name == "__init__" => m.dynamic.push(DynamicPart {
+                line: *line,
+                what: "the Migration class computes its attributes in __init__".into(),
+            }),
+            Stmt::Block { line, body, .. } if body.iter().any(assigns_graph_attr) => m.dynamic.push(DynamicPart {
+                line: *line,
+                what: "migration attributes are set conditionally or in a loop".into(),
+            }),
+            _ => {}
+        }
+    }
+    Ok(m)
+}
+
+fn is_graph_attr(name: &str) -> bool {
+    matches!(name, "dependencies" | "replaces" | "run_before" | "operations")
+}
+
+fn assigns_graph_attr(s: &Stmt) -> bool {
+    match s {
+        Stmt::Assign { targets, .. } => targets.iter().any(|t| is_graph_attr(t)),
+        Stmt::AugAdd { target, .. } | Stmt::DynamicAssign { target, .. } => is_graph_attr(target),
+        Stmt::Block { body, .. } => body.iter().any(assigns_graph_attr),
+        _ => false,
+    }
+}
+
+struct Ctx<'a> {
+    env: &'a BTreeMap<&'a str, &'a Value>,
+    imports: &'a BTreeMap<String, String>,
+    local_classes: &'a BTreeMap<&'a str, &'a python::Class>,
+    app_label: &'a str,
+}
+
+impl Ctx<'_> {
+    /// Resolve a module-level name to its literal value, one level deep.
+    fn resolve<'v>(&'v self, v: &'v Value) -> &'v Value {
+        match v {
+            Value::Name(n) => self.env.get(n.as_str()).copied().unwrap_or(v),
+            _ => v,
+        }
+    }
+
+    /// Flatten `[..] + [..]` into items; `None` when not a literal list.
+    fn items<'v>(&'v self, v: &'v Value, out: &mut Vec<&'v Value>) -> bool {
+        match self.resolve(v) {
+            Value::List(items) => {
+                out.extend(items.iter());
+                true
+            }
+            Value::Add(a, b) => self.items(a, out) && self.items(b, out),
+            _ => false,
+        }
+    }
+
+    fn attribute(&self, m: &mut Migration, name: &str, value: &Value, line: u32) {
+        let dynamic = |m: &mut Migration, what: String| m.dynamic.push(DynamicPart { line, what });
+        match name {
+            "dependencies" | "replaces" | "run_before" => {
+                let mut items = Vec::new();
+                if !self.items(value, &mut items) {
+                    dynamic(m, format!("`{name}` is computed at run time"));
+                    return;
+                }
+                for item in items {
+                    match (name, self.key(item)) {
+                        ("dependencies", Some((a, n))) => m.dependencies.push(Dependency::Key(a, n)),
+                        ("replaces", Some(k)) => m.replaces.push(k),
+                        ("run_before", Some(k)) => m.run_before.push(k),
+                        ("dependencies", None) => match self.resolve(item) {
+                            Value::Call(c) if c.short_name() == "swappable_dependency" => {
+                                match c.args.first().map(|a| self.resolve(a)) {
+                                    Some(Value::Name(n)) if n.starts_with("settings.") => {
+                                        m.dependencies.push(Dependency::Swappable(n["settings.".len()..].to_string()));
+                                    }
+                                    _ => dynamic(m, "a swappable_dependency() argument is not `settings.NAME`".into()),
+                                }
+                            }
+                            _ => dynamic(m, "a dependency is computed at run time".into()),
+                        },
+                        _ => dynamic(m, format!("an entry of `{name}` is computed at run time")),
+                    }
+                }
+            }
+            "initial" => {
+                if let Value::Bool(b) = self.resolve(value) {
+                    m.initial = Some(*b);
+                }
+            }
+            "operations" => {
+                let mut items = Vec::new();
+                if !self.items(value, &mut items) {
+                    dynamic(m, "`operations` is computed at run time".into());
+                    m.operations.push(Operation {
+                        kind: "dynamic".into(),
+                        line,
+                        reversibility: Reversibility::Unknown,
+                        reason: Some("operations are computed at run time".into()),
+                        data_loss: None,
+                        custom: None,
+                    });
+                    return;
+                }
+                for item in items {
+                    let op = self.operation(item, line);
+                    m.operations.push(op);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn key(&self, v: &Value) -> Option<(String, String)> {
+        match self.resolve(v) {
+            Value::List(pair) if pair.len() == 2 => match (self.resolve(&pair[0]), self.resolve(&pair[1])) {
+                (Value::Str(a), Value::Str(b)) => Some((a.clone(), b.clone())),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
+    fn operation(&self, v: &Value, list_line: u32) -> Operation {
+        let Value::Call(call) = self.resolve(v) else {
+            let line = match v {
+                Value::Dynamic { line } => *line,
+                _ => list_line,
+            };
+            return Operation {
+                kind: "dynamic".into(),
+                line,
+                reversibility: Reversibility::Unknown,
+                reason: Some("the operation is not a call tagback can read".into()),
+                data_loss: None,
+                custom: None,
+            };
+        };
+        self.call_operation(call)
+    }
+
+    fn call_operation(&self, call: &Call) -> Operation {
+        let kind = call.short_name().to_string();
+        let mut op = Operation {
+            kind: kind.clone(),
+            line: call.line,
+            reversibility: Reversibility::Reversible,
+            reason: None,
+            data_loss: None,
+            custom: None,
+        };
+        let given = |name: &str, pos: usize| !matches!(call.arg(name, pos).map(|v| self.resolve(v)), None | Some(Value::None));
+        let is_django = is_django_operation(&kind) && self.is_django_name(&call.func);
+        if !is_django {
+            let custom = self.custom_ref(&call.func);
+            if custom.module.is_none() {
+                if let Some(class) = self.local_classes.get(custom.class.as_str()) {
+                    let lookup = |n: &str| self.local_classes.get(n).map(|c| (*c).clone());
+                    let (r, why) = class_reversibility(class, &lookup, 0);
+                    op.reversibility = r;
+                    op.reason = (!why.is_empty()).then_some(why);
+                    return op;
+                }
+            }
+            op.reversibility = Reversibility::Unknown;
+            op.reason = Some(format!("custom operation {kind} could not be followed"));
+            op.custom = Some(custom);
+            return op;
+        }
+        match kind.as_str() {
+            "RunPython" if !given("reverse_code", 1) => {
+                op.reversibility = Reversibility::Irreversible;
+                op.reason = Some("RunPython without reverse_code".into());
+            }
+            "RunSQL" if !given("reverse_sql", 1) => {
+                op.reversibility = Reversibility::Irreversible;
+                op.reason = Some("RunSQL without reverse_sql".into());
+            }
+            "RunPython" | "RunSQL" if call.starred => {
+                op.reversibility = Reversibility::Unknown;
+                op.reason = Some(format!("{kind} arguments are passed with * or **"));
+            }
+            "SeparateDatabaseAndState" => {
+                let mut inner = Vec::new();
+                match call.arg("database_operations", 0) {
+                    None => {}
+                    Some(v) if self.items(v, &mut inner) => {
+                        let nested: Vec<Operation> = inner.into_iter().map(|v| self.operation(v, call.line)).collect();
+                        if let Some(worst) = nested.iter().find(|o| o.reversibility == Reversibility::Irreversible).or_else(|| nested.iter().find(|o| o.reversibility == Reversibility::Unknown)) {
+                            op.reversibility = worst.reversibility.clone();
+                            op.reason = Some(format!("database operation {} at line {}: {}", worst.kind, worst.line, worst.reason.clone().unwrap_or_default()));
+                            op.custom = worst.custom.clone();
+                            op.line = worst.line;
+                        }
+                        let losses: Vec<String> = nested.iter().filter_map(|o| o.data_loss.clone()).collect();
+                        if !losses.is_empty() {
+                            op.data_loss = Some(losses.join("; "));
+                        }
+                    }
+                    Some(_) => {
+                        op.reversibility = Reversibility::Unknown;
+                        op.reason = Some("database_operations are computed at run time".into());
+                    }
+                }
+            }
+            "CreateModel" => {
+                if let Some(Value::Str(name)) = call.arg("name", 0).map(|v| self.resolve(v)) {
+                    let table = self.db_table(call).unwrap_or_else(|| format!("{}_{}", self.app_label, name.to_lowercase()));
+                    op.data_loss = Some(format!("drops table {table}"));
+                }
+            }
+            "AddField" => {
+                let model = call.arg("model_name", 0).map(|v| self.resolve(v));
+                let field_name = call.arg("name", 1).map(|v| self.resolve(v));
+                if let (Some(Value::Str(model)), Some(Value::Str(name))) = (model, field_name) {
+                    let table = format!("{}_{}", self.app_label, model.to_lowercase());
+                    op.data_loss = Some(match call.arg("field", 2).map(|v| self.resolve(v)) {
+                        Some(Value::Call(f)) if f.short_name() == "ManyToManyField" => {
+                            format!("drops table {table}_{}", name.to_lowercase())
+                        }
+                        Some(Value::Call(f)) => {
+                            let column = match f.arg("db_column", usize::MAX).map(|v| self.resolve(v)) {
+                                Some(Value::Str(c)) => c.clone(),
+                                _ if matches!(f.short_name(), "ForeignKey" | "OneToOneField") => format!("{name}_id"),
+                                _ => name.clone(),
+                            };
+                            format!("drops column {table}.{column}")
+                        }
+                        _ => format!("drops column {table}.{name}"),
+                    });
+                }
+            }
+            _ => {}
+        }
+        op
+    }
+
+    fn db_table(&self, call: &Call) -> Option<String> {
+        let Value::Dict(items) = self.resolve(call.arg("options", usize::MAX)?) else {
+            return None;
+        };
+        items.iter().find_map(|(k, v)| match (k, self.resolve(v)) {
+            (Value::Str(k), Value::Str(t)) if k == "db_table" => Some(t.clone()),
+            _ => None,
+        })
+    }
+
+    /// Whether a callee like `migrations.AddField` or `AddField` refers to
+    /// Django (not a local class or an import from elsewhere with that name).
+    fn is_django_name(&self, func: &str) -> bool {
+        let head = func.split('.').next().unwrap_or(func);
+        if self.local_classes.contains_key(head) {
+            return false;
+        }
+        match self.imports.get(head) {
+            Some(target) => target.starts_with("django."),
+            // Unimported bare name: not resolvable; dotted via unknown module: trust the name.
+            None => func.contains('.'),
+        }
+    }
+
+    fn custom_ref(&self, func: &str) -> CustomOp {
+        let mut parts = func.split('.');
+        let head = parts.next().unwrap_or_default();
+        let rest: Vec<&str> = parts.collect();
+        if self.local_classes.contains_key(head) && rest.is_empty() {
+            return CustomOp { module: None, class: head.to_string() };
+        }
+        let base = self.imports.get(head).cloned().unwrap_or_else(|| head.to_string());
+        let full = if rest.is_empty() { base } else { format!("{base}.{}", rest.join(".")) };
+        match full.rsplit_once('.') {
+            Some((module, class)) => CustomOp { module: Some(module.to_string()), class: class.to_string() },
+            None => CustomOp { module: None, class: full },
+        }
+    }
+}
+
+/// Decide a custom operation class's reversibility from its definition.
+/// `lookup_base` follows a base class name (in the same module) one step.
+pub fn class_reversibility(class: &python::Class, lookup_base: &dyn Fn(&str) -> Option<python::Class>, depth: u32) -> (Reversibility, String) {
+    for s in &class.body {
+        match s {
+            Stmt::Assign { targets, value, .. } if targets.iter().any(|t| t == "reversible") => {
+                return match value {
+                    Value::Bool(false) => (Reversibility::Irreversible, format!("{} sets reversible = False", class.name)),
+                    Value::Bool(true) => (Reversibility::Reversible, String::new()),
+                    _ => (Reversibility::Unknown, format!("{}.reversible is computed", class.name)),
+                };
+            }
+            Stmt::Def { name, raises, .. } if name == "database_backwards" => {
+                return if *raises {
+                    (Reversibility::Irreversible, format!("{}.database_backwards raises", class.name))
+                } else {
+                    (Reversibility::Reversible, String::new())
+                };
+            }
+            _ => {}
+        }
+    }
+    for base in &class.bases {
+        let short = base.rsplit('.').next().unwrap_or(base);
+        if short == "Operation" {
+            return (
+                Reversibility::Irreversible,
+                format!("{} does not define database_backwards (Operation's raises NotImplementedError)", class.name),
+            );
+        }
+        if is_django_operation(short) {
+            return if matches!(short, "RunPython" | "RunSQL" | "SeparateDatabaseAndState") {
+                (Reversibility::Unknown, format!("{} subclasses {short}; its arguments decide", class.name))
+            } else {
+                (Reversibility::Reversible, String::new())
+            };
+        }
+        if depth < 8 {
+            if let Some(parent) = lookup_base(short) {
+                return class_reversibility(&parent, lookup_base, depth + 1);
+            }
+        }
+    }
+    (Reversibility::Unknown, format!("cannot tell whether {} can be unapplied", class.name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(src: &str) -> Migration {
+        let m = parse(src, "shop").unwrap();
+        m
+    }
+
+    const HEAD: &str = "from django.conf import settings\nfrom django.db import migrations, models\n\n";
+
+    #[test]
+    fn dependencies_in_every_form() {
+        let m = ok(&format!("{HEAD}class Migration(migrations.Migration):\n    initial = True\n    dependencies = [\n        ('shop', '0001_initial'),\n        ('members', '__first__'),\n        ('other', '__latest__'),\n        migrations.swappable_dependency(settings.AUTH_USER_MODEL),\n    ]\n    run_before = [('late', '0001_initial')]\n    replaces = [('shop', '0002_a'), ('shop', '0003_b')]\n    operations = []\n"));
+        assert_eq!(
+            m.dependencies,
+            vec![
+                Dependency::Key("shop".into(), "0001_initial".into()),
+                Dependency::Key("members".into(), "__first__".into()),
+                Dependency::Key("other".into(), "__latest__".into()),
+                Dependency::Swappable("AUTH_USER_MODEL".into()),
+            ]
+        );
+        assert_eq!(m.run_before, vec![("late".into(), "0001_initial".into())]);
+        assert_eq!(m.replaces.len(), 2);
+        assert_eq!(m.initial, Some(true));
+        assert!(m.dynamic.is_empty());
+    }
+
+    #[test]
+    fn reversibility_of_run_python_and_run_sql() {
+        let m = ok(&format!("{HEAD}def f(a, s):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(f),\n        migrations.RunPython(f, migrations.RunPython.noop),\n        migrations.RunPython(code=f, reverse_code=f),\n        migrations.RunSQL('select 1'),\n        migrations.RunSQL('select 1', reverse_sql=None),\n        migrations.RunSQL('select 1', 'select 2'),\n        migrations.SeparateDatabaseAndState(database_operations=[migrations.RunSQL('x')]),\n        migrations.SeparateDatabaseAndState(state_operations=[migrations.RunSQL('x')]),\n    ]\n"));
+        let r: Vec<_> = m.operations.iter().map(|o| (o.line, o.reversibility.clone())).collect();
+        use Reversibility::{Irreversible as I, Reversible as R};
+        assert_eq!(r, vec![(9, I), (10, R), (11, R), (12, I), (13, I), (14, R), (15, I), (16, R)]);
+    }
+
+    #[test]
+    fn data_loss() {
+        let m = ok(&format!("{HEAD}class Migration(migrations.Migration):\n    operations = [\n        migrations.CreateModel(name='Order', fields=[]),\n        migrations.CreateModel('Thing', [], options={{'db_table': 'things'}}),\n        migrations.AddField(model_name='order', name='badge', field=models.ForeignKey('x', on_delete=models.CASCADE)),\n        migrations.AddField('order', 'code', models.CharField(max_length=3)),\n        migrations.AddField('order', 'tags', models.ManyToManyField('x')),\n        migrations.AddField('order', 'c2', models.IntegerField(db_column='c_two')),\n    ]\n"));
+        let l: Vec<_> = m.operations.iter().map(|o| o.data_loss.clone().unwrap()).collect();
+        assert_eq!(
+            l,
+            vec![
+                "drops table shop_order",
+                "drops table things",
+                "drops column shop_order.badge_id",
+                "drops column shop_order.code",
+                "drops table shop_order_tags",
+                "drops column shop_order.c_two"
+            ]
+        );
+    }
+
+    #[test]
+    fn dynamic_parts_are_reported_with_lines() {
+        let m = ok(&format!("{HEAD}def deps():\n    return []\n\nclass Migration(migrations.Migration):\n    dependencies = deps()\n    operations = [migrations.RunSQL(s, s) for s in ['a']]\n\n    def __init__(self, *a):\n        super().__init__(*a)\n"));
+        let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![8, 9, 11]);
+        assert_eq!(m.operations[0].reversibility, Reversibility::Unknown);
+    }
+
+    #[test]
+    fn custom_operations_are_followed_later() {
+        let m = ok(&format!("{HEAD}from shop.ops import Backfill\nclass Local(migrations.RunSQL):\n    pass\n\nclass Frozen(migrations.operations.base.Operation):\n    reversible = False\n\nclass Child(Frozen):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [Backfill(), Local('x'), Child()]\n"));
+        assert_eq!(m.operations[0].custom, Some(CustomOp { module: Some("shop.ops".into()), class: "Backfill".into() }));
+        assert_eq!(m.operations[1].reversibility, Reversibility::Unknown);
+        assert_eq!(m.operations[2].reversibility, Reversibility::Irreversible);
+    }
+
+    #[test]
+    fn errors() {
+        assert_eq!(parse("x = (", "a").unwrap_err().line, 1);
+        assert!(parse("X = 1\n", "a").unwrap_err().message.contains("no Migration class"));
+    }
+}

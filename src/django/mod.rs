@@ -1,0 +1,222 @@
+//! Static reading of a Django project at two git revisions: settings and apps
+//! (`project`), migration files (`migration`, through the parser façade
+//! `python`), and the migration graph Django would build (`graph`).
+//!
+//! Only apps whose migrations differ between the two revisions are parsed
+//! (plus apps a squash reaches into); every blob is parsed once per run.
+
+pub mod graph;
+pub mod migration;
+pub mod project;
+pub mod python;
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use git2::Oid;
+
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot};
+pub use graph::{Graph, Key, MigrationFile};
+use migration::{Migration, Operation, Reversibility};
+pub use project::{Project, ProjectOptions};
+
+/// One revision of the project, with the migrations of the apps that matter.
+#[derive(Debug)]
+pub struct Revision {
+    /// The snapshot it was read from.
+    pub snap: Snapshot,
+    /// Settings and apps.
+    pub project: Project,
+    /// Migration files of the loaded apps.
+    pub files: BTreeMap<Key, MigrationFile>,
+    /// Apps whose migrations were loaded.
+    pub loaded: BTreeSet<String>,
+    /// The graph over the loaded apps.
+    pub graph: Graph,
+}
+
+/// The deployed (newer) and target (older) revisions of a downgrade.
+#[derive(Debug)]
+pub struct Pair {
+    /// The revision deployed now; its code runs the backward migrations.
+    pub newer: Revision,
+    /// The revision to go back to.
+    pub older: Revision,
+}
+
+/// Reads projects and migration files, parsing each blob once.
+pub struct Loader<'r> {
+    repo: &'r Repo,
+    parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
+}
+
+impl<'r> Loader<'r> {
+    /// A loader over `repo`.
+    pub fn new(repo: &'r Repo) -> Self {
+        Loader {
+            repo,
+            parsed: RefCell::new(BTreeMap::new()),
+            listings: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// Number of distinct migration blobs parsed so far.
+    pub fn parsed_count(&self) -> usize {
+        self.parsed.borrow().len()
+    }
+
+    /// Load both revisions. `Ok(None)` when neither has a `manage.py`.
+    /// With `full`, every app is loaded, not only those that changed.
+    pub fn load_pair(&self, newer: &Snapshot, older: &Snapshot, opts: &ProjectOptions, full: bool) -> Result<Option<Pair>> {
+        let pn = project::load(self.repo, newer, opts)?;
+        let po = project::load(self.repo, older, opts)?;
+        let (pn, po) = match (pn, po) {
+            (None, None) => return Ok(None),
+            (Some(a), Some(b)) => (a, b),
+            (a, _) => {
+                let (has, lacks) = if a.is_some() { (newer, older) } else { (older, newer) };
+                return Err(Error::input(format!(
+                    "manage.py exists at {} but not at {}; set `manage_py:` in .tagback.yml",
+                    has.label, lacks.label
+                )));
+            }
+        };
+        let mut loaded: BTreeSet<String> = BTreeSet::new();
+        let labels: BTreeSet<&str> = pn.repo_apps().chain(po.repo_apps()).map(|a| a.label.as_str()).collect();
+        for label in labels {
+            let dn = pn.app(label).and_then(|a| a.migrations_dir.as_deref());
+            let d_o = po.app(label).and_then(|a| a.migrations_dir.as_deref());
+            let same = match (dn, d_o) {
+                (Some(a), Some(b)) => {
+                    let (x, y) = (self.repo.dir_oid(newer, a), self.repo.dir_oid(older, b));
+                    x.is_some() && x == y
+                }
+                _ => false,
+            };
+            if full || !same {
+                loaded.insert(label.to_string());
+            }
+        }
+        // A squash may replace migrations of another app: load that app too.
+        loop {
+            let mut files_n = self.load_files(newer, &pn, &loaded)?;
+            let mut files_o = self.load_files(older, &po, &loaded)?;
+            let reached: BTreeSet<String> = files_n
+                .values()
+                .chain(files_o.values())
+                .flat_map(|f| f.migration.replaces.iter().map(|r| r.0.clone()))
+                .filter(|a| !loaded.contains(a) && (pn.app(a).is_some_and(|x| x.migrations_dir.is_some()) || po.app(a).is_some_and(|x| x.migrations_dir.is_some())))
+                .collect();
+            if reached.is_empty() {
+                let gn = self.graph(&mut files_n, &loaded, &pn, newer)?;
+                let go = self.graph(&mut files_o, &loaded, &po, older)?;
+                let nrev = Revision { snap: newer.clone(), project: pn, files: files_n, loaded: loaded.clone(), graph: gn };
+                let orev = Revision { snap: older.clone(), project: po, files: files_o, loaded, graph: go };
+                return Ok(Some(Pair { newer: nrev, older: orev }));
+            }
+            loaded.extend(reached);
+        }
+    }
+
+    fn graph(&self, files: &mut BTreeMap<Key, MigrationFile>, loaded: &BTreeSet<String>, project: &Project, snap: &Snapshot) -> Result<Graph> {
+        let index = UnloadedIndex { loader: self, project, snap };
+        let apps: BTreeSet<String> = loaded.iter().filter(|a| project.app(a).is_some_and(|x| x.migrations_dir.is_some())).cloned().collect();
+        let g = graph::build(files, &apps, project, &snap.label, &index)?;
+        graph::check_conflicts(&g, &apps, &snap.label)?;
+        Ok(g)
+    }
+
+    /// Migration names (file stems) of an app's migrations directory.
+    pub fn migration_names(&self, snap: &Snapshot, dir: &str) -> Result<BTreeSet<String>> {
+        let key = (snap.label.clone(), dir.to_string());
+        if let Some(n) = self.listings.borrow().get(&key) {
+            return Ok(n.clone());
+        }
+        let entries = self.repo.list_dir(snap, dir)?.unwrap_or_default();
+        let names: BTreeSet<String> = entries
+            .into_iter()
+            .filter(|e| !e.is_dir)
+            .filter_map(|e| e.name.strip_suffix(".py").map(str::to_string))
+            .filter(|n| !n.starts_with(['_', '~']) && !n.contains('.'))
+            .collect();
+        self.listings.borrow_mut().insert(key, names.clone());
+        Ok(names)
+    }
+
+    fn load_files(&self, snap: &Snapshot, project: &Project, apps: &BTreeSet<String>) -> Result<BTreeMap<Key, MigrationFile>> {
+        let mut out = BTreeMap::new();
+        for label in apps {
+            let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else { continue };
+            for name in self.migration_names(snap, &dir)? {
+                let file = format!("{dir}/{name}.py");
+                let Some(blob) = self.repo.read(snap, &file)? else { continue };
+                let migration = self.parse(blob.oid, &blob.data, label, &file, &snap.label)?;
+                let key = (label.clone(), name);
+                out.insert(key.clone(), MigrationFile { key, file, migration });
+            }
+        }
+        Ok(out)
+    }
+
+    fn parse(&self, oid: Oid, data: &[u8], label: &str, file: &str, rev: &str) -> Result<Arc<Migration>> {
+        let key = (oid, label.to_string());
+        if let Some(m) = self.parsed.borrow().get(&key) {
+            return Ok(m.clone());
+        }
+        let text = std::str::from_utf8(data)
+            .map_err(|e| Error::input(format!("{file} at {rev} is not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        let m = migration::parse(text, label).map_err(|e| {
+            let at = if e.line > 0 { format!(" line {}", e.line) } else { String::new() };
+            Error::input(format!("{file} at {rev}{at}: {}", e.message))
+        })?;
+        let m = Arc::new(m);
+        self.parsed.borrow_mut().insert(key, m.clone());
+        Ok(m)
+    }
+
+    /// Follow a custom operation class to decide whether it can be unapplied.
+    pub fn custom_reversibility(&self, rev: &Revision, file: &MigrationFile, op: &Operation) -> (Reversibility, Option<String>) {
+        let unknown = (op.reversibility.clone(), op.reason.clone());
+        let Some(custom) = &op.custom else { return unknown };
+        let Some(module) = &custom.module else { return unknown };
+        let package = rev
+            .project
+            .app(&file.key.0)
+            .and_then(|a| a.migrations_module.clone())
+            .unwrap_or_default();
+        let Some(absolute) = project::absolute_module(&package, module) else { return unknown };
+        let Ok(Some((path, _))) = rev.project.module_file(self.repo, &rev.snap, &absolute) else { return unknown };
+        let Ok(Some((_, text))) = self.repo.read_text(&rev.snap, &path) else { return unknown };
+        let Ok(stmts) = python::parse_module(&text) else { return unknown };
+        let classes: BTreeMap<String, python::Class> = stmts
+            .into_iter()
+            .filter_map(|s| match s {
+                python::Stmt::Class(c) => Some((c.name.clone(), c)),
+                _ => None,
+            })
+            .collect();
+        let Some(class) = classes.get(&custom.class) else { return unknown };
+        let lookup = |n: &str| classes.get(n).cloned();
+        let (r, why) = migration::class_reversibility(class, &lookup, 0);
+        let why = (!why.is_empty()).then(|| format!("{why} ({path})"));
+        (r, why)
+    }
+}
+
+struct UnloadedIndex<'a, 'r> {
+    loader: &'a Loader<'r>,
+    project: &'a Project,
+    snap: &'a Snapshot,
+}
+
+impl graph::AppIndex for UnloadedIndex<'_, '_> {
+    fn exists(&self, app: &str, name: &str) -> Result<bool> {
+        let Some(dir) = self.project.app(app).and_then(|a| a.migrations_dir.as_deref()) else {
+            return Ok(true);
+        };
+        Ok(self.loader.migration_names(self.snap, dir)?.contains(name))
+    }
+}

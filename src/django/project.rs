@@ -1,0 +1,610 @@
+//! A Django project at one revision, read statically: where `manage.py` is,
+//! the settings module, `INSTALLED_APPS` resolved to app labels and migration
+//! directories, `AUTH_USER_MODEL` and `MIGRATION_MODULES`.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::python::{self, Stmt, Value};
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot};
+
+/// How to find the project (from `.tagback.yml`).
+#[derive(Debug, Clone, Default)]
+pub struct ProjectOptions {
+    /// Path of `manage.py` in the repository.
+    pub manage_py: Option<String>,
+    /// The settings module.
+    pub settings: Option<String>,
+    /// Installed apps overriding `INSTALLED_APPS`.
+    pub installed_apps: Option<Vec<String>>,
+}
+
+/// An installed app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    /// `AppConfig.label`.
+    pub label: String,
+    /// `AppConfig.name` (the package).
+    pub name: String,
+    /// The migrations directory in the repository, when the app's migrations
+    /// live in the repository.
+    pub migrations_dir: Option<String>,
+    /// The migrations module (`shop.migrations`).
+    pub migrations_module: Option<String>,
+}
+
+/// The project at one revision.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// Directory holding `manage.py` (`""` at the root): Python's `sys.path[0]`.
+    pub root: String,
+    /// The settings module.
+    pub settings_module: String,
+    /// Installed apps by label, in `INSTALLED_APPS` order.
+    pub apps: Vec<App>,
+    /// String settings that dependencies may name (`AUTH_USER_MODEL`).
+    pub string_settings: BTreeMap<String, String>,
+}
+
+impl Project {
+    /// The installed app with this label.
+    pub fn app(&self, label: &str) -> Option<&App> {
+        self.apps.iter().find(|a| a.label == label)
+    }
+
+    /// Labels of installed apps whose migrations are in the repository.
+    pub fn repo_apps(&self) -> impl Iterator<Item = &App> {
+        self.apps.iter().filter(|a| a.migrations_dir.is_some())
+    }
+
+    /// Repository path of a module's file: `(path, is_package)`.
+    pub fn module_file(&self, repo: &Repo, snap: &Snapshot, module: &str) -> Result<Option<(String, bool)>> {
+        module_file(repo, snap, &self.root, module)
+    }
+}
+
+fn join(root: &str, rel: &str) -> String {
+    if root.is_empty() { rel.to_string() } else { format!("{root}/{rel}") }
+}
+
+fn valid_module(module: &str) -> bool {
+    !module.is_empty()
+        && module
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c == '_' || c.is_alphanumeric()) && !p.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+fn module_file(repo: &Repo, snap: &Snapshot, root: &str, module: &str) -> Result<Option<(String, bool)>> {
+    if !valid_module(module) {
+        return Ok(None);
+    }
+    let rel = module.replace('.', "/");
+    let file = join(root, &format!("{rel}.py"));
+    if repo.read(snap, &file)?.is_some() {
+        return Ok(Some((file, false)));
+    }
+    let init = join(root, &format!("{rel}/__init__.py"));
+    if repo.read(snap, &init)?.is_some() {
+        return Ok(Some((init, true)));
+    }
+    Ok(None)
+}
+
+/// Find `manage.py`: the configured path, the root, or one or two levels down.
+pub fn find_manage_py(repo: &Repo, snap: &Snapshot, configured: Option<&str>) -> Result<Option<String>> {
+    if let Some(p) = configured {
+        return Ok(repo.read(snap, p)?.map(|_| p.to_string()));
+    }
+    if repo.read(snap, "manage.py")?.is_some() {
+        return Ok(Some("manage.py".into()));
+    }
+    let Some(top) = repo.list_dir(snap, "")? else { return Ok(None) };
+    let dirs: Vec<String> = top.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')).map(|e| e.name).collect();
+    for d in &dirs {
+        let p = format!("{d}/manage.py");
+        if repo.read(snap, &p)?.is_some() {
+            return Ok(Some(p));
+        }
+    }
+    for d in &dirs {
+        let Some(sub) = repo.list_dir(snap, d)? else { continue };
+        for e in sub.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+            let p = format!("{d}/{}/manage.py", e.name);
+            if repo.read(snap, &p)?.is_some() {
+                return Ok(Some(p));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Load the project at a snapshot. `Ok(None)` when there is no `manage.py`
+/// (not a Django repository).
+pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Option<Project>> {
+    let Some(manage_py) = find_manage_py(repo, snap, opts.manage_py.as_deref())? else {
+        return Ok(None);
+    };
+    let root = manage_py.rsplit_once('/').map_or(String::new(), |(d, _)| d.to_string());
+    let settings_module = match &opts.settings {
+        Some(s) => s.clone(),
+        None => settings_from_manage_py(repo, snap, &manage_py)?,
+    };
+    let (settings_file, _) = module_file(repo, snap, &root, &settings_module)?.ok_or_else(|| {
+        Error::input(format!(
+            "settings module {settings_module:?} (from {manage_py}) is not in the repository at {}; set `settings:` in .tagback.yml",
+            snap.label
+        ))
+    })?;
+    let mut reader = SettingsReader { repo, snap, root: &root, env: BTreeMap::new(), maybe_apps: Vec::new(), dynamic: BTreeMap::new(), depth: 0, seen: BTreeSet::new() };
+    reader.exec_file(&settings_file, &settings_module)?;
+
+    let entries: Vec<String> = match &opts.installed_apps {
+        Some(apps) => apps.clone(),
+        None => {
+            if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
+                return Err(Error::input(format!(
+                    "INSTALLED_APPS in {file} at {} line {line} {what}; list the apps under `installed_apps:` in .tagback.yml",
+                    snap.label
+                )));
+            }
+            match reader.env.get("INSTALLED_APPS") {
+                Some(v) => string_list(v).ok_or_else(|| {
+                    Error::input(format!(
+                        "INSTALLED_APPS in {settings_file} at {} cannot be read statically; list the apps under `installed_apps:` in .tagback.yml",
+                        snap.label
+                    ))
+                })?,
+                None => {
+                    return Err(Error::input(format!(
+                        "{settings_file} at {} defines no INSTALLED_APPS that tagback can read; list the apps under `installed_apps:` in .tagback.yml",
+                        snap.label
+                    )));
+                }
+            }
+        }
+    };
+    let migration_modules: BTreeMap<String, Option<String>> = match reader.env.get("MIGRATION_MODULES") {
+        Some(Value::Dict(items)) => items
+            .iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
+                (Value::Str(k), Value::None) => Some((k.clone(), None)),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let string_settings: BTreeMap<String, String> = reader
+        .env
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => Some((k.clone(), s.clone())),
+            _ => None,
+        })
+        .collect();
+
+    let mut apps: Vec<App> = Vec::new();
+    for entry in &entries {
+        let mut app = resolve_app(repo, snap, &root, entry)?;
+        let module = match migration_modules.get(&app.label) {
+            Some(m) => m.clone(),
+            None => Some(format!("{}.migrations", app.name)),
+        };
+        if let Some(m) = &module {
+            if let Some((file, true)) = module_file(repo, snap, &root, m)? {
+                app.migrations_dir = Some(file.trim_end_matches("/__init__.py").to_string());
+            }
+        }
+        app.migrations_module = module;
+        if let Some(prev) = apps.iter().find(|a| a.label == app.label) {
+            return Err(Error::input(format!(
+                "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
+                snap.label, app.label, prev.name, app.name
+            )));
+        }
+        apps.push(app);
+    }
+    // Apps added only under a condition: harmless when their migrations are
+    // not in the repository; otherwise tagback cannot know whether they run.
+    for (entry, file, line) in &reader.maybe_apps {
+        if entries.contains(entry) {
+            continue;
+        }
+        let app = resolve_app(repo, snap, &root, entry)?;
+        let migrated = match module_file(repo, snap, &root, &format!("{}.migrations", app.name))? {
+            Some((_, true)) => true,
+            _ => false,
+        };
+        if migrated && opts.installed_apps.is_none() {
+            return Err(Error::input(format!(
+                "{file} at {} line {line} adds {entry:?} to INSTALLED_APPS only under a condition; list the apps under `installed_apps:` in .tagback.yml",
+                snap.label
+            )));
+        }
+    }
+    Ok(Some(Project { root, settings_module, apps, string_settings }))
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::List(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+fn settings_from_manage_py(repo: &Repo, snap: &Snapshot, manage_py: &str) -> Result<String> {
+    let text = repo.read_text(snap, manage_py)?.map(|(_, t)| t).unwrap_or_default();
+    let stmts = python::parse_module(&text).map_err(|e| {
+        Error::input(format!("{manage_py} at {} line {}: invalid Python: {}", snap.label, e.line, e.message))
+    })?;
+    let mut calls = Vec::new();
+    python::find_calls(&stmts, "environ.setdefault", &mut calls);
+    calls
+        .iter()
+        .find_map(|c| match (c.args.first(), c.args.get(1)) {
+            (Some(Value::Str(k)), Some(Value::Str(v))) if k == "DJANGO_SETTINGS_MODULE" => Some(v.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::input(format!(
+                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault; set `settings:` in .tagback.yml",
+                snap.label
+            ))
+        })
+}
+
+/// Executes a settings module's top-level statements over literal values.
+struct SettingsReader<'a> {
+    repo: &'a Repo,
+    snap: &'a Snapshot,
+    root: &'a str,
+    env: BTreeMap<String, Value>,
+    /// Apps appended under a condition: (entry, file, line).
+    maybe_apps: Vec<(String, String, u32)>,
+    /// Settings changed in ways that cannot be followed: name → (file, line, why).
+    dynamic: BTreeMap<String, (String, u32, String)>,
+    depth: u32,
+    seen: BTreeSet<String>,
+}
+
+impl SettingsReader<'_> {
+    fn exec_file(&mut self, file: &str, module: &str) -> Result<()> {
+        if self.depth > 16 || !self.seen.insert(file.to_string()) {
+            return Ok(());
+        }
+        let text = self.repo.read_text(self.snap, file)?.map(|(_, t)| t).unwrap_or_default();
+        let stmts = python::parse_module(&text).map_err(|e| {
+            Error::input(format!("{file} at {} line {}: invalid Python: {}", self.snap.label, e.line, e.message))
+        })?;
+        let package = if file.ends_with("/__init__.py") {
+            module.to_string()
+        } else {
+            module.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_string())
+        };
+        self.depth += 1;
+        let r = self.exec(&stmts, file, &package, false);
+        self.depth -= 1;
+        r
+    }
+
+    fn eval(&self, v: &Value) -> Value {
+        match v {
+            Value::Name(n) => self.env.get(n).cloned().unwrap_or_else(|| v.clone()),
+            Value::Add(a, b) => match (self.eval(a), self.eval(b)) {
+                (Value::List(mut x), Value::List(y)) => {
+                    x.extend(y);
+                    Value::List(x)
+                }
+                (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
+                _ => Value::Dynamic { line: 0 },
+            },
+            Value::List(items) => Value::List(items.iter().map(|i| self.eval(i)).collect()),
+            Value::Dict(items) => Value::Dict(items.iter().map(|(k, v)| (self.eval(k), self.eval(v))).collect()),
+            _ => v.clone(),
+        }
+    }
+
+    fn mark_dynamic(&mut self, name: &str, file: &str, line: u32, why: &str) {
+        if matches!(name, "INSTALLED_APPS" | "MIGRATION_MODULES" | "AUTH_USER_MODEL") {
+            self.dynamic.entry(name.to_string()).or_insert((file.to_string(), line, why.to_string()));
+        }
+    }
+
+    fn exec(&mut self, stmts: &[Stmt], file: &str, package: &str, conditional: bool) -> Result<()> {
+        for s in stmts {
+            match s {
+                Stmt::Assign { targets, value, line } => {
+                    let v = self.eval(value);
+                    for t in targets {
+                        if conditional {
+                            if t == "INSTALLED_APPS" {
+                                self.maybe_list(&v, file, *line);
+                            } else {
+                                self.mark_dynamic(t, file, *line, "is assigned only under a condition");
+                            }
+                            continue;
+                        }
+                        if matches!(v, Value::Dynamic { .. } | Value::Call(_)) {
+                            self.mark_dynamic(t, file, *line, "is computed at run time");
+                        } else {
+                            self.dynamic.remove(t.as_str());
+                        }
+                        self.env.insert(t.clone(), v.clone());
+                    }
+                }
+                Stmt::AugAdd { target, value, line } => {
+                    let add = self.eval(value);
+                    if conditional {
+                        if target == "INSTALLED_APPS" {
+                            self.maybe_list(&add, file, *line);
+                        }
+                        continue;
+                    }
+                    let cur = self.env.get(target).cloned().unwrap_or(Value::Dynamic { line: *line });
+                    let v = self.eval(&Value::Add(Box::new(cur), Box::new(add)));
+                    if matches!(v, Value::Dynamic { .. }) {
+                        self.mark_dynamic(target, file, *line, "is extended with a value tagback cannot read");
+                    }
+                    self.env.insert(target.clone(), v);
+                }
+                Stmt::DynamicAssign { target, line } => {
+                    self.mark_dynamic(target, file, *line, "is changed in a way tagback cannot follow");
+                }
+                Stmt::Call(c) => {
+                    let Some((target, method)) = c.func.rsplit_once('.') else { continue };
+                    if target != "INSTALLED_APPS" {
+                        continue;
+                    }
+                    let arg = match method {
+                        "append" => c.args.first().map(|a| Value::List(vec![self.eval(a)])),
+                        "extend" => c.args.first().map(|a| self.eval(a)),
+                        "insert" => c.args.get(1).map(|a| Value::List(vec![self.eval(a)])),
+                        _ => None,
+                    };
+                    let Some(arg) = arg else {
+                        self.mark_dynamic(target, file, c.line, &format!("is changed by .{method}()"));
+                        continue;
+                    };
+                    if conditional {
+                        self.maybe_list(&arg, file, c.line);
+                        continue;
+                    }
+                    let cur = self.env.get(target).cloned().unwrap_or(Value::Dynamic { line: c.line });
+                    let v = match (cur, arg) {
+                        (Value::List(mut x), Value::List(y)) => {
+                            if method == "insert" {
+                                let at = match c.args.first() {
+                                    Some(Value::Int(i)) if *i >= 0 => (*i as usize).min(x.len()),
+                                    _ => 0,
+                                };
+                                for (k, item) in y.into_iter().enumerate() {
+                                    x.insert(at + k, item);
+                                }
+                            } else {
+                                x.extend(y);
+                            }
+                            Value::List(x)
+                        }
+                        _ => {
+                            self.mark_dynamic(target, file, c.line, "is changed with a value tagback cannot read");
+                            Value::Dynamic { line: c.line }
+                        }
+                    };
+                    self.env.insert(target.to_string(), v);
+                }
+                Stmt::ImportFrom { module, level, names, line } => {
+                    let absolute = resolve_relative(package, module, *level);
+                    let Some(absolute) = absolute else { continue };
+                    let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)? else {
+                        if !conditional && names.iter().any(|(n, _)| n == "*") && absolute.split('.').next() == package.split('.').next() {
+                            return Err(Error::input(format!(
+                                "{file} at {} line {line}: `from {module} import *` names a module that is not in the repository",
+                                self.snap.label
+                            )));
+                        }
+                        continue;
+                    };
+                    if names.iter().any(|(n, _)| n == "*") {
+                        let sub_package = if path.ends_with("/__init__.py") {
+                            absolute.clone()
+                        } else {
+                            absolute.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_string())
+                        };
+                        let _ = sub_package;
+                        self.exec_file(&path, &absolute)?;
+                    } else {
+                        // `from .base import INSTALLED_APPS as BASE_APPS`
+                        let mut sub = SettingsReader {
+                            repo: self.repo,
+                            snap: self.snap,
+                            root: self.root,
+                            env: BTreeMap::new(),
+                            maybe_apps: Vec::new(),
+                            dynamic: BTreeMap::new(),
+                            depth: self.depth + 1,
+                            seen: self.seen.clone(),
+                        };
+                        sub.exec_file(&path, &absolute)?;
+                        for (n, alias) in names {
+                            if let Some(v) = sub.env.get(n) {
+                                self.env.insert(alias.clone().unwrap_or_else(|| n.clone()), v.clone());
+                            }
+                        }
+                    }
+                }
+                Stmt::Block { conditional: c, body, .. } => {
+                    self.exec(body, file, package, conditional || *c)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_list(&mut self, v: &Value, file: &str, line: u32) {
+        match v {
+            Value::List(items) => {
+                for i in items {
+                    if let Value::Str(s) = i {
+                        self.maybe_apps.push((s.clone(), file.to_string(), line));
+                    }
+                }
+            }
+            _ => self.mark_dynamic("INSTALLED_APPS", file, line, "is changed under a condition with a value tagback cannot read"),
+        }
+    }
+}
+
+/// `from ..x import y` inside `package` → the absolute module name.
+fn resolve_relative(package: &str, module: &str, level: u32) -> Option<String> {
+    if level == 0 {
+        return Some(module.to_string());
+    }
+    let mut parts: Vec<&str> = if package.is_empty() { Vec::new() } else { package.split('.').collect() };
+    for _ in 1..level {
+        parts.pop()?;
+    }
+    if !module.is_empty() {
+        parts.push(module);
+    }
+    (!parts.is_empty()).then(|| parts.join("."))
+}
+
+/// Resolve a relative import found in a module of `package`.
+pub fn absolute_module(package: &str, module: &str) -> Option<String> {
+    let level = module.chars().take_while(|c| *c == '.').count() as u32;
+    resolve_relative(package, &module[level as usize..], level)
+}
+
+/// Resolve one `INSTALLED_APPS` entry to its app config's name and label.
+fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
+    let external = |name: &str| {
+        let base = match name.split_once(".apps.") {
+            Some((pkg, _)) => pkg,
+            None => name,
+        };
+        App {
+            label: base.rsplit('.').next().unwrap_or(base).to_string(),
+            name: base.to_string(),
+            migrations_dir: None,
+            migrations_module: None,
+        }
+    };
+    let from_config = |name: Option<String>, label: Option<String>, fallback: &str| {
+        let name = name.unwrap_or_else(|| fallback.to_string());
+        let label = label.unwrap_or_else(|| name.rsplit('.').next().unwrap_or(&name).to_string());
+        App { label, name, migrations_dir: None, migrations_module: None }
+    };
+    if let Some((_, true)) = module_file(repo, snap, root, entry)? {
+        // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
+        // the one marked `default = True`.
+        if let Some((apps_file, _)) = module_file(repo, snap, root, &format!("{entry}.apps"))? {
+            let configs = app_configs(repo, snap, &apps_file)?;
+            let chosen = if configs.len() == 1 && configs[0].2 != Some(false) {
+                configs.into_iter().next()
+            } else {
+                configs.into_iter().find(|c| c.2 == Some(true))
+            };
+            if let Some((name, label, _)) = chosen {
+                return Ok(from_config(name, label, entry));
+            }
+        }
+        return Ok(from_config(None, None, entry));
+    }
+    if let Some((module, class)) = entry.rsplit_once('.') {
+        if let Some((file, _)) = module_file(repo, snap, root, module)? {
+            let text = repo.read_text(snap, &file)?.map(|(_, t)| t).unwrap_or_default();
+            let stmts = python::parse_module(&text).map_err(|e| {
+                Error::input(format!("{file} at {} line {}: invalid Python: {}", snap.label, e.line, e.message))
+            })?;
+            let found = stmts.iter().find_map(|s| match s {
+                Stmt::Class(c) if c.name == class => Some(c),
+                _ => None,
+            });
+            let Some(c) = found else {
+                return Err(Error::input(format!(
+                    "INSTALLED_APPS entry {entry:?} at {}: {file} has no class {class}",
+                    snap.label
+                )));
+            };
+            let (name, label, _) = config_attrs(c);
+            let fallback = module.strip_suffix(".apps").unwrap_or(module);
+            return Ok(from_config(name, label, fallback));
+        }
+    }
+    Ok(external(entry))
+}
+
+type ConfigAttrs = (Option<String>, Option<String>, Option<bool>);
+
+fn config_attrs(c: &python::Class) -> ConfigAttrs {
+    let mut out: ConfigAttrs = (None, None, None);
+    for s in &c.body {
+        if let Stmt::Assign { targets, value, .. } = s {
+            for t in targets {
+                match (t.as_str(), value) {
+                    ("name", Value::Str(v)) => out.0 = Some(v.clone()),
+                    ("label", Value::Str(v)) => out.1 = Some(v.clone()),
+                    ("default", Value::Bool(b)) => out.2 = Some(*b),
+                    _ => {}
+                }
+            }
+        }
+    }
+    out
+}
+
+fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAttrs>> {
+    let text = repo.read_text(snap, file)?.map(|(_, t)| t).unwrap_or_default();
+    let stmts = python::parse_module(&text)
+        .map_err(|e| Error::input(format!("{file} at {} line {}: invalid Python: {}", snap.label, e.line, e.message)))?;
+    let classes: Vec<&python::Class> = stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Class(c) => Some(c),
+            _ => None,
+        })
+        .collect();
+    let mut config_names: BTreeSet<&str> = BTreeSet::new();
+    // Subclasses of AppConfig, directly or through a class in the same file.
+    loop {
+        let before = config_names.len();
+        for c in &classes {
+            if c.bases.iter().any(|b| b.ends_with("AppConfig") || config_names.contains(b.as_str())) {
+                config_names.insert(&c.name);
+            }
+        }
+        if config_names.len() == before {
+            break;
+        }
+    }
+    Ok(classes.iter().filter(|c| config_names.contains(c.name.as_str())).map(|c| config_attrs(c)).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_imports() {
+        assert_eq!(resolve_relative("proj.settings", "base", 1).as_deref(), Some("proj.settings.base"));
+        assert_eq!(resolve_relative("proj.settings", "base", 2).as_deref(), Some("proj.base"));
+        assert_eq!(resolve_relative("proj", "", 1).as_deref(), Some("proj"));
+        assert_eq!(resolve_relative("", "x", 2), None);
+        assert_eq!(absolute_module("shop.migrations", "..ops").as_deref(), Some("shop.ops"));
+    }
+
+    #[test]
+    fn module_names() {
+        assert!(valid_module("a.b_c"));
+        assert!(!valid_module("a..b"));
+        assert!(!valid_module("a/b"));
+        assert!(!valid_module("1a"));
+    }
+}

@@ -1,0 +1,464 @@
+//! The only module that touches the Python parser (`ruff_python_parser`, pinned
+//! because its API is unstable). It lowers a module into a small model of
+//! statements and literal values that the rest of `django` reasons about.
+
+use ruff_python_ast::{self as ast, Expr, Operator};
+use ruff_text_size::Ranged;
+
+/// A Python value as far as it can be known without running code.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// A string literal (implicit concatenation joined).
+    Str(String),
+    /// An integer literal.
+    Int(i64),
+    /// `True` / `False`.
+    Bool(bool),
+    /// `None`.
+    None,
+    /// A list, tuple or set literal.
+    List(Vec<Value>),
+    /// A dict literal.
+    Dict(Vec<(Value, Value)>),
+    /// A (dotted) name: `settings.AUTH_USER_MODEL`, `migrations.RunPython.noop`.
+    Name(String),
+    /// A call.
+    Call(Box<Call>),
+    /// `a + b`.
+    Add(Box<Value>, Box<Value>),
+    /// Anything computed at run time (comprehension, f-string, subscript…).
+    Dynamic {
+        /// 1-based line.
+        line: u32,
+    },
+}
+
+/// A call expression.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Call {
+    /// The dotted callee (`migrations.RunPython`), empty if not a name.
+    pub func: String,
+    /// Positional arguments.
+    pub args: Vec<Value>,
+    /// Keyword arguments.
+    pub kwargs: Vec<(String, Value)>,
+    /// Whether `*args` / `**kwargs` appear (arguments not fully known).
+    pub starred: bool,
+    /// 1-based line of the call.
+    pub line: u32,
+}
+
+impl Call {
+    /// The keyword argument `name`, or the positional argument at `pos`.
+    pub fn arg(&self, name: &str, pos: usize) -> Option<&Value> {
+        self.kwargs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
+            .or_else(|| self.args.get(pos))
+    }
+
+    /// The last component of the callee: `RunPython` for `migrations.RunPython`.
+    pub fn short_name(&self) -> &str {
+        self.func.rsplit('.').next().unwrap_or("")
+    }
+}
+
+/// A statement, reduced to what tagback needs.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stmt {
+    /// `a = b = value` (targets as dotted names; others are dropped).
+    Assign {
+        /// Assigned names.
+        targets: Vec<String>,
+        /// The value.
+        value: Value,
+        /// 1-based line.
+        line: u32,
+    },
+    /// `name += value`.
+    AugAdd {
+        /// The target name.
+        target: String,
+        /// The added value.
+        value: Value,
+        /// 1-based line.
+        line: u32,
+    },
+    /// An assignment or augmented assignment that is not understood
+    /// (`x -= …`, `x[0] = …`): records that `target` changed dynamically.
+    DynamicAssign {
+        /// The dotted target when it has one.
+        target: String,
+        /// 1-based line.
+        line: u32,
+    },
+    /// A call used as a statement (`INSTALLED_APPS.append("x")`).
+    Call(Call),
+    /// `from module import a as b` (`level` counts leading dots).
+    ImportFrom {
+        /// The module after the dots.
+        module: String,
+        /// Number of leading dots.
+        level: u32,
+        /// Imported names and their aliases (`*` for a star import).
+        names: Vec<(String, Option<String>)>,
+        /// 1-based line.
+        line: u32,
+    },
+    /// `import a.b as c`.
+    Import {
+        /// Modules and aliases.
+        names: Vec<(String, Option<String>)>,
+    },
+    /// A class definition.
+    Class(Class),
+    /// A function definition.
+    Def {
+        /// Its name.
+        name: String,
+        /// Whether its body (docstring aside) starts with `raise`.
+        raises: bool,
+        /// Its statements.
+        body: Vec<Stmt>,
+        /// 1-based line.
+        line: u32,
+    },
+    /// Statements that run only sometimes: `if`, `try`, `for`, `while`, `with`.
+    Block {
+        /// Whether the block is a loop or a conditional (not `with`).
+        conditional: bool,
+        /// Every statement of every branch.
+        body: Vec<Stmt>,
+        /// 1-based line.
+        line: u32,
+    },
+    /// Anything else.
+    Other,
+}
+
+/// A class definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Class {
+    /// The class name.
+    pub name: String,
+    /// Base classes as dotted names.
+    pub bases: Vec<String>,
+    /// The class body.
+    pub body: Vec<Stmt>,
+    /// 1-based line.
+    pub line: u32,
+}
+
+/// A syntax error with its 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    /// 1-based line.
+    pub line: u32,
+    /// The parser's message.
+    pub message: String,
+}
+
+/// Parse a module into statements.
+pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    let lines = LineIndex::new(source);
+    let parsed = ruff_python_parser::parse_module(source).map_err(|e| SyntaxError {
+        line: lines.line(e.location.start().to_usize()),
+        message: e.error.to_string(),
+    })?;
+    let lower = Lower { lines: &lines };
+    Ok(parsed.suite().iter().map(|s| lower.stmt(s)).collect())
+}
+
+struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    fn new(source: &str) -> Self {
+        let mut starts = vec![0];
+        starts.extend(source.match_indices('\n').map(|(i, _)| i + 1));
+        LineIndex { starts }
+    }
+
+    fn line(&self, offset: usize) -> u32 {
+        let idx = self.starts.partition_point(|&s| s <= offset);
+        u32::try_from(idx.max(1)).unwrap_or(u32::MAX)
+    }
+}
+
+struct Lower<'a> {
+    lines: &'a LineIndex,
+}
+
+impl Lower<'_> {
+    fn line_of(&self, node: &impl Ranged) -> u32 {
+        self.lines.line(node.start().to_usize())
+    }
+
+    fn stmts(&self, body: &[ast::Stmt]) -> Vec<Stmt> {
+        body.iter().map(|s| self.stmt(s)).collect()
+    }
+
+    fn stmt(&self, s: &ast::Stmt) -> Stmt {
+        let line = self.line_of(s);
+        match s {
+            ast::Stmt::Assign(a) => {
+                let targets: Vec<String> = a.targets.iter().filter_map(dotted).collect();
+                if targets.len() != a.targets.len() {
+                    let target = a.targets.iter().find_map(base_name).unwrap_or_default();
+                    return Stmt::DynamicAssign { target, line };
+                }
+                Stmt::Assign {
+                    targets,
+                    value: self.value(&a.value),
+                    line,
+                }
+            }
+            ast::Stmt::AnnAssign(a) => match (dotted(&a.target), &a.value) {
+                (Some(t), Some(v)) => Stmt::Assign {
+                    targets: vec![t],
+                    value: self.value(v),
+                    line,
+                },
+                _ => Stmt::Other,
+            },
+            ast::Stmt::AugAssign(a) => match (dotted(&a.target), a.op) {
+                (Some(target), Operator::Add) => Stmt::AugAdd {
+                    target,
+                    value: self.value(&a.value),
+                    line,
+                },
+                _ => Stmt::DynamicAssign {
+                    target: base_name(&a.target).unwrap_or_default(),
+                    line,
+                },
+            },
+            ast::Stmt::Expr(e) => match self.value(&e.value) {
+                Value::Call(c) => Stmt::Call(*c),
+                _ => Stmt::Other,
+            },
+            ast::Stmt::ImportFrom(i) => Stmt::ImportFrom {
+                module: i.module.as_ref().map(|m| m.id.to_string()).unwrap_or_default(),
+                level: i.level,
+                names: aliases(&i.names),
+                line,
+            },
+            ast::Stmt::Import(i) => Stmt::Import {
+                names: aliases(&i.names),
+            },
+            ast::Stmt::ClassDef(c) => Stmt::Class(Class {
+                name: c.name.id.to_string(),
+                bases: c
+                    .arguments
+                    .as_ref()
+                    .map(|a| a.args.iter().filter_map(dotted).collect())
+                    .unwrap_or_default(),
+                body: self.stmts(&c.body),
+                line,
+            }),
+            ast::Stmt::FunctionDef(f) => {
+                let first = f.body.iter().find(|s| !is_docstring(s));
+                Stmt::Def {
+                    name: f.name.id.to_string(),
+                    raises: matches!(first, Some(ast::Stmt::Raise(_))),
+                    body: self.stmts(&f.body),
+                    line,
+                }
+            }
+            ast::Stmt::If(i) => {
+                let mut body = self.stmts(&i.body);
+                for clause in &i.elif_else_clauses {
+                    body.extend(self.stmts(&clause.body));
+                }
+                Stmt::Block {
+                    conditional: true,
+                    body,
+                    line,
+                }
+            }
+            ast::Stmt::Try(t) => {
+                let mut body = self.stmts(&t.body);
+                for ast::ExceptHandler::ExceptHandler(h) in &t.handlers {
+                    body.extend(self.stmts(&h.body));
+                }
+                body.extend(self.stmts(&t.orelse));
+                body.extend(self.stmts(&t.finalbody));
+                Stmt::Block {
+                    conditional: true,
+                    body,
+                    line,
+                }
+            }
+            ast::Stmt::For(f) => Stmt::Block {
+                conditional: true,
+                body: self.stmts(&f.body),
+                line,
+            },
+            ast::Stmt::While(w) => Stmt::Block {
+                conditional: true,
+                body: self.stmts(&w.body),
+                line,
+            },
+            ast::Stmt::With(w) => Stmt::Block {
+                conditional: false,
+                body: self.stmts(&w.body),
+                line,
+            },
+            _ => Stmt::Other,
+        }
+    }
+
+    fn value(&self, e: &Expr) -> Value {
+        match e {
+            Expr::StringLiteral(s) => Value::Str(s.value.to_str().to_string()),
+            Expr::NumberLiteral(n) => match &n.value {
+                ast::Number::Int(i) => i.as_i64().map_or(Value::Dynamic { line: self.line_of(e) }, Value::Int),
+                _ => Value::Dynamic { line: self.line_of(e) },
+            },
+            Expr::BooleanLiteral(b) => Value::Bool(b.value),
+            Expr::NoneLiteral(_) => Value::None,
+            Expr::List(l) => self.seq(&l.elts, e),
+            Expr::Tuple(t) => self.seq(&t.elts, e),
+            Expr::Set(s) => self.seq(&s.elts, e),
+            Expr::Dict(d) => {
+                let mut items = Vec::with_capacity(d.items.len());
+                for item in &d.items {
+                    let Some(k) = &item.key else {
+                        return Value::Dynamic { line: self.line_of(e) };
+                    };
+                    items.push((self.value(k), self.value(&item.value)));
+                }
+                Value::Dict(items)
+            }
+            Expr::Name(_) | Expr::Attribute(_) => match dotted(e) {
+                Some(d) => Value::Name(d),
+                None => Value::Dynamic { line: self.line_of(e) },
+            },
+            Expr::Call(c) => {
+                let mut starred = false;
+                let args = c
+                    .arguments
+                    .args
+                    .iter()
+                    .filter_map(|a| {
+                        if matches!(a, Expr::Starred(_)) {
+                            starred = true;
+                            None
+                        } else {
+                            Some(self.value(a))
+                        }
+                    })
+                    .collect();
+                let kwargs = c
+                    .arguments
+                    .keywords
+                    .iter()
+                    .filter_map(|k| match &k.arg {
+                        Some(name) => Some((name.id.to_string(), self.value(&k.value))),
+                        None => {
+                            starred = true;
+                            None
+                        }
+                    })
+                    .collect();
+                Value::Call(Box::new(Call {
+                    func: dotted(&c.func).unwrap_or_default(),
+                    args,
+                    kwargs,
+                    starred,
+                    line: self.line_of(e),
+                }))
+            }
+            Expr::BinOp(b) if b.op == Operator::Add => {
+                Value::Add(Box::new(self.value(&b.left)), Box::new(self.value(&b.right)))
+            }
+            _ => Value::Dynamic { line: self.line_of(e) },
+        }
+    }
+
+    fn seq(&self, elts: &[Expr], whole: &Expr) -> Value {
+        if elts.iter().any(|x| matches!(x, Expr::Starred(_))) {
+            return Value::Dynamic { line: self.line_of(whole) };
+        }
+        Value::List(elts.iter().map(|x| self.value(x)).collect())
+    }
+}
+
+fn is_docstring(s: &ast::Stmt) -> bool {
+    matches!(s, ast::Stmt::Expr(e) if matches!(*e.value, Expr::StringLiteral(_)))
+}
+
+fn aliases(names: &[ast::Alias]) -> Vec<(String, Option<String>)> {
+    names
+        .iter()
+        .map(|a| (a.name.id.to_string(), a.asname.as_ref().map(|n| n.id.to_string())))
+        .collect()
+}
+
+/// `a.b.c` for names and attribute chains.
+fn dotted(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Name(n) => Some(n.id.to_string()),
+        Expr::Attribute(a) => Some(format!("{}.{}", dotted(&a.value)?, a.attr.id)),
+        _ => None,
+    }
+}
+
+/// The root name of a subscript/attribute target (`x` in `x[0]`).
+fn base_name(e: &Expr) -> Option<String> {
+    match e {
+        Expr::Name(n) => Some(n.id.to_string()),
+        Expr::Attribute(a) => base_name(&a.value),
+        Expr::Subscript(s) => base_name(&s.value),
+        _ => None,
+    }
+}
+
+/// The first line of every call anywhere in `stmts` whose callee ends with `suffix`.
+pub fn find_calls<'a>(stmts: &'a [Stmt], suffix: &str, out: &mut Vec<&'a Call>) {
+    for s in stmts {
+        match s {
+            Stmt::Call(c) if c.func.ends_with(suffix) => out.push(c),
+            Stmt::Def { body, .. } | Stmt::Block { body, .. } | Stmt::Class(Class { body, .. }) => {
+                find_calls(body, suffix, out);
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowers_assignments_calls_and_classes() {
+        let src = "from django.db import migrations\n\nX = ['a', \"b\" 'c'] + ('d',)\nX += ['e']\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n    operations = [\n        migrations.RunPython(f, reverse_code=migrations.RunPython.noop),\n    ]\n";
+        let m = parse_module(src).unwrap();
+        assert!(matches!(&m[0], Stmt::ImportFrom { module, level: 0, .. } if module == "django.db"));
+        let Stmt::Assign { value: Value::Add(a, _), .. } = &m[1] else { panic!("{:?}", m[1]) };
+        assert_eq!(**a, Value::List(vec![Value::Str("a".into()), Value::Str("bc".into())]));
+        assert!(matches!(&m[2], Stmt::AugAdd { target, .. } if target == "X"));
+        let Stmt::Class(c) = &m[3] else { panic!() };
+        assert_eq!(c.bases, vec!["migrations.Migration"]);
+        let Stmt::Assign { value: Value::List(ops), line, .. } = &c.body[1] else { panic!() };
+        assert_eq!(*line, 8);
+        let Value::Call(call) = &ops[0] else { panic!() };
+        assert_eq!(call.short_name(), "RunPython");
+        assert_eq!(call.line, 9);
+        assert_eq!(call.arg("reverse_code", 1), Some(&Value::Name("migrations.RunPython.noop".into())));
+    }
+
+    #[test]
+    fn syntax_error_has_line() {
+        let e = parse_module("x = 1\ny = (\n\nclass\n").unwrap_err();
+        assert!(e.line >= 2, "{e:?}");
+    }
+
+    #[test]
+    fn raising_functions() {
+        let m = parse_module("def f():\n    \"doc\"\n    raise NotImplementedError\n").unwrap();
+        assert!(matches!(&m[0], Stmt::Def { raises: true, .. }));
+    }
+}

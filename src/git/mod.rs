@@ -1,0 +1,441 @@
+//! The only door to git. Everything tagback reads from a repository (blobs at a
+//! revision, the index, the working tree, ancestry) goes through [`Repo`], which
+//! wraps libgit2: no checkout, no `git` subprocess.
+
+pub mod hook;
+
+use std::path::{Path, PathBuf};
+
+use git2::{ObjectType, Oid, Repository};
+
+use crate::error::{Error, Result};
+
+/// Files larger than this are refused rather than read into memory.
+pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
+
+/// An opened git repository.
+pub struct Repo {
+    repo: Repository,
+    /// A short name for messages (the directory given by the user).
+    label: String,
+}
+
+/// Where file contents come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The tree of a commit.
+    Commit {
+        /// The commit id.
+        commit: Oid,
+        /// The root tree id of that commit.
+        tree: Oid,
+    },
+    /// The staging area (for pre-commit).
+    Index,
+    /// The files on disk.
+    WorkTree,
+}
+
+/// One view of the repository's files: a commit, the index or the working tree,
+/// with the revision name used in messages.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// Where the contents come from.
+    pub source: Source,
+    /// The revision as the user named it (`v2`, `HEAD`, `working tree`).
+    pub label: String,
+}
+
+/// A file's contents with the blob id that identifies them.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Git's blob id (or the hash of the bytes for working-tree files).
+    pub oid: Oid,
+    /// The raw bytes.
+    pub data: Vec<u8>,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's file name.
+    pub name: String,
+    /// Whether it is a directory.
+    pub is_dir: bool,
+}
+
+impl Repo {
+    /// Open the repository containing `dir`, ignoring `GIT_*` variables.
+    pub fn open(dir: &Path) -> Result<Repo> {
+        let repo = Repository::open_ext(
+            dir,
+            git2::RepositoryOpenFlags::empty(),
+            std::iter::empty::<&std::ffi::OsStr>(),
+        )
+        .map_err(|source| Error::input(format!("{} is not a git repository ({})", dir.display(), source.message())))?;
+        Ok(Repo {
+            repo,
+            label: dir.display().to_string(),
+        })
+    }
+
+    /// Open the repository a git hook runs in, honouring `GIT_DIR` and the
+    /// quarantine object directories git sets up during a push.
+    pub fn open_from_env() -> Result<Repo> {
+        let repo = Repository::open_from_env()
+            .map_err(|source| Error::input(format!("not inside a git repository ({})", source.message())))?;
+        let label = repo
+            .workdir()
+            .unwrap_or_else(|| repo.path())
+            .display()
+            .to_string();
+        Ok(Repo { repo, label })
+    }
+
+    /// The working directory, if the repository has one.
+    pub fn workdir(&self) -> Option<&Path> {
+        self.repo.workdir()
+    }
+
+    /// The `.git` directory.
+    pub fn git_dir(&self) -> &Path {
+        self.repo.path()
+    }
+
+    /// The repository's name in messages.
+    pub fn label(&self) -> &str {
+        &self.label
+    }
+
+    /// Resolve a revision (`HEAD`, `v2`, a sha, `main~3`) to a commit snapshot.
+    pub fn snapshot(&self, rev: &str) -> Result<Snapshot> {
+        let commit = self.resolve_commit(rev)?;
+        let tree = self
+            .repo
+            .find_commit(commit)
+            .and_then(|c| c.tree())
+            .map_err(|e| self.missing_object(rev, &e))?;
+        Ok(Snapshot {
+            source: Source::Commit {
+                commit,
+                tree: tree.id(),
+            },
+            label: rev.to_string(),
+        })
+    }
+
+    /// The snapshot of a commit id, labelled with its short id.
+    pub fn snapshot_of(&self, commit: Oid) -> Result<Snapshot> {
+        self.snapshot(&commit.to_string())
+            .map(|s| Snapshot {
+                label: short(commit),
+                ..s
+            })
+    }
+
+    /// The index (staged files).
+    pub fn index_snapshot(&self) -> Snapshot {
+        Snapshot {
+            source: Source::Index,
+            label: "the index".into(),
+        }
+    }
+
+    /// The working tree.
+    pub fn worktree_snapshot(&self) -> Snapshot {
+        Snapshot {
+            source: Source::WorkTree,
+            label: "the working tree".into(),
+        }
+    }
+
+    /// Resolve `rev` to a commit id with a clear error.
+    pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
+        if rev.is_empty() || rev.starts_with('-') || rev.contains(['\n', '\0']) {
+            return Err(Error::input(format!("invalid revision {rev:?} in {}", self.label)));
+        }
+        let object = self.repo.revparse_single(rev).map_err(|e| self.missing_object(rev, &e))?;
+        let commit = object
+            .peel_to_commit()
+            .map_err(|_| Error::input(format!("revision {rev:?} in {} is not a commit", self.label)))?;
+        Ok(commit.id())
+    }
+
+    /// Whether `rev` names an existing commit.
+    pub fn has_revision(&self, rev: &str) -> bool {
+        self.repo
+            .revparse_single(rev)
+            .and_then(|o| o.peel_to_commit())
+            .is_ok()
+    }
+
+    fn missing_object(&self, rev: &str, e: &git2::Error) -> Error {
+        let shallow = if self.repo.is_shallow() {
+            " (this is a shallow clone: fetch more history, e.g. `git fetch --unshallow --tags`)"
+        } else {
+            ""
+        };
+        Error::input(format!(
+            "revision {rev:?} not found in {}{shallow}: {}",
+            self.label,
+            e.message()
+        ))
+    }
+
+    /// Whether commit `ancestor` is an ancestor of (or equal to) `descendant`.
+    pub fn is_ancestor(&self, ancestor: Oid, descendant: Oid) -> Result<bool> {
+        if ancestor == descendant {
+            return Ok(true);
+        }
+        self.repo
+            .graph_descendant_of(descendant, ancestor)
+            .map_err(|source| Error::Git {
+                context: format!("checking ancestry of {} in {}", short(ancestor), self.label),
+                source,
+            })
+    }
+
+    /// The merge base of two commits, if any.
+    pub fn merge_base(&self, a: Oid, b: Oid) -> Option<Oid> {
+        self.repo.merge_base(a, b).ok()
+    }
+
+    /// The commit `refs/remotes/REMOTE/HEAD` (or `main`/`master`) points to.
+    pub fn remote_default_branch(&self, remote: &str) -> Option<(String, Oid)> {
+        let candidates = [
+            format!("refs/remotes/{remote}/HEAD"),
+            format!("refs/remotes/{remote}/main"),
+            format!("refs/remotes/{remote}/master"),
+        ];
+        candidates.into_iter().find_map(|name| {
+            let r = self.repo.find_reference(&name).ok()?;
+            let oid = r.resolve().ok()?.target()?;
+            Some((name, oid))
+        })
+    }
+
+    /// The tree id of `dir` at a commit snapshot (`None` when absent or not a
+    /// commit snapshot). Two equal ids mean identical contents below `dir`.
+    pub fn dir_oid(&self, snap: &Snapshot, dir: &str) -> Option<Oid> {
+        let Source::Commit { tree, .. } = snap.source else {
+            return None;
+        };
+        if dir.is_empty() {
+            return Some(tree);
+        }
+        let tree = self.repo.find_tree(tree).ok()?;
+        let entry = tree.get_path(Path::new(dir)).ok()?;
+        (entry.kind() == Some(ObjectType::Tree)).then(|| entry.id())
+    }
+
+    /// Read a file at a snapshot. `Ok(None)` when it does not exist.
+    pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Blob>> {
+        let blob = match &snap.source {
+            Source::Commit { tree, .. } => {
+                let tree = self.find_tree(*tree, snap)?;
+                let Ok(entry) = tree.get_path(Path::new(path)) else {
+                    return Ok(None);
+                };
+                if entry.kind() != Some(ObjectType::Blob) {
+                    return Ok(None);
+                }
+                self.read_blob(entry.id(), snap, path)?
+            }
+            Source::Index => {
+                let index = self.repo.index().map_err(|source| Error::Git {
+                    context: format!("reading the index of {}", self.label),
+                    source,
+                })?;
+                let Some(entry) = index.get_path(Path::new(path), 0) else {
+                    return Ok(None);
+                };
+                self.read_blob(entry.id, snap, path)?
+            }
+            Source::WorkTree => {
+                let Some(full) = self.worktree_path(path) else {
+                    return Ok(None);
+                };
+                match std::fs::metadata(&full) {
+                    Ok(m) if m.is_file() => {
+                        if m.len() as usize > MAX_FILE_BYTES {
+                            return Err(too_big(path, &snap.label));
+                        }
+                    }
+                    Ok(_) => return Ok(None),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+                    Err(e) => return Err(Error::io(full, e)),
+                }
+                let data = std::fs::read(&full).map_err(|e| Error::io(&full, e))?;
+                let oid = Oid::hash_object(ObjectType::Blob, &data).map_err(|source| Error::Git {
+                    context: format!("hashing {path}"),
+                    source,
+                })?;
+                Blob { oid, data }
+            }
+        };
+        Ok(Some(blob))
+    }
+
+    /// Read a file as UTF-8 text; errors name the file and revision.
+    pub fn read_text(&self, snap: &Snapshot, path: &str) -> Result<Option<(Oid, String)>> {
+        let Some(blob) = self.read(snap, path)? else {
+            return Ok(None);
+        };
+        let text = String::from_utf8(blob.data).map_err(|e| {
+            Error::input(format!(
+                "{path} at {} is not valid UTF-8 (byte {})",
+                snap.label,
+                e.utf8_error().valid_up_to()
+            ))
+        })?;
+        Ok(Some((blob.oid, text)))
+    }
+
+    /// List a directory at a snapshot, sorted by name. `None` when absent.
+    pub fn list_dir(&self, snap: &Snapshot, dir: &str) -> Result<Option<Vec<DirEntry>>> {
+        let mut entries = match &snap.source {
+            Source::Commit { tree, .. } => {
+                let root = self.find_tree(*tree, snap)?;
+                let tree = if dir.is_empty() {
+                    root
+                } else {
+                    let Ok(entry) = root.get_path(Path::new(dir)) else {
+                        return Ok(None);
+                    };
+                    if entry.kind() != Some(ObjectType::Tree) {
+                        return Ok(None);
+                    }
+                    self.find_tree(entry.id(), snap)?
+                };
+                tree.iter()
+                    .filter_map(|e| {
+                        Some(DirEntry {
+                            name: e.name().ok()?.to_string(),
+                            is_dir: e.kind() == Some(ObjectType::Tree),
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            }
+            Source::Index => {
+                let index = self.repo.index().map_err(|source| Error::Git {
+                    context: format!("reading the index of {}", self.label),
+                    source,
+                })?;
+                let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+                let mut out: Vec<DirEntry> = Vec::new();
+                for e in index.iter() {
+                    let Ok(p) = std::str::from_utf8(&e.path) else { continue };
+                    let Some(rest) = p.strip_prefix(&prefix) else { continue };
+                    let (name, is_dir) = match rest.split_once('/') {
+                        Some((d, _)) => (d, true),
+                        None => (rest, false),
+                    };
+                    if out.last().is_none_or(|l| l.name != name) {
+                        out.push(DirEntry { name: name.to_string(), is_dir });
+                    }
+                }
+                if out.is_empty() {
+                    return Ok(None);
+                }
+                out
+            }
+            Source::WorkTree => {
+                let Some(full) = self.worktree_path(dir) else {
+                    return Ok(None);
+                };
+                let Ok(rd) = std::fs::read_dir(&full) else {
+                    return Ok(None);
+                };
+                rd.filter_map(|e| {
+                    let e = e.ok()?;
+                    Some(DirEntry {
+                        name: e.file_name().into_string().ok()?,
+                        is_dir: e.file_type().ok()?.is_dir(),
+                    })
+                })
+                .collect()
+            }
+        };
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries.dedup_by(|a, b| a.name == b.name);
+        Ok(Some(entries))
+    }
+
+    /// Paths of files that differ between two commit snapshots (added, removed
+    /// or changed), as `git diff --name-only` lists them.
+    pub fn changed_paths(&self, a: &Snapshot, b: &Snapshot) -> Result<Vec<String>> {
+        let (Source::Commit { tree: ta, .. }, Source::Commit { tree: tb, .. }) = (&a.source, &b.source) else {
+            return Ok(Vec::new());
+        };
+        let ta = self.find_tree(*ta, a)?;
+        let tb = self.find_tree(*tb, b)?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(Some(&ta), Some(&tb), None)
+            .map_err(|source| Error::Git {
+                context: format!("diffing {} and {}", a.label, b.label),
+                source,
+            })?;
+        let mut out: Vec<String> = diff
+            .deltas()
+            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
+            .flatten()
+            .filter_map(|p| p.to_str().map(str::to_string))
+            .collect();
+        out.sort();
+        out.dedup();
+        Ok(out)
+    }
+
+    fn worktree_path(&self, path: &str) -> Option<PathBuf> {
+        let root = self.repo.workdir()?;
+        if Path::new(path).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+            return None;
+        }
+        Some(root.join(path))
+    }
+
+    fn find_tree(&self, oid: Oid, snap: &Snapshot) -> Result<git2::Tree<'_>> {
+        self.repo.find_tree(oid).map_err(|e| self.missing_object(&snap.label, &e))
+    }
+
+    fn read_blob(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
+        let odb = self.repo.odb().map_err(|source| Error::Git {
+            context: format!("opening the object database of {}", self.label),
+            source,
+        })?;
+        let (size, _) = odb.read_header(oid).map_err(|_| {
+            Error::input(format!(
+                "{path} at {} cannot be read: object {} is missing{}",
+                snap.label,
+                short(oid),
+                if self.repo.is_shallow() { " (shallow clone)" } else { "" },
+            ))
+        })?;
+        if size > MAX_FILE_BYTES {
+            return Err(too_big(path, &snap.label));
+        }
+        let blob = self.repo.find_blob(oid).map_err(|source| Error::Git {
+            context: format!("reading {path} at {}", snap.label),
+            source,
+        })?;
+        Ok(Blob {
+            oid,
+            data: blob.content().to_vec(),
+        })
+    }
+}
+
+fn too_big(path: &str, rev: &str) -> Error {
+    Error::input(format!(
+        "{path} at {rev} is larger than {} MiB; refusing to read it",
+        MAX_FILE_BYTES / (1024 * 1024)
+    ))
+}
+
+/// The 10-character abbreviation of an object id used in messages.
+pub fn short(oid: Oid) -> String {
+    let mut s = oid.to_string();
+    s.truncate(10);
+    s
+}

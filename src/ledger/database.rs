@@ -1,0 +1,86 @@
+//! Evidence read straight from a database's `django_migrations` table.
+
+use std::collections::BTreeSet;
+
+/// `(app, name)` rows of `django_migrations`.
+pub type Rows = BTreeSet<(String, String)>;
+
+/// Read `django_migrations` from `postgres://…` or `sqlite:///path`.
+pub fn applied_rows(url: &str) -> Result<Rows, String> {
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        return sqlite(path);
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return postgres(url);
+    }
+    Err(format!("unsupported database URL scheme in {:?}; use postgres://… or sqlite:///path", redact(url)))
+}
+
+/// The URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+fn sqlite(path: &str) -> Result<Rows, String> {
+    if path.is_empty() {
+        return Err("sqlite URL has no path (use sqlite:///absolute/path)".into());
+    }
+    if !std::path::Path::new(path).is_file() {
+        return Err(format!("sqlite database {path} does not exist"));
+    }
+    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .map_err(|e| format!("cannot open sqlite database {path}: {e}"))?;
+    let mut stmt = conn
+        .prepare("SELECT app, name FROM django_migrations")
+        .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
+    let rows = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
+    rows.collect::<Result<Rows, _>>().map_err(|e| format!("cannot read django_migrations from {path}: {e}"))
+}
+
+fn postgres(url: &str) -> Result<Rows, String> {
+    let config: postgres::Config = url.parse().map_err(|e| format!("invalid database URL {}: {e}", redact(url)))?;
+    let mut config = config;
+    config.connect_timeout(std::time::Duration::from_secs(10));
+    let mut client = config
+        .connect(postgres::NoTls)
+        .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    let rows = client
+        .query("SELECT app, name FROM django_migrations", &[])
+        .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(url)))?;
+    Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(redact("sqlite:///x"), "sqlite:///x");
+    }
+
+    #[test]
+    fn sqlite_rows_and_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("db.sqlite3");
+        let c = rusqlite::Connection::open(&p).unwrap();
+        c.execute_batch("CREATE TABLE django_migrations (id integer primary key, app text, name text, applied text); INSERT INTO django_migrations (app, name, applied) VALUES ('shop', '0001_initial', 'now');").unwrap();
+        drop(c);
+        let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
+        assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
+        assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
+        assert!(applied_rows("mysql://x").is_err());
+    }
+}

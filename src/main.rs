@@ -1,0 +1,27 @@
+//! The `tagback` binary: parse arguments, run, map the outcome to an exit code.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    std::panic::set_hook(Box::new(|info| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "tagback: internal error ({info}); please report it at https://github.com/tagback/tagback/issues"
+        );
+    }));
+    let cli = tagback::cli::Cli::parse();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match tagback::cli::run(cli, &mut out) {
+        Ok(outcome) => ExitCode::from(outcome.code()),
+        Err(tagback::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            let _ = writeln!(std::io::stderr(), "tagback: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

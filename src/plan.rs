@@ -1,0 +1,474 @@
+//! The backward plan: from two loaded revisions to the ordered per-app
+//! `migrate APP TARGET` commands that bring a database migrated by the newer
+//! code back to what a fresh migrate of the older code gives — verified by
+//! simulating Django's executor on the newer graph.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::django::migration::Reversibility;
+use crate::django::{Graph, Key, Loader, Pair};
+
+/// One `migrate APP TARGET` command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Step {
+    /// App label.
+    pub app: String,
+    /// Migration name, or `zero`.
+    pub target: String,
+    /// What this command unapplies, in Django's order (may include dependents in other apps as `app.name`).
+    pub unapply: Vec<String>,
+}
+
+/// An operation that cannot (or may not) be unapplied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Irreversible {
+    /// App label.
+    pub app: String,
+    /// Migration name.
+    pub migration: String,
+    /// Operation class.
+    pub operation: String,
+    /// Repository path.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// `irreversible` or `unknown`.
+    pub certainty: Reversibility,
+    /// Why.
+    pub reason: String,
+}
+
+/// Data that unapplying drops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DataLoss {
+    /// App label.
+    pub app: String,
+    /// Migration name.
+    pub migration: String,
+    /// What is dropped.
+    pub what: String,
+}
+
+/// An app only the older revision migrates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OldOnlyApp {
+    /// App label.
+    pub app: String,
+    /// Its last migration in the older revision.
+    pub leaf: String,
+}
+
+/// A part of a migration that tagback cannot read exactly.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Dynamic {
+    /// App label.
+    pub app: String,
+    /// Migration name.
+    pub migration: String,
+    /// Repository path.
+    pub file: String,
+    /// 1-based line.
+    pub line: u32,
+    /// What is dynamic.
+    pub what: String,
+}
+
+/// The whole plan (the JSON object of `plan --format json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Plan {
+    /// The deployed (newer) revision.
+    pub from: String,
+    /// The revision to go back to.
+    pub to: String,
+    /// Commands in the order they must run.
+    pub steps: Vec<Step>,
+    /// Every migration to unapply, last first.
+    pub unapply: Vec<(String, String)>,
+    /// Operations that cannot be unapplied, or may not.
+    pub irreversible: Vec<Irreversible>,
+    /// Tables and columns that unapplying drops.
+    pub data_loss: Vec<DataLoss>,
+    /// `python manage.py migrate APP TARGET`, one per step.
+    pub commands: Vec<String>,
+    /// Apps only the older code migrates: run with the older code after the retag.
+    pub old_only_apps: Vec<OldOnlyApp>,
+    /// Commands to run with the older code after the retag.
+    pub post_commands: Vec<String>,
+    /// Parts of relevant migrations that cannot be read exactly.
+    pub dynamic: Vec<Dynamic>,
+    /// Why the plan cannot be carried out exactly (empty when it can).
+    pub problems: Vec<String>,
+    /// Hash over the steps and the set to unapply.
+    pub fingerprint: String,
+    /// Migrations of the planned apps that must stay applied (for evidence checks).
+    #[serde(skip)]
+    pub keep_applied: Vec<Key>,
+    /// What each squash in `unapply`/`keep_applied` replaces.
+    #[serde(skip)]
+    pub squashes: BTreeMap<Key, Vec<Key>>,
+}
+
+impl Plan {
+    /// Whether anything must be unapplied.
+    pub fn needs_backward_migrations(&self) -> bool {
+        !self.unapply.is_empty()
+    }
+
+    /// Whether running the plan can fail halfway or is not exact.
+    pub fn is_blocked(&self) -> bool {
+        !self.irreversible.is_empty() || !self.problems.is_empty() || !self.dynamic.is_empty()
+    }
+}
+
+/// The `manage.py migrate` command line of a step (without `--noinput`).
+pub fn command(app: &str, target: &str) -> String {
+    format!("python manage.py migrate {app} {target}")
+}
+
+/// Compute the backward plan for going from `pair.newer` to `pair.older`.
+pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
+    let newer = &pair.newer;
+    let older = &pair.older;
+    let mut problems = Vec::new();
+
+    // Is a node of the newer graph already applied in the older state?
+    let mut memo: BTreeMap<Key, bool> = BTreeMap::new();
+    let known = |k: &Key, memo: &mut BTreeMap<Key, bool>| known_by_older(k, pair, memo, 0);
+
+    let installed_older: BTreeSet<&str> = older.project.repo_apps().map(|a| a.label.as_str()).collect();
+    let mut to_unapply: BTreeSet<Key> = BTreeSet::new();
+    for k in &newer.graph.nodes {
+        let f = &newer.files[k];
+        if !f.migration.replaces.is_empty() {
+            let leaves = replaced_leaves(k, pair);
+            let n_known = leaves.iter().filter(|r| older.files.contains_key(*r) && installed_older.contains(r.0.as_str())).count();
+            if n_known > 0 && n_known < leaves.len() {
+                problems.push(format!(
+                    "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
+                    k.0, k.1, f.file, older.snap.label
+                ));
+            }
+        }
+        if !known(k, &mut memo) {
+            to_unapply.insert(k.clone());
+        }
+    }
+
+    // Per-app targets.
+    let apps: BTreeSet<&str> = to_unapply.iter().map(|k| k.0.as_str()).collect();
+    let mut targets: BTreeMap<String, Option<Key>> = BTreeMap::new();
+    for app in &apps {
+        let target = if older.loaded.contains(*app) && installed_older.contains(app) && older.files.keys().any(|k| k.0 == *app) {
+            let leaves = older.graph.leaves(app);
+            let Some(leaf) = leaves.first() else { continue };
+            match newer.graph.standing_for(leaf) {
+                Some(n) if known(&n, &mut memo) => Some(n),
+                Some(n) => {
+                    problems.push(format!(
+                        "{app}: the older leaf {} is replaced in {} by squash {}, which also contains newer migrations; no migrate target reaches the older state",
+                        leaf.1, newer.snap.label, n.1
+                    ));
+                    continue;
+                }
+                None => {
+                    problems.push(format!(
+                        "{app}: the older leaf {} does not exist in {}, so the newer code cannot migrate back to it",
+                        leaf.1, newer.snap.label
+                    ));
+                    continue;
+                }
+            }
+        } else {
+            None
+        };
+        if let Some(t) = &target {
+            let matching = newer.files.keys().filter(|k| k.0 == *app && k.1.starts_with(&t.1)).count();
+            if matching > 1 {
+                problems.push(format!(
+                    "{app}: target {} is a prefix of another migration name in {}; Django rejects it as ambiguous",
+                    t.1, newer.snap.label
+                ));
+                continue;
+            }
+        }
+        targets.insert((*app).to_string(), target);
+    }
+
+    // Order and verify by simulating Django's executor.
+    let mut steps = Vec::new();
+    if problems.is_empty() && !to_unapply.is_empty() {
+        match order_commands(&newer.graph, &targets, &to_unapply) {
+            Ok(s) => steps = s,
+            Err(e) => problems.push(e),
+        }
+    }
+
+    let order = newer.graph.unapply_order(&to_unapply);
+    let mut irreversible = Vec::new();
+    let mut data_loss = Vec::new();
+    let mut dynamic = Vec::new();
+    for k in &order {
+        let f = &newer.files[k];
+        for op in &f.migration.operations {
+            let (certainty, reason) = if op.custom.is_some() {
+                loader.custom_reversibility(newer, f, op)
+            } else {
+                (op.reversibility.clone(), op.reason.clone())
+            };
+            if certainty != Reversibility::Reversible {
+                irreversible.push(Irreversible {
+                    app: k.0.clone(),
+                    migration: k.1.clone(),
+                    operation: op.kind.clone(),
+                    file: f.file.clone(),
+                    line: op.line,
+                    certainty,
+                    reason: reason.unwrap_or_default(),
+                });
+            }
+            if let Some(what) = &op.data_loss {
+                data_loss.push(DataLoss { app: k.0.clone(), migration: k.1.clone(), what: what.clone() });
+            }
+        }
+        for d in &f.migration.dynamic {
+            dynamic.push(Dynamic { app: k.0.clone(), migration: k.1.clone(), file: f.file.clone(), line: d.line, what: d.what.clone() });
+        }
+    }
+
+    // Apps only the older code migrates.
+    let installed_newer: BTreeSet<&str> = newer.project.repo_apps().map(|a| a.label.as_str()).collect();
+    let mut old_only_apps = Vec::new();
+    for app in older.project.repo_apps() {
+        if installed_newer.contains(app.label.as_str()) {
+            continue;
+        }
+        if let Some(leaf) = older.graph.leaves(&app.label).first() {
+            old_only_apps.push(OldOnlyApp { app: app.label.clone(), leaf: leaf.1.clone() });
+        }
+    }
+    let post_commands = old_only_apps.iter().map(|a| format!("python manage.py migrate {}", a.app)).collect();
+
+    let commands = steps.iter().map(|s: &Step| command(&s.app, &s.target)).collect();
+    let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
+    let keep_applied: Vec<Key> = newer
+        .graph
+        .nodes
+        .iter()
+        .filter(|k| step_apps.contains(k.0.as_str()) && !to_unapply.contains(*k))
+        .cloned()
+        .collect();
+    let squashes = keep_applied
+        .iter()
+        .chain(to_unapply.iter())
+        .filter_map(|k| {
+            let r = &newer.files[k].migration.replaces;
+            (!r.is_empty()).then(|| (k.clone(), r.clone()))
+        })
+        .collect();
+    let unapply: Vec<(String, String)> = order.into_iter().collect();
+    let fingerprint = fingerprint(&steps, &unapply);
+    Plan {
+        from: newer.snap.label.clone(),
+        to: older.snap.label.clone(),
+        steps,
+        unapply,
+        irreversible,
+        data_loss,
+        commands,
+        old_only_apps,
+        post_commands,
+        dynamic,
+        problems,
+        fingerprint,
+        keep_applied,
+        squashes,
+    }
+}
+
+/// Check an observed migration state against the plan: every planned
+/// migration unapplied, every other migration of the planned apps applied.
+/// `state` says whether a migration is applied (`None`: not in the evidence).
+pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result<(), String> {
+    for k in &plan.unapply {
+        match state(k) {
+            Some(false) => {}
+            Some(true) => return Err(format!("{}.{} is still applied", k.0, k.1)),
+            None => return Err(format!("{}.{} is missing from the evidence", k.0, k.1)),
+        }
+    }
+    for k in &plan.keep_applied {
+        match state(k) {
+            Some(true) => {}
+            Some(false) => return Err(format!("{}.{} should still be applied but is not", k.0, k.1)),
+            None => return Err(format!("{}.{} is missing from the evidence", k.0, k.1)),
+        }
+    }
+    Ok(())
+}
+
+/// Whether the older revision has `k` applied after a fresh migrate: it has
+/// the file, or `k` is a squash of migrations it all has.
+fn known_by_older(k: &Key, pair: &Pair, memo: &mut BTreeMap<Key, bool>, depth: u32) -> bool {
+    if let Some(v) = memo.get(k) {
+        return *v;
+    }
+    let older = &pair.older;
+    let installed = older.project.app(&k.0).is_some_and(|a| a.migrations_dir.is_some());
+    let v = if older.files.contains_key(k) && installed {
+        true
+    } else if let (Some(f), true) = (pair.newer.files.get(k), depth < 32) {
+        !f.migration.replaces.is_empty() && f.migration.replaces.iter().all(|r| known_by_older(r, pair, memo, depth + 1))
+    } else {
+        false
+    };
+    memo.insert(k.clone(), v);
+    v
+}
+
+/// Every non-squash migration a squash stands for (nested squashes followed).
+fn replaced_leaves(k: &Key, pair: &Pair) -> BTreeSet<Key> {
+    let mut out = BTreeSet::new();
+    let mut stack = vec![k.clone()];
+    let mut guard = 0;
+    while let Some(cur) = stack.pop() {
+        guard += 1;
+        if guard > 100_000 {
+            break;
+        }
+        match pair.newer.files.get(&cur) {
+            Some(f) if !f.migration.replaces.is_empty() => stack.extend(f.migration.replaces.iter().cloned()),
+            _ if cur != *k => {
+                out.insert(cur);
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// What `migrate APP TARGET` unapplies given what is applied, per Django's
+/// `MigrationExecutor.migration_plan`; `Err` when the target is not applied
+/// (Django would migrate forwards instead).
+fn simulate_one(graph: &Graph, app: &str, target: Option<&Key>, applied: &BTreeSet<Key>) -> Result<BTreeSet<Key>, String> {
+    let mut set = BTreeSet::new();
+    let starts: Vec<Key> = match target {
+        None => graph.roots(app),
+        Some(t) => {
+            if !applied.contains(t) {
+                return Err(format!("{app}: target {} would already be unapplied when its command runs", t.1));
+            }
+            graph.children.get(t).into_iter().flatten().filter(|c| c.0 == app).cloned().collect()
+        }
+    };
+    for s in starts {
+        set.extend(graph.descendants(&s).into_iter().filter(|k| applied.contains(k)));
+    }
+    Ok(set)
+}
+
+fn run(graph: &Graph, order: &[&String], targets: &BTreeMap<String, Option<Key>>, want: &BTreeSet<Key>) -> Result<Vec<Step>, String> {
+    let mut applied = graph.nodes.clone();
+    let mut steps = Vec::new();
+    for app in order {
+        let target = targets[*app].as_ref();
+        let set = simulate_one(graph, app, target, &applied)?;
+        if let Some(extra) = set.iter().find(|k| !want.contains(*k)) {
+            return Err(format!(
+                "`migrate {app} {}` would also unapply {}.{}, which the older revision has",
+                target.map_or("zero", |t| t.1.as_str()),
+                extra.0,
+                extra.1
+            ));
+        }
+        let unapply = graph
+            .unapply_order(&set)
+            .into_iter()
+            .map(|k| if k.0 == **app { k.1 } else { format!("{}.{}", k.0, k.1) })
+            .collect();
+        for k in &set {
+            applied.remove(k);
+        }
+        steps.push(Step { app: (*app).clone(), target: target.map_or_else(|| "zero".to_string(), |t| t.1.clone()), unapply });
+    }
+    if let Some(left) = want.iter().find(|k| applied.contains(*k)) {
+        return Err(format!(
+            "no order of per-app commands unapplies {}.{} without unapplying migrations the older revision has",
+            left.0, left.1
+        ));
+    }
+    Ok(steps)
+}
+
+/// Dependents first: an app whose new migrations depend on another app's new
+/// migrations runs before it. Verified by simulation; other orders are tried
+/// when the first fails.
+fn order_commands(graph: &Graph, targets: &BTreeMap<String, Option<Key>>, want: &BTreeSet<Key>) -> Result<Vec<Step>, String> {
+    let apps: Vec<&String> = targets.keys().collect();
+    let mut after: BTreeMap<&String, BTreeSet<&String>> = apps.iter().map(|a| (*a, BTreeSet::new())).collect();
+    for k in want {
+        for d in graph.descendants(k) {
+            if d.0 != k.0 && want.contains(&d) {
+                if let (Some(dep), Some(own)) = (apps.iter().find(|a| ***a == d.0), apps.iter().find(|a| ***a == k.0)) {
+                    // `dep`'s command must run before `own`'s.
+                    after.get_mut(own).map(|s| s.insert(*dep));
+                }
+            }
+        }
+    }
+    let mut order: Vec<&String> = Vec::new();
+    let mut left: BTreeSet<&String> = apps.iter().copied().collect();
+    while !left.is_empty() {
+        let next = left
+            .iter()
+            .find(|a| after[**a].iter().all(|b| !left.contains(b)))
+            .or_else(|| left.iter().next())
+            .copied()
+            .unwrap_or(apps[0]);
+        left.remove(next);
+        order.push(next);
+    }
+    let first = run(graph, &order, targets, want);
+    if first.is_ok() || order.len() > 7 {
+        return first;
+    }
+    let mut perm = order.clone();
+    let mut result = first;
+    permute(&mut perm, 0, &mut |p| {
+        if let Ok(s) = run(graph, p, targets, want) {
+            result = Ok(s);
+            true
+        } else {
+            false
+        }
+    });
+    result
+}
+
+fn permute<'a>(v: &mut Vec<&'a String>, k: usize, f: &mut dyn FnMut(&[&'a String]) -> bool) -> bool {
+    if k == v.len() {
+        return f(v);
+    }
+    for i in k..v.len() {
+        v.swap(k, i);
+        if permute(v, k + 1, f) {
+            return true;
+        }
+        v.swap(k, i);
+    }
+    false
+}
+
+fn fingerprint(steps: &[Step], unapply: &[(String, String)]) -> String {
+    let mut h = Sha256::new();
+    for s in steps {
+        h.update(format!("step\0{}\0{}\n", s.app, s.target));
+    }
+    for (a, n) in unapply {
+        h.update(format!("unapply\0{a}\0{n}\n"));
+    }
+    let d = h.finalize();
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}

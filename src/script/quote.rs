@@ -1,0 +1,49 @@
+//! The only place values are quoted for bash.
+
+use shell_quote::{Bash, Quote};
+
+/// Quote one value for bash so that it is always exactly one word, whatever
+/// it contains (spaces, quotes, `$`, newlines, control characters).
+pub fn bash(s: &str) -> String {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b)) {
+        return s.to_string();
+    }
+    let q: String = Bash::quote(s);
+    q
+}
+
+/// Quote a list of words and join them with spaces.
+pub fn words<S: AsRef<str>>(items: &[S]) -> String {
+    items.iter().map(|s| bash(s.as_ref())).collect::<Vec<_>>().join(" ")
+}
+
+/// Make text safe inside a `#` comment line: no newlines or control characters.
+pub fn comment(s: &str) -> String {
+    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn roundtrip(s: &str) -> String {
+        let out = std::process::Command::new("bash")
+            .arg("-c")
+            .arg(format!("printf '%s' {}", bash(s)))
+            .output()
+            .expect("bash runs");
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn hostile_values_round_trip_through_bash() {
+        for s in ["plain", "with space", "it's", "$(rm -rf /)", "`id`", "a\nb", "tab\there", "\"dq\"", "semi;colon", "", "*", "~", "-n", "\x07bell", "ünïcode"] {
+            assert_eq!(roundtrip(s), s, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn comments_cannot_break_out() {
+        assert!(!comment("x\nrm -rf /").contains('\n'));
+    }
+}
