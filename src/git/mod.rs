@@ -3,6 +3,7 @@
 //! wraps libgit2: no checkout, no `git` subprocess.
 
 pub mod hook;
+pub mod write;
 
 use std::path::{Path, PathBuf};
 

@@ -12,6 +12,13 @@ pub fn bash(s: &str) -> String {
     q
 }
 
+/// Quote a value that is assigned to a variable: always visibly quoted, so
+/// that `X=exec` is never mistaken for a command by readers or shellcheck.
+pub fn literal(s: &str) -> String {
+    let q = bash(s);
+    if q.starts_with(['\'', '$']) { q } else { format!("'{q}'") }
+}
+
 /// Quote a list of words and join them with spaces.
 pub fn words<S: AsRef<str>>(items: &[S]) -> String {
     items.iter().map(|s| bash(s.as_ref())).collect::<Vec<_>>().join(" ")

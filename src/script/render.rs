@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::quote::{bash, comment, words};
+use super::quote::{bash, comment, literal, words};
 use super::{Action, RollbackScript};
 use crate::config::Strategy;
 
@@ -61,7 +61,7 @@ verify() {
 }
 manual_step() {
   local n=$1 text=$2 var="TAGBACK_MANUAL_$1"
-  if [[ "${!var:-}" != done ]]; then
+  if [[ "${!var:-}" != "done" ]]; then
     if [[ "$DRY_RUN" == 1 ]]; then
       log "DRY_RUN: MANUAL STEP $n: $text"
       return 0
@@ -337,12 +337,12 @@ pub fn render(s: &RollbackScript) -> String {
     let _ = writeln!(w, "set -euo pipefail");
     let _ = writeln!(w);
     let _ = writeln!(w, "STACK=${{STACK-{}}}", bash(&s.stack));
-    let _ = writeln!(w, "SERVICE_NAME={}", bash(&s.service));
-    let _ = writeln!(w, "FROM_IMAGE={}", bash(&s.from_image));
-    let _ = writeln!(w, "TO_IMAGE={}", bash(&s.to_image));
-    let _ = writeln!(w, "STRATEGY={}", bash(s.strategy.as_str()));
-    let _ = writeln!(w, "DEFAULT_REPLICAS={}", bash(&s.default_replicas.map(|r| r.to_string()).unwrap_or_default()));
-    let _ = writeln!(w, "FINGERPRINT={}", bash(&s.fingerprint));
+    let _ = writeln!(w, "SERVICE_NAME={}", literal(&s.service));
+    let _ = writeln!(w, "FROM_IMAGE={}", literal(&s.from_image));
+    let _ = writeln!(w, "TO_IMAGE={}", literal(&s.to_image));
+    let _ = writeln!(w, "STRATEGY={}", literal(s.strategy.as_str()));
+    let _ = writeln!(w, "DEFAULT_REPLICAS={}", literal(&s.default_replicas.map(|r| r.to_string()).unwrap_or_default()));
+    let _ = writeln!(w, "FINGERPRINT={}", literal(&s.fingerprint));
     let _ = writeln!(w, "MANAGE=({})", words(&s.manage));
     let mut apps: Vec<&str> = s.unapplied.iter().map(|(a, _)| a.as_str()).chain(s.keep_applied.iter().map(|(a, _)| a.as_str())).collect();
     apps.sort_unstable();
