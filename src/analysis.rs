@@ -84,11 +84,12 @@ pub struct Request<'a> {
 
 /// Compare the stack files and judge every image change.
 pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
-    let config = match Config::load(req.repo, &req.to) {
-        Ok(c) => c,
-        Err(e) => return Err(e),
+    let config = Config::load(req.repo, &req.to)?;
+    let explicit = if req.files.is_empty() {
+        config.files.clone()
+    } else {
+        req.files.clone()
     };
-    let explicit = if req.files.is_empty() { config.files.clone() } else { req.files.clone() };
     let files = stack::discover_files(req.repo, &[&req.from, &req.to], &explicit)?;
     let old = stack::load(req.repo, &req.from, &files)?.unwrap_or_default();
     let new = stack::load(req.repo, &req.to, &files)?.unwrap_or_default();
@@ -99,26 +100,40 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
         if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
             continue;
         }
-        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else { continue };
+        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else {
+            continue;
+        };
         let cfg = config.service(&change.to.name);
         let mut report = judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?;
         report.file = change.to.file.clone();
         report.line = change.to.line;
         report.replicas = change.from.replicas;
-        if let Some(p) = &report.plan {
-            if p.needs_backward_migrations() {
-                match ledger::status(&records, &report.service, &report.from_image, &report.to_image, &p.fingerprint) {
-                    RecordStatus::Recorded => report.recorded = true,
-                    RecordStatus::Stale(why) => report.note = Some(why),
-                    RecordStatus::Missing => {}
-                }
+        if let Some(p) = &report.plan
+            && p.needs_backward_migrations()
+        {
+            match ledger::status(
+                &records,
+                &report.service,
+                &report.from_image,
+                &report.to_image,
+                &p.fingerprint,
+            ) {
+                RecordStatus::Recorded => report.recorded = true,
+                RecordStatus::Stale(why) => report.note = Some(why),
+                RecordStatus::Missing => {}
             }
         }
         report.safe = is_safe(&report, &cfg);
         services.push(report);
     }
     let safe = services.iter().all(|s| s.safe);
-    Ok(CheckReport { safe, from: req.from.label.clone(), to: req.to.label.clone(), files, services })
+    Ok(CheckReport {
+        safe,
+        from: req.from.label.clone(),
+        to: req.to.label.clone(),
+        files,
+        services,
+    })
 }
 
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
@@ -137,7 +152,11 @@ struct AppRepos {
 }
 
 impl AppRepos {
-    fn get<'a>(&'a mut self, deploy: &'a Repo, cfg: &ServiceConfig) -> Result<(&'a Repo, Option<PathBuf>)> {
+    fn get<'a>(
+        &'a mut self,
+        deploy: &'a Repo,
+        cfg: &ServiceConfig,
+    ) -> Result<(&'a Repo, Option<PathBuf>)> {
         let Some(rel) = &cfg.repo else {
             return Ok((deploy, deploy.workdir().map(Path::to_path_buf)));
         };
@@ -145,7 +164,10 @@ impl AppRepos {
         let path = base.join(rel);
         if !self.opened.contains_key(&path) {
             let repo = Repo::open(&path).map_err(|_| {
-                Error::input(format!("{}: `repo: {rel}` is not a git repository", crate::config::FILE_NAME))
+                Error::input(format!(
+                    "{}: `repo: {rel}` is not a git repository",
+                    crate::config::FILE_NAME
+                ))
             })?;
             self.opened.insert(path.clone(), repo);
         }
@@ -166,7 +188,14 @@ pub fn resolve_tag(repo: &Repo, cfg: &ServiceConfig, image: &ImageRef) -> Option
         .find(|rev| repo.has_revision(rev) && !rev.starts_with('-'))
 }
 
-fn judge(req: &Request<'_>, repos: &mut AppRepos, cfg: &ServiceConfig, name: &str, from: &ImageRef, to: &ImageRef) -> Result<ServiceReport> {
+fn judge(
+    req: &Request<'_>,
+    repos: &mut AppRepos,
+    cfg: &ServiceConfig,
+    name: &str,
+    from: &ImageRef,
+    to: &ImageRef,
+) -> Result<ServiceReport> {
     let mut report = ServiceReport {
         service: name.to_string(),
         from_image: from.to_string(),
@@ -223,7 +252,14 @@ fn judge(req: &Request<'_>, repos: &mut AppRepos, cfg: &ServiceConfig, name: &st
             .iter()
             .filter(|(_, r)| r.is_none())
             .map(|(img, _)| match img.tag.as_deref() {
-                Some(t) => format!("no git revision {:?} for tag {t:?} in {}", cfg.ref_template.as_deref().unwrap_or("{tag} or v{tag}").replace("{tag}", t), repo.label()),
+                Some(t) => format!(
+                    "no git revision {:?} for tag {t:?} in {}",
+                    cfg.ref_template
+                        .as_deref()
+                        .unwrap_or("{tag} or v{tag}")
+                        .replace("{tag}", t),
+                    repo.label()
+                ),
                 None => format!("image {img} has no tag to map to a git revision"),
             })
             .collect();
@@ -231,7 +267,9 @@ fn judge(req: &Request<'_>, repos: &mut AppRepos, cfg: &ServiceConfig, name: &st
             Err(reason) => format!("{reason}; {}", missing.join("; ")),
             Ok(_) => missing.join("; "),
         };
-        report.note = Some(format!("plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"));
+        report.note = Some(format!(
+            "plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"
+        ));
         return Ok(report);
     };
     let from_snap = repo.snapshot(&fr)?;
@@ -244,12 +282,18 @@ fn judge(req: &Request<'_>, repos: &mut AppRepos, cfg: &ServiceConfig, name: &st
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => report.plan = Some(plan::compute(&loader, &pair)),
-        None => report.note = Some(format!("no manage.py at {fr} or {tr}: not a Django service")),
+        None => {
+            report.note = Some(format!(
+                "no manage.py at {fr} or {tr}: not a Django service"
+            ))
+        }
     }
     Ok(report)
 }
 
 /// Commit label used in reports for a snapshot.
 pub fn label_commit(repo: &Repo, rev: &str) -> String {
-    repo.resolve_commit(rev).map(short).unwrap_or_else(|_| rev.to_string())
+    repo.resolve_commit(rev)
+        .map(short)
+        .unwrap_or_else(|_| rev.to_string())
 }

@@ -103,7 +103,8 @@ impl Config {
         let Some((_, text)) = repo.read_text(snap, FILE_NAME)? else {
             return Ok(Config::default());
         };
-        Config::parse(&text).map_err(|e| Error::input(format!("{FILE_NAME} at {}: {e}", snap.label)))
+        Config::parse(&text)
+            .map_err(|e| Error::input(format!("{FILE_NAME} at {}: {e}", snap.label)))
     }
 
     /// Parse the file's text.
@@ -111,7 +112,13 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").to_string())
+        serde_saphyr::from_str(text).map_err(|e| {
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or("invalid YAML")
+                .to_string()
+        })
     }
 
     /// The settings for a service (defaults when not configured).
@@ -131,7 +138,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.stack.as_deref(), Some("shop"));
-        assert_eq!(c.service("web").ref_template.as_deref(), Some("release-{tag}"));
+        assert_eq!(
+            c.service("web").ref_template.as_deref(),
+            Some("release-{tag}")
+        );
         assert_eq!(c.service("web").strategy, Some(Strategy::Job));
         assert_eq!(c.service("nginx").django, Some(false));
         assert!(c.service("other").django.is_none());

@@ -8,42 +8,132 @@ use std::path::Path;
 
 use crate::analysis::{self, Request};
 use crate::error::{Error, Result};
-use crate::git::write::Builder;
 use crate::git::Repo;
+use crate::git::write::Builder;
 use crate::{Outcome, report};
 
 /// The example project: `(path, contents)`, paths starting with `v1/` or `v2/`.
 const FILES: &[(&str, &str)] = &[
-    ("v1/accounts/__init__.py", include_str!("../fixtures/demo/v1/accounts/__init__.py")),
-    ("v1/accounts/apps.py", include_str!("../fixtures/demo/v1/accounts/apps.py")),
-    ("v1/accounts/migrations/0001_initial.py", include_str!("../fixtures/demo/v1/accounts/migrations/0001_initial.py")),
-    ("v1/accounts/migrations/__init__.py", include_str!("../fixtures/demo/v1/accounts/migrations/__init__.py")),
-    ("v1/accounts/models.py", include_str!("../fixtures/demo/v1/accounts/models.py")),
-    ("v1/manage.py", include_str!("../fixtures/demo/v1/manage.py")),
-    ("v1/shop/__init__.py", include_str!("../fixtures/demo/v1/shop/__init__.py")),
-    ("v1/shop/migrations/0001_initial.py", include_str!("../fixtures/demo/v1/shop/migrations/0001_initial.py")),
-    ("v1/shop/migrations/0002_product_sku.py", include_str!("../fixtures/demo/v1/shop/migrations/0002_product_sku.py")),
-    ("v1/shop/migrations/__init__.py", include_str!("../fixtures/demo/v1/shop/migrations/__init__.py")),
-    ("v1/shop/models.py", include_str!("../fixtures/demo/v1/shop/models.py")),
-    ("v1/shopsite/__init__.py", include_str!("../fixtures/demo/v1/shopsite/__init__.py")),
-    ("v1/shopsite/settings.py", include_str!("../fixtures/demo/v1/shopsite/settings.py")),
-    ("v2/accounts/__init__.py", include_str!("../fixtures/demo/v2/accounts/__init__.py")),
-    ("v2/accounts/apps.py", include_str!("../fixtures/demo/v2/accounts/apps.py")),
-    ("v2/accounts/migrations/0001_initial.py", include_str!("../fixtures/demo/v2/accounts/migrations/0001_initial.py")),
-    ("v2/accounts/migrations/0002_badge.py", include_str!("../fixtures/demo/v2/accounts/migrations/0002_badge.py")),
-    ("v2/accounts/migrations/0003_normalize_nicknames.py", include_str!("../fixtures/demo/v2/accounts/migrations/0003_normalize_nicknames.py")),
-    ("v2/accounts/migrations/__init__.py", include_str!("../fixtures/demo/v2/accounts/migrations/__init__.py")),
-    ("v2/accounts/models.py", include_str!("../fixtures/demo/v2/accounts/models.py")),
-    ("v2/manage.py", include_str!("../fixtures/demo/v2/manage.py")),
-    ("v2/shop/__init__.py", include_str!("../fixtures/demo/v2/shop/__init__.py")),
-    ("v2/shop/migrations/0001_initial.py", include_str!("../fixtures/demo/v2/shop/migrations/0001_initial.py")),
-    ("v2/shop/migrations/0002_product_sku.py", include_str!("../fixtures/demo/v2/shop/migrations/0002_product_sku.py")),
-    ("v2/shop/migrations/0003_order_badge.py", include_str!("../fixtures/demo/v2/shop/migrations/0003_order_badge.py")),
-    ("v2/shop/migrations/0004_order_code.py", include_str!("../fixtures/demo/v2/shop/migrations/0004_order_code.py")),
-    ("v2/shop/migrations/__init__.py", include_str!("../fixtures/demo/v2/shop/migrations/__init__.py")),
-    ("v2/shop/models.py", include_str!("../fixtures/demo/v2/shop/models.py")),
-    ("v2/shopsite/__init__.py", include_str!("../fixtures/demo/v2/shopsite/__init__.py")),
-    ("v2/shopsite/settings.py", include_str!("../fixtures/demo/v2/shopsite/settings.py")),
+    (
+        "v1/accounts/__init__.py",
+        include_str!("../fixtures/demo/v1/accounts/__init__.py"),
+    ),
+    (
+        "v1/accounts/apps.py",
+        include_str!("../fixtures/demo/v1/accounts/apps.py"),
+    ),
+    (
+        "v1/accounts/migrations/0001_initial.py",
+        include_str!("../fixtures/demo/v1/accounts/migrations/0001_initial.py"),
+    ),
+    (
+        "v1/accounts/migrations/__init__.py",
+        include_str!("../fixtures/demo/v1/accounts/migrations/__init__.py"),
+    ),
+    (
+        "v1/accounts/models.py",
+        include_str!("../fixtures/demo/v1/accounts/models.py"),
+    ),
+    (
+        "v1/manage.py",
+        include_str!("../fixtures/demo/v1/manage.py"),
+    ),
+    (
+        "v1/shop/__init__.py",
+        include_str!("../fixtures/demo/v1/shop/__init__.py"),
+    ),
+    (
+        "v1/shop/migrations/0001_initial.py",
+        include_str!("../fixtures/demo/v1/shop/migrations/0001_initial.py"),
+    ),
+    (
+        "v1/shop/migrations/0002_product_sku.py",
+        include_str!("../fixtures/demo/v1/shop/migrations/0002_product_sku.py"),
+    ),
+    (
+        "v1/shop/migrations/__init__.py",
+        include_str!("../fixtures/demo/v1/shop/migrations/__init__.py"),
+    ),
+    (
+        "v1/shop/models.py",
+        include_str!("../fixtures/demo/v1/shop/models.py"),
+    ),
+    (
+        "v1/shopsite/__init__.py",
+        include_str!("../fixtures/demo/v1/shopsite/__init__.py"),
+    ),
+    (
+        "v1/shopsite/settings.py",
+        include_str!("../fixtures/demo/v1/shopsite/settings.py"),
+    ),
+    (
+        "v2/accounts/__init__.py",
+        include_str!("../fixtures/demo/v2/accounts/__init__.py"),
+    ),
+    (
+        "v2/accounts/apps.py",
+        include_str!("../fixtures/demo/v2/accounts/apps.py"),
+    ),
+    (
+        "v2/accounts/migrations/0001_initial.py",
+        include_str!("../fixtures/demo/v2/accounts/migrations/0001_initial.py"),
+    ),
+    (
+        "v2/accounts/migrations/0002_badge.py",
+        include_str!("../fixtures/demo/v2/accounts/migrations/0002_badge.py"),
+    ),
+    (
+        "v2/accounts/migrations/0003_normalize_nicknames.py",
+        include_str!("../fixtures/demo/v2/accounts/migrations/0003_normalize_nicknames.py"),
+    ),
+    (
+        "v2/accounts/migrations/__init__.py",
+        include_str!("../fixtures/demo/v2/accounts/migrations/__init__.py"),
+    ),
+    (
+        "v2/accounts/models.py",
+        include_str!("../fixtures/demo/v2/accounts/models.py"),
+    ),
+    (
+        "v2/manage.py",
+        include_str!("../fixtures/demo/v2/manage.py"),
+    ),
+    (
+        "v2/shop/__init__.py",
+        include_str!("../fixtures/demo/v2/shop/__init__.py"),
+    ),
+    (
+        "v2/shop/migrations/0001_initial.py",
+        include_str!("../fixtures/demo/v2/shop/migrations/0001_initial.py"),
+    ),
+    (
+        "v2/shop/migrations/0002_product_sku.py",
+        include_str!("../fixtures/demo/v2/shop/migrations/0002_product_sku.py"),
+    ),
+    (
+        "v2/shop/migrations/0003_order_badge.py",
+        include_str!("../fixtures/demo/v2/shop/migrations/0003_order_badge.py"),
+    ),
+    (
+        "v2/shop/migrations/0004_order_code.py",
+        include_str!("../fixtures/demo/v2/shop/migrations/0004_order_code.py"),
+    ),
+    (
+        "v2/shop/migrations/__init__.py",
+        include_str!("../fixtures/demo/v2/shop/migrations/__init__.py"),
+    ),
+    (
+        "v2/shop/models.py",
+        include_str!("../fixtures/demo/v2/shop/models.py"),
+    ),
+    (
+        "v2/shopsite/__init__.py",
+        include_str!("../fixtures/demo/v2/shopsite/__init__.py"),
+    ),
+    (
+        "v2/shopsite/settings.py",
+        include_str!("../fixtures/demo/v2/shopsite/settings.py"),
+    ),
 ];
 
 const STACK: &str = include_str!("../fixtures/demo/stack.yml");
@@ -87,13 +177,35 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
     };
     build(&dir)?;
     let repo = Repo::open(&dir)?;
-    writeln!(out, "tagback demo: a Django shop deployed as a Swarm stack ({}).", dir.display()).map_err(io)?;
-    writeln!(out, "The stack file moves `web` from shop:2 back to shop:1; v2 added migrations in two apps.\n").map_err(io)?;
-    writeln!(out, "$ tagback check          # HEAD (shop:2) against the working tree (shop:1)").map_err(io)?;
-    let req = Request { repo: &repo, from: repo.snapshot("HEAD")?, to: repo.worktree_snapshot(), files: Vec::new(), service: None, full: false };
+    writeln!(
+        out,
+        "tagback demo: a Django shop deployed as a Swarm stack ({}).",
+        dir.display()
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "The stack file moves `web` from shop:2 back to shop:1; v2 added migrations in two apps.\n"
+    )
+    .map_err(io)?;
+    writeln!(
+        out,
+        "$ tagback check          # HEAD (shop:2) against the working tree (shop:1)"
+    )
+    .map_err(io)?;
+    let req = Request {
+        repo: &repo,
+        from: repo.snapshot("HEAD")?,
+        to: repo.worktree_snapshot(),
+        files: Vec::new(),
+        service: None,
+        full: false,
+    };
     let check = analysis::analyze(&req)?;
     report::check_text(&check, out)?;
-    let Some(svc) = check.services.first() else { return Ok(Outcome::Safe) };
+    let Some(svc) = check.services.first() else {
+        return Ok(Outcome::Safe);
+    };
     if let Some(plan) = &svc.plan {
         writeln!(out, "\n$ tagback plan --from v2 --to v1 --format json").map_err(io)?;
         report::json(plan, out)?;
@@ -112,7 +224,11 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
         let text = crate::script::render::render(&model);
         let path = dir.join("rollback-web.sh");
         std::fs::write(&path, &text).map_err(|e| Error::io(&path, e))?;
-        writeln!(out, "\n$ tagback script --service web -o rollback-web.sh   # header:").map_err(io)?;
+        writeln!(
+            out,
+            "\n$ tagback script --service web -o rollback-web.sh   # header:"
+        )
+        .map_err(io)?;
         for line in text.lines().take_while(|l| l.starts_with('#')) {
             writeln!(out, "{line}").map_err(io)?;
         }

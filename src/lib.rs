@@ -40,6 +40,10 @@ impl Outcome {
 
     /// `Unsafe` if either is.
     pub fn and(self, other: Outcome) -> Outcome {
-        if self == Outcome::Unsafe || other == Outcome::Unsafe { Outcome::Unsafe } else { Outcome::Safe }
+        if self == Outcome::Unsafe || other == Outcome::Unsafe {
+            Outcome::Unsafe
+        } else {
+            Outcome::Safe
+        }
     }
 }

@@ -17,7 +17,11 @@ fn main() -> ExitCode {
     let mut out = stdout.lock();
     match tagback::cli::run(cli, &mut out) {
         Ok(outcome) => ExitCode::from(outcome.code()),
-        Err(tagback::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(tagback::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::SUCCESS
+        }
         Err(e) => {
             let _ = out.flush();
             let _ = writeln!(std::io::stderr(), "tagback: error: {e}");

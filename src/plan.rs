@@ -138,13 +138,20 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let mut memo: BTreeMap<Key, bool> = BTreeMap::new();
     let known = |k: &Key, memo: &mut BTreeMap<Key, bool>| known_by_older(k, pair, memo, 0);
 
-    let installed_older: BTreeSet<&str> = older.project.repo_apps().map(|a| a.label.as_str()).collect();
+    let installed_older: BTreeSet<&str> = older
+        .project
+        .repo_apps()
+        .map(|a| a.label.as_str())
+        .collect();
     let mut to_unapply: BTreeSet<Key> = BTreeSet::new();
     for k in &newer.graph.nodes {
         let f = &newer.files[k];
         if !f.migration.replaces.is_empty() {
             let leaves = replaced_leaves(k, pair);
-            let n_known = leaves.iter().filter(|r| older.files.contains_key(*r) && installed_older.contains(r.0.as_str())).count();
+            let n_known = leaves
+                .iter()
+                .filter(|r| older.files.contains_key(*r) && installed_older.contains(r.0.as_str()))
+                .count();
             if n_known > 0 && n_known < leaves.len() {
                 problems.push(format!(
                     "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
@@ -161,7 +168,10 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let apps: BTreeSet<&str> = to_unapply.iter().map(|k| k.0.as_str()).collect();
     let mut targets: BTreeMap<String, Option<Key>> = BTreeMap::new();
     for app in &apps {
-        let target = if older.loaded.contains(*app) && installed_older.contains(app) && older.files.keys().any(|k| k.0 == *app) {
+        let target = if older.loaded.contains(*app)
+            && installed_older.contains(app)
+            && older.files.keys().any(|k| k.0 == *app)
+        {
             let leaves = older.graph.leaves(app);
             let Some(leaf) = leaves.first() else { continue };
             match newer.graph.standing_for(leaf) {
@@ -185,7 +195,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             None
         };
         if let Some(t) = &target {
-            let matching = newer.files.keys().filter(|k| k.0 == *app && k.1.starts_with(&t.1)).count();
+            let matching = newer
+                .files
+                .keys()
+                .filter(|k| k.0 == *app && k.1.starts_with(&t.1))
+                .count();
             if matching > 1 {
                 problems.push(format!(
                     "{app}: target {} is a prefix of another migration name in {}; Django rejects it as ambiguous",
@@ -230,28 +244,60 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 });
             }
             if let Some(what) = &op.data_loss {
-                data_loss.push(DataLoss { app: k.0.clone(), migration: k.1.clone(), what: what.clone() });
+                data_loss.push(DataLoss {
+                    app: k.0.clone(),
+                    migration: k.1.clone(),
+                    what: what.clone(),
+                });
             }
         }
         for d in &f.migration.dynamic {
-            dynamic.push(Dynamic { app: k.0.clone(), migration: k.1.clone(), file: f.file.clone(), line: d.line, what: d.what.clone() });
+            dynamic.push(Dynamic {
+                app: k.0.clone(),
+                migration: k.1.clone(),
+                file: f.file.clone(),
+                line: d.line,
+                what: d.what.clone(),
+            });
+        }
+        for s in crate::django::graph::unresolved_swappables(&newer.project, &f.migration) {
+            dynamic.push(Dynamic {
+                app: k.0.clone(),
+                migration: k.1.clone(),
+                file: f.file.clone(),
+                line: 0,
+                what: format!("depends on swappable setting {s}, which the settings module does not define (set at run time?)"),
+            });
         }
     }
 
     // Apps only the older code migrates.
-    let installed_newer: BTreeSet<&str> = newer.project.repo_apps().map(|a| a.label.as_str()).collect();
+    let installed_newer: BTreeSet<&str> = newer
+        .project
+        .repo_apps()
+        .map(|a| a.label.as_str())
+        .collect();
     let mut old_only_apps = Vec::new();
     for app in older.project.repo_apps() {
         if installed_newer.contains(app.label.as_str()) {
             continue;
         }
         if let Some(leaf) = older.graph.leaves(&app.label).first() {
-            old_only_apps.push(OldOnlyApp { app: app.label.clone(), leaf: leaf.1.clone() });
+            old_only_apps.push(OldOnlyApp {
+                app: app.label.clone(),
+                leaf: leaf.1.clone(),
+            });
         }
     }
-    let post_commands = old_only_apps.iter().map(|a| format!("python manage.py migrate {}", a.app)).collect();
+    let post_commands = old_only_apps
+        .iter()
+        .map(|a| format!("python manage.py migrate {}", a.app))
+        .collect();
 
-    let commands = steps.iter().map(|s: &Step| command(&s.app, &s.target)).collect();
+    let commands = steps
+        .iter()
+        .map(|s: &Step| command(&s.app, &s.target))
+        .collect();
     let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
     let keep_applied: Vec<Key> = newer
         .graph
@@ -302,7 +348,12 @@ pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result
     for k in &plan.keep_applied {
         match state(k) {
             Some(true) => {}
-            Some(false) => return Err(format!("{}.{} should still be applied but is not", k.0, k.1)),
+            Some(false) => {
+                return Err(format!(
+                    "{}.{} should still be applied but is not",
+                    k.0, k.1
+                ));
+            }
             None => return Err(format!("{}.{} is missing from the evidence", k.0, k.1)),
         }
     }
@@ -316,11 +367,18 @@ fn known_by_older(k: &Key, pair: &Pair, memo: &mut BTreeMap<Key, bool>, depth: u
         return *v;
     }
     let older = &pair.older;
-    let installed = older.project.app(&k.0).is_some_and(|a| a.migrations_dir.is_some());
+    let installed = older
+        .project
+        .app(&k.0)
+        .is_some_and(|a| a.migrations_dir.is_some());
     let v = if older.files.contains_key(k) && installed {
         true
     } else if let (Some(f), true) = (pair.newer.files.get(k), depth < 32) {
-        !f.migration.replaces.is_empty() && f.migration.replaces.iter().all(|r| known_by_older(r, pair, memo, depth + 1))
+        !f.migration.replaces.is_empty()
+            && f.migration
+                .replaces
+                .iter()
+                .all(|r| known_by_older(r, pair, memo, depth + 1))
     } else {
         false
     };
@@ -339,7 +397,9 @@ fn replaced_leaves(k: &Key, pair: &Pair) -> BTreeSet<Key> {
             break;
         }
         match pair.newer.files.get(&cur) {
-            Some(f) if !f.migration.replaces.is_empty() => stack.extend(f.migration.replaces.iter().cloned()),
+            Some(f) if !f.migration.replaces.is_empty() => {
+                stack.extend(f.migration.replaces.iter().cloned())
+            }
             _ if cur != *k => {
                 out.insert(cur);
             }
@@ -352,24 +412,49 @@ fn replaced_leaves(k: &Key, pair: &Pair) -> BTreeSet<Key> {
 /// What `migrate APP TARGET` unapplies given what is applied, per Django's
 /// `MigrationExecutor.migration_plan`; `Err` when the target is not applied
 /// (Django would migrate forwards instead).
-fn simulate_one(graph: &Graph, app: &str, target: Option<&Key>, applied: &BTreeSet<Key>) -> Result<BTreeSet<Key>, String> {
+fn simulate_one(
+    graph: &Graph,
+    app: &str,
+    target: Option<&Key>,
+    applied: &BTreeSet<Key>,
+) -> Result<BTreeSet<Key>, String> {
     let mut set = BTreeSet::new();
     let starts: Vec<Key> = match target {
         None => graph.roots(app),
         Some(t) => {
             if !applied.contains(t) {
-                return Err(format!("{app}: target {} would already be unapplied when its command runs", t.1));
+                return Err(format!(
+                    "{app}: target {} would already be unapplied when its command runs",
+                    t.1
+                ));
             }
-            graph.children.get(t).into_iter().flatten().filter(|c| c.0 == app).cloned().collect()
+            graph
+                .children
+                .get(t)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.0 == app)
+                .cloned()
+                .collect()
         }
     };
     for s in starts {
-        set.extend(graph.descendants(&s).into_iter().filter(|k| applied.contains(k)));
+        set.extend(
+            graph
+                .descendants(&s)
+                .into_iter()
+                .filter(|k| applied.contains(k)),
+        );
     }
     Ok(set)
 }
 
-fn run(graph: &Graph, order: &[&String], targets: &BTreeMap<String, Option<Key>>, want: &BTreeSet<Key>) -> Result<Vec<Step>, String> {
+fn run(
+    graph: &Graph,
+    order: &[&String],
+    targets: &BTreeMap<String, Option<Key>>,
+    want: &BTreeSet<Key>,
+) -> Result<Vec<Step>, String> {
     let mut applied = graph.nodes.clone();
     let mut steps = Vec::new();
     for app in order {
@@ -386,12 +471,22 @@ fn run(graph: &Graph, order: &[&String], targets: &BTreeMap<String, Option<Key>>
         let unapply = graph
             .unapply_order(&set)
             .into_iter()
-            .map(|k| if k.0 == **app { k.1 } else { format!("{}.{}", k.0, k.1) })
+            .map(|k| {
+                if k.0 == **app {
+                    k.1
+                } else {
+                    format!("{}.{}", k.0, k.1)
+                }
+            })
             .collect();
         for k in &set {
             applied.remove(k);
         }
-        steps.push(Step { app: (*app).clone(), target: target.map_or_else(|| "zero".to_string(), |t| t.1.clone()), unapply });
+        steps.push(Step {
+            app: (*app).clone(),
+            target: target.map_or_else(|| "zero".to_string(), |t| t.1.clone()),
+            unapply,
+        });
     }
     if let Some(left) = want.iter().find(|k| applied.contains(*k)) {
         return Err(format!(
@@ -405,16 +500,25 @@ fn run(graph: &Graph, order: &[&String], targets: &BTreeMap<String, Option<Key>>
 /// Dependents first: an app whose new migrations depend on another app's new
 /// migrations runs before it. Verified by simulation; other orders are tried
 /// when the first fails.
-fn order_commands(graph: &Graph, targets: &BTreeMap<String, Option<Key>>, want: &BTreeSet<Key>) -> Result<Vec<Step>, String> {
+fn order_commands(
+    graph: &Graph,
+    targets: &BTreeMap<String, Option<Key>>,
+    want: &BTreeSet<Key>,
+) -> Result<Vec<Step>, String> {
     let apps: Vec<&String> = targets.keys().collect();
-    let mut after: BTreeMap<&String, BTreeSet<&String>> = apps.iter().map(|a| (*a, BTreeSet::new())).collect();
+    let mut after: BTreeMap<&String, BTreeSet<&String>> =
+        apps.iter().map(|a| (*a, BTreeSet::new())).collect();
     for k in want {
         for d in graph.descendants(k) {
-            if d.0 != k.0 && want.contains(&d) {
-                if let (Some(dep), Some(own)) = (apps.iter().find(|a| ***a == d.0), apps.iter().find(|a| ***a == k.0)) {
-                    // `dep`'s command must run before `own`'s.
-                    after.get_mut(own).map(|s| s.insert(*dep));
-                }
+            if d.0 != k.0
+                && want.contains(&d)
+                && let (Some(dep), Some(own)) = (
+                    apps.iter().find(|a| ***a == d.0),
+                    apps.iter().find(|a| ***a == k.0),
+                )
+            {
+                // `dep`'s command must run before `own`'s.
+                after.get_mut(own).map(|s| s.insert(*dep));
             }
         }
     }
@@ -447,7 +551,11 @@ fn order_commands(graph: &Graph, targets: &BTreeMap<String, Option<Key>>, want: 
     result
 }
 
-fn permute<'a>(v: &mut Vec<&'a String>, k: usize, f: &mut dyn FnMut(&[&'a String]) -> bool) -> bool {
+fn permute<'a>(
+    v: &mut Vec<&'a String>,
+    k: usize,
+    f: &mut dyn FnMut(&[&'a String]) -> bool,
+) -> bool {
     if k == v.len() {
         return f(v);
     }

@@ -3,23 +3,39 @@
 use std::io::Write;
 
 use super::StackArgs;
+use crate::Outcome;
 use crate::analysis::{self, Request};
 use crate::error::Result;
 use crate::git::Repo;
 use crate::report::{self, Format};
-use crate::Outcome;
 
 /// Open the deploy repository and build the analysis request.
-pub(super) fn request<'a>(repo: &'a Repo, args: &StackArgs, service: Option<String>) -> Result<Request<'a>> {
+pub(super) fn request<'a>(
+    repo: &'a Repo,
+    args: &StackArgs,
+    service: Option<String>,
+) -> Result<Request<'a>> {
     let from = repo.snapshot(&args.from)?;
     let to = match &args.to {
         Some(rev) => repo.snapshot(rev)?,
         None => repo.worktree_snapshot(),
     };
-    Ok(Request { repo, from, to, files: args.files.clone(), service, full: args.full })
+    Ok(Request {
+        repo,
+        from,
+        to,
+        files: args.files.clone(),
+        service,
+        full: args.full,
+    })
 }
 
-pub(super) fn run(args: &StackArgs, format: Format, gate: bool, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn run(
+    args: &StackArgs,
+    format: Format,
+    gate: bool,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let repo = Repo::open(&args.deploy_repo)?;
     let req = request(&repo, args, None)?;
     let mut report = analysis::analyze(&req)?;
@@ -33,11 +49,19 @@ pub(super) fn run(args: &StackArgs, format: Format, gate: bool, out: &mut dyn Wr
         Format::Text => report::check_text(&report, out)?,
         Format::Markdown => report::check_markdown(&report, out)?,
     }
-    Ok(if report.safe { Outcome::Safe } else { Outcome::Unsafe })
+    Ok(if report.safe {
+        Outcome::Safe
+    } else {
+        Outcome::Unsafe
+    })
 }
 
 /// Render a report for hooks (text) and return its outcome.
 pub(super) fn render_hook(report: &analysis::CheckReport, out: &mut dyn Write) -> Result<Outcome> {
     report::check_text(report, out)?;
-    Ok(if report.safe { Outcome::Safe } else { Outcome::Unsafe })
+    Ok(if report.safe {
+        Outcome::Safe
+    } else {
+        Outcome::Unsafe
+    })
 }

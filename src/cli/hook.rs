@@ -2,15 +2,16 @@
 
 use std::io::{Read, Write};
 
+use crate::Outcome;
 use crate::analysis::{self, Request};
 use crate::error::{Error, Result};
 use crate::git::hook::parse_pre_push;
 use crate::git::{Repo, Snapshot, short};
 use crate::stack;
-use crate::Outcome;
 
 /// The hooks tagback implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[allow(clippy::enum_variant_names)] // the names are git's
 pub enum HookName {
     /// Before a push: every pushed ref's stack files against the remote's.
     PrePush,
@@ -40,7 +41,14 @@ fn compare(repo: &Repo, from: Snapshot, to: Snapshot, out: &mut dyn Write) -> Re
     if stack::discover_files(repo, &[&from, &to], &[]).is_err() && !has_config_files(repo, &to)? {
         return Ok(Outcome::Safe);
     }
-    let req = Request { repo, from, to, files: Vec::new(), service: None, full: false };
+    let req = Request {
+        repo,
+        from,
+        to,
+        files: Vec::new(),
+        service: None,
+        full: false,
+    };
     let report = analysis::analyze(&req)?;
     if report.services.is_empty() {
         return Ok(Outcome::Safe);
@@ -55,7 +63,10 @@ fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
 
 fn pre_push(repo: &Repo, _args: &[String], out: &mut dyn Write) -> Result<Outcome> {
     // The pre-commit framework passes the range in the environment.
-    if let (Ok(from), Ok(to)) = (std::env::var("PRE_COMMIT_FROM_REF"), std::env::var("PRE_COMMIT_TO_REF")) {
+    if let (Ok(from), Ok(to)) = (
+        std::env::var("PRE_COMMIT_FROM_REF"),
+        std::env::var("PRE_COMMIT_TO_REF"),
+    ) {
         let from = repo.snapshot(&from)?;
         let to = repo.snapshot(&to)?;
         return compare(repo, from, to, out);
@@ -74,13 +85,25 @@ fn pre_push(repo: &Repo, _args: &[String], out: &mut dyn Write) -> Result<Outcom
         }
         let local = repo.resolve_commit(&u.local_sha)?;
         let base = if u.is_new() || !repo.has_revision(&u.remote_sha) {
-            match repo.remote_default_branch(remote).and_then(|(name, tip)| repo.merge_base(local, tip).map(|b| (name, b))) {
+            match repo
+                .remote_default_branch(remote)
+                .and_then(|(name, tip)| repo.merge_base(local, tip).map(|b| (name, b)))
+            {
                 Some((name, b)) => {
-                    let _ = writeln!(out, "tagback: {} is new on {remote}; comparing with its merge base with {name} ({})", u.remote_ref, short(b));
+                    let _ = writeln!(
+                        out,
+                        "tagback: {} is new on {remote}; comparing with its merge base with {name} ({})",
+                        u.remote_ref,
+                        short(b)
+                    );
                     b
                 }
                 None => {
-                    let _ = writeln!(out, "tagback: {}: nothing on {remote} to compare with; skipped", u.remote_ref);
+                    let _ = writeln!(
+                        out,
+                        "tagback: {}: nothing on {remote} to compare with; skipped",
+                        u.remote_ref
+                    );
                     continue;
                 }
             }

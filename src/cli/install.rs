@@ -4,15 +4,18 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::Outcome;
 use crate::error::{Error, Result};
 use crate::git::Repo;
-use crate::Outcome;
 
 /// The hooks and their scripts (the files under `hooks/`).
 pub(super) const HOOKS: &[(&str, &str)] = &[
     ("pre-push", include_str!("../../hooks/pre-push")),
     ("pre-commit", include_str!("../../hooks/pre-commit")),
-    ("pre-merge-commit", include_str!("../../hooks/pre-merge-commit")),
+    (
+        "pre-merge-commit",
+        include_str!("../../hooks/pre-merge-commit"),
+    ),
 ];
 
 const MARKER: &str = "installed by tagback";
@@ -27,7 +30,11 @@ fn hooks_dir(repo: &Repo) -> Result<PathBuf> {
     Ok(match configured {
         Some(p) => {
             let p = PathBuf::from(shellexpand_home(&p));
-            if p.is_absolute() { p } else { repo.workdir().unwrap_or_else(|| repo.git_dir()).join(p) }
+            if p.is_absolute() {
+                p
+            } else {
+                repo.workdir().unwrap_or_else(|| repo.git_dir()).join(p)
+            }
         }
         None => repo.git_dir().join("hooks"),
     })
@@ -43,9 +50,15 @@ fn shellexpand_home(p: &str) -> String {
 /// Write `contents` to `path` atomically (temp file in the same directory, fsync, rename).
 fn write_atomic(path: &Path, contents: &[u8], executable: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new().prefix(".tagback-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(contents).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tagback-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(contents)
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
     if executable {
         set_executable(tmp.path())?;
     }
@@ -68,12 +81,15 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
     let repo = Repo::open(dir)?;
     let hooks = hooks_dir(&repo)?;
     std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
-    let say = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
+    let say =
+        |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
     for (name, script) in HOOKS {
         let path = hooks.join(name);
         let chained = hooks.join(format!("{name}{CHAINED}"));
         let existing = std::fs::read(&path).ok();
-        let ours = existing.as_deref().is_some_and(|b| String::from_utf8_lossy(b).contains(MARKER));
+        let ours = existing
+            .as_deref()
+            .is_some_and(|b| String::from_utf8_lossy(b).contains(MARKER));
         if uninstall {
             if !ours {
                 continue;
@@ -109,7 +125,10 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
                 Ok(_) => {}
                 Err(_) => write_atomic(&chained, old, true)?,
             }
-            say(out, format!("kept the existing {name} hook as {}", chained.display()))?;
+            say(
+                out,
+                format!("kept the existing {name} hook as {}", chained.display()),
+            )?;
         }
         write_atomic(&path, script.as_bytes(), true)?;
         say(out, format!("installed {}", path.display()))?;

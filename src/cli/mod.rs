@@ -13,10 +13,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::Outcome;
 use crate::config::Strategy;
 use crate::error::Result;
 use crate::report::Format;
-use crate::Outcome;
 
 /// Catch Django downgrades in Docker stack files and generate the exact
 /// backward-migration rollback.
@@ -114,6 +114,17 @@ pub enum Command {
         #[arg(long)]
         uninstall: bool,
     },
+    /// Print the migration graph tagback reads at one revision (for debugging
+    /// and for cross-checking against Django's MigrationLoader).
+    #[command(hide = true)]
+    Graph {
+        /// Git repository holding the Django code.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Revision.
+        #[arg(long, default_value = "HEAD")]
+        rev: String,
+    },
     /// Run the main job on an embedded example project.
     Demo {
         /// Keep the demo repository in this directory instead of a temporary one.
@@ -128,15 +139,33 @@ pub type StrategyArg = Strategy;
 /// Run a parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
     match cli.command {
-        Command::Plan { repo, from, to, format, manage_py, settings, full } => {
-            plan::run(&plan::PlanRequest { repo, from, to, format, manage_py, settings, full }, out)
-        }
+        Command::Plan {
+            repo,
+            from,
+            to,
+            format,
+            manage_py,
+            settings,
+            full,
+        } => plan::run(
+            &plan::PlanRequest {
+                repo,
+                from,
+                to,
+                format,
+                manage_py,
+                settings,
+                full,
+            },
+            out,
+        ),
         Command::Check { stack, format } => check::run(&stack, format, false, out),
         Command::Gate { stack, format } => check::run(&stack, format, true, out),
         Command::Script(args) => script::run(&args, out),
         Command::Record(args) => record::run(&args, out),
         Command::Hook { name, args } => hook::run(name, &args, out),
         Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
+        Command::Graph { repo, rev } => plan::graph(&repo, &rev, out),
         Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
     }
 }

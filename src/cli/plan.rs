@@ -24,15 +24,89 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
     let newer = repo.snapshot(&req.from)?;
     let older = repo.snapshot(&req.to)?;
     let loader = Loader::new(&repo);
-    let opts = ProjectOptions { manage_py: req.manage_py.clone(), settings: req.settings.clone(), installed_apps: None };
-    let pair = loader.load_pair(&newer, &older, &opts, req.full)?.ok_or_else(|| {
-        Error::input(format!("no manage.py in {} at {} or {}: not a Django project", repo.label(), req.from, req.to))
-    })?;
+    let opts = ProjectOptions {
+        manage_py: req.manage_py.clone(),
+        settings: req.settings.clone(),
+        installed_apps: None,
+    };
+    let pair = loader
+        .load_pair(&newer, &older, &opts, req.full)?
+        .ok_or_else(|| {
+            Error::input(format!(
+                "no manage.py in {} at {} or {}: not a Django project",
+                repo.label(),
+                req.from,
+                req.to
+            ))
+        })?;
     let plan = plan::compute(&loader, &pair);
     match req.format {
         Format::Json => report::json(&plan, out)?,
         Format::Text => report::plan_text(&plan, out)?,
         Format::Markdown => report::plan_markdown("plan", &plan, out)?,
     }
+    Ok(Outcome::Safe)
+}
+
+/// `tagback graph`: every migration of every in-repository app at one
+/// revision, with dependencies as tagback resolved them, and the leaves.
+pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Result<Outcome> {
+    use std::collections::BTreeMap;
+
+    use crate::django::migration::Dependency;
+
+    let repo = Repo::open(dir)?;
+    let snap = repo.snapshot(rev)?;
+    let loader = Loader::new(&repo);
+    let pair = loader
+        .load_pair(&snap, &snap, &ProjectOptions::default(), true)?
+        .ok_or_else(|| Error::input(format!("no manage.py in {} at {rev}", repo.label())))?;
+    let r = &pair.newer;
+    let mut migrations = BTreeMap::new();
+    for (k, f) in &r.files {
+        let deps: Vec<(String, String)> = f
+            .migration
+            .dependencies
+            .iter()
+            .map(|d| match d {
+                Dependency::Key(a, n) => (a.clone(), n.clone()),
+                Dependency::Swappable(s) => {
+                    let v = crate::django::graph::swappable_value(&r.project, s)
+                        .unwrap_or_else(|| format!("?{s}"));
+                    (
+                        v.split('.').next().unwrap_or_default().to_string(),
+                        "__first__".to_string(),
+                    )
+                }
+            })
+            .collect();
+        migrations.insert(
+            format!("{}.{}", k.0, k.1),
+            serde_json::json!({
+                "file": f.file,
+                "dependencies": deps,
+                "replaces": f.migration.replaces,
+                "run_before": f.migration.run_before,
+                "dynamic": f.migration.dynamic.iter().map(|d| format!("line {}: {}", d.line, d.what))
+                    .chain(crate::django::graph::unresolved_swappables(&r.project, &f.migration).into_iter().map(|s| format!("swappable setting {s} is set at run time")))
+                    .collect::<Vec<_>>(),
+            }),
+        );
+    }
+    let mut leaves = BTreeMap::new();
+    for app in &r.loaded {
+        let l: Vec<String> = r.graph.leaves(app).into_iter().map(|k| k.1).collect();
+        leaves.insert(app.clone(), l);
+    }
+    let apps: BTreeMap<&str, Option<&str>> = r
+        .project
+        .apps
+        .iter()
+        .map(|a| (a.label.as_str(), a.migrations_dir.as_deref()))
+        .collect();
+    report::json(
+        &serde_json::json!({ "apps": apps, "migrations": migrations, "leaves": leaves, "parsed_blobs": loader.parsed_count() }),
+        out,
+    )?;
     Ok(Outcome::Safe)
 }

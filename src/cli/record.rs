@@ -7,13 +7,13 @@ use clap::Args;
 use sha2::{Digest, Sha256};
 
 use super::StackArgs;
+use crate::Outcome;
 use crate::analysis;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::ledger::{self, Record, database, evidence};
 use crate::plan::{self, Plan};
-use crate::Outcome;
 
 /// Arguments of `tagback record`.
 #[derive(Debug, Args)]
@@ -24,7 +24,11 @@ pub struct RecordArgs {
     #[arg(long)]
     service: Option<String>,
     /// Output of `python manage.py showmigrations` (--list or --plan) taken with the newer code after the rollback.
-    #[arg(long, conflicts_with = "database_url", required_unless_present = "database_url")]
+    #[arg(
+        long,
+        conflicts_with = "database_url",
+        required_unless_present = "database_url"
+    )]
     evidence: Option<PathBuf>,
     /// Read django_migrations directly: postgres://… or sqlite:///path.
     #[arg(long)]
@@ -43,15 +47,26 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         .collect();
     let svc = match candidates.as_slice() {
         [one] => *one,
-        [] => return Err(Error::input(format!("no downgrade between {} and {} needs backward migrations; nothing to record", report.from, report.to))),
-        _ => return Err(Error::input("several services need backward migrations; choose one with --service")),
+        [] => {
+            return Err(Error::input(format!(
+                "no downgrade between {} and {} needs backward migrations; nothing to record",
+                report.from, report.to
+            )));
+        }
+        _ => {
+            return Err(Error::input(
+                "several services need backward migrations; choose one with --service",
+            ));
+        }
     };
     let plan = svc.plan.as_ref().expect("filtered on plan");
-    let say = |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
+    let say =
+        |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
 
     let (kind, digest, verdict) = if let Some(path) = &args.evidence {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
-        let text = String::from_utf8(bytes.clone()).map_err(|_| Error::input(format!("evidence {} is not UTF-8 text", path.display())))?;
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| Error::input(format!("evidence {} is not UTF-8 text", path.display())))?;
         let applied = evidence::parse_showmigrations(&text)
             .map_err(|e| Error::input(format!("evidence {}: {e}", path.display())))?;
         let verdict = plan::verify_state(plan, &|k| applied.get(k).copied());
@@ -74,7 +89,13 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         ("database", sha256(listing.as_bytes()), verdict)
     };
     if let Err(why) = verdict {
-        say(out, format!("tagback: refused: {why}; the backward migrations of {} ({} → {}) have not all run", svc.service, svc.from_image, svc.to_image))?;
+        say(
+            out,
+            format!(
+                "tagback: refused: {why}; the backward migrations of {} ({} → {}) have not all run",
+                svc.service, svc.from_image, svc.to_image
+            ),
+        )?;
         return Ok(Outcome::Unsafe);
     }
     let record = Record {
@@ -85,27 +106,51 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         from_rev: svc.from_rev.clone().unwrap_or_default(),
         to_rev: svc.to_rev.clone().unwrap_or_default(),
         fingerprint: plan.fingerprint.clone(),
-        unapplied: plan.unapply.iter().map(|(a, n)| format!("{a}.{n}")).collect(),
+        unapplied: plan
+            .unapply
+            .iter()
+            .map(|(a, n)| format!("{a}.{n}"))
+            .collect(),
         recorded_at: now_rfc3339(),
         recorded_by: identity(&repo),
         evidence_kind: kind.into(),
         evidence_sha256: digest,
     };
-    let root = repo.workdir().ok_or_else(|| Error::input("the deploy repository has no working tree to write the ledger into"))?;
+    let root = repo.workdir().ok_or_else(|| {
+        Error::input("the deploy repository has no working tree to write the ledger into")
+    })?;
     let dir = root.join(config.ledger.as_deref().unwrap_or(ledger::DEFAULT_DIR));
     let path = ledger::write(&dir, &record)?;
-    say(out, format!("tagback: recorded {} ({} → {}, plan {}) in {}; commit it with the deploy change", svc.service, svc.from_image, svc.to_image, &plan.fingerprint[..12], path.display()))?;
+    say(
+        out,
+        format!(
+            "tagback: recorded {} ({} → {}, plan {}) in {}; commit it with the deploy change",
+            svc.service,
+            svc.from_image,
+            svc.to_image,
+            &plan.fingerprint[..12],
+            path.display()
+        ),
+    )?;
     Ok(Outcome::Safe)
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn identity(repo: &Repo) -> String {
-    let cfg = git2::Repository::open(repo.git_dir()).and_then(|r| r.config()).and_then(|mut c| c.snapshot());
+    let cfg = git2::Repository::open(repo.git_dir())
+        .and_then(|r| r.config())
+        .and_then(|mut c| c.snapshot());
     let (name, email) = match cfg {
-        Ok(c) => (c.get_string("user.name").ok(), c.get_string("user.email").ok()),
+        Ok(c) => (
+            c.get_string("user.name").ok(),
+            c.get_string("user.email").ok(),
+        ),
         Err(_) => (None, None),
     };
     match (name, email) {
@@ -118,7 +163,9 @@ fn identity(repo: &Repo) -> String {
 
 /// Current UTC time as RFC 3339 (no external time crate needed).
 fn now_rfc3339() -> String {
-    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     let (days, rem) = (secs / 86_400, secs % 86_400);
     // Civil-from-days (Howard Hinnant).
     let z = days as i64 + 719_468;
@@ -130,5 +177,10 @@ fn now_rfc3339() -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::StackArgs;
+use crate::Outcome;
 use crate::analysis::{self, ServiceReport};
 use crate::config::{Config, Strategy};
 use crate::django::{Loader, ProjectOptions};
@@ -17,7 +18,6 @@ use crate::plan::{self, Plan};
 use crate::report;
 use crate::script::{self, ScriptOptions};
 use crate::stack::{Direction, ImageRef};
-use crate::Outcome;
 
 /// Arguments of `tagback script`.
 #[derive(Debug, Args)]
@@ -69,7 +69,10 @@ fn default_strategy(files: &[String]) -> Strategy {
 }
 
 fn manage_words(cmd: Option<&str>) -> Vec<String> {
-    cmd.unwrap_or("python manage.py").split_whitespace().map(str::to_string).collect()
+    cmd.unwrap_or("python manage.py")
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -86,35 +89,55 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     let candidates: Vec<&ServiceReport> = report
         .services
         .iter()
-        .filter(|s| s.plan.as_ref().is_some_and(Plan::needs_backward_migrations) || args.service.is_some())
+        .filter(|s| {
+            s.plan.as_ref().is_some_and(Plan::needs_backward_migrations) || args.service.is_some()
+        })
         .collect();
     let svc = match candidates.as_slice() {
         [one] => *one,
         [] => {
             return Err(Error::input(match &args.service {
-                Some(s) => format!("service {s:?} has no image change between {} and {}", report.from, report.to),
-                None => format!("no service needs backward migrations between {} and {}", report.from, report.to),
+                Some(s) => format!(
+                    "service {s:?} has no image change between {} and {}",
+                    report.from, report.to
+                ),
+                None => format!(
+                    "no service needs backward migrations between {} and {}",
+                    report.from, report.to
+                ),
             }));
         }
         many => {
             let names: Vec<&str> = many.iter().map(|s| s.service.as_str()).collect();
-            return Err(Error::input(format!("several services need a rollback ({}); choose one with --service", names.join(", "))));
+            return Err(Error::input(format!(
+                "several services need a rollback ({}); choose one with --service",
+                names.join(", ")
+            )));
         }
     };
     let Some(plan) = &svc.plan else {
         return Err(Error::input(format!(
             "no plan for service {}: {}",
             svc.service,
-            svc.note.clone().unwrap_or_else(|| "revisions not resolved".into())
+            svc.note
+                .clone()
+                .unwrap_or_else(|| "revisions not resolved".into())
         )));
     };
     let cfg = config.service(&svc.service);
     let opts = ScriptOptions {
         service: svc.service.clone(),
-        stack: args.stack_name.clone().or(config.stack.clone()).unwrap_or_default(),
+        stack: args
+            .stack_name
+            .clone()
+            .or(config.stack.clone())
+            .unwrap_or_default(),
         from_image: ImageRef::parse(&svc.from_image).map_err(Error::input)?,
         to_image: ImageRef::parse(&svc.to_image).map_err(Error::input)?,
-        strategy: args.strategy.or(cfg.strategy).unwrap_or_else(|| default_strategy(&report.files)),
+        strategy: args
+            .strategy
+            .or(cfg.strategy)
+            .unwrap_or_else(|| default_strategy(&report.files)),
         manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
         replicas: svc.replicas,
         compose_files: report.files.clone(),
@@ -130,11 +153,19 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn cfg_options(cfg: &crate::config::ServiceConfig) -> ProjectOptions {
-    ProjectOptions { manage_py: cfg.manage_py.clone(), settings: cfg.settings.clone(), installed_apps: cfg.installed_apps.clone() }
+    ProjectOptions {
+        manage_py: cfg.manage_py.clone(),
+        settings: cfg.settings.clone(),
+        installed_apps: cfg.installed_apps.clone(),
+    }
 }
 
 /// Same-app parent of a migration in the newer graph (for manual steps).
-fn parent_lookup(repo: &Repo, plan: &Plan, opts: &ProjectOptions) -> Result<impl Fn(&str, &str) -> Option<String>> {
+fn parent_lookup(
+    repo: &Repo,
+    plan: &Plan,
+    opts: &ProjectOptions,
+) -> Result<impl Fn(&str, &str) -> Option<String>> {
     let mut parents: Vec<((String, String), Option<String>)> = Vec::new();
     if !plan.irreversible.is_empty() {
         let loader = Loader::new(repo);
@@ -143,7 +174,15 @@ fn parent_lookup(repo: &Repo, plan: &Plan, opts: &ProjectOptions) -> Result<impl
         if let Some(pair) = loader.load_pair(&newer, &older, opts, false)? {
             for i in &plan.irreversible {
                 let key = (i.app.clone(), i.migration.clone());
-                let same: Vec<&(String, String)> = pair.newer.graph.parents.get(&key).into_iter().flatten().filter(|p| p.0 == i.app).collect();
+                let same: Vec<&(String, String)> = pair
+                    .newer
+                    .graph
+                    .parents
+                    .get(&key)
+                    .into_iter()
+                    .flatten()
+                    .filter(|p| p.0 == i.app)
+                    .collect();
                 let parent = match same.as_slice() {
                     [one] => Some(one.1.clone()),
                     [] => Some("zero".to_string()),
@@ -154,19 +193,34 @@ fn parent_lookup(repo: &Repo, plan: &Plan, opts: &ProjectOptions) -> Result<impl
         }
     }
     Ok(move |app: &str, name: &str| {
-        parents.iter().find(|(k, _)| k.0 == app && k.1 == name).and_then(|(_, p)| p.clone())
+        parents
+            .iter()
+            .find(|(k, _)| k.0 == app && k.1 == name)
+            .and_then(|(_, p)| p.clone())
     })
 }
 
-fn emit(plan: &Plan, opts: &ScriptOptions, parent: &dyn Fn(&str, &str) -> Option<String>, output: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
+fn emit(
+    plan: &Plan,
+    opts: &ScriptOptions,
+    parent: &dyn Fn(&str, &str) -> Option<String>,
+    output: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<Outcome> {
     let refusals = script::refusals(plan);
     if !refusals.is_empty() {
-        return Err(Error::input(format!("refusing to generate a rollback script: {}", refusals.join("; "))));
+        return Err(Error::input(format!(
+            "refusing to generate a rollback script: {}",
+            refusals.join("; ")
+        )));
     }
     let model = match script::build(plan, opts, parent) {
         Ok(m) => m,
         Err(Error::Input(msg)) if msg.starts_with("irreversible operations") => {
-            let _ = writeln!(out, "tagback: refusing to generate a rollback script: {msg}; pass --allow-manual-steps to put manual steps in their place");
+            let _ = writeln!(
+                out,
+                "tagback: refusing to generate a rollback script: {msg}; pass --allow-manual-steps to put manual steps in their place"
+            );
             return Ok(Outcome::Unsafe);
         }
         Err(e) => return Err(e),
@@ -174,7 +228,9 @@ fn emit(plan: &Plan, opts: &ScriptOptions, parent: &dyn Fn(&str, &str) -> Option
     let text = script::render::render(&model);
     match output {
         Some(path) => write_script(path, &text)?,
-        None => out.write_all(text.as_bytes()).map_err(|e| Error::io("<stdout>", e))?,
+        None => out
+            .write_all(text.as_bytes())
+            .map_err(|e| Error::io("<stdout>", e))?,
     }
     Ok(Outcome::Safe)
 }
@@ -185,12 +241,17 @@ fn write_script(path: &Path, text: &str) -> Result<()> {
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".tagback-").tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(text.as_bytes()).map_err(|e| Error::io(path, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".tagback-")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(text.as_bytes())
+        .map_err(|e| Error::io(path, e))?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(path, e))?;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| Error::io(path, e))?;
     }
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
@@ -198,9 +259,13 @@ fn write_script(path: &Path, text: &str) -> Result<()> {
 
 fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     let (Some(dir), Some(image), Some(service)) = (&args.repo, &args.image, &args.service) else {
-        return Err(Error::input("without a stack file, `tagback script` needs --repo DIR, --service NAME and --image OLD_IMAGE"));
+        return Err(Error::input(
+            "without a stack file, `tagback script` needs --repo DIR, --service NAME and --image OLD_IMAGE",
+        ));
     };
-    let to = args.stack.to.clone().ok_or_else(|| Error::input("`tagback script --repo` needs --to REV (the older revision)"))?;
+    let to = args.stack.to.clone().ok_or_else(|| {
+        Error::input("`tagback script --repo` needs --to REV (the older revision)")
+    })?;
     let from = args.stack.from.clone();
     let repo = Repo::open(dir)?;
     let to_image = ImageRef::parse(image).map_err(|e| Error::input(format!("--image: {e}")))?;
@@ -224,7 +289,12 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     let opts = ProjectOptions::default();
     let pair = loader
         .load_pair(&repo.snapshot(&from)?, &repo.snapshot(&to)?, &opts, false)?
-        .ok_or_else(|| Error::input(format!("no manage.py in {} at {from} or {to}", repo.label())))?;
+        .ok_or_else(|| {
+            Error::input(format!(
+                "no manage.py in {} at {from} or {to}",
+                repo.label()
+            ))
+        })?;
     let plan = plan::compute(&loader, &pair);
     let sopts = ScriptOptions {
         service: service.clone(),
@@ -253,7 +323,9 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
         if svc.direction != Direction::Upgrade && svc.direction != Direction::Sideways {
             continue;
         }
-        let (Some(new_rev), Some(old_rev)) = (&svc.to_rev, &svc.from_rev) else { continue };
+        let (Some(new_rev), Some(old_rev)) = (&svc.to_rev, &svc.from_rev) else {
+            continue;
+        };
         let cfg = config.service(&svc.service);
         let app_repo = match &svc.app_repo {
             Some(p) => Repo::open(p)?,
@@ -261,38 +333,89 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
         };
         let loader = Loader::new(&app_repo);
         let popts = cfg_options(&cfg);
-        let Some(pair) = loader.load_pair(&app_repo.snapshot(new_rev)?, &app_repo.snapshot(old_rev)?, &popts, false)? else { continue };
+        let Some(pair) = loader.load_pair(
+            &app_repo.snapshot(new_rev)?,
+            &app_repo.snapshot(old_rev)?,
+            &popts,
+            false,
+        )?
+        else {
+            continue;
+        };
         let plan = plan::compute(&loader, &pair);
         let sdir = dir.join(&svc.service);
         std::fs::create_dir_all(&sdir).map_err(|e| Error::io(&sdir, e))?;
         let mut json = Vec::new();
         report::json(&plan, &mut json)?;
-        std::fs::write(sdir.join("plan.json"), json).map_err(|e| Error::io(sdir.join("plan.json"), e))?;
-        let impossible = !plan.irreversible.is_empty() || !plan.problems.is_empty() || !plan.dynamic.is_empty();
+        std::fs::write(sdir.join("plan.json"), json)
+            .map_err(|e| Error::io(sdir.join("plan.json"), e))?;
+        let impossible =
+            !plan.irreversible.is_empty() || !plan.problems.is_empty() || !plan.dynamic.is_empty();
         let mut md = Vec::new();
         let first = if impossible {
-            format!("> ⚠️ **Rolling back `{}` from `{}` to `{}` is not possible automatically**: {} irreversible operation(s), {} problem(s).", svc.service, svc.to_image, svc.from_image, plan.irreversible.len(), plan.problems.len() + plan.dynamic.len())
+            format!(
+                "> ⚠️ **Rolling back `{}` from `{}` to `{}` is not possible automatically**: {} irreversible operation(s), {} problem(s).",
+                svc.service,
+                svc.to_image,
+                svc.from_image,
+                plan.irreversible.len(),
+                plan.problems.len() + plan.dynamic.len()
+            )
         } else if !plan.data_loss.is_empty() {
-            format!("> ⚠️ **Rolling back `{}` from `{}` to `{}` drops data**: {}.", svc.service, svc.to_image, svc.from_image, plan.data_loss.iter().map(|d| d.what.as_str()).collect::<Vec<_>>().join("; "))
+            format!(
+                "> ⚠️ **Rolling back `{}` from `{}` to `{}` drops data**: {}.",
+                svc.service,
+                svc.to_image,
+                svc.from_image,
+                plan.data_loss
+                    .iter()
+                    .map(|d| d.what.as_str())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
         } else {
-            format!("Rolling back `{}` from `{}` to `{}`: {} backward migration(s), no data dropped.", svc.service, svc.to_image, svc.from_image, plan.unapply.len())
+            format!(
+                "Rolling back `{}` from `{}` to `{}`: {} backward migration(s), no data dropped.",
+                svc.service,
+                svc.to_image,
+                svc.from_image,
+                plan.unapply.len()
+            )
         };
         let _ = writeln!(md, "{first}");
         report::plan_markdown(&svc.service, &plan, &mut md)?;
-        std::fs::write(sdir.join("summary.md"), md).map_err(|e| Error::io(sdir.join("summary.md"), e))?;
+        std::fs::write(sdir.join("summary.md"), md)
+            .map_err(|e| Error::io(sdir.join("summary.md"), e))?;
         if impossible {
             outcome = Outcome::Unsafe;
-            let _ = writeln!(out, "tagback: WARNING: rolling back {} to {} is not possible automatically; see {}", svc.service, svc.from_image, sdir.join("summary.md").display());
+            let _ = writeln!(
+                out,
+                "tagback: WARNING: rolling back {} to {} is not possible automatically; see {}",
+                svc.service,
+                svc.from_image,
+                sdir.join("summary.md").display()
+            );
             continue;
         }
         let opts = ScriptOptions {
             service: svc.service.clone(),
-            stack: args.stack_name.clone().or(config.stack.clone()).unwrap_or_default(),
+            stack: args
+                .stack_name
+                .clone()
+                .or(config.stack.clone())
+                .unwrap_or_default(),
             from_image: ImageRef::parse(&svc.to_image).map_err(Error::input)?,
             to_image: ImageRef::parse(&svc.from_image).map_err(Error::input)?,
-            strategy: args.strategy.or(cfg.strategy).unwrap_or_else(|| default_strategy(&report.files)),
+            strategy: args
+                .strategy
+                .or(cfg.strategy)
+                .unwrap_or_else(|| default_strategy(&report.files)),
             manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
-            replicas: report.services.iter().find(|s| s.service == svc.service).and_then(|s| s.replicas),
+            replicas: report
+                .services
+                .iter()
+                .find(|s| s.service == svc.service)
+                .and_then(|s| s.replicas),
             compose_files: report.files.clone(),
             allow_manual_steps: false,
         };
@@ -301,11 +424,20 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
         wrote += 1;
         let _ = writeln!(out, "tagback: wrote {}", sdir.join("rollback.sh").display());
         if !plan.data_loss.is_empty() {
-            let _ = writeln!(out, "tagback: WARNING: rolling back {} drops data; see {}", svc.service, sdir.join("summary.md").display());
+            let _ = writeln!(
+                out,
+                "tagback: WARNING: rolling back {} drops data; see {}",
+                svc.service,
+                sdir.join("summary.md").display()
+            );
         }
     }
     if wrote == 0 && outcome == Outcome::Safe {
-        let _ = writeln!(out, "tagback: no upgraded Django service between {} and {}", report.from, report.to);
+        let _ = writeln!(
+            out,
+            "tagback: no upgraded Django service between {} and {}",
+            report.from, report.to
+        );
     }
     Ok(outcome)
 }

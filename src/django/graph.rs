@@ -43,7 +43,13 @@ impl Graph {
     pub fn leaves(&self, app: &str) -> Vec<Key> {
         self.nodes
             .iter()
-            .filter(|k| k.0 == app && !self.children.get(*k).is_some_and(|c| c.iter().any(|c| c.0 == app)))
+            .filter(|k| {
+                k.0 == app
+                    && !self
+                        .children
+                        .get(*k)
+                        .is_some_and(|c| c.iter().any(|c| c.0 == app))
+            })
             .cloned()
             .collect()
     }
@@ -52,7 +58,13 @@ impl Graph {
     pub fn roots(&self, app: &str) -> Vec<Key> {
         self.nodes
             .iter()
-            .filter(|k| k.0 == app && !self.parents.get(*k).is_some_and(|p| p.iter().any(|p| p.0 == app)))
+            .filter(|k| {
+                k.0 == app
+                    && !self
+                        .parents
+                        .get(*k)
+                        .is_some_and(|p| p.iter().any(|p| p.0 == app))
+            })
             .cloned()
             .collect()
     }
@@ -62,10 +74,10 @@ impl Graph {
         let mut seen = BTreeSet::new();
         let mut stack = vec![node.clone()];
         while let Some(k) = stack.pop() {
-            if seen.insert(k.clone()) {
-                if let Some(c) = self.children.get(&k) {
-                    stack.extend(c.iter().cloned());
-                }
+            if seen.insert(k.clone())
+                && let Some(c) = self.children.get(&k)
+            {
+                stack.extend(c.iter().cloned());
             }
         }
         seen
@@ -76,10 +88,10 @@ impl Graph {
         let mut seen = BTreeSet::new();
         let mut stack = vec![node.clone()];
         while let Some(k) = stack.pop() {
-            if seen.insert(k.clone()) {
-                if let Some(p) = self.parents.get(&k) {
-                    stack.extend(p.iter().cloned());
-                }
+            if seen.insert(k.clone())
+                && let Some(p) = self.parents.get(&k)
+            {
+                stack.extend(p.iter().cloned());
             }
         }
         seen
@@ -99,9 +111,20 @@ impl Graph {
         // Kahn on the reversed edges restricted to `set`.
         let mut pending: BTreeMap<&Key, usize> = set
             .iter()
-            .map(|k| (k, self.children.get(k).map_or(0, |c| c.iter().filter(|c| set.contains(*c)).count())))
+            .map(|k| {
+                (
+                    k,
+                    self.children
+                        .get(k)
+                        .map_or(0, |c| c.iter().filter(|c| set.contains(*c)).count()),
+                )
+            })
             .collect();
-        let mut ready: BTreeSet<&Key> = pending.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
+        let mut ready: BTreeSet<&Key> = pending
+            .iter()
+            .filter(|(_, n)| **n == 0)
+            .map(|(k, _)| *k)
+            .collect();
         let mut out = Vec::with_capacity(set.len());
         while let Some(k) = ready.pop_last() {
             pending.remove(k);
@@ -134,19 +157,22 @@ pub fn build(
     rev: &str,
     index: &dyn AppIndex,
 ) -> Result<Graph> {
-    let mut parents: BTreeMap<Key, BTreeSet<Key>> = files.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
+    let mut parents: BTreeMap<Key, BTreeSet<Key>> =
+        files.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
     // Internal (same-app) dependencies first, as Django does, so that
     // `__first__`/`__latest__` resolve against the app's own chain.
     for (key, f) in files {
         for dep in &f.migration.dependencies {
-            if let Dependency::Key(a, n) = dep {
-                if *a == key.0 && n != "__first__" && n != "__latest__" {
-                    let target = (a.clone(), n.clone());
-                    if !files.contains_key(&target) {
-                        return Err(missing(f, &target, rev));
-                    }
-                    parents.get_mut(key).map(|p| p.insert(target));
+            if let Dependency::Key(a, n) = dep
+                && *a == key.0
+                && n != "__first__"
+                && n != "__latest__"
+            {
+                let target = (a.clone(), n.clone());
+                if !files.contains_key(&target) {
+                    return Err(missing(f, &target, rev));
                 }
+                parents.get_mut(key).map(|p| p.insert(target));
             }
         }
     }
@@ -160,7 +186,12 @@ pub fn build(
     let latest = |app: &str| {
         files
             .keys()
-            .find(|k| k.0 == app && !internal_children.get(*k).is_some_and(|c| c.iter().any(|c| c.0 == app)))
+            .find(|k| {
+                k.0 == app
+                    && !internal_children
+                        .get(*k)
+                        .is_some_and(|c| c.iter().any(|c| c.0 == app))
+            })
             .cloned()
     };
     let mut extra: Vec<(Key, Key)> = Vec::new();
@@ -169,14 +200,10 @@ pub fn build(
             let (a, n) = match dep {
                 Dependency::Key(a, n) => (a.clone(), n.clone()),
                 Dependency::Swappable(setting) => {
-                    let value = project.string_settings.get(setting).cloned().or_else(|| {
-                        (setting == "AUTH_USER_MODEL").then(|| "auth.User".to_string())
-                    });
-                    let Some(value) = value else {
-                        return Err(Error::input(format!(
-                            "{} at {rev}: swappable_dependency(settings.{setting}) names a setting the settings module does not define",
-                            f.file
-                        )));
+                    // A setting set at run time (e.g. by `swapper`) cannot be
+                    // followed; `plan` reports the migration as dynamic.
+                    let Some(value) = swappable_value(project, setting) else {
+                        continue;
                     };
                     let label = value.split('.').next().unwrap_or_default().to_string();
                     (label, "__first__".to_string())
@@ -202,7 +229,9 @@ pub fn build(
                 if let Some(t) = target {
                     extra.push((key.clone(), t));
                 }
-            } else if project.app(&a).is_some_and(|app| app.migrations_dir.is_some())
+            } else if project
+                .app(&a)
+                .is_some_and(|app| app.migrations_dir.is_some())
                 && !n.starts_with("__")
                 && !index.exists(&a, &n)?
             {
@@ -266,6 +295,27 @@ pub fn build(
     Ok(graph)
 }
 
+/// The `app.Model` a swappable setting names: the settings module's value, or
+/// Django's default for `AUTH_USER_MODEL`. `None` when set only at run time.
+pub fn swappable_value(project: &Project, setting: &str) -> Option<String> {
+    project
+        .string_settings
+        .get(setting)
+        .cloned()
+        .or_else(|| (setting == "AUTH_USER_MODEL").then(|| "auth.User".to_string()))
+}
+
+/// Swappable settings a migration depends on that the settings module does not define.
+pub fn unresolved_swappables<'m>(project: &Project, m: &'m Migration) -> Vec<&'m str> {
+    m.dependencies
+        .iter()
+        .filter_map(|d| match d {
+            Dependency::Swappable(s) if swappable_value(project, s).is_none() => Some(s.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 fn children_of(parents: &BTreeMap<Key, BTreeSet<Key>>) -> BTreeMap<Key, BTreeSet<Key>> {
     let mut children: BTreeMap<Key, BTreeSet<Key>> = BTreeMap::new();
     for (c, ps) in parents {
@@ -289,7 +339,11 @@ fn check_acyclic(graph: &Graph, files: &BTreeMap<Key, MigrationFile>, rev: &str)
         .iter()
         .map(|k| (k, graph.parents.get(k).map_or(0, BTreeSet::len)))
         .collect();
-    let mut ready: Vec<&Key> = pending.iter().filter(|(_, n)| **n == 0).map(|(k, _)| *k).collect();
+    let mut ready: Vec<&Key> = pending
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(k, _)| *k)
+        .collect();
     while let Some(k) = ready.pop() {
         pending.remove(k);
         for c in graph.children.get(k).into_iter().flatten() {

@@ -92,15 +92,44 @@ pub struct ParseError {
 /// Django's own operations (and `django.contrib.postgres`'s), all reversible
 /// except `RunPython`/`RunSQL` without a reverse, which are checked separately.
 const DJANGO_OPERATIONS: &[&str] = &[
-    "CreateModel", "DeleteModel", "RenameModel", "AlterModelTable", "AlterModelTableComment",
-    "AlterUniqueTogether", "AlterIndexTogether", "AlterOrderWithRespectTo", "AlterModelOptions",
-    "AlterModelManagers", "AddField", "RemoveField", "AlterField", "RenameField", "AddIndex",
-    "RemoveIndex", "RenameIndex", "AddConstraint", "RemoveConstraint", "AlterConstraint",
-    "SeparateDatabaseAndState", "RunSQL", "RunPython", "CreateExtension", "BloomExtension",
-    "BtreeGinExtension", "BtreeGistExtension", "CITextExtension", "CryptoExtension",
-    "HStoreExtension", "TrigramExtension", "UnaccentExtension", "CreateCollation",
-    "RemoveCollation", "AddIndexConcurrently", "RemoveIndexConcurrently",
-    "AddConstraintNotValid", "ValidateConstraint",
+    "CreateModel",
+    "DeleteModel",
+    "RenameModel",
+    "AlterModelTable",
+    "AlterModelTableComment",
+    "AlterUniqueTogether",
+    "AlterIndexTogether",
+    "AlterOrderWithRespectTo",
+    "AlterModelOptions",
+    "AlterModelManagers",
+    "AddField",
+    "RemoveField",
+    "AlterField",
+    "RenameField",
+    "AddIndex",
+    "RemoveIndex",
+    "RenameIndex",
+    "AddConstraint",
+    "RemoveConstraint",
+    "AlterConstraint",
+    "SeparateDatabaseAndState",
+    "RunSQL",
+    "RunPython",
+    "CreateExtension",
+    "BloomExtension",
+    "BtreeGinExtension",
+    "BtreeGistExtension",
+    "CITextExtension",
+    "CryptoExtension",
+    "HStoreExtension",
+    "TrigramExtension",
+    "UnaccentExtension",
+    "CreateCollation",
+    "RemoveCollation",
+    "AddIndexConcurrently",
+    "RemoveIndexConcurrently",
+    "AddConstraintNotValid",
+    "ValidateConstraint",
 ];
 
 /// Whether `kind` is one of Django's operation classes.
@@ -125,17 +154,31 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
                     env.insert(t, value);
                 }
             }
-            Stmt::ImportFrom { module, level, names, .. } => {
+            Stmt::ImportFrom {
+                module,
+                level,
+                names,
+                ..
+            } => {
                 for (name, alias) in names {
                     let prefix = ".".repeat(*level as usize);
                     let sep = if module.is_empty() { "" } else { "." };
-                    imports.insert(alias.clone().unwrap_or_else(|| name.clone()), format!("{prefix}{module}{sep}{name}"));
+                    imports.insert(
+                        alias.clone().unwrap_or_else(|| name.clone()),
+                        format!("{prefix}{module}{sep}{name}"),
+                    );
                 }
             }
             Stmt::Import { names } => {
                 for (name, alias) in names {
-                    let key = alias.clone().unwrap_or_else(|| name.split('.').next().unwrap_or(name).to_string());
-                    let target = if alias.is_some() { name.clone() } else { key.clone() };
+                    let key = alias
+                        .clone()
+                        .unwrap_or_else(|| name.split('.').next().unwrap_or(name).to_string());
+                    let target = if alias.is_some() {
+                        name.clone()
+                    } else {
+                        key.clone()
+                    };
                     imports.insert(key, target);
                 }
             }
@@ -148,7 +191,8 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
         return Err(ParseError {
             line: 0,
             message: if imported {
-                "imports its Migration class from elsewhere; tagback cannot read it statically".into()
+                "imports its Migration class from elsewhere; tagback cannot read it statically"
+                    .into()
             } else {
                 "has no Migration class".into()
             },
@@ -177,27 +221,33 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
     };
     for s in &class.body {
         match s {
-            Stmt::Assign { targets, value, line } => {
+            Stmt::Assign {
+                targets,
+                value,
+                line,
+            } => {
                 for t in targets {
                     ctx.attribute(&mut m, t, value, *line);
                 }
             }
-            Stmt::AugAdd { target, line, .. } | Stmt::DynamicAssign { target, line } => {
-                if is_graph_attr(target) {
-                    m.dynamic.push(DynamicPart {
-                        line: *line,
-                        what: format!("`{target}` is modified in a way tagback cannot follow"),
-                    });
-                }
+            Stmt::AugAdd { target, line, .. } | Stmt::DynamicAssign { target, line }
+                if is_graph_attr(target) =>
+            {
+                m.dynamic.push(DynamicPart {
+                    line: *line,
+                    what: format!("`{target}` is modified in a way tagback cannot follow"),
+                });
             }
             Stmt::Def { name, line, .. } if name == "__init__" => m.dynamic.push(DynamicPart {
                 line: *line,
                 what: "the Migration class computes its attributes in __init__".into(),
             }),
-            Stmt::Block { line, body, .. } if body.iter().any(assigns_graph_attr) => m.dynamic.push(DynamicPart {
-                line: *line,
-                what: "migration attributes are set conditionally or in a loop".into(),
-            }),
+            Stmt::Block { line, body, .. } if body.iter().any(assigns_graph_attr) => {
+                m.dynamic.push(DynamicPart {
+                    line: *line,
+                    what: "migration attributes are set conditionally or in a loop".into(),
+                })
+            }
             _ => {}
         }
     }
@@ -205,7 +255,10 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
 }
 
 fn is_graph_attr(name: &str) -> bool {
-    matches!(name, "dependencies" | "replaces" | "run_before" | "operations")
+    matches!(
+        name,
+        "dependencies" | "replaces" | "run_before" | "operations"
+    )
 }
 
 fn assigns_graph_attr(s: &Stmt) -> bool {
@@ -256,16 +309,24 @@ impl Ctx<'_> {
                 }
                 for item in items {
                     match (name, self.key(item)) {
-                        ("dependencies", Some((a, n))) => m.dependencies.push(Dependency::Key(a, n)),
+                        ("dependencies", Some((a, n))) => {
+                            m.dependencies.push(Dependency::Key(a, n))
+                        }
                         ("replaces", Some(k)) => m.replaces.push(k),
                         ("run_before", Some(k)) => m.run_before.push(k),
                         ("dependencies", None) => match self.resolve(item) {
                             Value::Call(c) if c.short_name() == "swappable_dependency" => {
                                 match c.args.first().map(|a| self.resolve(a)) {
                                     Some(Value::Name(n)) if n.starts_with("settings.") => {
-                                        m.dependencies.push(Dependency::Swappable(n["settings.".len()..].to_string()));
+                                        m.dependencies.push(Dependency::Swappable(
+                                            n["settings.".len()..].to_string(),
+                                        ));
                                     }
-                                    _ => dynamic(m, "a swappable_dependency() argument is not `settings.NAME`".into()),
+                                    _ => dynamic(
+                                        m,
+                                        "a swappable_dependency() argument is not `settings.NAME`"
+                                            .into(),
+                                    ),
                                 }
                             }
                             _ => dynamic(m, "a dependency is computed at run time".into()),
@@ -304,10 +365,12 @@ impl Ctx<'_> {
 
     fn key(&self, v: &Value) -> Option<(String, String)> {
         match self.resolve(v) {
-            Value::List(pair) if pair.len() == 2 => match (self.resolve(&pair[0]), self.resolve(&pair[1])) {
-                (Value::Str(a), Value::Str(b)) => Some((a.clone(), b.clone())),
-                _ => None,
-            },
+            Value::List(pair) if pair.len() == 2 => {
+                match (self.resolve(&pair[0]), self.resolve(&pair[1])) {
+                    (Value::Str(a), Value::Str(b)) => Some((a.clone(), b.clone())),
+                    _ => None,
+                }
+            }
             _ => None,
         }
     }
@@ -340,18 +403,23 @@ impl Ctx<'_> {
             data_loss: None,
             custom: None,
         };
-        let given = |name: &str, pos: usize| !matches!(call.arg(name, pos).map(|v| self.resolve(v)), None | Some(Value::None));
+        let given = |name: &str, pos: usize| {
+            !matches!(
+                call.arg(name, pos).map(|v| self.resolve(v)),
+                None | Some(Value::None)
+            )
+        };
         let is_django = is_django_operation(&kind) && self.is_django_name(&call.func);
         if !is_django {
             let custom = self.custom_ref(&call.func);
-            if custom.module.is_none() {
-                if let Some(class) = self.local_classes.get(custom.class.as_str()) {
-                    let lookup = |n: &str| self.local_classes.get(n).map(|c| (*c).clone());
-                    let (r, why) = class_reversibility(class, &lookup, 0);
-                    op.reversibility = r;
-                    op.reason = (!why.is_empty()).then_some(why);
-                    return op;
-                }
+            if custom.module.is_none()
+                && let Some(class) = self.local_classes.get(custom.class.as_str())
+            {
+                let lookup = |n: &str| self.local_classes.get(n).map(|c| (*c).clone());
+                let (r, why) = class_reversibility(class, &lookup, 0);
+                op.reversibility = r;
+                op.reason = (!why.is_empty()).then_some(why);
+                return op;
             }
             op.reversibility = Reversibility::Unknown;
             op.reason = Some(format!("custom operation {kind} could not be followed"));
@@ -376,14 +444,31 @@ impl Ctx<'_> {
                 match call.arg("database_operations", 0) {
                     None => {}
                     Some(v) if self.items(v, &mut inner) => {
-                        let nested: Vec<Operation> = inner.into_iter().map(|v| self.operation(v, call.line)).collect();
-                        if let Some(worst) = nested.iter().find(|o| o.reversibility == Reversibility::Irreversible).or_else(|| nested.iter().find(|o| o.reversibility == Reversibility::Unknown)) {
+                        let nested: Vec<Operation> = inner
+                            .into_iter()
+                            .map(|v| self.operation(v, call.line))
+                            .collect();
+                        if let Some(worst) = nested
+                            .iter()
+                            .find(|o| o.reversibility == Reversibility::Irreversible)
+                            .or_else(|| {
+                                nested
+                                    .iter()
+                                    .find(|o| o.reversibility == Reversibility::Unknown)
+                            })
+                        {
                             op.reversibility = worst.reversibility.clone();
-                            op.reason = Some(format!("database operation {} at line {}: {}", worst.kind, worst.line, worst.reason.clone().unwrap_or_default()));
+                            op.reason = Some(format!(
+                                "database operation {} at line {}: {}",
+                                worst.kind,
+                                worst.line,
+                                worst.reason.clone().unwrap_or_default()
+                            ));
                             op.custom = worst.custom.clone();
                             op.line = worst.line;
                         }
-                        let losses: Vec<String> = nested.iter().filter_map(|o| o.data_loss.clone()).collect();
+                        let losses: Vec<String> =
+                            nested.iter().filter_map(|o| o.data_loss.clone()).collect();
                         if !losses.is_empty() {
                             op.data_loss = Some(losses.join("; "));
                         }
@@ -396,7 +481,9 @@ impl Ctx<'_> {
             }
             "CreateModel" => {
                 if let Some(Value::Str(name)) = call.arg("name", 0).map(|v| self.resolve(v)) {
-                    let table = self.db_table(call).unwrap_or_else(|| format!("{}_{}", self.app_label, name.to_lowercase()));
+                    let table = self
+                        .db_table(call)
+                        .unwrap_or_else(|| format!("{}_{}", self.app_label, name.to_lowercase()));
                     op.data_loss = Some(format!("drops table {table}"));
                 }
             }
@@ -410,9 +497,14 @@ impl Ctx<'_> {
                             format!("drops table {table}_{}", name.to_lowercase())
                         }
                         Some(Value::Call(f)) => {
-                            let column = match f.arg("db_column", usize::MAX).map(|v| self.resolve(v)) {
+                            let column = match f
+                                .arg("db_column", usize::MAX)
+                                .map(|v| self.resolve(v))
+                            {
                                 Some(Value::Str(c)) => c.clone(),
-                                _ if matches!(f.short_name(), "ForeignKey" | "OneToOneField") => format!("{name}_id"),
+                                _ if matches!(f.short_name(), "ForeignKey" | "OneToOneField") => {
+                                    format!("{name}_id")
+                                }
                                 _ => name.clone(),
                             };
                             format!("drops column {table}.{column}")
@@ -455,32 +547,62 @@ impl Ctx<'_> {
         let head = parts.next().unwrap_or_default();
         let rest: Vec<&str> = parts.collect();
         if self.local_classes.contains_key(head) && rest.is_empty() {
-            return CustomOp { module: None, class: head.to_string() };
+            return CustomOp {
+                module: None,
+                class: head.to_string(),
+            };
         }
-        let base = self.imports.get(head).cloned().unwrap_or_else(|| head.to_string());
-        let full = if rest.is_empty() { base } else { format!("{base}.{}", rest.join(".")) };
+        let base = self
+            .imports
+            .get(head)
+            .cloned()
+            .unwrap_or_else(|| head.to_string());
+        let full = if rest.is_empty() {
+            base
+        } else {
+            format!("{base}.{}", rest.join("."))
+        };
         match full.rsplit_once('.') {
-            Some((module, class)) => CustomOp { module: Some(module.to_string()), class: class.to_string() },
-            None => CustomOp { module: None, class: full },
+            Some((module, class)) => CustomOp {
+                module: Some(module.to_string()),
+                class: class.to_string(),
+            },
+            None => CustomOp {
+                module: None,
+                class: full,
+            },
         }
     }
 }
 
 /// Decide a custom operation class's reversibility from its definition.
 /// `lookup_base` follows a base class name (in the same module) one step.
-pub fn class_reversibility(class: &python::Class, lookup_base: &dyn Fn(&str) -> Option<python::Class>, depth: u32) -> (Reversibility, String) {
+pub fn class_reversibility(
+    class: &python::Class,
+    lookup_base: &dyn Fn(&str) -> Option<python::Class>,
+    depth: u32,
+) -> (Reversibility, String) {
     for s in &class.body {
         match s {
             Stmt::Assign { targets, value, .. } if targets.iter().any(|t| t == "reversible") => {
                 return match value {
-                    Value::Bool(false) => (Reversibility::Irreversible, format!("{} sets reversible = False", class.name)),
+                    Value::Bool(false) => (
+                        Reversibility::Irreversible,
+                        format!("{} sets reversible = False", class.name),
+                    ),
                     Value::Bool(true) => (Reversibility::Reversible, String::new()),
-                    _ => (Reversibility::Unknown, format!("{}.reversible is computed", class.name)),
+                    _ => (
+                        Reversibility::Unknown,
+                        format!("{}.reversible is computed", class.name),
+                    ),
                 };
             }
             Stmt::Def { name, raises, .. } if name == "database_backwards" => {
                 return if *raises {
-                    (Reversibility::Irreversible, format!("{}.database_backwards raises", class.name))
+                    (
+                        Reversibility::Irreversible,
+                        format!("{}.database_backwards raises", class.name),
+                    )
                 } else {
                     (Reversibility::Reversible, String::new())
                 };
@@ -493,23 +615,32 @@ pub fn class_reversibility(class: &python::Class, lookup_base: &dyn Fn(&str) -> 
         if short == "Operation" {
             return (
                 Reversibility::Irreversible,
-                format!("{} does not define database_backwards (Operation's raises NotImplementedError)", class.name),
+                format!(
+                    "{} does not define database_backwards (Operation's raises NotImplementedError)",
+                    class.name
+                ),
             );
         }
         if is_django_operation(short) {
             return if matches!(short, "RunPython" | "RunSQL" | "SeparateDatabaseAndState") {
-                (Reversibility::Unknown, format!("{} subclasses {short}; its arguments decide", class.name))
+                (
+                    Reversibility::Unknown,
+                    format!("{} subclasses {short}; its arguments decide", class.name),
+                )
             } else {
                 (Reversibility::Reversible, String::new())
             };
         }
-        if depth < 8 {
-            if let Some(parent) = lookup_base(short) {
-                return class_reversibility(&parent, lookup_base, depth + 1);
-            }
+        if depth < 8
+            && let Some(parent) = lookup_base(short)
+        {
+            return class_reversibility(&parent, lookup_base, depth + 1);
         }
     }
-    (Reversibility::Unknown, format!("cannot tell whether {} can be unapplied", class.name))
+    (
+        Reversibility::Unknown,
+        format!("cannot tell whether {} can be unapplied", class.name),
+    )
 }
 
 #[cfg(test)]
@@ -517,15 +648,17 @@ mod tests {
     use super::*;
 
     fn ok(src: &str) -> Migration {
-        let m = parse(src, "shop").unwrap();
-        m
+        parse(src, "shop").unwrap()
     }
 
-    const HEAD: &str = "from django.conf import settings\nfrom django.db import migrations, models\n\n";
+    const HEAD: &str =
+        "from django.conf import settings\nfrom django.db import migrations, models\n\n";
 
     #[test]
     fn dependencies_in_every_form() {
-        let m = ok(&format!("{HEAD}class Migration(migrations.Migration):\n    initial = True\n    dependencies = [\n        ('shop', '0001_initial'),\n        ('members', '__first__'),\n        ('other', '__latest__'),\n        migrations.swappable_dependency(settings.AUTH_USER_MODEL),\n    ]\n    run_before = [('late', '0001_initial')]\n    replaces = [('shop', '0002_a'), ('shop', '0003_b')]\n    operations = []\n"));
+        let m = ok(&format!(
+            "{HEAD}class Migration(migrations.Migration):\n    initial = True\n    dependencies = [\n        ('shop', '0001_initial'),\n        ('members', '__first__'),\n        ('other', '__latest__'),\n        migrations.swappable_dependency(settings.AUTH_USER_MODEL),\n    ]\n    run_before = [('late', '0001_initial')]\n    replaces = [('shop', '0002_a'), ('shop', '0003_b')]\n    operations = []\n"
+        ));
         assert_eq!(
             m.dependencies,
             vec![
@@ -543,16 +676,40 @@ mod tests {
 
     #[test]
     fn reversibility_of_run_python_and_run_sql() {
-        let m = ok(&format!("{HEAD}def f(a, s):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(f),\n        migrations.RunPython(f, migrations.RunPython.noop),\n        migrations.RunPython(code=f, reverse_code=f),\n        migrations.RunSQL('select 1'),\n        migrations.RunSQL('select 1', reverse_sql=None),\n        migrations.RunSQL('select 1', 'select 2'),\n        migrations.SeparateDatabaseAndState(database_operations=[migrations.RunSQL('x')]),\n        migrations.SeparateDatabaseAndState(state_operations=[migrations.RunSQL('x')]),\n    ]\n"));
-        let r: Vec<_> = m.operations.iter().map(|o| (o.line, o.reversibility.clone())).collect();
+        let m = ok(&format!(
+            "{HEAD}def f(a, s):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [\n        migrations.RunPython(f),\n        migrations.RunPython(f, migrations.RunPython.noop),\n        migrations.RunPython(code=f, reverse_code=f),\n        migrations.RunSQL('select 1'),\n        migrations.RunSQL('select 1', reverse_sql=None),\n        migrations.RunSQL('select 1', 'select 2'),\n        migrations.SeparateDatabaseAndState(database_operations=[migrations.RunSQL('x')]),\n        migrations.SeparateDatabaseAndState(state_operations=[migrations.RunSQL('x')]),\n    ]\n"
+        ));
+        let r: Vec<_> = m
+            .operations
+            .iter()
+            .map(|o| (o.line, o.reversibility.clone()))
+            .collect();
         use Reversibility::{Irreversible as I, Reversible as R};
-        assert_eq!(r, vec![(9, I), (10, R), (11, R), (12, I), (13, I), (14, R), (15, I), (16, R)]);
+        assert_eq!(
+            r,
+            vec![
+                (9, I),
+                (10, R),
+                (11, R),
+                (12, I),
+                (13, I),
+                (14, R),
+                (15, I),
+                (16, R)
+            ]
+        );
     }
 
     #[test]
     fn data_loss() {
-        let m = ok(&format!("{HEAD}class Migration(migrations.Migration):\n    operations = [\n        migrations.CreateModel(name='Order', fields=[]),\n        migrations.CreateModel('Thing', [], options={{'db_table': 'things'}}),\n        migrations.AddField(model_name='order', name='badge', field=models.ForeignKey('x', on_delete=models.CASCADE)),\n        migrations.AddField('order', 'code', models.CharField(max_length=3)),\n        migrations.AddField('order', 'tags', models.ManyToManyField('x')),\n        migrations.AddField('order', 'c2', models.IntegerField(db_column='c_two')),\n    ]\n"));
-        let l: Vec<_> = m.operations.iter().map(|o| o.data_loss.clone().unwrap()).collect();
+        let m = ok(&format!(
+            "{HEAD}class Migration(migrations.Migration):\n    operations = [\n        migrations.CreateModel(name='Order', fields=[]),\n        migrations.CreateModel('Thing', [], options={{'db_table': 'things'}}),\n        migrations.AddField(model_name='order', name='badge', field=models.ForeignKey('x', on_delete=models.CASCADE)),\n        migrations.AddField('order', 'code', models.CharField(max_length=3)),\n        migrations.AddField('order', 'tags', models.ManyToManyField('x')),\n        migrations.AddField('order', 'c2', models.IntegerField(db_column='c_two')),\n    ]\n"
+        ));
+        let l: Vec<_> = m
+            .operations
+            .iter()
+            .map(|o| o.data_loss.clone().unwrap())
+            .collect();
         assert_eq!(
             l,
             vec![
@@ -568,7 +725,9 @@ mod tests {
 
     #[test]
     fn dynamic_parts_are_reported_with_lines() {
-        let m = ok(&format!("{HEAD}def deps():\n    return []\n\nclass Migration(migrations.Migration):\n    dependencies = deps()\n    operations = [migrations.RunSQL(s, s) for s in ['a']]\n\n    def __init__(self, *a):\n        super().__init__(*a)\n"));
+        let m = ok(&format!(
+            "{HEAD}def deps():\n    return []\n\nclass Migration(migrations.Migration):\n    dependencies = deps()\n    operations = [migrations.RunSQL(s, s) for s in ['a']]\n\n    def __init__(self, *a):\n        super().__init__(*a)\n"
+        ));
         let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![8, 9, 11]);
         assert_eq!(m.operations[0].reversibility, Reversibility::Unknown);
@@ -576,8 +735,16 @@ mod tests {
 
     #[test]
     fn custom_operations_are_followed_later() {
-        let m = ok(&format!("{HEAD}from shop.ops import Backfill\nclass Local(migrations.RunSQL):\n    pass\n\nclass Frozen(migrations.operations.base.Operation):\n    reversible = False\n\nclass Child(Frozen):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [Backfill(), Local('x'), Child()]\n"));
-        assert_eq!(m.operations[0].custom, Some(CustomOp { module: Some("shop.ops".into()), class: "Backfill".into() }));
+        let m = ok(&format!(
+            "{HEAD}from shop.ops import Backfill\nclass Local(migrations.RunSQL):\n    pass\n\nclass Frozen(migrations.operations.base.Operation):\n    reversible = False\n\nclass Child(Frozen):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [Backfill(), Local('x'), Child()]\n"
+        ));
+        assert_eq!(
+            m.operations[0].custom,
+            Some(CustomOp {
+                module: Some("shop.ops".into()),
+                class: "Backfill".into()
+            })
+        );
         assert_eq!(m.operations[1].reversibility, Reversibility::Unknown);
         assert_eq!(m.operations[2].reversibility, Reversibility::Irreversible);
     }
@@ -585,6 +752,11 @@ mod tests {
     #[test]
     fn errors() {
         assert_eq!(parse("x = (", "a").unwrap_err().line, 1);
-        assert!(parse("X = 1\n", "a").unwrap_err().message.contains("no Migration class"));
+        assert!(
+            parse("X = 1\n", "a")
+                .unwrap_err()
+                .message
+                .contains("no Migration class")
+        );
     }
 }

@@ -70,14 +70,24 @@ impl<'r> Loader<'r> {
 
     /// Load both revisions. `Ok(None)` when neither has a `manage.py`.
     /// With `full`, every app is loaded, not only those that changed.
-    pub fn load_pair(&self, newer: &Snapshot, older: &Snapshot, opts: &ProjectOptions, full: bool) -> Result<Option<Pair>> {
+    pub fn load_pair(
+        &self,
+        newer: &Snapshot,
+        older: &Snapshot,
+        opts: &ProjectOptions,
+        full: bool,
+    ) -> Result<Option<Pair>> {
         let pn = project::load(self.repo, newer, opts)?;
         let po = project::load(self.repo, older, opts)?;
         let (pn, po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
             (a, _) => {
-                let (has, lacks) = if a.is_some() { (newer, older) } else { (older, newer) };
+                let (has, lacks) = if a.is_some() {
+                    (newer, older)
+                } else {
+                    (older, newer)
+                };
                 return Err(Error::input(format!(
                     "manage.py exists at {} but not at {}; set `manage_py:` in .tagback.yml",
                     has.label, lacks.label
@@ -85,7 +95,11 @@ impl<'r> Loader<'r> {
             }
         };
         let mut loaded: BTreeSet<String> = BTreeSet::new();
-        let labels: BTreeSet<&str> = pn.repo_apps().chain(po.repo_apps()).map(|a| a.label.as_str()).collect();
+        let labels: BTreeSet<&str> = pn
+            .repo_apps()
+            .chain(po.repo_apps())
+            .map(|a| a.label.as_str())
+            .collect();
         for label in labels {
             let dn = pn.app(label).and_then(|a| a.migrations_dir.as_deref());
             let d_o = po.app(label).and_then(|a| a.migrations_dir.as_deref());
@@ -108,22 +122,55 @@ impl<'r> Loader<'r> {
                 .values()
                 .chain(files_o.values())
                 .flat_map(|f| f.migration.replaces.iter().map(|r| r.0.clone()))
-                .filter(|a| !loaded.contains(a) && (pn.app(a).is_some_and(|x| x.migrations_dir.is_some()) || po.app(a).is_some_and(|x| x.migrations_dir.is_some())))
+                .filter(|a| {
+                    !loaded.contains(a)
+                        && (pn.app(a).is_some_and(|x| x.migrations_dir.is_some())
+                            || po.app(a).is_some_and(|x| x.migrations_dir.is_some()))
+                })
                 .collect();
             if reached.is_empty() {
                 let gn = self.graph(&mut files_n, &loaded, &pn, newer)?;
                 let go = self.graph(&mut files_o, &loaded, &po, older)?;
-                let nrev = Revision { snap: newer.clone(), project: pn, files: files_n, loaded: loaded.clone(), graph: gn };
-                let orev = Revision { snap: older.clone(), project: po, files: files_o, loaded, graph: go };
-                return Ok(Some(Pair { newer: nrev, older: orev }));
+                let nrev = Revision {
+                    snap: newer.clone(),
+                    project: pn,
+                    files: files_n,
+                    loaded: loaded.clone(),
+                    graph: gn,
+                };
+                let orev = Revision {
+                    snap: older.clone(),
+                    project: po,
+                    files: files_o,
+                    loaded,
+                    graph: go,
+                };
+                return Ok(Some(Pair {
+                    newer: nrev,
+                    older: orev,
+                }));
             }
             loaded.extend(reached);
         }
     }
 
-    fn graph(&self, files: &mut BTreeMap<Key, MigrationFile>, loaded: &BTreeSet<String>, project: &Project, snap: &Snapshot) -> Result<Graph> {
-        let index = UnloadedIndex { loader: self, project, snap };
-        let apps: BTreeSet<String> = loaded.iter().filter(|a| project.app(a).is_some_and(|x| x.migrations_dir.is_some())).cloned().collect();
+    fn graph(
+        &self,
+        files: &mut BTreeMap<Key, MigrationFile>,
+        loaded: &BTreeSet<String>,
+        project: &Project,
+        snap: &Snapshot,
+    ) -> Result<Graph> {
+        let index = UnloadedIndex {
+            loader: self,
+            project,
+            snap,
+        };
+        let apps: BTreeSet<String> = loaded
+            .iter()
+            .filter(|a| project.app(a).is_some_and(|x| x.migrations_dir.is_some()))
+            .cloned()
+            .collect();
         let g = graph::build(files, &apps, project, &snap.label, &index)?;
         graph::check_conflicts(&g, &apps, &snap.label)?;
         Ok(g)
@@ -146,30 +193,61 @@ impl<'r> Loader<'r> {
         Ok(names)
     }
 
-    fn load_files(&self, snap: &Snapshot, project: &Project, apps: &BTreeSet<String>) -> Result<BTreeMap<Key, MigrationFile>> {
+    fn load_files(
+        &self,
+        snap: &Snapshot,
+        project: &Project,
+        apps: &BTreeSet<String>,
+    ) -> Result<BTreeMap<Key, MigrationFile>> {
         let mut out = BTreeMap::new();
         for label in apps {
-            let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else { continue };
+            let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
+                continue;
+            };
             for name in self.migration_names(snap, &dir)? {
                 let file = format!("{dir}/{name}.py");
-                let Some(blob) = self.repo.read(snap, &file)? else { continue };
+                let Some(blob) = self.repo.read(snap, &file)? else {
+                    continue;
+                };
                 let migration = self.parse(blob.oid, &blob.data, label, &file, &snap.label)?;
                 let key = (label.clone(), name);
-                out.insert(key.clone(), MigrationFile { key, file, migration });
+                out.insert(
+                    key.clone(),
+                    MigrationFile {
+                        key,
+                        file,
+                        migration,
+                    },
+                );
             }
         }
         Ok(out)
     }
 
-    fn parse(&self, oid: Oid, data: &[u8], label: &str, file: &str, rev: &str) -> Result<Arc<Migration>> {
+    fn parse(
+        &self,
+        oid: Oid,
+        data: &[u8],
+        label: &str,
+        file: &str,
+        rev: &str,
+    ) -> Result<Arc<Migration>> {
         let key = (oid, label.to_string());
         if let Some(m) = self.parsed.borrow().get(&key) {
             return Ok(m.clone());
         }
-        let text = std::str::from_utf8(data)
-            .map_err(|e| Error::input(format!("{file} at {rev} is not valid UTF-8 (byte {})", e.valid_up_to())))?;
+        let text = std::str::from_utf8(data).map_err(|e| {
+            Error::input(format!(
+                "{file} at {rev} is not valid UTF-8 (byte {})",
+                e.valid_up_to()
+            ))
+        })?;
         let m = migration::parse(text, label).map_err(|e| {
-            let at = if e.line > 0 { format!(" line {}", e.line) } else { String::new() };
+            let at = if e.line > 0 {
+                format!(" line {}", e.line)
+            } else {
+                String::new()
+            };
             Error::input(format!("{file} at {rev}{at}: {}", e.message))
         })?;
         let m = Arc::new(m);
@@ -178,19 +256,36 @@ impl<'r> Loader<'r> {
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.
-    pub fn custom_reversibility(&self, rev: &Revision, file: &MigrationFile, op: &Operation) -> (Reversibility, Option<String>) {
+    pub fn custom_reversibility(
+        &self,
+        rev: &Revision,
+        file: &MigrationFile,
+        op: &Operation,
+    ) -> (Reversibility, Option<String>) {
         let unknown = (op.reversibility.clone(), op.reason.clone());
-        let Some(custom) = &op.custom else { return unknown };
-        let Some(module) = &custom.module else { return unknown };
+        let Some(custom) = &op.custom else {
+            return unknown;
+        };
+        let Some(module) = &custom.module else {
+            return unknown;
+        };
         let package = rev
             .project
             .app(&file.key.0)
             .and_then(|a| a.migrations_module.clone())
             .unwrap_or_default();
-        let Some(absolute) = project::absolute_module(&package, module) else { return unknown };
-        let Ok(Some((path, _))) = rev.project.module_file(self.repo, &rev.snap, &absolute) else { return unknown };
-        let Ok(Some((_, text))) = self.repo.read_text(&rev.snap, &path) else { return unknown };
-        let Ok(stmts) = python::parse_module(&text) else { return unknown };
+        let Some(absolute) = project::absolute_module(&package, module) else {
+            return unknown;
+        };
+        let Ok(Some((path, _))) = rev.project.module_file(self.repo, &rev.snap, &absolute) else {
+            return unknown;
+        };
+        let Ok(Some((_, text))) = self.repo.read_text(&rev.snap, &path) else {
+            return unknown;
+        };
+        let Ok(stmts) = python::parse_module(&text) else {
+            return unknown;
+        };
         let classes: BTreeMap<String, python::Class> = stmts
             .into_iter()
             .filter_map(|s| match s {
@@ -198,7 +293,9 @@ impl<'r> Loader<'r> {
                 _ => None,
             })
             .collect();
-        let Some(class) = classes.get(&custom.class) else { return unknown };
+        let Some(class) = classes.get(&custom.class) else {
+            return unknown;
+        };
         let lookup = |n: &str| classes.get(n).cloned();
         let (r, why) = migration::class_reversibility(class, &lookup, 0);
         let why = (!why.is_empty()).then(|| format!("{why} ({path})"));
@@ -214,7 +311,11 @@ struct UnloadedIndex<'a, 'r> {
 
 impl graph::AppIndex for UnloadedIndex<'_, '_> {
     fn exists(&self, app: &str, name: &str) -> Result<bool> {
-        let Some(dir) = self.project.app(app).and_then(|a| a.migrations_dir.as_deref()) else {
+        let Some(dir) = self
+            .project
+            .app(app)
+            .and_then(|a| a.migrations_dir.as_deref())
+        else {
             return Ok(true);
         };
         Ok(self.loader.migration_names(self.snap, dir)?.contains(name))

@@ -58,23 +58,39 @@ impl Project {
     }
 
     /// Repository path of a module's file: `(path, is_package)`.
-    pub fn module_file(&self, repo: &Repo, snap: &Snapshot, module: &str) -> Result<Option<(String, bool)>> {
+    pub fn module_file(
+        &self,
+        repo: &Repo,
+        snap: &Snapshot,
+        module: &str,
+    ) -> Result<Option<(String, bool)>> {
         module_file(repo, snap, &self.root, module)
     }
 }
 
 fn join(root: &str, rel: &str) -> String {
-    if root.is_empty() { rel.to_string() } else { format!("{root}/{rel}") }
+    if root.is_empty() {
+        rel.to_string()
+    } else {
+        format!("{root}/{rel}")
+    }
 }
 
 fn valid_module(module: &str) -> bool {
     !module.is_empty()
-        && module
-            .split('.')
-            .all(|p| !p.is_empty() && p.chars().all(|c| c == '_' || c.is_alphanumeric()) && !p.starts_with(|c: char| c.is_ascii_digit()))
+        && module.split('.').all(|p| {
+            !p.is_empty()
+                && p.chars().all(|c| c == '_' || c.is_alphanumeric())
+                && !p.starts_with(|c: char| c.is_ascii_digit())
+        })
 }
 
-fn module_file(repo: &Repo, snap: &Snapshot, root: &str, module: &str) -> Result<Option<(String, bool)>> {
+fn module_file(
+    repo: &Repo,
+    snap: &Snapshot,
+    root: &str,
+    module: &str,
+) -> Result<Option<(String, bool)>> {
     if !valid_module(module) {
         return Ok(None);
     }
@@ -91,15 +107,25 @@ fn module_file(repo: &Repo, snap: &Snapshot, root: &str, module: &str) -> Result
 }
 
 /// Find `manage.py`: the configured path, the root, or one or two levels down.
-pub fn find_manage_py(repo: &Repo, snap: &Snapshot, configured: Option<&str>) -> Result<Option<String>> {
+pub fn find_manage_py(
+    repo: &Repo,
+    snap: &Snapshot,
+    configured: Option<&str>,
+) -> Result<Option<String>> {
     if let Some(p) = configured {
         return Ok(repo.read(snap, p)?.map(|_| p.to_string()));
     }
     if repo.read(snap, "manage.py")?.is_some() {
         return Ok(Some("manage.py".into()));
     }
-    let Some(top) = repo.list_dir(snap, "")? else { return Ok(None) };
-    let dirs: Vec<String> = top.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')).map(|e| e.name).collect();
+    let Some(top) = repo.list_dir(snap, "")? else {
+        return Ok(None);
+    };
+    let dirs: Vec<String> = top
+        .into_iter()
+        .filter(|e| e.is_dir && !e.name.starts_with('.'))
+        .map(|e| e.name)
+        .collect();
     for d in &dirs {
         let p = format!("{d}/manage.py");
         if repo.read(snap, &p)?.is_some() {
@@ -107,8 +133,13 @@ pub fn find_manage_py(repo: &Repo, snap: &Snapshot, configured: Option<&str>) ->
         }
     }
     for d in &dirs {
-        let Some(sub) = repo.list_dir(snap, d)? else { continue };
-        for e in sub.into_iter().filter(|e| e.is_dir && !e.name.starts_with('.')) {
+        let Some(sub) = repo.list_dir(snap, d)? else {
+            continue;
+        };
+        for e in sub
+            .into_iter()
+            .filter(|e| e.is_dir && !e.name.starts_with('.'))
+        {
             let p = format!("{d}/{}/manage.py", e.name);
             if repo.read(snap, &p)?.is_some() {
                 return Ok(Some(p));
@@ -124,7 +155,9 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
     let Some(manage_py) = find_manage_py(repo, snap, opts.manage_py.as_deref())? else {
         return Ok(None);
     };
-    let root = manage_py.rsplit_once('/').map_or(String::new(), |(d, _)| d.to_string());
+    let root = manage_py
+        .rsplit_once('/')
+        .map_or(String::new(), |(d, _)| d.to_string());
     let settings_module = match &opts.settings {
         Some(s) => s.clone(),
         None => settings_from_manage_py(repo, snap, &manage_py)?,
@@ -135,7 +168,16 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             snap.label
         ))
     })?;
-    let mut reader = SettingsReader { repo, snap, root: &root, env: BTreeMap::new(), maybe_apps: Vec::new(), dynamic: BTreeMap::new(), depth: 0, seen: BTreeSet::new() };
+    let mut reader = SettingsReader {
+        repo,
+        snap,
+        root: &root,
+        env: BTreeMap::new(),
+        maybe_apps: Vec::new(),
+        dynamic: BTreeMap::new(),
+        depth: 0,
+        seen: BTreeSet::new(),
+    };
     reader.exec_file(&settings_file, &settings_module)?;
 
     let entries: Vec<String> = match &opts.installed_apps {
@@ -163,22 +205,25 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             }
         }
     };
-    let migration_modules: BTreeMap<String, Option<String>> = match reader.env.get("MIGRATION_MODULES") {
-        Some(Value::Dict(items)) => items
-            .iter()
-            .filter_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
-                (Value::Str(k), Value::None) => Some((k.clone(), None)),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
+    let migration_modules: BTreeMap<String, Option<String>> =
+        match reader.env.get("MIGRATION_MODULES") {
+            Some(Value::Dict(items)) => items
+                .iter()
+                .filter_map(|(k, v)| match (k, v) {
+                    (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
+                    (Value::Str(k), Value::None) => Some((k.clone(), None)),
+                    _ => None,
+                })
+                .collect(),
+            _ => BTreeMap::new(),
+        };
     let string_settings: BTreeMap<String, String> = reader
         .env
         .iter()
         .filter_map(|(k, v)| match v {
-            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => Some((k.clone(), s.clone())),
+            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+                Some((k.clone(), s.clone()))
+            }
             _ => None,
         })
         .collect();
@@ -190,10 +235,10 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             Some(m) => m.clone(),
             None => Some(format!("{}.migrations", app.name)),
         };
-        if let Some(m) = &module {
-            if let Some((file, true)) = module_file(repo, snap, &root, m)? {
-                app.migrations_dir = Some(file.trim_end_matches("/__init__.py").to_string());
-            }
+        if let Some(m) = &module
+            && let Some((file, true)) = module_file(repo, snap, &root, m)?
+        {
+            app.migrations_dir = Some(file.trim_end_matches("/__init__.py").to_string());
         }
         app.migrations_module = module;
         if let Some(prev) = apps.iter().find(|a| a.label == app.label) {
@@ -211,10 +256,10 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             continue;
         }
         let app = resolve_app(repo, snap, &root, entry)?;
-        let migrated = match module_file(repo, snap, &root, &format!("{}.migrations", app.name))? {
-            Some((_, true)) => true,
-            _ => false,
-        };
+        let migrated = matches!(
+            module_file(repo, snap, &root, &format!("{}.migrations", app.name))?,
+            Some((_, true))
+        );
         if migrated && opts.installed_apps.is_none() {
             return Err(Error::input(format!(
                 "{file} at {} line {line} adds {entry:?} to INSTALLED_APPS only under a condition; list the apps under `installed_apps:` in .tagback.yml",
@@ -222,7 +267,12 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             )));
         }
     }
-    Ok(Some(Project { root, settings_module, apps, string_settings }))
+    Ok(Some(Project {
+        root,
+        settings_module,
+        apps,
+        string_settings,
+    }))
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
@@ -239,9 +289,15 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 }
 
 fn settings_from_manage_py(repo: &Repo, snap: &Snapshot, manage_py: &str) -> Result<String> {
-    let text = repo.read_text(snap, manage_py)?.map(|(_, t)| t).unwrap_or_default();
+    let text = repo
+        .read_text(snap, manage_py)?
+        .map(|(_, t)| t)
+        .unwrap_or_default();
     let stmts = python::parse_module(&text).map_err(|e| {
-        Error::input(format!("{manage_py} at {} line {}: invalid Python: {}", snap.label, e.line, e.message))
+        Error::input(format!(
+            "{manage_py} at {} line {}: invalid Python: {}",
+            snap.label, e.line, e.message
+        ))
     })?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
@@ -278,14 +334,23 @@ impl SettingsReader<'_> {
         if self.depth > 16 || !self.seen.insert(file.to_string()) {
             return Ok(());
         }
-        let text = self.repo.read_text(self.snap, file)?.map(|(_, t)| t).unwrap_or_default();
+        let text = self
+            .repo
+            .read_text(self.snap, file)?
+            .map(|(_, t)| t)
+            .unwrap_or_default();
         let stmts = python::parse_module(&text).map_err(|e| {
-            Error::input(format!("{file} at {} line {}: invalid Python: {}", self.snap.label, e.line, e.message))
+            Error::input(format!(
+                "{file} at {} line {}: invalid Python: {}",
+                self.snap.label, e.line, e.message
+            ))
         })?;
         let package = if file.ends_with("/__init__.py") {
             module.to_string()
         } else {
-            module.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_string())
+            module
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| p.to_string())
         };
         self.depth += 1;
         let r = self.exec(&stmts, file, &package, false);
@@ -305,28 +370,49 @@ impl SettingsReader<'_> {
                 _ => Value::Dynamic { line: 0 },
             },
             Value::List(items) => Value::List(items.iter().map(|i| self.eval(i)).collect()),
-            Value::Dict(items) => Value::Dict(items.iter().map(|(k, v)| (self.eval(k), self.eval(v))).collect()),
+            Value::Dict(items) => Value::Dict(
+                items
+                    .iter()
+                    .map(|(k, v)| (self.eval(k), self.eval(v)))
+                    .collect(),
+            ),
             _ => v.clone(),
         }
     }
 
     fn mark_dynamic(&mut self, name: &str, file: &str, line: u32, why: &str) {
-        if matches!(name, "INSTALLED_APPS" | "MIGRATION_MODULES" | "AUTH_USER_MODEL") {
-            self.dynamic.entry(name.to_string()).or_insert((file.to_string(), line, why.to_string()));
+        if matches!(
+            name,
+            "INSTALLED_APPS" | "MIGRATION_MODULES" | "AUTH_USER_MODEL"
+        ) {
+            self.dynamic.entry(name.to_string()).or_insert((
+                file.to_string(),
+                line,
+                why.to_string(),
+            ));
         }
     }
 
     fn exec(&mut self, stmts: &[Stmt], file: &str, package: &str, conditional: bool) -> Result<()> {
         for s in stmts {
             match s {
-                Stmt::Assign { targets, value, line } => {
+                Stmt::Assign {
+                    targets,
+                    value,
+                    line,
+                } => {
                     let v = self.eval(value);
                     for t in targets {
                         if conditional {
                             if t == "INSTALLED_APPS" {
                                 self.maybe_list(&v, file, *line);
                             } else {
-                                self.mark_dynamic(t, file, *line, "is assigned only under a condition");
+                                self.mark_dynamic(
+                                    t,
+                                    file,
+                                    *line,
+                                    "is assigned only under a condition",
+                                );
                             }
                             continue;
                         }
@@ -338,7 +424,11 @@ impl SettingsReader<'_> {
                         self.env.insert(t.clone(), v.clone());
                     }
                 }
-                Stmt::AugAdd { target, value, line } => {
+                Stmt::AugAdd {
+                    target,
+                    value,
+                    line,
+                } => {
                     let add = self.eval(value);
                     if conditional {
                         if target == "INSTALLED_APPS" {
@@ -346,18 +436,34 @@ impl SettingsReader<'_> {
                         }
                         continue;
                     }
-                    let cur = self.env.get(target).cloned().unwrap_or(Value::Dynamic { line: *line });
+                    let cur = self
+                        .env
+                        .get(target)
+                        .cloned()
+                        .unwrap_or(Value::Dynamic { line: *line });
                     let v = self.eval(&Value::Add(Box::new(cur), Box::new(add)));
                     if matches!(v, Value::Dynamic { .. }) {
-                        self.mark_dynamic(target, file, *line, "is extended with a value tagback cannot read");
+                        self.mark_dynamic(
+                            target,
+                            file,
+                            *line,
+                            "is extended with a value tagback cannot read",
+                        );
                     }
                     self.env.insert(target.clone(), v);
                 }
                 Stmt::DynamicAssign { target, line } => {
-                    self.mark_dynamic(target, file, *line, "is changed in a way tagback cannot follow");
+                    self.mark_dynamic(
+                        target,
+                        file,
+                        *line,
+                        "is changed in a way tagback cannot follow",
+                    );
                 }
                 Stmt::Call(c) => {
-                    let Some((target, method)) = c.func.rsplit_once('.') else { continue };
+                    let Some((target, method)) = c.func.rsplit_once('.') else {
+                        continue;
+                    };
                     if target != "INSTALLED_APPS" {
                         continue;
                     }
@@ -368,14 +474,23 @@ impl SettingsReader<'_> {
                         _ => None,
                     };
                     let Some(arg) = arg else {
-                        self.mark_dynamic(target, file, c.line, &format!("is changed by .{method}()"));
+                        self.mark_dynamic(
+                            target,
+                            file,
+                            c.line,
+                            &format!("is changed by .{method}()"),
+                        );
                         continue;
                     };
                     if conditional {
                         self.maybe_list(&arg, file, c.line);
                         continue;
                     }
-                    let cur = self.env.get(target).cloned().unwrap_or(Value::Dynamic { line: c.line });
+                    let cur = self
+                        .env
+                        .get(target)
+                        .cloned()
+                        .unwrap_or(Value::Dynamic { line: c.line });
                     let v = match (cur, arg) {
                         (Value::List(mut x), Value::List(y)) => {
                             if method == "insert" {
@@ -392,17 +507,31 @@ impl SettingsReader<'_> {
                             Value::List(x)
                         }
                         _ => {
-                            self.mark_dynamic(target, file, c.line, "is changed with a value tagback cannot read");
+                            self.mark_dynamic(
+                                target,
+                                file,
+                                c.line,
+                                "is changed with a value tagback cannot read",
+                            );
                             Value::Dynamic { line: c.line }
                         }
                     };
                     self.env.insert(target.to_string(), v);
                 }
-                Stmt::ImportFrom { module, level, names, line } => {
+                Stmt::ImportFrom {
+                    module,
+                    level,
+                    names,
+                    line,
+                } => {
                     let absolute = resolve_relative(package, module, *level);
                     let Some(absolute) = absolute else { continue };
-                    let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)? else {
-                        if !conditional && names.iter().any(|(n, _)| n == "*") && absolute.split('.').next() == package.split('.').next() {
+                    let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
+                    else {
+                        if !conditional
+                            && names.iter().any(|(n, _)| n == "*")
+                            && absolute.split('.').next() == package.split('.').next()
+                        {
                             return Err(Error::input(format!(
                                 "{file} at {} line {line}: `from {module} import *` names a module that is not in the repository",
                                 self.snap.label
@@ -414,7 +543,9 @@ impl SettingsReader<'_> {
                         let sub_package = if path.ends_with("/__init__.py") {
                             absolute.clone()
                         } else {
-                            absolute.rsplit_once('.').map_or(String::new(), |(p, _)| p.to_string())
+                            absolute
+                                .rsplit_once('.')
+                                .map_or(String::new(), |(p, _)| p.to_string())
                         };
                         let _ = sub_package;
                         self.exec_file(&path, &absolute)?;
@@ -433,12 +564,17 @@ impl SettingsReader<'_> {
                         sub.exec_file(&path, &absolute)?;
                         for (n, alias) in names {
                             if let Some(v) = sub.env.get(n) {
-                                self.env.insert(alias.clone().unwrap_or_else(|| n.clone()), v.clone());
+                                self.env
+                                    .insert(alias.clone().unwrap_or_else(|| n.clone()), v.clone());
                             }
                         }
                     }
                 }
-                Stmt::Block { conditional: c, body, .. } => {
+                Stmt::Block {
+                    conditional: c,
+                    body,
+                    ..
+                } => {
                     self.exec(body, file, package, conditional || *c)?;
                 }
                 _ => {}
@@ -456,7 +592,12 @@ impl SettingsReader<'_> {
                     }
                 }
             }
-            _ => self.mark_dynamic("INSTALLED_APPS", file, line, "is changed under a condition with a value tagback cannot read"),
+            _ => self.mark_dynamic(
+                "INSTALLED_APPS",
+                file,
+                line,
+                "is changed under a condition with a value tagback cannot read",
+            ),
         }
     }
 }
@@ -466,7 +607,11 @@ fn resolve_relative(package: &str, module: &str, level: u32) -> Option<String> {
     if level == 0 {
         return Some(module.to_string());
     }
-    let mut parts: Vec<&str> = if package.is_empty() { Vec::new() } else { package.split('.').collect() };
+    let mut parts: Vec<&str> = if package.is_empty() {
+        Vec::new()
+    } else {
+        package.split('.').collect()
+    };
     for _ in 1..level {
         parts.pop()?;
     }
@@ -499,7 +644,12 @@ fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<
     let from_config = |name: Option<String>, label: Option<String>, fallback: &str| {
         let name = name.unwrap_or_else(|| fallback.to_string());
         let label = label.unwrap_or_else(|| name.rsplit('.').next().unwrap_or(&name).to_string());
-        App { label, name, migrations_dir: None, migrations_module: None }
+        App {
+            label,
+            name,
+            migrations_dir: None,
+            migrations_module: None,
+        }
     };
     if let Some((_, true)) = module_file(repo, snap, root, entry)? {
         // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
@@ -517,26 +667,32 @@ fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<
         }
         return Ok(from_config(None, None, entry));
     }
-    if let Some((module, class)) = entry.rsplit_once('.') {
-        if let Some((file, _)) = module_file(repo, snap, root, module)? {
-            let text = repo.read_text(snap, &file)?.map(|(_, t)| t).unwrap_or_default();
-            let stmts = python::parse_module(&text).map_err(|e| {
-                Error::input(format!("{file} at {} line {}: invalid Python: {}", snap.label, e.line, e.message))
-            })?;
-            let found = stmts.iter().find_map(|s| match s {
-                Stmt::Class(c) if c.name == class => Some(c),
-                _ => None,
-            });
-            let Some(c) = found else {
-                return Err(Error::input(format!(
-                    "INSTALLED_APPS entry {entry:?} at {}: {file} has no class {class}",
-                    snap.label
-                )));
-            };
-            let (name, label, _) = config_attrs(c);
-            let fallback = module.strip_suffix(".apps").unwrap_or(module);
-            return Ok(from_config(name, label, fallback));
-        }
+    if let Some((module, class)) = entry.rsplit_once('.')
+        && let Some((file, _)) = module_file(repo, snap, root, module)?
+    {
+        let text = repo
+            .read_text(snap, &file)?
+            .map(|(_, t)| t)
+            .unwrap_or_default();
+        let stmts = python::parse_module(&text).map_err(|e| {
+            Error::input(format!(
+                "{file} at {} line {}: invalid Python: {}",
+                snap.label, e.line, e.message
+            ))
+        })?;
+        let found = stmts.iter().find_map(|s| match s {
+            Stmt::Class(c) if c.name == class => Some(c),
+            _ => None,
+        });
+        let Some(c) = found else {
+            return Err(Error::input(format!(
+                "INSTALLED_APPS entry {entry:?} at {}: {file} has no class {class}",
+                snap.label
+            )));
+        };
+        let (name, label, _) = config_attrs(c);
+        let fallback = module.strip_suffix(".apps").unwrap_or(module);
+        return Ok(from_config(name, label, fallback));
     }
     Ok(external(entry))
 }
@@ -561,9 +717,16 @@ fn config_attrs(c: &python::Class) -> ConfigAttrs {
 }
 
 fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAttrs>> {
-    let text = repo.read_text(snap, file)?.map(|(_, t)| t).unwrap_or_default();
-    let stmts = python::parse_module(&text)
-        .map_err(|e| Error::input(format!("{file} at {} line {}: invalid Python: {}", snap.label, e.line, e.message)))?;
+    let text = repo
+        .read_text(snap, file)?
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    let stmts = python::parse_module(&text).map_err(|e| {
+        Error::input(format!(
+            "{file} at {} line {}: invalid Python: {}",
+            snap.label, e.line, e.message
+        ))
+    })?;
     let classes: Vec<&python::Class> = stmts
         .iter()
         .filter_map(|s| match s {
@@ -576,7 +739,10 @@ fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAtt
     loop {
         let before = config_names.len();
         for c in &classes {
-            if c.bases.iter().any(|b| b.ends_with("AppConfig") || config_names.contains(b.as_str())) {
+            if c.bases
+                .iter()
+                .any(|b| b.ends_with("AppConfig") || config_names.contains(b.as_str()))
+            {
                 config_names.insert(&c.name);
             }
         }
@@ -584,7 +750,11 @@ fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAtt
             break;
         }
     }
-    Ok(classes.iter().filter(|c| config_names.contains(c.name.as_str())).map(|c| config_attrs(c)).collect())
+    Ok(classes
+        .iter()
+        .filter(|c| config_names.contains(c.name.as_str()))
+        .map(|c| config_attrs(c))
+        .collect())
 }
 
 #[cfg(test)]
@@ -593,11 +763,20 @@ mod tests {
 
     #[test]
     fn relative_imports() {
-        assert_eq!(resolve_relative("proj.settings", "base", 1).as_deref(), Some("proj.settings.base"));
-        assert_eq!(resolve_relative("proj.settings", "base", 2).as_deref(), Some("proj.base"));
+        assert_eq!(
+            resolve_relative("proj.settings", "base", 1).as_deref(),
+            Some("proj.settings.base")
+        );
+        assert_eq!(
+            resolve_relative("proj.settings", "base", 2).as_deref(),
+            Some("proj.base")
+        );
         assert_eq!(resolve_relative("proj", "", 1).as_deref(), Some("proj"));
         assert_eq!(resolve_relative("", "x", 2), None);
-        assert_eq!(absolute_module("shop.migrations", "..ops").as_deref(), Some("shop.ops"));
+        assert_eq!(
+            absolute_module("shop.migrations", "..ops").as_deref(),
+            Some("shop.ops")
+        );
     }
 
     #[test]

@@ -239,7 +239,11 @@ impl Lower<'_> {
                 _ => Stmt::Other,
             },
             ast::Stmt::ImportFrom(i) => Stmt::ImportFrom {
-                module: i.module.as_ref().map(|m| m.id.to_string()).unwrap_or_default(),
+                module: i
+                    .module
+                    .as_ref()
+                    .map(|m| m.id.to_string())
+                    .unwrap_or_default(),
                 level: i.level,
                 names: aliases(&i.names),
                 line,
@@ -313,8 +317,15 @@ impl Lower<'_> {
         match e {
             Expr::StringLiteral(s) => Value::Str(s.value.to_str().to_string()),
             Expr::NumberLiteral(n) => match &n.value {
-                ast::Number::Int(i) => i.as_i64().map_or(Value::Dynamic { line: self.line_of(e) }, Value::Int),
-                _ => Value::Dynamic { line: self.line_of(e) },
+                ast::Number::Int(i) => i.as_i64().map_or(
+                    Value::Dynamic {
+                        line: self.line_of(e),
+                    },
+                    Value::Int,
+                ),
+                _ => Value::Dynamic {
+                    line: self.line_of(e),
+                },
             },
             Expr::BooleanLiteral(b) => Value::Bool(b.value),
             Expr::NoneLiteral(_) => Value::None,
@@ -325,7 +336,9 @@ impl Lower<'_> {
                 let mut items = Vec::with_capacity(d.items.len());
                 for item in &d.items {
                     let Some(k) = &item.key else {
-                        return Value::Dynamic { line: self.line_of(e) };
+                        return Value::Dynamic {
+                            line: self.line_of(e),
+                        };
                     };
                     items.push((self.value(k), self.value(&item.value)));
                 }
@@ -333,7 +346,9 @@ impl Lower<'_> {
             }
             Expr::Name(_) | Expr::Attribute(_) => match dotted(e) {
                 Some(d) => Value::Name(d),
-                None => Value::Dynamic { line: self.line_of(e) },
+                None => Value::Dynamic {
+                    line: self.line_of(e),
+                },
             },
             Expr::Call(c) => {
                 let mut starred = false;
@@ -370,16 +385,21 @@ impl Lower<'_> {
                     line: self.line_of(e),
                 }))
             }
-            Expr::BinOp(b) if b.op == Operator::Add => {
-                Value::Add(Box::new(self.value(&b.left)), Box::new(self.value(&b.right)))
-            }
-            _ => Value::Dynamic { line: self.line_of(e) },
+            Expr::BinOp(b) if b.op == Operator::Add => Value::Add(
+                Box::new(self.value(&b.left)),
+                Box::new(self.value(&b.right)),
+            ),
+            _ => Value::Dynamic {
+                line: self.line_of(e),
+            },
         }
     }
 
     fn seq(&self, elts: &[Expr], whole: &Expr) -> Value {
         if elts.iter().any(|x| matches!(x, Expr::Starred(_))) {
-            return Value::Dynamic { line: self.line_of(whole) };
+            return Value::Dynamic {
+                line: self.line_of(whole),
+            };
         }
         Value::List(elts.iter().map(|x| self.value(x)).collect())
     }
@@ -392,7 +412,12 @@ fn is_docstring(s: &ast::Stmt) -> bool {
 fn aliases(names: &[ast::Alias]) -> Vec<(String, Option<String>)> {
     names
         .iter()
-        .map(|a| (a.name.id.to_string(), a.asname.as_ref().map(|n| n.id.to_string())))
+        .map(|a| {
+            (
+                a.name.id.to_string(),
+                a.asname.as_ref().map(|n| n.id.to_string()),
+            )
+        })
         .collect()
 }
 
@@ -436,18 +461,39 @@ mod tests {
     fn lowers_assignments_calls_and_classes() {
         let src = "from django.db import migrations\n\nX = ['a', \"b\" 'c'] + ('d',)\nX += ['e']\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n    operations = [\n        migrations.RunPython(f, reverse_code=migrations.RunPython.noop),\n    ]\n";
         let m = parse_module(src).unwrap();
-        assert!(matches!(&m[0], Stmt::ImportFrom { module, level: 0, .. } if module == "django.db"));
-        let Stmt::Assign { value: Value::Add(a, _), .. } = &m[1] else { panic!("{:?}", m[1]) };
-        assert_eq!(**a, Value::List(vec![Value::Str("a".into()), Value::Str("bc".into())]));
+        assert!(
+            matches!(&m[0], Stmt::ImportFrom { module, level: 0, .. } if module == "django.db")
+        );
+        let Stmt::Assign {
+            value: Value::Add(a, _),
+            ..
+        } = &m[1]
+        else {
+            panic!("{:?}", m[1])
+        };
+        assert_eq!(
+            **a,
+            Value::List(vec![Value::Str("a".into()), Value::Str("bc".into())])
+        );
         assert!(matches!(&m[2], Stmt::AugAdd { target, .. } if target == "X"));
         let Stmt::Class(c) = &m[3] else { panic!() };
         assert_eq!(c.bases, vec!["migrations.Migration"]);
-        let Stmt::Assign { value: Value::List(ops), line, .. } = &c.body[1] else { panic!() };
+        let Stmt::Assign {
+            value: Value::List(ops),
+            line,
+            ..
+        } = &c.body[1]
+        else {
+            panic!()
+        };
         assert_eq!(*line, 8);
         let Value::Call(call) = &ops[0] else { panic!() };
         assert_eq!(call.short_name(), "RunPython");
         assert_eq!(call.line, 9);
-        assert_eq!(call.arg("reverse_code", 1), Some(&Value::Name("migrations.RunPython.noop".into())));
+        assert_eq!(
+            call.arg("reverse_code", 1),
+            Some(&Value::Name("migrations.RunPython.noop".into()))
+        );
     }
 
     #[test]

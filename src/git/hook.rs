@@ -99,7 +99,9 @@ mod tests {
     fn garbage_is_a_clear_error() {
         let e = parse_pre_push("hello world\n").unwrap_err().to_string();
         assert!(e.contains("line 1"), "{e}");
-        let e = parse_pre_push(&format!("a {A} b nothex\n")).unwrap_err().to_string();
+        let e = parse_pre_push(&format!("a {A} b nothex\n"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("object ids"), "{e}");
     }
 }

@@ -73,7 +73,13 @@ impl Repo {
             git2::RepositoryOpenFlags::empty(),
             std::iter::empty::<&std::ffi::OsStr>(),
         )
-        .map_err(|source| Error::input(format!("{} is not a git repository ({})", dir.display(), source.message())))?;
+        .map_err(|source| {
+            Error::input(format!(
+                "{} is not a git repository ({})",
+                dir.display(),
+                source.message()
+            ))
+        })?;
         Ok(Repo {
             repo,
             label: dir.display().to_string(),
@@ -83,8 +89,12 @@ impl Repo {
     /// Open the repository a git hook runs in, honouring `GIT_DIR` and the
     /// quarantine object directories git sets up during a push.
     pub fn open_from_env() -> Result<Repo> {
-        let repo = Repository::open_from_env()
-            .map_err(|source| Error::input(format!("not inside a git repository ({})", source.message())))?;
+        let repo = Repository::open_from_env().map_err(|source| {
+            Error::input(format!(
+                "not inside a git repository ({})",
+                source.message()
+            ))
+        })?;
         let label = repo
             .workdir()
             .unwrap_or_else(|| repo.path())
@@ -127,11 +137,10 @@ impl Repo {
 
     /// The snapshot of a commit id, labelled with its short id.
     pub fn snapshot_of(&self, commit: Oid) -> Result<Snapshot> {
-        self.snapshot(&commit.to_string())
-            .map(|s| Snapshot {
-                label: short(commit),
-                ..s
-            })
+        self.snapshot(&commit.to_string()).map(|s| Snapshot {
+            label: short(commit),
+            ..s
+        })
     }
 
     /// The index (staged files).
@@ -153,12 +162,21 @@ impl Repo {
     /// Resolve `rev` to a commit id with a clear error.
     pub fn resolve_commit(&self, rev: &str) -> Result<Oid> {
         if rev.is_empty() || rev.starts_with('-') || rev.contains(['\n', '\0']) {
-            return Err(Error::input(format!("invalid revision {rev:?} in {}", self.label)));
+            return Err(Error::input(format!(
+                "invalid revision {rev:?} in {}",
+                self.label
+            )));
         }
-        let object = self.repo.revparse_single(rev).map_err(|e| self.missing_object(rev, &e))?;
-        let commit = object
-            .peel_to_commit()
-            .map_err(|_| Error::input(format!("revision {rev:?} in {} is not a commit", self.label)))?;
+        let object = self
+            .repo
+            .revparse_single(rev)
+            .map_err(|e| self.missing_object(rev, &e))?;
+        let commit = object.peel_to_commit().map_err(|_| {
+            Error::input(format!(
+                "revision {rev:?} in {} is not a commit",
+                self.label
+            ))
+        })?;
         Ok(commit.id())
     }
 
@@ -267,10 +285,11 @@ impl Repo {
                     Err(e) => return Err(Error::io(full, e)),
                 }
                 let data = std::fs::read(&full).map_err(|e| Error::io(&full, e))?;
-                let oid = Oid::hash_object(ObjectType::Blob, &data).map_err(|source| Error::Git {
-                    context: format!("hashing {path}"),
-                    source,
-                })?;
+                let oid =
+                    Oid::hash_object(ObjectType::Blob, &data).map_err(|source| Error::Git {
+                        context: format!("hashing {path}"),
+                        source,
+                    })?;
                 Blob { oid, data }
             }
         };
@@ -322,17 +341,28 @@ impl Repo {
                     context: format!("reading the index of {}", self.label),
                     source,
                 })?;
-                let prefix = if dir.is_empty() { String::new() } else { format!("{dir}/") };
+                let prefix = if dir.is_empty() {
+                    String::new()
+                } else {
+                    format!("{dir}/")
+                };
                 let mut out: Vec<DirEntry> = Vec::new();
                 for e in index.iter() {
-                    let Ok(p) = std::str::from_utf8(&e.path) else { continue };
-                    let Some(rest) = p.strip_prefix(&prefix) else { continue };
+                    let Ok(p) = std::str::from_utf8(&e.path) else {
+                        continue;
+                    };
+                    let Some(rest) = p.strip_prefix(&prefix) else {
+                        continue;
+                    };
                     let (name, is_dir) = match rest.split_once('/') {
                         Some((d, _)) => (d, true),
                         None => (rest, false),
                     };
                     if out.last().is_none_or(|l| l.name != name) {
-                        out.push(DirEntry { name: name.to_string(), is_dir });
+                        out.push(DirEntry {
+                            name: name.to_string(),
+                            is_dir,
+                        });
                     }
                 }
                 if out.is_empty() {
@@ -365,7 +395,9 @@ impl Repo {
     /// Paths of files that differ between two commit snapshots (added, removed
     /// or changed), as `git diff --name-only` lists them.
     pub fn changed_paths(&self, a: &Snapshot, b: &Snapshot) -> Result<Vec<String>> {
-        let (Source::Commit { tree: ta, .. }, Source::Commit { tree: tb, .. }) = (&a.source, &b.source) else {
+        let (Source::Commit { tree: ta, .. }, Source::Commit { tree: tb, .. }) =
+            (&a.source, &b.source)
+        else {
             return Ok(Vec::new());
         };
         let ta = self.find_tree(*ta, a)?;
@@ -390,14 +422,19 @@ impl Repo {
 
     fn worktree_path(&self, path: &str) -> Option<PathBuf> {
         let root = self.repo.workdir()?;
-        if Path::new(path).components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        if Path::new(path)
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+        {
             return None;
         }
         Some(root.join(path))
     }
 
     fn find_tree(&self, oid: Oid, snap: &Snapshot) -> Result<git2::Tree<'_>> {
-        self.repo.find_tree(oid).map_err(|e| self.missing_object(&snap.label, &e))
+        self.repo
+            .find_tree(oid)
+            .map_err(|e| self.missing_object(&snap.label, &e))
     }
 
     fn read_blob(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
@@ -410,7 +447,11 @@ impl Repo {
                 "{path} at {} cannot be read: object {} is missing{}",
                 snap.label,
                 short(oid),
-                if self.repo.is_shallow() { " (shallow clone)" } else { "" },
+                if self.repo.is_shallow() {
+                    " (shallow clone)"
+                } else {
+                    ""
+                },
             ))
         })?;
         if size > MAX_FILE_BYTES {

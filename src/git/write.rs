@@ -14,14 +14,20 @@ pub struct Builder {
 }
 
 fn git_err(context: &str) -> impl FnOnce(git2::Error) -> Error + '_ {
-    move |source| Error::Git { context: context.to_string(), source }
+    move |source| Error::Git {
+        context: context.to_string(),
+        source,
+    }
 }
 
 impl Builder {
     /// `git init` in `dir`.
     pub fn init(dir: &Path) -> Result<Builder> {
         let repo = Repository::init(dir).map_err(git_err("initialising the repository"))?;
-        Ok(Builder { repo, clock: 1_700_000_000 })
+        Ok(Builder {
+            repo,
+            clock: 1_700_000_000,
+        })
     }
 
     /// Write a file into the working tree (creating directories).
@@ -48,13 +54,21 @@ impl Builder {
     /// optionally tag the commit.
     pub fn commit(&mut self, message: &str, tag: Option<&str>) -> Result<git2::Oid> {
         let mut index = self.repo.index().map_err(git_err("opening the index"))?;
-        index.add_all(["*"], IndexAddOption::DEFAULT, None).map_err(git_err("staging files"))?;
-        index.update_all(["*"], None).map_err(git_err("staging removals"))?;
+        index
+            .add_all(["*"], IndexAddOption::DEFAULT, None)
+            .map_err(git_err("staging files"))?;
+        index
+            .update_all(["*"], None)
+            .map_err(git_err("staging removals"))?;
         index.write().map_err(git_err("writing the index"))?;
         let tree_id = index.write_tree().map_err(git_err("writing the tree"))?;
-        let tree = self.repo.find_tree(tree_id).map_err(git_err("reading the tree"))?;
+        let tree = self
+            .repo
+            .find_tree(tree_id)
+            .map_err(git_err("reading the tree"))?;
         self.clock += 60;
-        let sig = Signature::new("tagback", "tagback@example.com", &Time::new(self.clock, 0)).map_err(git_err("signature"))?;
+        let sig = Signature::new("tagback", "tagback@example.com", &Time::new(self.clock, 0))
+            .map_err(git_err("signature"))?;
         let parent = self.repo.head().ok().and_then(|h| h.peel_to_commit().ok());
         let parents: Vec<&git2::Commit<'_>> = parent.iter().collect();
         let oid = self
@@ -62,8 +76,13 @@ impl Builder {
             .commit(Some("HEAD"), &sig, &sig, message, &tree, &parents)
             .map_err(git_err("committing"))?;
         if let Some(t) = tag {
-            let obj = self.repo.find_object(oid, None).map_err(git_err("finding the commit"))?;
-            self.repo.tag_lightweight(t, &obj, true).map_err(git_err("tagging"))?;
+            let obj = self
+                .repo
+                .find_object(oid, None)
+                .map_err(git_err("finding the commit"))?;
+            self.repo
+                .tag_lightweight(t, &obj, true)
+                .map_err(git_err("tagging"))?;
         }
         Ok(oid)
     }

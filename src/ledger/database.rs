@@ -13,7 +13,10 @@ pub fn applied_rows(url: &str) -> Result<Rows, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return postgres(url);
     }
-    Err(format!("unsupported database URL scheme in {:?}; use postgres://… or sqlite:///path", redact(url)))
+    Err(format!(
+        "unsupported database URL scheme in {:?}; use postgres://… or sqlite:///path",
+        redact(url)
+    ))
 }
 
 /// The URL without its password, for messages.
@@ -37,19 +40,23 @@ fn sqlite(path: &str) -> Result<Rows, String> {
     if !std::path::Path::new(path).is_file() {
         return Err(format!("sqlite database {path} does not exist"));
     }
-    let conn = rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .map_err(|e| format!("cannot open sqlite database {path}: {e}"))?;
+    let conn =
+        rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| format!("cannot open sqlite database {path}: {e}"))?;
     let mut stmt = conn
         .prepare("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
     let rows = stmt
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
-    rows.collect::<Result<Rows, _>>().map_err(|e| format!("cannot read django_migrations from {path}: {e}"))
+    rows.collect::<Result<Rows, _>>()
+        .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))
 }
 
 fn postgres(url: &str) -> Result<Rows, String> {
-    let config: postgres::Config = url.parse().map_err(|e| format!("invalid database URL {}: {e}", redact(url)))?;
+    let config: postgres::Config = url
+        .parse()
+        .map_err(|e| format!("invalid database URL {}: {e}", redact(url)))?;
     let mut config = config;
     config.connect_timeout(std::time::Duration::from_secs(10));
     let mut client = config
@@ -58,7 +65,10 @@ fn postgres(url: &str) -> Result<Rows, String> {
     let rows = client
         .query("SELECT app, name FROM django_migrations", &[])
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(url)))?;
-    Ok(rows.iter().map(|r| (r.get::<_, String>(0), r.get::<_, String>(1))).collect())
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .collect())
 }
 
 #[cfg(test)]
@@ -67,7 +77,10 @@ mod tests {
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact("postgres://u:secret@h:5/db"), "postgres://u:***@h:5/db");
+        assert_eq!(
+            redact("postgres://u:secret@h:5/db"),
+            "postgres://u:***@h:5/db"
+        );
         assert_eq!(redact("sqlite:///x"), "sqlite:///x");
     }
 

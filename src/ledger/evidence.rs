@@ -19,27 +19,46 @@ pub fn parse_showmigrations(text: &str) -> Result<Applied, String> {
             continue;
         }
         let trimmed = line.trim_start();
-        if let Some(rest) = trimmed.strip_prefix("[X]").or_else(|| trimmed.strip_prefix("[ ]")).or_else(|| trimmed.strip_prefix("[-]")) {
+        if let Some(rest) = trimmed
+            .strip_prefix("[X]")
+            .or_else(|| trimmed.strip_prefix("[ ]"))
+            .or_else(|| trimmed.strip_prefix("[-]"))
+        {
             let applied = trimmed.starts_with("[X]");
             if trimmed.starts_with("[-]") {
-                return Err(format!("line {}: {:?} is partially applied (a squash with only some of its migrations applied)", i + 1, line.trim()));
+                return Err(format!(
+                    "line {}: {:?} is partially applied (a squash with only some of its migrations applied)",
+                    i + 1,
+                    line.trim()
+                ));
             }
             let name = rest.trim();
             let name = name.split(" (").next().unwrap_or(name).trim();
             let indented = line.starts_with(' ');
             let (a, n) = if indented {
                 let Some(a) = &app else {
-                    return Err(format!("line {}: migration {name:?} appears before any app name", i + 1));
+                    return Err(format!(
+                        "line {}: migration {name:?} appears before any app name",
+                        i + 1
+                    ));
                 };
                 (a.clone(), name.to_string())
             } else {
                 let Some((a, n)) = name.split_once('.') else {
-                    return Err(format!("line {}: expected `app.migration` in {:?}", i + 1, line.trim()));
+                    return Err(format!(
+                        "line {}: expected `app.migration` in {:?}",
+                        i + 1,
+                        line.trim()
+                    ));
                 };
                 (a.to_string(), n.to_string())
             };
             if n.is_empty() || n.contains(char::is_whitespace) {
-                return Err(format!("line {}: malformed migration name in {:?}", i + 1, line.trim()));
+                return Err(format!(
+                    "line {}: malformed migration name in {:?}",
+                    i + 1,
+                    line.trim()
+                ));
             }
             out.insert((a, n), applied);
             lines += 1;
@@ -48,7 +67,11 @@ pub fn parse_showmigrations(text: &str) -> Result<Applied, String> {
         } else if !line.starts_with(' ') && !line.contains(char::is_whitespace) {
             app = Some(line.to_string());
         } else {
-            return Err(format!("line {}: not showmigrations output: {:?}", i + 1, line.chars().take(80).collect::<String>()));
+            return Err(format!(
+                "line {}: not showmigrations output: {:?}",
+                i + 1,
+                line.chars().take(80).collect::<String>()
+            ));
         }
     }
     if lines == 0 {
@@ -64,16 +87,17 @@ mod tests {
     #[test]
     fn list_form() {
         let a = parse_showmigrations("shop\n [X] 0001_initial\n [ ] 0002_sku\nmembers\n [X] 0001_squashed_0003 (3 squashed migrations)\nempty\n (no migrations)\n").unwrap();
-        assert_eq!(a[&("shop".into(), "0001_initial".into())], true);
-        assert_eq!(a[&("shop".into(), "0002_sku".into())], false);
-        assert_eq!(a[&("members".into(), "0001_squashed_0003".into())], true);
+        assert!(a[&("shop".into(), "0001_initial".into())]);
+        assert!(!a[&("shop".into(), "0002_sku".into())]);
+        assert!(a[&("members".into(), "0001_squashed_0003".into())]);
     }
 
     #[test]
     fn plan_form() {
-        let a = parse_showmigrations("[X]  contenttypes.0001_initial\n[ ]  shop.0002_sku\n").unwrap();
+        let a =
+            parse_showmigrations("[X]  contenttypes.0001_initial\n[ ]  shop.0002_sku\n").unwrap();
         assert_eq!(a.len(), 2);
-        assert_eq!(a[&("shop".into(), "0002_sku".into())], false);
+        assert!(!a[&("shop".into(), "0002_sku".into())]);
     }
 
     #[test]

@@ -64,16 +64,24 @@ pub enum RecordStatus {
 /// Read every record at a snapshot of the deploy repository.
 pub fn read_all(repo: &Repo, snap: &Snapshot, dir: Option<&str>) -> Result<Vec<(String, Record)>> {
     let dir = dir.unwrap_or(DEFAULT_DIR);
-    let Some(entries) = repo.list_dir(snap, dir)? else { return Ok(Vec::new()) };
+    let Some(entries) = repo.list_dir(snap, dir)? else {
+        return Ok(Vec::new());
+    };
     let mut out = Vec::new();
     for e in entries {
         if e.is_dir || !e.name.ends_with(".json") || e.name.starts_with('.') {
             continue;
         }
         let path = format!("{dir}/{}", e.name);
-        let Some((_, text)) = repo.read_text(snap, &path)? else { continue };
+        let Some((_, text)) = repo.read_text(snap, &path)? else {
+            continue;
+        };
         let record: Record = serde_json::from_str(&text).map_err(|err| {
-            Error::input(format!("ledger record {path} at {} line {} is malformed: {err}", snap.label, err.line()))
+            Error::input(format!(
+                "ledger record {path} at {} line {} is malformed: {err}",
+                snap.label,
+                err.line()
+            ))
         })?;
         if record.version != FORMAT_VERSION {
             return Err(Error::input(format!(
@@ -87,10 +95,18 @@ pub fn read_all(repo: &Repo, snap: &Snapshot, dir: Option<&str>) -> Result<Vec<(
 }
 
 /// Whether `records` hold a record for this downgrade and plan.
-pub fn status(records: &[(String, Record)], service: &str, from_image: &str, to_image: &str, fingerprint: &str) -> RecordStatus {
+pub fn status(
+    records: &[(String, Record)],
+    service: &str,
+    from_image: &str,
+    to_image: &str,
+    fingerprint: &str,
+) -> RecordStatus {
     let same: Vec<&(String, Record)> = records
         .iter()
-        .filter(|(_, r)| r.service == service && r.from_image == from_image && r.to_image == to_image)
+        .filter(|(_, r)| {
+            r.service == service && r.from_image == from_image && r.to_image == to_image
+        })
         .collect();
     if same.iter().any(|(_, r)| r.fingerprint == fingerprint) {
         return RecordStatus::Recorded;
@@ -111,7 +127,13 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
     let safe_service: String = record
         .service
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let stamp = record.recorded_at.replace([':', '-'], "");
     let name = format!(
@@ -120,16 +142,21 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
         std::process::id()
     );
     let path = dir.join(&name);
-    let body = serde_json::to_string_pretty(record).map_err(|e| Error::input(format!("cannot encode record: {e}")))?;
+    let body = serde_json::to_string_pretty(record)
+        .map_err(|e| Error::input(format!("cannot encode record: {e}")))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".partial")
         .tempfile_in(dir)
         .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(body.as_bytes()).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.write_all(body.as_bytes())
+        .map_err(|e| Error::io(tmp.path(), e))?;
     tmp.write_all(b"\n").map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist_noclobber(&path).map_err(|e| Error::io(&path, e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist_noclobber(&path)
+        .map_err(|e| Error::io(&path, e.error))?;
     if let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }

@@ -38,16 +38,32 @@ pub fn plan_text(plan: &Plan, w: &mut dyn Write) -> Result<()> {
 
 fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Result<()> {
     if plan.unapply.is_empty() && plan.problems.is_empty() {
-        writeln!(w, "{ind}No backward migrations: {} has every migration {} has applied.", plan.to, plan.from)?;
+        writeln!(
+            w,
+            "{ind}No backward migrations: {} has every migration {} has applied.",
+            plan.to, plan.from
+        )?;
     } else {
-        writeln!(w, "{ind}Backward migrations from {} to {} (run with the {} code):", plan.from, plan.to, plan.from)?;
+        writeln!(
+            w,
+            "{ind}Backward migrations from {} to {} (run with the {} code):",
+            plan.from, plan.to, plan.from
+        )?;
         for (i, s) in plan.steps.iter().enumerate() {
-            writeln!(w, "{ind}  {}. python manage.py migrate {} {}", i + 1, s.app, s.target)?;
+            writeln!(
+                w,
+                "{ind}  {}. python manage.py migrate {} {}",
+                i + 1,
+                s.app,
+                s.target
+            )?;
             writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
         }
     }
     for p in &plan.problems {
-        let tag = "cannot plan:".if_supports_color(Stream::Stdout, |t| t.red().bold().to_string()).to_string();
+        let tag = "cannot plan:"
+            .if_supports_color(Stream::Stdout, |t| t.red().bold().to_string())
+            .to_string();
         writeln!(w, "{ind}  {tag} {p}")?;
     }
     for i in &plan.irreversible {
@@ -55,14 +71,26 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             crate::django::migration::Reversibility::Irreversible => "irreversible:",
             _ => "maybe irreversible:",
         };
-        let tag = tag.if_supports_color(Stream::Stdout, |t| t.red().bold().to_string()).to_string();
-        writeln!(w, "{ind}  {tag} {}.{} {} at {}:{} ({})", i.app, i.migration, i.operation, i.file, i.line, i.reason)?;
+        let tag = tag
+            .if_supports_color(Stream::Stdout, |t| t.red().bold().to_string())
+            .to_string();
+        writeln!(
+            w,
+            "{ind}  {tag} {}.{} {} at {}:{} ({})",
+            i.app, i.migration, i.operation, i.file, i.line, i.reason
+        )?;
     }
     for d in &plan.dynamic {
-        writeln!(w, "{ind}  dynamic: {}:{} {}.{}: {}", d.file, d.line, d.app, d.migration, d.what)?;
+        writeln!(
+            w,
+            "{ind}  dynamic: {}:{} {}.{}: {}",
+            d.file, d.line, d.app, d.migration, d.what
+        )?;
     }
     for d in &plan.data_loss {
-        let tag = "data loss:".if_supports_color(Stream::Stdout, |t| t.yellow().to_string()).to_string();
+        let tag = "data loss:"
+            .if_supports_color(Stream::Stdout, |t| t.yellow().to_string())
+            .to_string();
         writeln!(w, "{ind}  {tag} {}.{} {}", d.app, d.migration, d.what)?;
     }
     for a in &plan.old_only_apps {
@@ -76,11 +104,7 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
 }
 
 fn verdict(s: &ServiceReport) -> &'static str {
-    if s.safe {
-        "ok"
-    } else {
-        "BLOCKED"
-    }
+    if s.safe { "ok" } else { "BLOCKED" }
 }
 
 /// A check report for people.
@@ -90,15 +114,23 @@ pub fn check_text(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
 
 fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
     if r.services.is_empty() {
-        writeln!(w, "tagback: no image changes in {} between {} and {}.", r.files.join(", "), r.from, r.to)?;
+        writeln!(
+            w,
+            "tagback: no image changes in {} between {} and {}.",
+            r.files.join(", "),
+            r.from,
+            r.to
+        )?;
         return Ok(());
     }
     for s in &r.services {
         let v = verdict(s);
         let v = if s.safe {
-            v.if_supports_color(Stream::Stdout, |t| t.green().to_string()).to_string()
+            v.if_supports_color(Stream::Stdout, |t| t.green().to_string())
+                .to_string()
         } else {
-            v.if_supports_color(Stream::Stdout, |t| t.red().bold().to_string()).to_string()
+            v.if_supports_color(Stream::Stdout, |t| t.red().bold().to_string())
+                .to_string()
         };
         writeln!(
             w,
@@ -120,7 +152,11 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             plan_text_indented(p, w, "  ")?;
             if p.needs_backward_migrations() {
                 if s.recorded {
-                    writeln!(w, "  recorded: the backward migrations were recorded as run (plan {}).", &p.fingerprint[..12])?;
+                    writeln!(
+                        w,
+                        "  recorded: the backward migrations were recorded as run (plan {}).",
+                        &p.fingerprint[..12]
+                    )?;
                 } else {
                     writeln!(
                         w,
@@ -130,7 +166,11 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
                 }
             }
         } else if !s.safe && s.direction != Direction::Upgrade {
-            writeln!(w, "  a {} that tagback cannot plan is not waved through.", s.direction.as_str())?;
+            writeln!(
+                w,
+                "  a {} that tagback cannot plan is not waved through.",
+                s.direction.as_str()
+            )?;
         }
     }
     let summary = if r.safe {
@@ -152,19 +192,43 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
     if r.safe {
         writeln!(w, "### ✅ tagback: no unsafe downgrade")?;
     } else {
-        writeln!(w, "### ❌ tagback: {blocked} service(s) need backward migrations before this deploy")?;
+        writeln!(
+            w,
+            "### ❌ tagback: {blocked} service(s) need backward migrations before this deploy"
+        )?;
     }
     writeln!(w)?;
     if r.services.is_empty() {
         writeln!(w, "No image changes in `{}`.", r.files.join("`, `"))?;
         return Ok(());
     }
-    writeln!(w, "| service | change | direction | backward migrations | status |")?;
+    writeln!(
+        w,
+        "| service | change | direction | backward migrations | status |"
+    )?;
     writeln!(w, "|---|---|---|---|---|")?;
     for s in &r.services {
-        let n = s.plan.as_ref().map_or("not computed".to_string(), |p| p.unapply.len().to_string());
-        let status = if s.safe { "ok" } else if s.recorded { "recorded" } else { "**blocked**" };
-        writeln!(w, "| `{}` | `{}` → `{}` | {} | {} | {} |", s.service, s.from_image, s.to_image, s.direction.as_str(), n, status)?;
+        let n = s
+            .plan
+            .as_ref()
+            .map_or("not computed".to_string(), |p| p.unapply.len().to_string());
+        let status = if s.safe {
+            "ok"
+        } else if s.recorded {
+            "recorded"
+        } else {
+            "**blocked**"
+        };
+        writeln!(
+            w,
+            "| `{}` | `{}` → `{}` | {} | {} | {} |",
+            s.service,
+            s.from_image,
+            s.to_image,
+            s.direction.as_str(),
+            n,
+            status
+        )?;
     }
     for s in &r.services {
         let Some(p) = &s.plan else {
@@ -189,10 +253,22 @@ pub fn plan_markdown(service: &str, p: &Plan, w: &mut dyn Write) -> Result<()> {
 fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, "\n#### `{service}`: {} → {}\n", p.from, p.to)?;
     if !p.irreversible.is_empty() {
-        writeln!(w, "> **Rollback impossible as planned**: {} operation(s) cannot be unapplied.\n", p.irreversible.len())?;
+        writeln!(
+            w,
+            "> **Rollback impossible as planned**: {} operation(s) cannot be unapplied.\n",
+            p.irreversible.len()
+        )?;
     }
     if !p.data_loss.is_empty() {
-        writeln!(w, "> **Drops data**: {}\n", p.data_loss.iter().map(|d| d.what.as_str()).collect::<Vec<_>>().join("; "))?;
+        writeln!(
+            w,
+            "> **Drops data**: {}\n",
+            p.data_loss
+                .iter()
+                .map(|d| d.what.as_str())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )?;
     }
     if !p.commands.is_empty() {
         writeln!(w, "```sh")?;
@@ -202,7 +278,11 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
         writeln!(w, "```")?;
     }
     for i in &p.irreversible {
-        writeln!(w, "- irreversible: `{}.{}` {} at `{}:{}` ({})", i.app, i.migration, i.operation, i.file, i.line, i.reason)?;
+        writeln!(
+            w,
+            "- irreversible: `{}.{}` {} at `{}:{}` ({})",
+            i.app, i.migration, i.operation, i.file, i.line, i.reason
+        )?;
     }
     for x in &p.problems {
         writeln!(w, "- cannot plan: {x}")?;

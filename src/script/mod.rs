@@ -92,12 +92,17 @@ pub struct ScriptOptions {
 fn check_name(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<()> {
     let ok = !s.is_empty()
         && s.len() <= max
-        && s.chars().next().is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c));
+        && s.chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || extra.contains(&c));
     if ok {
         Ok(())
     } else {
-        Err(Error::input(format!("{kind} {s:?} is not a name Docker or Django accepts; refusing to generate a script")))
+        Err(Error::input(format!(
+            "{kind} {s:?} is not a name Docker or Django accepts; refusing to generate a script"
+        )))
     }
 }
 
@@ -105,13 +110,20 @@ fn check_name(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<()> {
 pub fn refusals(plan: &Plan) -> Vec<String> {
     let mut out: Vec<String> = plan.problems.clone();
     for d in &plan.dynamic {
-        out.push(format!("{}:{} {}.{} is dynamic: {}", d.file, d.line, d.app, d.migration, d.what));
+        out.push(format!(
+            "{}:{} {}.{} is dynamic: {}",
+            d.file, d.line, d.app, d.migration, d.what
+        ));
     }
     out
 }
 
 /// Build the script model from a plan.
-pub fn build(plan: &Plan, opts: &ScriptOptions, graph_parent: &dyn Fn(&str, &str) -> Option<String>) -> Result<RollbackScript> {
+pub fn build(
+    plan: &Plan,
+    opts: &ScriptOptions,
+    graph_parent: &dyn Fn(&str, &str) -> Option<String>,
+) -> Result<RollbackScript> {
     check_name("service name", &opts.service, 63, &['-', '.'])?;
     if !opts.stack.is_empty() {
         check_name("stack name", &opts.stack, 63, &['-', '.'])?;
@@ -129,16 +141,33 @@ pub fn build(plan: &Plan, opts: &ScriptOptions, graph_parent: &dyn Fn(&str, &str
     let mut actions = Vec::new();
     let mut manual = 0;
     for step in &plan.steps {
-        let irreversible: Vec<_> = plan.irreversible.iter().filter(|i| i.app == step.app).collect();
+        let irreversible: Vec<_> = plan
+            .irreversible
+            .iter()
+            .filter(|i| i.app == step.app)
+            .collect();
         if !irreversible.is_empty() && !opts.allow_manual_steps {
-            let list: Vec<String> = irreversible.iter().map(|i| format!("{}:{} ({} in {}.{})", i.file, i.line, i.operation, i.app, i.migration)).collect();
-            return Err(Error::input(format!("irreversible operations: {}", list.join(", "))));
+            let list: Vec<String> = irreversible
+                .iter()
+                .map(|i| {
+                    format!(
+                        "{}:{} ({} in {}.{})",
+                        i.file, i.line, i.operation, i.app, i.migration
+                    )
+                })
+                .collect();
+            return Err(Error::input(format!(
+                "irreversible operations: {}",
+                list.join(", ")
+            )));
         }
         // Unapply down to each irreversible migration for real, have a person
         // undo it, mark it unapplied with --fake, then continue.
         let mut done: Vec<&str> = Vec::new();
         for order_name in &step.unapply {
-            let Some(i) = irreversible.iter().find(|i| i.migration == *order_name) else { continue };
+            let Some(i) = irreversible.iter().find(|i| i.migration == *order_name) else {
+                continue;
+            };
             if done.contains(&i.migration.as_str()) {
                 continue;
             }
@@ -150,7 +179,11 @@ pub fn build(plan: &Plan, opts: &ScriptOptions, graph_parent: &dyn Fn(&str, &str
                 )));
             };
             manual += 1;
-            actions.push(Action::Migrate { app: step.app.clone(), target: i.migration.clone(), fake: false });
+            actions.push(Action::Migrate {
+                app: step.app.clone(),
+                target: i.migration.clone(),
+                fake: false,
+            });
             let ops: Vec<String> = irreversible
                 .iter()
                 .filter(|x| x.migration == i.migration)
@@ -165,22 +198,42 @@ pub fn build(plan: &Plan, opts: &ScriptOptions, graph_parent: &dyn Fn(&str, &str
                     ops.join(", ")
                 ),
             });
-            actions.push(Action::Migrate { app: step.app.clone(), target: parent, fake: true });
+            actions.push(Action::Migrate {
+                app: step.app.clone(),
+                target: parent,
+                fake: true,
+            });
         }
-        actions.push(Action::Migrate { app: step.app.clone(), target: step.target.clone(), fake: false });
+        actions.push(Action::Migrate {
+            app: step.app.clone(),
+            target: step.target.clone(),
+            fake: false,
+        });
     }
     let mut summary = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
-        summary.push(format!("{}. migrate {} {}  (unapplies {})", i + 1, s.app, s.target, s.unapply.join(", ")));
+        summary.push(format!(
+            "{}. migrate {} {}  (unapplies {})",
+            i + 1,
+            s.app,
+            s.target,
+            s.unapply.join(", ")
+        ));
     }
     for d in &plan.data_loss {
         summary.push(format!("data loss: {}.{} {}", d.app, d.migration, d.what));
     }
     for i in &plan.irreversible {
-        summary.push(format!("MANUAL: {}.{} {} at {}:{} cannot be unapplied by Django", i.app, i.migration, i.operation, i.file, i.line));
+        summary.push(format!(
+            "MANUAL: {}.{} {} at {}:{} cannot be unapplied by Django",
+            i.app, i.migration, i.operation, i.file, i.line
+        ));
     }
     for a in &plan.old_only_apps {
-        summary.push(format!("after the retag: migrate {} forward with the older code (only it has this app)", a.app));
+        summary.push(format!(
+            "after the retag: migrate {} forward with the older code (only it has this app)",
+            a.app
+        ));
     }
     let keep_applied = plan
         .steps
@@ -203,6 +256,11 @@ pub fn build(plan: &Plan, opts: &ScriptOptions, graph_parent: &dyn Fn(&str, &str
         post_apps: plan.old_only_apps.iter().map(|a| a.app.clone()).collect(),
         summary,
         fingerprint: plan.fingerprint.clone(),
-        generated_by: format!("tagback {} from revisions {} -> {}", env!("CARGO_PKG_VERSION"), plan.from, plan.to),
+        generated_by: format!(
+            "tagback {} from revisions {} -> {}",
+            env!("CARGO_PKG_VERSION"),
+            plan.from,
+            plan.to
+        ),
     })
 }

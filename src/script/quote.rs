@@ -5,7 +5,10 @@ use shell_quote::{Bash, Quote};
 /// Quote one value for bash so that it is always exactly one word, whatever
 /// it contains (spaces, quotes, `$`, newlines, control characters).
 pub fn bash(s: &str) -> String {
-    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b)) {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@,+%".contains(&b))
+    {
         return s.to_string();
     }
     let q: String = Bash::quote(s);
@@ -16,17 +19,27 @@ pub fn bash(s: &str) -> String {
 /// that `X=exec` is never mistaken for a command by readers or shellcheck.
 pub fn literal(s: &str) -> String {
     let q = bash(s);
-    if q.starts_with(['\'', '$']) { q } else { format!("'{q}'") }
+    if q.starts_with(['\'', '$']) {
+        q
+    } else {
+        format!("'{q}'")
+    }
 }
 
 /// Quote a list of words and join them with spaces.
 pub fn words<S: AsRef<str>>(items: &[S]) -> String {
-    items.iter().map(|s| bash(s.as_ref())).collect::<Vec<_>>().join(" ")
+    items
+        .iter()
+        .map(|s| bash(s.as_ref()))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Make text safe inside a `#` comment line: no newlines or control characters.
 pub fn comment(s: &str) -> String {
-    s.chars().map(|c| if c.is_control() { '?' } else { c }).collect()
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 #[cfg(test)]
@@ -44,7 +57,23 @@ mod tests {
 
     #[test]
     fn hostile_values_round_trip_through_bash() {
-        for s in ["plain", "with space", "it's", "$(rm -rf /)", "`id`", "a\nb", "tab\there", "\"dq\"", "semi;colon", "", "*", "~", "-n", "\x07bell", "ünïcode"] {
+        for s in [
+            "plain",
+            "with space",
+            "it's",
+            "$(rm -rf /)",
+            "`id`",
+            "a\nb",
+            "tab\there",
+            "\"dq\"",
+            "semi;colon",
+            "",
+            "*",
+            "~",
+            "-n",
+            "\x07bell",
+            "ünïcode",
+        ] {
             assert_eq!(roundtrip(s), s, "{s:?}");
         }
     }

@@ -68,9 +68,17 @@ impl<'de> Deserialize<'de> for Scalar {
 /// Parse one stack file. Errors are one line: `line L column C: message`.
 pub fn parse(text: &str) -> Result<BTreeMap<String, RawService>, String> {
     let file: File = serde_saphyr::from_str(text).map_err(|e| {
-        let first = e.to_string().lines().next().unwrap_or("invalid YAML").trim().to_string();
+        let first = e
+            .to_string()
+            .lines()
+            .next()
+            .unwrap_or("invalid YAML")
+            .trim()
+            .to_string();
         match e.location() {
-            Some(loc) if !first.contains("line ") => format!("line {} column {}: {first}", loc.line(), loc.column()),
+            Some(loc) if !first.contains("line ") => {
+                format!("line {} column {}: {first}", loc.line(), loc.column())
+            }
             _ => first,
         }
     })?;
@@ -115,7 +123,9 @@ mod tests {
 
     #[test]
     fn alias_bomb_is_refused() {
-        let mut y = String::from("a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n");
+        let mut y = String::from(
+            "a: &a [\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\",\"lol\"]\n",
+        );
         let mut prev = 'a';
         for c in 'b'..='j' {
             y.push_str(&format!("{c}: &{c} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]\n"));

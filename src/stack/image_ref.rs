@@ -48,7 +48,8 @@ impl ImageRef {
         if let Some(t) = &tag {
             let valid = !t.is_empty()
                 && t.len() <= 128
-                && t.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+                && t.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
                 && !t.starts_with(['.', '-']);
             if !valid {
                 return Err(format!("image reference {s:?} has an invalid tag {t:?}"));
@@ -58,7 +59,9 @@ impl ImageRef {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | ':'));
         if !repo_ok {
-            return Err(format!("image reference {s:?} has an invalid repository name"));
+            return Err(format!(
+                "image reference {s:?} has an invalid repository name"
+            ));
         }
         Ok(ImageRef {
             repository: repository.to_string(),
@@ -110,10 +113,25 @@ mod tests {
         let cases: &[(&str, &str, Option<&str>, bool)] = &[
             ("shop:2.1.0", "shop", Some("2.1.0"), false),
             ("shop", "shop", None, false),
-            ("registry.example.com:5000/team/shop:2.1.0", "registry.example.com:5000/team/shop", Some("2.1.0"), false),
-            ("registry.example.com:5000/team/shop", "registry.example.com:5000/team/shop", None, false),
+            (
+                "registry.example.com:5000/team/shop:2.1.0",
+                "registry.example.com:5000/team/shop",
+                Some("2.1.0"),
+                false,
+            ),
+            (
+                "registry.example.com:5000/team/shop",
+                "registry.example.com:5000/team/shop",
+                None,
+                false,
+            ),
             ("a/b/c/d:v1", "a/b/c/d", Some("v1"), false),
-            ("localhost:5000/shop@DIGEST", "localhost:5000/shop", None, true),
+            (
+                "localhost:5000/shop@DIGEST",
+                "localhost:5000/shop",
+                None,
+                true,
+            ),
             ("shop:1.2@DIGEST", "shop", Some("1.2"), true),
         ];
         for (input, repo, tag, has_digest) in cases {
@@ -128,13 +146,28 @@ mod tests {
 
     #[test]
     fn implied_latest_and_digest_only() {
-        assert_eq!(ImageRef::parse("shop").unwrap().effective_tag(), Some("latest"));
-        assert_eq!(ImageRef::parse("shop@sha256:ab").unwrap().effective_tag(), None);
+        assert_eq!(
+            ImageRef::parse("shop").unwrap().effective_tag(),
+            Some("latest")
+        );
+        assert_eq!(
+            ImageRef::parse("shop@sha256:ab").unwrap().effective_tag(),
+            None
+        );
     }
 
     #[test]
     fn hostile_references_are_rejected() {
-        for bad in ["", "shop:1;rm -rf /", "shop:$(id)", "shop:a b", "shop:-x", ":1", "shop@nodigest", "sh'op:1"] {
+        for bad in [
+            "",
+            "shop:1;rm -rf /",
+            "shop:$(id)",
+            "shop:a b",
+            "shop:-x",
+            ":1",
+            "shop@nodigest",
+            "sh'op:1",
+        ] {
             assert!(ImageRef::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }

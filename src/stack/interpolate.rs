@@ -13,13 +13,16 @@ pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Resu
             out.push('$');
             rest = r;
         } else if let Some(r) = rest.strip_prefix('{') {
-            let end = matching_brace(r).ok_or_else(|| format!("unterminated \"${{\" in {input:?}"))?;
+            let end =
+                matching_brace(r).ok_or_else(|| format!("unterminated \"${{\" in {input:?}"))?;
             out.push_str(&braced(&r[..end], lookup)?);
             rest = &r[end + 1..];
         } else {
             let n = name_len(rest);
             if n == 0 {
-                return Err(format!("invalid interpolation in {input:?}: \"$\" must be followed by a name, {{ or $"));
+                return Err(format!(
+                    "invalid interpolation in {input:?}: \"$\" must be followed by a name, {{ or $"
+                ));
             }
             out.push_str(&lookup(&rest[..n]).unwrap_or_default());
             rest = &rest[n..];
@@ -63,7 +66,9 @@ fn matching_brace(s: &str) -> Option<usize> {
 fn braced(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
     let n = name_len(body);
     if n == 0 {
-        return Err(format!("invalid interpolation \"${{{body}}}\": expected a variable name"));
+        return Err(format!(
+            "invalid interpolation \"${{{body}}}\": expected a variable name"
+        ));
     }
     let (name, op) = body.split_at(n);
     let value = lookup(name);
@@ -72,20 +77,54 @@ fn braced(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
     let arg = |k: usize| interpolate(&op[k..], lookup);
     match op {
         "" => Ok(value.unwrap_or_default()),
-        _ if op.starts_with(":-") => if set_nonempty { Ok(value.unwrap_or_default()) } else { arg(2) },
-        _ if op.starts_with('-') => if is_set { Ok(value.unwrap_or_default()) } else { arg(1) },
-        _ if op.starts_with(":?") => if set_nonempty {
-            Ok(value.unwrap_or_default())
-        } else {
-            Err(format!("required variable {name} is missing a value: {}", arg(2)?))
-        },
-        _ if op.starts_with('?') => if is_set {
-            Ok(value.unwrap_or_default())
-        } else {
-            Err(format!("required variable {name} is missing a value: {}", arg(1)?))
-        },
-        _ if op.starts_with(":+") => if set_nonempty { arg(2) } else { Ok(String::new()) },
-        _ if op.starts_with('+') => if is_set { arg(1) } else { Ok(String::new()) },
+        _ if op.starts_with(":-") => {
+            if set_nonempty {
+                Ok(value.unwrap_or_default())
+            } else {
+                arg(2)
+            }
+        }
+        _ if op.starts_with('-') => {
+            if is_set {
+                Ok(value.unwrap_or_default())
+            } else {
+                arg(1)
+            }
+        }
+        _ if op.starts_with(":?") => {
+            if set_nonempty {
+                Ok(value.unwrap_or_default())
+            } else {
+                Err(format!(
+                    "required variable {name} is missing a value: {}",
+                    arg(2)?
+                ))
+            }
+        }
+        _ if op.starts_with('?') => {
+            if is_set {
+                Ok(value.unwrap_or_default())
+            } else {
+                Err(format!(
+                    "required variable {name} is missing a value: {}",
+                    arg(1)?
+                ))
+            }
+        }
+        _ if op.starts_with(":+") => {
+            if set_nonempty {
+                arg(2)
+            } else {
+                Ok(String::new())
+            }
+        }
+        _ if op.starts_with('+') => {
+            if is_set {
+                arg(1)
+            } else {
+                Ok(String::new())
+            }
+        }
         _ => Err(format!("invalid interpolation \"${{{body}}}\"")),
     }
 }
@@ -100,13 +139,18 @@ pub fn parse_dotenv(text: &str) -> Vec<(String, String)> {
             continue;
         }
         let line = line.strip_prefix("export ").unwrap_or(line);
-        let Some((k, v)) = line.split_once('=') else { continue };
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
         let k = k.trim();
         if name_len(k) != k.len() || k.is_empty() {
             continue;
         }
         let v = v.trim();
-        let v = if v.len() >= 2 && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\''))) {
+        let v = if v.len() >= 2
+            && ((v.starts_with('"') && v.ends_with('"'))
+                || (v.starts_with('\'') && v.ends_with('\'')))
+        {
             v[1..v.len() - 1].to_string()
         } else {
             v.split(" #").next().unwrap_or("").trim_end().to_string()
@@ -153,7 +197,10 @@ mod tests {
     #[test]
     fn required_variables() {
         let e = interpolate("shop:${NOPE:?set NOPE to the release}", &env).unwrap_err();
-        assert!(e.contains("NOPE") && e.contains("set NOPE to the release"), "{e}");
+        assert!(
+            e.contains("NOPE") && e.contains("set NOPE to the release"),
+            "{e}"
+        );
         assert!(interpolate("${EMPTY:?x}", &env).is_err());
         assert_eq!(interpolate("${EMPTY?x}", &env).unwrap(), "");
     }

@@ -49,7 +49,11 @@ pub struct Stack {
 
 /// Which files to read: explicit `-f` files, or the first default that exists
 /// at either snapshot.
-pub fn discover_files(repo: &Repo, snaps: &[&Snapshot], explicit: &[String]) -> Result<Vec<String>> {
+pub fn discover_files(
+    repo: &Repo,
+    snaps: &[&Snapshot],
+    explicit: &[String],
+) -> Result<Vec<String>> {
     if !explicit.is_empty() {
         return Ok(explicit.to_vec());
     }
@@ -78,34 +82,56 @@ pub fn load(repo: &Repo, snap: &Snapshot, files: &[String]) -> Result<Option<Sta
         };
         found = true;
         let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
-        let dotenv_path = if dir.is_empty() { ".env".to_string() } else { format!("{dir}/.env") };
+        let dotenv_path = if dir.is_empty() {
+            ".env".to_string()
+        } else {
+            format!("{dir}/.env")
+        };
         let dotenv = match repo.read_text(snap, &dotenv_path)? {
             Some((_, t)) => interpolate::parse_dotenv(&t),
             None => Vec::new(),
         };
         let lookup = |name: &str| -> Option<String> {
-            std::env::var(name)
-                .ok()
-                .or_else(|| dotenv.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+            std::env::var(name).ok().or_else(|| {
+                dotenv
+                    .iter()
+                    .rev()
+                    .find(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+            })
         };
-        let raw = compose::parse(&text).map_err(|e| Error::input(format!("{file} at {}: {e}", snap.label)))?;
+        let raw = compose::parse(&text)
+            .map_err(|e| Error::input(format!("{file} at {}: {e}", snap.label)))?;
         for (name, r) in raw {
-            let entry = stack.services.entry(name.clone()).or_insert_with(|| Service {
-                name: name.clone(),
-                image: None,
-                replicas: None,
-                file: file.clone(),
-                line: r.line,
-            });
+            let entry = stack
+                .services
+                .entry(name.clone())
+                .or_insert_with(|| Service {
+                    name: name.clone(),
+                    image: None,
+                    replicas: None,
+                    file: file.clone(),
+                    line: r.line,
+                });
             if let Some((img, line)) = r.image {
-                let at = |e: String| Error::input(format!("{file} at {} line {line}: service {name:?}: {e}", snap.label));
+                let at = |e: String| {
+                    Error::input(format!(
+                        "{file} at {} line {line}: service {name:?}: {e}",
+                        snap.label
+                    ))
+                };
                 let value = interpolate::interpolate(&img, &lookup).map_err(at)?;
                 entry.image = Some(ImageRef::parse(&value).map_err(at)?);
                 entry.file = file.clone();
                 entry.line = line;
             }
             if let Some((rep, line)) = r.replicas {
-                let at = |e: String| Error::input(format!("{file} at {} line {line}: service {name:?}: {e}", snap.label));
+                let at = |e: String| {
+                    Error::input(format!(
+                        "{file} at {} line {line}: service {name:?}: {e}",
+                        snap.label
+                    ))
+                };
                 let value = interpolate::interpolate(&rep, &lookup).map_err(at)?;
                 let n = value
                     .trim()
@@ -206,8 +232,14 @@ mod tests {
 
     #[test]
     fn directions() {
-        assert_eq!(direction_by_tags(&img("shop:1.10.0"), &img("shop:1.9.0")), Ok(Direction::Downgrade));
-        assert_eq!(direction_by_tags(&img("shop:1.9.0"), &img("shop:1.10.0")), Ok(Direction::Upgrade));
+        assert_eq!(
+            direction_by_tags(&img("shop:1.10.0"), &img("shop:1.9.0")),
+            Ok(Direction::Downgrade)
+        );
+        assert_eq!(
+            direction_by_tags(&img("shop:1.9.0"), &img("shop:1.10.0")),
+            Ok(Direction::Upgrade)
+        );
         assert!(direction_by_tags(&img("shop:latest"), &img("shop:1.0")).is_err());
         assert!(direction_by_tags(&img("shop:1.0"), &img("other:0.9")).is_err());
         assert!(direction_by_tags(&img("shop@sha256:aa"), &img("shop@sha256:bb")).is_err());

@@ -14,12 +14,17 @@ struct Version {
 
 fn parse(tag: &str) -> Option<Version> {
     let t = tag.strip_prefix(['v', 'V']).unwrap_or(tag);
-    let digits_end = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
+    let digits_end = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
     let (head, rest) = t.split_at(digits_end);
     if head.is_empty() || head.starts_with('.') || head.ends_with('.') || head.contains("..") {
         return None;
     }
-    let release: Vec<u64> = head.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let release: Vec<u64> = head
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     // A long single number that is not a date could be a commit-ish; hex shas
     // with letters never reach here, but all-digit shas are rare enough.
     let (pre, suffix) = match rest.strip_prefix('-') {
@@ -36,17 +41,26 @@ fn parse(tag: &str) -> Option<Version> {
             (pre, s.to_string())
         }
     };
-    Some(Version { release, pre, suffix })
+    Some(Version {
+        release,
+        pre,
+        suffix,
+    })
 }
 
 fn is_pre_word(s: &str) -> bool {
     let w = s.trim_end_matches(|c: char| c.is_ascii_digit() || c == '.');
-    matches!(w.to_ascii_lowercase().as_str(), "alpha" | "beta" | "rc" | "pre" | "dev" | "a" | "b" | "preview")
+    matches!(
+        w.to_ascii_lowercase().as_str(),
+        "alpha" | "beta" | "rc" | "pre" | "dev" | "a" | "b" | "preview"
+    )
 }
 
 fn split_pre_and_variant(r: &str) -> (Option<&str>, &str) {
     match r.split_once('-') {
-        Some((first, variant)) if is_pre_word(first.split('.').next().unwrap_or("")) => (Some(first), variant),
+        Some((first, variant)) if is_pre_word(first.split('.').next().unwrap_or("")) => {
+            (Some(first), variant)
+        }
         None if is_pre_word(r.split('.').next().unwrap_or("")) => (Some(r), ""),
         _ => (None, r),
     }

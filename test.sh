@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh machine with only Rust, Python and git:
+# installs what the tests need (shellcheck, PostgreSQL, debootstrap, Python
+# venvs with Django 4.2 and 5.2), builds each venv/image once per run, runs
+# fmt, clippy, the Rust tests, the real-Django harness on SQLite and
+# PostgreSQL, and the Docker end-to-end tests where a Docker Engine runs.
+set -euo pipefail
+cd "$(dirname "$0")"
+root=$PWD
+env_dir=${TAGBACK_TEST_ENV:-$root/target/test-env}
+mkdir -p "$env_dir"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "system packages"
+missing=()
+command -v shellcheck >/dev/null || missing+=(shellcheck)
+compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
+command -v psql >/dev/null || missing+=(postgresql-client)
+command -v debootstrap >/dev/null || missing+=(debootstrap)
+if ((${#missing[@]})); then
+  sudo=""
+  [[ $(id -u) == 0 ]] || sudo=sudo
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+step "Python venvs with Django"
+for v in 4.2 5.2; do
+  venv="$env_dir/venv-$v"
+  if [[ ! -f "$venv/.ready" ]]; then
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1"
+    touch "$venv/.ready"
+  fi
+done
+export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
+
+step "cargo fmt / clippy"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
+step "PostgreSQL on a private port"
+pg_port=${TAGBACK_PG_PORT:-54329}
+scripts/postgres.sh start "$env_dir/pg" "$pg_port"
+cleanup() { scripts/postgres.sh stop "$env_dir/pg" "$pg_port"; }
+trap cleanup EXIT
+export TAGBACK_TEST_POSTGRES="127.0.0.1:$pg_port"
+
+step "Rust tests"
+cargo build --quiet
+if command -v cargo-nextest >/dev/null; then
+  cargo nextest run --no-fail-fast
+else
+  cargo test --quiet
+fi
+
+step "real Django decides: the plans on SQLite and PostgreSQL"
+for v in 4.2 5.2; do
+  python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-$v/bin/python" \
+    --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-$v"
+done
+
+step "real Django decides: the parser against MigrationLoader"
+python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"
+
+step "Docker end to end"
+if docker info >/dev/null 2>&1; then
+  tests/docker/e2e.sh "$env_dir/docker"
+else
+  echo "Docker Engine not reachable: the Docker end-to-end tests did not run" >&2
+  exit 1
+fi
+step "all tests passed"
