@@ -1,0 +1,889 @@
+//! End-to-end: the `tagback` binary on deterministic git repositories.
+
+mod common;
+
+use common::{STACK, TestRepo, fixture, json, shop_repo};
+use predicates::prelude::*;
+
+// ---------------------------------------------------------------- check
+
+#[test]
+fn downgrade_with_backward_migrations_is_blocked_with_the_contract_json() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["safe"], false);
+    let web = &v["services"][0];
+    assert_eq!(web["service"], "web");
+    assert_eq!(web["direction"], "downgrade");
+    assert_eq!(web["from_image"], "registry.example.com:5000/shop:2");
+    assert_eq!(web["to_image"], "registry.example.com:5000/shop:1");
+    assert_eq!(web["from_rev"], "v2");
+    assert_eq!(web["to_rev"], "v1");
+    assert_eq!(web["recorded"], false);
+    let plan = &web["plan"];
+    assert_eq!(plan["steps"][0]["app"], "shop");
+    assert_eq!(plan["steps"][0]["target"], "0002_product_sku");
+    assert_eq!(
+        plan["steps"][0]["unapply"],
+        serde_json::json!(["0004_order_code", "0003_order_badge"])
+    );
+    assert_eq!(plan["steps"][1]["app"], "members");
+    assert_eq!(
+        plan["unapply"][0],
+        serde_json::json!(["shop", "0004_order_code"])
+    );
+    assert_eq!(
+        plan["commands"][0],
+        "python manage.py migrate shop 0002_product_sku"
+    );
+    assert!(
+        plan["data_loss"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|d| d["what"] == "drops column shop_order.badge_id")
+    );
+}
+
+#[test]
+fn upgrade_is_safe() {
+    let mut r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("deploy 1", None);
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("upgrade"));
+}
+
+#[test]
+fn text_output_names_the_commands_and_the_line() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("[BLOCKED] web: downgrade"))
+        .stdout(predicate::str::contains("stack.yml:3"))
+        .stdout(predicate::str::contains(
+            "python manage.py migrate shop 0002_product_sku",
+        ));
+}
+
+#[test]
+fn markdown_summary() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.tagback()
+        .args(["check", "--format", "markdown"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with("### ❌ tagback"));
+}
+
+#[test]
+fn non_django_service_configured_off_is_not_blocked() {
+    let mut r = shop_repo();
+    r.write(".tagback.yml", "services:\n  nginx:\n    django: false\n");
+    r.commit("config", None);
+    r.write(
+        "stack.yml",
+        STACK
+            .replace("TAG", "2")
+            .replace("nginx:1.25", "nginx:1.24"),
+    );
+    let out = r
+        .tagback()
+        .args(["check", "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["services"][0]["service"], "nginx");
+    assert_eq!(v["services"][0]["direction"], "downgrade");
+    assert!(v["services"][0]["plan"].is_null());
+}
+
+#[test]
+fn unresolvable_downgrade_is_not_waved_through() {
+    let r = shop_repo();
+    r.write(
+        "stack.yml",
+        STACK
+            .replace("TAG", "2")
+            .replace("nginx:1.25", "nginx:1.24"),
+    );
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("no git revision"))
+        .stdout(predicate::str::contains("django: false"));
+}
+
+#[test]
+fn sha_tags_use_ancestry() {
+    let r = shop_repo();
+    let v1 = String::from_utf8(r.git(&["rev-parse", "v1"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let v2 = String::from_utf8(r.git(&["rev-parse", "v2"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    r.write(".tagback.yml", "services:\n  web:\n    ref: \"{tag}\"\n");
+    let mut r = r;
+    r.write("stack.yml", STACK.replace("TAG", &v2));
+    r.commit("deploy sha", None);
+    r.write("stack.yml", STACK.replace("TAG", &v1));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    assert_eq!(json(&out)["services"][0]["direction"], "downgrade");
+}
+
+#[test]
+fn sideways_move_onto_a_hotfix_branch_needs_backward_migrations() {
+    let mut r = shop_repo();
+    r.git(&["checkout", "-q", "-b", "hotfix", "v1"]);
+    r.write("shop/views.py", "# hotfix\n");
+    r.commit("hotfix", Some("v1.0.1"));
+    r.git(&["checkout", "-q", "main"]);
+    r.write("stack.yml", STACK.replace("TAG", "1.0.1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    // By tag 2 -> 1.0.1 is older, but 1.0.1 is not an ancestor of 2.
+    assert_eq!(v["services"][0]["direction"], "sideways");
+    assert_eq!(
+        v["services"][0]["plan"]["unapply"]
+            .as_array()
+            .unwrap()
+            .len(),
+        4
+    );
+}
+
+// ---------------------------------------------------------------- plan
+
+#[test]
+fn plan_json_contract() {
+    let r = shop_repo();
+    let out = r
+        .tagback()
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    for key in [
+        "from",
+        "to",
+        "steps",
+        "unapply",
+        "irreversible",
+        "data_loss",
+        "commands",
+    ] {
+        assert!(v.get(key).is_some(), "missing {key}");
+    }
+    assert_eq!(v["from"], "v2");
+    assert_eq!(v["to"], "v1");
+}
+
+#[test]
+fn empty_plan_for_an_upgrade_and_for_identical_revisions() {
+    let r = shop_repo();
+    for (from, to) in [("v1", "v2"), ("v2", "v2")] {
+        let out = r
+            .tagback()
+            .args(["plan", "--from", from, "--to", to, "--format", "json"])
+            .assert()
+            .code(0)
+            .get_output()
+            .clone();
+        assert_eq!(json(&out)["unapply"], serde_json::json!([]));
+    }
+}
+
+#[test]
+fn irreversible_operation_is_found_with_file_and_line() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
+    );
+    r.commit("v3", Some("v3"));
+    let out = r
+        .tagback()
+        .args(["plan", "--from", "v3", "--to", "v1", "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    let i = &v["irreversible"][0];
+    assert_eq!(i["app"], "shop");
+    assert_eq!(i["migration"], "0005_backfill");
+    assert_eq!(i["operation"], "RunPython");
+    assert_eq!(i["file"], "shop/migrations/0005_backfill.py");
+    assert_eq!(i["line"], 11);
+}
+
+// ---------------------------------------------------------------- bad input
+
+fn with_stack(name: &str) -> TestRepo {
+    let mut r = shop_repo();
+    r.write(
+        "stack.yml",
+        std::fs::read(fixture(&format!("stack/{name}"))).unwrap(),
+    );
+    r.commit("bad stack", None);
+    r
+}
+
+#[test]
+fn malformed_yaml_names_file_revision_and_line() {
+    let r = with_stack("malformed.yml");
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stack.yml at HEAD"))
+        .stderr(predicate::str::contains("line"))
+        .stderr(predicate::str::contains("panicked").not());
+}
+
+#[test]
+fn alias_bomb_is_refused_quickly() {
+    let r = with_stack("alias_bomb.yml");
+    r.tagback()
+        .arg("check")
+        .timeout(std::time::Duration::from_secs(20))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("stack.yml at HEAD"));
+}
+
+#[test]
+fn required_variable_unset_is_an_error_with_the_message() {
+    let r = with_stack("required_var.yml");
+    r.tagback()
+        .arg("check")
+        .env_remove("SHOP_TAG")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 3"))
+        .stderr(predicate::str::contains("set SHOP_TAG to the release"));
+}
+
+#[test]
+fn interpolation_reads_the_dotenv_file_at_the_same_revision() {
+    let mut r = shop_repo();
+    r.write(
+        "stack.yml",
+        "services:\n  web:\n    image: registry.example.com:5000/shop:${SHOP_TAG}\n",
+    );
+    r.write(".env", "SHOP_TAG=2\n");
+    r.commit("dotenv", None);
+    r.write(".env", "SHOP_TAG=1\n");
+    r.tagback()
+        .arg("check")
+        .env_remove("SHOP_TAG")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("downgrade"));
+}
+
+#[test]
+fn unknown_revision_and_non_utf8_and_not_a_repo() {
+    let r = shop_repo();
+    r.tagback()
+        .args(["plan", "--from", "v9", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("revision \"v9\" not found"));
+    r.write(
+        "stack.yml",
+        b"services:\n  web:\n    image: \xff\xfe\n".as_slice(),
+    );
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not valid UTF-8"));
+    let empty = tempfile::tempdir().unwrap();
+    r.tagback()
+        .args(["plan", "--repo"])
+        .arg(empty.path())
+        .args(["--from", "a", "--to", "b"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a git repository"));
+}
+
+fn with_bad_migration(fixture_name: &str) -> TestRepo {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_bad.py",
+        std::fs::read(fixture(&format!("django/err/{fixture_name}"))).unwrap(),
+    );
+    r.commit("v3", Some("v3"));
+    r
+}
+
+#[test]
+fn unparsable_python_names_file_revision_and_line() {
+    with_bad_migration("unparsable.py")
+        .tagback()
+        .args(["plan", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0005_bad.py at v3 line",
+        ));
+}
+
+#[test]
+fn migration_without_migration_class() {
+    with_bad_migration("no_migration_class.py")
+        .tagback()
+        .args(["plan", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "0005_bad.py at v3: has no Migration class",
+        ));
+}
+
+#[test]
+fn dependency_on_a_missing_migration() {
+    with_bad_migration("missing_dependency.py")
+        .tagback()
+        .args(["plan", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "depends on shop.0099_missing, which does not exist",
+        ));
+}
+
+#[test]
+fn dependency_cycle() {
+    let mut r = shop_repo();
+    let p = "shop/migrations/0001_initial.py";
+    let text = r.read(p).replace(
+        "dependencies = [",
+        "dependencies = [\n        ('shop', '0004_order_code'),",
+    );
+    r.write(p, text);
+    r.commit("cycle", Some("v3"));
+    r.tagback()
+        .args(["plan", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("circular dependency"));
+}
+
+#[test]
+fn shallow_clone_missing_the_old_commit_says_so() {
+    let r = shop_repo();
+    let clone = tempfile::tempdir().unwrap();
+    let url = format!("file://{}", r.path().display());
+    let out = common::git_command(clone.path(), r.home.path())
+        .args(["clone", "-q", "--depth", "1", &url, "c"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let mut cmd = assert_cmd::Command::cargo_bin("tagback").unwrap();
+    cmd.current_dir(clone.path().join("c"))
+        .args(["plan", "--from", "HEAD", "--to", "HEAD~1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("shallow clone"));
+}
+
+// ---------------------------------------------------------------- hooks
+
+#[test]
+fn pre_push_rejects_garbage_on_stdin() {
+    let r = shop_repo();
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "x"])
+        .write_stdin("this is not git\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pre-push hook input line 1"));
+}
+
+#[test]
+fn pre_push_protocol_blocks_a_downgrade_and_skips_deletes() {
+    let mut r = shop_repo();
+    let v2 = String::from_utf8(r.git(&["rev-parse", "HEAD"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("roll back", None);
+    let head = String::from_utf8(r.git(&["rev-parse", "HEAD"]).stdout)
+        .unwrap()
+        .trim()
+        .to_string();
+    let zero = "0".repeat(40);
+    let stdin = format!(
+        "refs/heads/main {head} refs/heads/main {v2}\n(delete) {zero} refs/heads/gone {v2}\n"
+    );
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(stdin)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("BLOCKED"));
+    let stdin = format!("refs/heads/main {v2} refs/heads/main {v2}\n");
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(stdin)
+        .assert()
+        .code(0);
+}
+
+#[test]
+fn pre_commit_compares_the_index_with_head() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.tagback().args(["hook", "pre-commit"]).assert().code(0);
+    r.git(&["add", "stack.yml"]);
+    r.tagback()
+        .args(["hook", "pre-commit"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("downgrade"));
+}
+
+fn install_tagback_hooks(r: &TestRepo) {
+    r.tagback().arg("install").assert().code(0);
+}
+
+fn path_with_tagback() -> String {
+    let bin = assert_cmd::cargo::cargo_bin("tagback");
+    format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+#[test]
+fn real_git_push_through_the_installed_hook() {
+    let mut r = shop_repo();
+    let remote = tempfile::tempdir().unwrap();
+    common::git_command(remote.path(), r.home.path())
+        .args(["init", "-q", "--bare", "r.git"])
+        .output()
+        .unwrap();
+    let url = remote.path().join("r.git");
+    r.git(&["remote", "add", "origin", url.to_str().unwrap()]);
+    install_tagback_hooks(&r);
+    let push = |r: &TestRepo| {
+        common::git_command(r.path(), r.home.path())
+            .env("PATH", path_with_tagback())
+            .env("NO_COLOR", "1")
+            .args(["push", "-q", "origin", "main"])
+            .output()
+            .unwrap()
+    };
+    // First push of a new branch: nothing on the remote to compare with.
+    assert!(push(&r).status.success());
+    // Upgrade-neutral change: allowed.
+    r.write("README", "hello\n");
+    r.commit("docs", None);
+    assert!(push(&r).status.success());
+    // Downgrade: the pre-commit hook refuses the commit...
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.git(&["add", "-A"]);
+    let commit = common::git_command(r.path(), r.home.path())
+        .args(["commit", "-q", "-m", "roll back"])
+        .output()
+        .unwrap();
+    assert!(
+        !commit.status.success(),
+        "pre-commit hook should refuse the commit"
+    );
+    // ...and when it is bypassed, the pre-push hook blocks the push; the remote keeps its commit.
+    r.commit("roll back web to 1", None);
+    let out = push(&r);
+    assert!(!out.status.success(), "push should be blocked");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("BLOCKED")
+            || String::from_utf8_lossy(&out.stdout).contains("BLOCKED")
+    );
+    // Going forward again is allowed.
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("back to 2", None);
+    assert!(push(&r).status.success());
+}
+
+#[test]
+fn install_chains_an_existing_hook_is_idempotent_and_uninstalls() {
+    let r = shop_repo();
+    let hooks = r.path().join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    std::fs::write(hooks.join("pre-commit"), "#!/bin/sh\necho mine\n").unwrap();
+    r.tagback()
+        .arg("install")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "kept the existing pre-commit hook",
+        ));
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-commit.tagback-chained")).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    let installed = std::fs::read_to_string(hooks.join("pre-commit")).unwrap();
+    assert!(installed.contains("\"$tagback\" hook pre-commit"));
+    r.tagback()
+        .arg("install")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("already installed"));
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-commit.tagback-chained")).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    r.tagback()
+        .args(["install", "--uninstall"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        std::fs::read_to_string(hooks.join("pre-commit")).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    assert!(!hooks.join("pre-push").exists());
+}
+
+#[test]
+fn install_respects_core_hooks_path() {
+    let r = shop_repo();
+    r.git(&["config", "core.hooksPath", "githooks"]);
+    r.tagback().arg("install").assert().code(0);
+    assert!(r.path().join("githooks/pre-push").exists());
+}
+
+// ---------------------------------------------------------------- script
+
+#[test]
+fn generated_script_is_valid_bash_and_shellcheck_clean() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.tagback()
+        .args(["script", "--service", "web", "-o", "rollback.sh"])
+        .assert()
+        .code(0);
+    let script = r.path().join("rollback.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.starts_with("#!/usr/bin/env bash\n"));
+    assert!(text.contains("set -euo pipefail"));
+    assert!(text.contains("migrate_newer shop 0002_product_sku"));
+    let n = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(n.status.success(), "{}", String::from_utf8_lossy(&n.stderr));
+    match std::process::Command::new("shellcheck")
+        .arg(&script)
+        .output()
+    {
+        Ok(sc) => assert!(
+            sc.status.success(),
+            "{}",
+            String::from_utf8_lossy(&sc.stdout)
+        ),
+        Err(_) if std::env::var("TAGBACK_REQUIRE_SHELLCHECK").is_err() => {
+            eprintln!("shellcheck not installed; skipped")
+        }
+        Err(e) => panic!("shellcheck required: {e}"),
+    }
+}
+
+#[test]
+fn script_without_a_stack_file() {
+    let r = shop_repo();
+    let out = r
+        .tagback()
+        .args([
+            "script",
+            "--repo",
+            ".",
+            "--from",
+            "v2",
+            "--to",
+            "v1",
+            "--service",
+            "web",
+            "--image",
+            "registry.example.com:5000/shop:1",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("FROM_IMAGE='registry.example.com:5000/shop:2'"),
+        "derived from --from v2"
+    );
+}
+
+#[test]
+fn hostile_service_names_are_rejected() {
+    let r = shop_repo();
+    for bad in ["web;rm -rf /", "$(id)", "a b"] {
+        r.tagback()
+            .args([
+                "script",
+                "--repo",
+                ".",
+                "--from",
+                "v2",
+                "--to",
+                "v1",
+                "--image",
+                "shop:1",
+                "--current-image",
+                "shop:2",
+                "--service",
+                bad,
+            ])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "not a name Docker or Django accepts",
+            ));
+    }
+}
+
+#[test]
+fn irreversible_plan_refuses_a_script_unless_manual_steps_are_asked_for() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [migrations.RunPython(fill)]\n",
+    );
+    r.commit("v3", Some("v3"));
+    let args = [
+        "script",
+        "--repo",
+        ".",
+        "--from",
+        "v3",
+        "--to",
+        "v1",
+        "--service",
+        "web",
+        "--image",
+        "shop:1",
+        "--current-image",
+        "shop:3",
+    ];
+    r.tagback()
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "shop/migrations/0005_backfill.py:10",
+        ));
+    let out = r
+        .tagback()
+        .args(args)
+        .arg("--allow-manual-steps")
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("# MANUAL STEP 1"));
+    assert!(text.contains("migrate_newer shop 0005_backfill\n"));
+    assert!(text.contains("migrate_newer shop 0004_order_code --fake"));
+}
+
+#[test]
+fn release_artifact_for_an_upgrade() {
+    let mut r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("deploy 1", None);
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("release 2", None);
+    r.tagback()
+        .args([
+            "script",
+            "--from",
+            "HEAD~1",
+            "--to",
+            "HEAD",
+            "--release-artifact",
+            "out",
+        ])
+        .assert()
+        .code(0);
+    let summary = r.read("out/web/summary.md");
+    assert!(
+        summary.lines().next().unwrap().contains("drops data"),
+        "{summary}"
+    );
+    assert!(r.path().join("out/web/rollback.sh").exists());
+    let plan: serde_json::Value = serde_json::from_str(&r.read("out/web/plan.json")).unwrap();
+    assert_eq!(plan["from"], "v2");
+}
+
+// ---------------------------------------------------------------- record and gate
+
+const EVIDENCE_AFTER: &str = "members\n [X] 0001_initial\n [ ] 0002_badge\n [ ] 0003_normalize_nicknames\nshop\n [X] 0001_initial\n [X] 0002_product_sku\n [ ] 0003_order_badge\n [ ] 0004_order_code\n";
+const EVIDENCE_BEFORE: &str = "members\n [X] 0001_initial\n [X] 0002_badge\n [X] 0003_normalize_nicknames\nshop\n [X] 0001_initial\n [X] 0002_product_sku\n [X] 0003_order_badge\n [X] 0004_order_code\n";
+
+#[test]
+fn record_refuses_evidence_taken_before_the_rollback_then_gate_passes_after() {
+    let mut r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("roll back web", None);
+    let gate = ["gate", "--from", "HEAD~1", "--to", "HEAD"];
+    r.tagback().args(gate).assert().code(1);
+    r.write("before.txt", EVIDENCE_BEFORE);
+    let rec = [
+        "record",
+        "--from",
+        "HEAD~1",
+        "--to",
+        "HEAD",
+        "--service",
+        "web",
+        "--evidence",
+    ];
+    r.tagback()
+        .args(rec)
+        .arg("before.txt")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("still applied"));
+    r.write("truncated.txt", &EVIDENCE_AFTER[..60]);
+    r.tagback()
+        .args(rec)
+        .arg("truncated.txt")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("missing from the evidence"));
+    r.write("after.txt", EVIDENCE_AFTER);
+    r.tagback()
+        .args(rec)
+        .arg("after.txt")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("recorded web"));
+    r.remove("before.txt");
+    r.remove("truncated.txt");
+    r.remove("after.txt");
+    r.commit("record", None);
+    r.tagback()
+        .args(["gate", "--from", "HEAD~2", "--to", "HEAD"])
+        .assert()
+        .code(0);
+    // Someone adds a migration to the newer code: the record no longer matches.
+    r.write(
+        "shop/migrations/0005_more.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = []\n",
+    );
+    r.commit("more", None);
+    r.git(&["tag", "-f", "v2"]);
+    r.tagback()
+        .args(["gate", "--from", "HEAD~3", "--to", "HEAD"])
+        .assert()
+        .code(1)
+        .stdout(
+            predicate::str::contains("no longer").or(predicate::str::contains("the plan is now")),
+        );
+}
+
+#[test]
+fn concurrent_records_both_land_and_a_partial_file_does_not_count() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.write("after.txt", EVIDENCE_AFTER);
+    let bin = assert_cmd::cargo::cargo_bin("tagback");
+    let spawn = || {
+        std::process::Command::new(&bin)
+            .current_dir(r.path())
+            .args(["record", "--service", "web", "--evidence", "after.txt"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let (mut a, mut b) = (spawn(), spawn());
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    let dir = r.path().join(".tagback/records");
+    let records: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+        .collect();
+    assert_eq!(records.len(), 2, "both records land");
+    // An interrupted write leaves a temp file, never a record.
+    std::fs::write(dir.join(".tmp-abc.partial"), "{\"version\": 1, \"serv").unwrap();
+    r.tagback().arg("check").assert().code(0);
+}
+
+#[test]
+fn malformed_ledger_file_is_an_error_not_a_pass() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.write(
+        ".tagback/records/forged.json",
+        "{\"version\": 1, \"service\": \"web\"}",
+    );
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("forged.json"));
+}
+
+#[test]
+fn demo_runs_without_setup() {
+    let out = assert_cmd::Command::cargo_bin("tagback")
+        .unwrap()
+        .arg("demo")
+        .env("NO_COLOR", "1")
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("[BLOCKED] web: downgrade"));
+    assert!(text.contains("python manage.py migrate shop 0002_product_sku"));
+}
