@@ -1,6 +1,6 @@
 //! Deterministic git repositories for tests: fixed dates and identity, a
 //! scrubbed `GIT_*` environment, no global or system config.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
