@@ -67,6 +67,10 @@ const FILES: &[(&str, &str)] = &[
         include_str!("../fixtures/demo/v1/shopsite/settings.py"),
     ),
     (
+        "v1/shopsite/urls.py",
+        include_str!("../fixtures/demo/v1/shopsite/urls.py"),
+    ),
+    (
         "v2/accounts/__init__.py",
         include_str!("../fixtures/demo/v2/accounts/__init__.py"),
     ),
@@ -133,6 +137,10 @@ const FILES: &[(&str, &str)] = &[
     (
         "v2/shopsite/settings.py",
         include_str!("../fixtures/demo/v2/shopsite/settings.py"),
+    ),
+    (
+        "v2/shopsite/urls.py",
+        include_str!("../fixtures/demo/v2/shopsite/urls.py"),
     ),
 ];
 

@@ -3,12 +3,12 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::python::{self, Call, Stmt, Value};
 
 /// A dependency as written.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Dependency {
     /// `("app", "0002_x")`, `("app", "__first__")`, `("app", "__latest__")`.
     Key(String, String),
@@ -17,7 +17,7 @@ pub enum Dependency {
 }
 
 /// Whether an operation can be unapplied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Reversibility {
     /// Django can unapply it.
@@ -29,7 +29,7 @@ pub enum Reversibility {
 }
 
 /// A class named in `operations` that is not one of Django's, to be followed.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CustomOp {
     /// The absolute module the class comes from (`None`: the migration file itself).
     pub module: Option<String>,
@@ -38,7 +38,7 @@ pub struct CustomOp {
 }
 
 /// One operation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Operation {
     /// `RunPython`, `AddField`, a custom class name, or `dynamic`.
     pub kind: String,
@@ -55,7 +55,7 @@ pub struct Operation {
 }
 
 /// Something in the file computed at run time, with its line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DynamicPart {
     /// 1-based line.
     pub line: u32,
@@ -64,7 +64,7 @@ pub struct DynamicPart {
 }
 
 /// A parsed migration module.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
     /// `dependencies`.
     pub dependencies: Vec<Dependency>,

@@ -5,6 +5,7 @@
 //! Only apps whose migrations differ between the two revisions are parsed
 //! (plus apps a squash reaches into); every blob is parsed once per run.
 
+pub mod cache;
 pub mod graph;
 pub mod migration;
 pub mod project;
@@ -50,6 +51,7 @@ pub struct Pair {
 pub struct Loader<'r> {
     repo: &'r Repo,
     parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    disk: cache::DiskCache,
     listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
 }
 
@@ -59,6 +61,7 @@ impl<'r> Loader<'r> {
         Loader {
             repo,
             parsed: RefCell::new(BTreeMap::new()),
+            disk: cache::DiskCache::new(repo.git_dir()),
             listings: RefCell::new(BTreeMap::new()),
         }
     }
@@ -183,6 +186,12 @@ impl<'r> Loader<'r> {
             return Ok(n.clone());
         }
         let entries = self.repo.list_dir(snap, dir)?.unwrap_or_default();
+        // Without `__init__.py` the directory is a namespace package, which
+        // Django treats as an app without migrations.
+        if !entries.iter().any(|e| e.name == "__init__.py" && !e.is_dir) {
+            self.listings.borrow_mut().insert(key, BTreeSet::new());
+            return Ok(BTreeSet::new());
+        }
         let names: BTreeSet<String> = entries
             .into_iter()
             .filter(|e| !e.is_dir)
@@ -204,12 +213,47 @@ impl<'r> Loader<'r> {
             let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
                 continue;
             };
+            let tree = self.repo.dir_oid(snap, &dir);
+            if let Some(entries) = tree.and_then(|t| self.disk.get(label, t)) {
+                for e in entries {
+                    let m = Arc::new(e.migration);
+                    if let Ok(oid) = Oid::from_str(&e.blob) {
+                        self.parsed
+                            .borrow_mut()
+                            .insert((oid, label.clone()), m.clone());
+                    }
+                    let key = (label.clone(), e.name.clone());
+                    let file = format!("{dir}/{}.py", e.name);
+                    out.insert(
+                        key.clone(),
+                        MigrationFile {
+                            key,
+                            file,
+                            migration: m,
+                        },
+                    );
+                }
+                continue;
+            }
+            let mut entries = Vec::new();
             for name in self.migration_names(snap, &dir)? {
                 let file = format!("{dir}/{name}.py");
-                let Some(blob) = self.repo.read(snap, &file)? else {
+                let Some(oid) = self.repo.blob_id(snap, &file)? else {
                     continue;
                 };
-                let migration = self.parse(blob.oid, &blob.data, label, &file, &snap.label)?;
+                let cached = self.parsed.borrow().get(&(oid, label.clone())).cloned();
+                let migration = match cached {
+                    Some(m) => m,
+                    None => {
+                        let blob = self.repo.read_blob_at(oid, snap, &file)?;
+                        self.parse(oid, &blob.data, label, &file, &snap.label)?
+                    }
+                };
+                entries.push(cache::Entry {
+                    name: name.clone(),
+                    blob: oid.to_string(),
+                    migration: (*migration).clone(),
+                });
                 let key = (label.clone(), name);
                 out.insert(
                     key.clone(),
@@ -219,6 +263,9 @@ impl<'r> Loader<'r> {
                         migration,
                     },
                 );
+            }
+            if let Some(t) = tree {
+                self.disk.put(label, t, &entries);
             }
         }
         Ok(out)

@@ -96,11 +96,11 @@ fn module_file(
     }
     let rel = module.replace('.', "/");
     let file = join(root, &format!("{rel}.py"));
-    if repo.read(snap, &file)?.is_some() {
+    if repo.exists(snap, &file)? {
         return Ok(Some((file, false)));
     }
     let init = join(root, &format!("{rel}/__init__.py"));
-    if repo.read(snap, &init)?.is_some() {
+    if repo.exists(snap, &init)? {
         return Ok(Some((init, true)));
     }
     Ok(None)
@@ -113,9 +113,9 @@ pub fn find_manage_py(
     configured: Option<&str>,
 ) -> Result<Option<String>> {
     if let Some(p) = configured {
-        return Ok(repo.read(snap, p)?.map(|_| p.to_string()));
+        return Ok(repo.exists(snap, p)?.then(|| p.to_string()));
     }
-    if repo.read(snap, "manage.py")?.is_some() {
+    if repo.exists(snap, "manage.py")? {
         return Ok(Some("manage.py".into()));
     }
     let Some(top) = repo.list_dir(snap, "")? else {
@@ -128,7 +128,7 @@ pub fn find_manage_py(
         .collect();
     for d in &dirs {
         let p = format!("{d}/manage.py");
-        if repo.read(snap, &p)?.is_some() {
+        if repo.exists(snap, &p)? {
             return Ok(Some(p));
         }
     }
@@ -141,7 +141,7 @@ pub fn find_manage_py(
             .filter(|e| e.is_dir && !e.name.starts_with('.'))
         {
             let p = format!("{d}/{}/manage.py", e.name);
-            if repo.read(snap, &p)?.is_some() {
+            if repo.exists(snap, &p)? {
                 return Ok(Some(p));
             }
         }
@@ -235,10 +235,16 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             Some(m) => m.clone(),
             None => Some(format!("{}.migrations", app.name)),
         };
+        // Only the directory is looked up here (its `__init__.py` is checked
+        // when the app's migrations are loaded): reading every migrations
+        // directory of a large project would cost more than the whole plan.
         if let Some(m) = &module
-            && let Some((file, true)) = module_file(repo, snap, &root, m)?
+            && valid_module(m)
         {
-            app.migrations_dir = Some(file.trim_end_matches("/__init__.py").to_string());
+            let dir = join(&root, &m.replace('.', "/"));
+            if repo.dir_exists(snap, &dir)? {
+                app.migrations_dir = Some(dir);
+            }
         }
         app.migrations_module = module;
         if let Some(prev) = apps.iter().find(|a| a.label == app.label) {

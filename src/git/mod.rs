@@ -5,7 +5,10 @@
 pub mod hook;
 pub mod write;
 
+use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use git2::{ObjectType, Oid, Repository};
 
@@ -14,11 +17,16 @@ use crate::error::{Error, Result};
 /// Files larger than this are refused rather than read into memory.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
 
+/// The entries of one tree: name -> (object id, is a tree).
+type TreeEntries = BTreeMap<String, (Oid, bool)>;
+
 /// An opened git repository.
 pub struct Repo {
     repo: Repository,
     /// A short name for messages (the directory given by the user).
     label: String,
+    /// Trees read so far, by id: every tree is read and parsed once per run.
+    trees: RefCell<BTreeMap<Oid, Rc<TreeEntries>>>,
 }
 
 /// Where file contents come from.
@@ -80,10 +88,7 @@ impl Repo {
                 source.message()
             ))
         })?;
-        Ok(Repo {
-            repo,
-            label: dir.display().to_string(),
-        })
+        Ok(Repo::new(repo, dir.display().to_string()))
     }
 
     /// Open the repository a git hook runs in, honouring `GIT_DIR` and the
@@ -100,7 +105,99 @@ impl Repo {
             .unwrap_or_else(|| repo.path())
             .display()
             .to_string();
-        Ok(Repo { repo, label })
+        Ok(Repo::new(repo, label))
+    }
+
+    fn new(repo: Repository, label: String) -> Repo {
+        // Objects are read from the user's own repository; re-hashing every
+        // object on read (libgit2's default) costs more than the rest of a run.
+        git2::opts::strict_hash_verification(false);
+        Repo {
+            repo,
+            label,
+            trees: RefCell::new(BTreeMap::new()),
+        }
+    }
+
+    /// The entries of a tree, read once and cached.
+    fn tree_entries(&self, oid: Oid, snap: &Snapshot) -> Result<Rc<TreeEntries>> {
+        if let Some(t) = self.trees.borrow().get(&oid) {
+            return Ok(t.clone());
+        }
+        let tree = self.find_tree(oid, snap)?;
+        let entries: TreeEntries = tree
+            .iter()
+            .filter_map(|e| {
+                Some((
+                    e.name().ok()?.to_string(),
+                    (e.id(), e.kind() == Some(ObjectType::Tree)),
+                ))
+            })
+            .collect();
+        let entries = Rc::new(entries);
+        self.trees.borrow_mut().insert(oid, entries.clone());
+        Ok(entries)
+    }
+
+    /// Walk `path` from a root tree through the cache: `(id, is_tree)`.
+    fn lookup(&self, root: Oid, path: &str, snap: &Snapshot) -> Result<Option<(Oid, bool)>> {
+        let mut cur = (root, true);
+        for part in path.split('/').filter(|p| !p.is_empty()) {
+            if !cur.1 {
+                return Ok(None);
+            }
+            let entries = self.tree_entries(cur.0, snap)?;
+            match entries.get(part) {
+                Some(e) => cur = *e,
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(cur))
+    }
+
+    /// The blob id of a file at a commit snapshot, without reading it
+    /// (`None` when absent; other snapshots read and hash the file).
+    pub fn blob_id(&self, snap: &Snapshot, path: &str) -> Result<Option<Oid>> {
+        match &snap.source {
+            Source::Commit { tree, .. } => Ok(match self.lookup(*tree, path, snap)? {
+                Some((oid, false)) => Some(oid),
+                _ => None,
+            }),
+            _ => Ok(self.read(snap, path)?.map(|b| b.oid)),
+        }
+    }
+
+    /// Read a blob by id (found with [`Repo::blob_id`]); `path` names it in errors.
+    pub fn read_blob_at(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
+        match &snap.source {
+            Source::Commit { .. } => self.read_blob(oid, snap, path),
+            _ => self.read(snap, path)?.ok_or_else(|| {
+                Error::input(format!(
+                    "{path} at {} disappeared while reading",
+                    snap.label
+                ))
+            }),
+        }
+    }
+
+    /// Whether a directory exists at a snapshot (without listing it).
+    pub fn dir_exists(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+        match &snap.source {
+            Source::Commit { tree, .. } => {
+                Ok(matches!(self.lookup(*tree, path, snap)?, Some((_, true))))
+            }
+            _ => Ok(self.list_dir(snap, path)?.is_some()),
+        }
+    }
+
+    /// Whether a file exists at a snapshot (without reading it).
+    pub fn exists(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+        match &snap.source {
+            Source::Commit { tree, .. } => {
+                Ok(matches!(self.lookup(*tree, path, snap)?, Some((_, false))))
+            }
+            _ => Ok(self.read(snap, path)?.is_some()),
+        }
     }
 
     /// The working directory, if the repository has one.
@@ -239,27 +336,19 @@ impl Repo {
         let Source::Commit { tree, .. } = snap.source else {
             return None;
         };
-        if dir.is_empty() {
-            return Some(tree);
+        match self.lookup(tree, dir, snap) {
+            Ok(Some((oid, true))) => Some(oid),
+            _ => None,
         }
-        let tree = self.repo.find_tree(tree).ok()?;
-        let entry = tree.get_path(Path::new(dir)).ok()?;
-        (entry.kind() == Some(ObjectType::Tree)).then(|| entry.id())
     }
 
     /// Read a file at a snapshot. `Ok(None)` when it does not exist.
     pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Blob>> {
         let blob = match &snap.source {
-            Source::Commit { tree, .. } => {
-                let tree = self.find_tree(*tree, snap)?;
-                let Ok(entry) = tree.get_path(Path::new(path)) else {
-                    return Ok(None);
-                };
-                if entry.kind() != Some(ObjectType::Blob) {
-                    return Ok(None);
-                }
-                self.read_blob(entry.id(), snap, path)?
-            }
+            Source::Commit { tree, .. } => match self.lookup(*tree, path, snap)? {
+                Some((oid, false)) => self.read_blob(oid, snap, path)?,
+                _ => return Ok(None),
+            },
             Source::Index => {
                 let index = self.repo.index().map_err(|source| Error::Git {
                     context: format!("reading the index of {}", self.label),
@@ -315,24 +404,14 @@ impl Repo {
     pub fn list_dir(&self, snap: &Snapshot, dir: &str) -> Result<Option<Vec<DirEntry>>> {
         let mut entries = match &snap.source {
             Source::Commit { tree, .. } => {
-                let root = self.find_tree(*tree, snap)?;
-                let tree = if dir.is_empty() {
-                    root
-                } else {
-                    let Ok(entry) = root.get_path(Path::new(dir)) else {
-                        return Ok(None);
-                    };
-                    if entry.kind() != Some(ObjectType::Tree) {
-                        return Ok(None);
-                    }
-                    self.find_tree(entry.id(), snap)?
+                let Some((oid, true)) = self.lookup(*tree, dir, snap)? else {
+                    return Ok(None);
                 };
-                tree.iter()
-                    .filter_map(|e| {
-                        Some(DirEntry {
-                            name: e.name().ok()?.to_string(),
-                            is_dir: e.kind() == Some(ObjectType::Tree),
-                        })
+                self.tree_entries(oid, snap)?
+                    .iter()
+                    .map(|(name, (_, is_dir))| DirEntry {
+                        name: name.clone(),
+                        is_dir: *is_dir,
                     })
                     .collect::<Vec<_>>()
             }

@@ -181,19 +181,26 @@ migrate_older() { job "$TO_IMAGE" migrate "$@" --noinput; }
 "#;
 
 const COMPOSE: &str = r#"
+COMPOSE_BIN=()
 compose() {
   local files=() f
   for f in "${COMPOSE_FILES[@]}"; do files+=(-f "$f"); done
   if [[ -n "$STACK" ]]; then
-    docker compose -p "$STACK" "${files[@]}" "$@"
+    "${COMPOSE_BIN[@]}" -p "$STACK" "${files[@]}" "$@"
   else
-    docker compose "${files[@]}" "$@"
+    "${COMPOSE_BIN[@]}" "${files[@]}" "$@"
   fi
 }
 preconditions() {
   command -v docker >/dev/null 2>&1 || die "docker is not installed"
   docker info >/dev/null 2>&1 || die "docker is not reachable"
-  docker compose version >/dev/null 2>&1 || die "docker compose is not installed"
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE_BIN=(docker compose)
+  elif command -v docker-compose >/dev/null 2>&1; then
+    COMPOSE_BIN=(docker-compose)
+  else
+    die "neither docker compose nor docker-compose is installed"
+  fi
   compose config --services | grep -Fxq -- "$SERVICE_NAME" || die "service $SERVICE_NAME is not in the compose project"
 }
 containers() { compose ps -q "$SERVICE_NAME"; }

@@ -1,0 +1,71 @@
+//! A parse cache on disk, inside the repository's git directory: the parsed
+//! migrations of one app's migrations directory, keyed by the directory's tree
+//! id (identical contents, identical parse). Best effort: a missing, stale or
+//! unreadable entry is parsed again; entries are written atomically.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use git2::Oid;
+use serde::{Deserialize, Serialize};
+
+use super::migration::Migration;
+
+/// Bumped whenever the parsed model changes shape or meaning.
+const VERSION: &str = "v1";
+
+/// One parsed file of a cached directory.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Entry {
+    /// Migration name (file stem).
+    pub name: String,
+    /// Blob id of the file.
+    pub blob: String,
+    /// What the file says.
+    pub migration: Migration,
+}
+
+/// The cache directory (`None`: caching off).
+pub struct DiskCache {
+    dir: Option<PathBuf>,
+}
+
+impl DiskCache {
+    /// The cache of the repository whose git directory is `git_dir`;
+    /// `TAGBACK_NO_CACHE=1` turns it off.
+    pub fn new(git_dir: &std::path::Path) -> Self {
+        let off = std::env::var("TAGBACK_NO_CACHE").is_ok_and(|v| !v.is_empty() && v != "0");
+        DiskCache {
+            dir: (!off).then(|| git_dir.join("tagback").join("cache").join(VERSION)),
+        }
+    }
+
+    fn path(&self, label: &str, tree: Oid) -> Option<PathBuf> {
+        let label: String = label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        Some(self.dir.as_ref()?.join(format!("{label}-{tree}.json")))
+    }
+
+    /// The cached parse of an app's migrations directory.
+    pub fn get(&self, label: &str, tree: Oid) -> Option<Vec<Entry>> {
+        let bytes = std::fs::read(self.path(label, tree)?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Store a parse; errors are ignored (the cache is an optimisation).
+    pub fn put(&self, label: &str, tree: Oid, entries: &[Entry]) {
+        let (Some(dir), Some(path)) = (&self.dir, self.path(label, tree)) else {
+            return;
+        };
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+            tmp.write_all(&serde_json::to_vec(entries).map_err(std::io::Error::other)?)?;
+            tmp.persist(&path).map_err(|e| e.error)?;
+            Ok(())
+        };
+        let _ = write();
+    }
+}
