@@ -101,10 +101,13 @@ services:
   db:
     image: $base
     command: ["bash", "-c", $(printf '%s' "$db_command" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]
+    deploy:
+      endpoint_mode: dnsrr
   web:
     image: $img:$1
     environment:
       DB_HOST: db
+      DB_NAME: postgres
     deploy:
       replicas: 2
 networks:
@@ -210,7 +213,7 @@ verify_rolled_back() { # LABEL
   [[ "$(service_replicas)" == 2 ]] || fail "$1: service has $(service_replicas) replicas"
   wait_for "shop:1 answering HTTP" web_ready "$img:1"
   pass "$1: ${stack}_web runs $img:1 with 2 replicas and answers HTTP as v1"
-  compare_with_fresh_v1 "${stack}_default" db shop "$1"
+  compare_with_fresh_v1 "${stack}_default" db postgres "$1"
 }
 
 say "swarm, exec strategy: block, dry run, run, record, gate"
@@ -234,12 +237,12 @@ pass "tagback gate exits 1 before the rollback"
 "$tagback" script --from HEAD~1 --to HEAD --service web --stack-name "$stack" -o "$work/rollback.sh"
 shellcheck "$work/rollback.sh" || fail "generated script has shellcheck warnings"
 pass "generated script is shellcheck-clean"
-rows_before=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d shop -Atc 'select count(*) from django_migrations'")
+rows_before=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d postgres -Atc 'select count(*) from django_migrations'")
 export TAGBACK_STATE_FILE=$work/state-exec TAGBACK_EVIDENCE_FILE=$work/evidence.txt
 rm -f "$TAGBACK_STATE_FILE"
 DRY_RUN=1 "$work/rollback.sh" >"$work/dry.txt" 2>&1 || fail "dry run failed: $(cat "$work/dry.txt")"
 grep -q "DRY_RUN: docker exec" "$work/dry.txt" || fail "dry run printed no commands"
-rows_after=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d shop -Atc 'select count(*) from django_migrations'")
+rows_after=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d postgres -Atc 'select count(*) from django_migrations'")
 [[ "$(service_image)" == "$img:2" && "$rows_before" == "$rows_after" ]] || fail "DRY_RUN changed something"
 pass "DRY_RUN=1 prints the commands and changes nothing"
 "$work/rollback.sh" >"$work/run.txt" 2>&1 || fail "rollback failed: $(tail -n 20 "$work/run.txt")"
@@ -257,9 +260,9 @@ deploy_v2_state
 rm -f "$TAGBACK_STATE_FILE"
 setsid "$work/rollback.sh" >"$work/killed.txt" 2>&1 &
 pid=$!
-for _ in $(seq 300); do
-  grep -q "scaling ${stack}_web to 0" "$work/killed.txt" && break
-  sleep 0.2
+for _ in $(seq 600); do
+  grep -q "scaling ${stack}_web to 0" "$work/killed.txt" && [[ "$(service_replicas)" == 0 ]] && break
+  sleep 0.1
 done
 kill -9 -- -"$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
@@ -287,8 +290,10 @@ services:
     command: ["bash", "-c", $(printf '%s' "$db_command" | python3 -c 'import json,sys; print(json.dumps(sys.stdin.read()))')]
   web:
     image: $img:$1
+    restart: unless-stopped
     environment:
       DB_HOST: db
+      DB_NAME: postgres
 YAML
 }
 dc() { docker-compose -p "$project" -f "$repo/compose.yml" "$@"; }
@@ -297,10 +302,12 @@ dc down -v >/dev/null 2>&1 || true
 dc up -d --scale web=2 >/dev/null 2>&1
 compose_db_ready() { dc exec -T db su postgres -c "psql -h /tmp/pg -qc 'select 1'"; }
 wait_for "PostgreSQL (compose)" compose_db_ready
+wait_for "a web container" dc exec -T --index=1 web true
 dc exec -T --index=1 web python manage.py migrate -v0
 write_compose 2
 dc up -d --scale web=2 >/dev/null 2>&1
 wait_for "web containers of shop:2" bash -c "[[ \$(docker-compose -p $project -f $repo/compose.yml ps -q web | wc -l) == 2 ]]"
+wait_for "a web container of shop:2" dc exec -T --index=1 web true
 dc exec -T --index=1 web python manage.py migrate -v0
 git add compose.yml && git commit -qm "compose: shop 2"
 write_compose 1
@@ -319,7 +326,7 @@ for id in $ids; do
 done
 wait_for "compose web answering as v1" http_ok "$(head -n 1 <<<"$ids")" "shop v1"
 pass "compose: 2 web containers run $img:1 and answer HTTP as v1"
-compare_with_fresh_v1 "${project}_default" db shop "compose"
+compare_with_fresh_v1 "${project}_default" db postgres "compose"
 dc down -v >/dev/null 2>&1
 
 printf '\n%d Docker end-to-end checks passed\n' "$checks"
