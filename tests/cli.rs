@@ -874,6 +874,36 @@ fn malformed_ledger_file_is_an_error_not_a_pass() {
 }
 
 #[test]
+fn unreachable_database_url_is_a_clear_error() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.tagback()
+        .args([
+            "record",
+            "--service",
+            "web",
+            "--database-url",
+            "postgres://postgres:secret@127.0.0.1:1/shop",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "cannot connect to postgres://postgres:***@127.0.0.1:1/shop",
+        ));
+    r.tagback()
+        .args([
+            "record",
+            "--service",
+            "web",
+            "--database-url",
+            "sqlite:///nonexistent/db.sqlite3",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("does not exist"));
+}
+
+#[test]
 fn demo_runs_without_setup() {
     let out = assert_cmd::Command::cargo_bin("tagback")
         .unwrap()

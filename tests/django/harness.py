@@ -299,6 +299,7 @@ def verify_pair(sc, proj, newer, older, kinds, expect):
     for kind in kinds:
         db = Database(kind, work)
         db.manage(ncode, "migrate", "--noinput")
+        before = db.manage(ncode, "showmigrations", "--list").stdout
         if expect.get("django_fails"):
             # tagback said it cannot be done: show that real Django fails or misbehaves.
             outs = run_commands(db, ncode, plan["commands"] or expect.get("naive", []), check=False)
@@ -307,10 +308,10 @@ def verify_pair(sc, proj, newer, older, kinds, expect):
                    "; ".join((o.stderr or o.stdout).strip()[-300:] for o in outs))
             continue
         if expect.get("naive_noop"):
-            before = db.snapshot(ncode)["rows"]
+            rows_before = db.snapshot(ncode)["rows"]
             run_commands(db, ncode, expect["naive_noop"])
-            after = db.snapshot(ncode)["rows"]
-            record(sc, kind, f"{label} naive target is a silent no-op in Django", before == after,
+            rows_after = db.snapshot(ncode)["rows"]
+            record(sc, kind, f"{label} naive target is a silent no-op in Django", rows_before == rows_after,
                    "naive command changed the database")
         run_commands(db, ncode, plan["commands"])
         if expect.get("empty"):
@@ -333,19 +334,73 @@ def verify_pair(sc, proj, newer, older, kinds, expect):
         record(sc, kind, f"{label} django_migrations rows match", not missing and not extra,
                f"missing {sorted(missing)}, extra {sorted(extra)}")
         if expect.get("record"):
-            verify_record(sc, kind, db, proj, newer, older, plan)
+            verify_record(sc, kind, db, proj, newer, older, plan, before)
 
 
-def verify_record(sc, kind, db, proj, newer, older, plan):
-    """Evidence from real showmigrations and from the database is accepted by
-    the plan check (exercised through `tagback record` in the CLI tests)."""
+def verify_record(sc, kind, db, proj, newer, older, plan, before):
+    """The record/gate story with real evidence: a deploy repository whose
+    stack file moves `web` from the newer to the older image; the gate blocks;
+    evidence taken before the rollback is refused; real `showmigrations`
+    output (--list and --plan forms) and the database itself are accepted;
+    the gate then passes; a plan change after recording blocks it again."""
     ncode = os.path.join(ARGS.work, sc, "newer")
+    work = os.path.join(ARGS.work, sc, f"deploy-{kind}")
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    os.makedirs(work)
+    git(work, "init", "-q")
+    with open(os.path.join(work, ".tagback.yml"), "w") as f:
+        f.write(f"services:\n  web:\n    repo: {proj.root}\n")
+    def stack(tag):
+        with open(os.path.join(work, "stack.yml"), "w") as f:
+            f.write(f"services:\n  web:\n    image: shop:{tag}\n")
+        git(work, "add", "-A")
+        git(work, "commit", "-qm", f"deploy {tag}")
+    stack(newer)
+    stack(older)
+    tb = lambda *a: sh([ARGS.tagback, *a], cwd=work, check=False)
+    g = tb("gate", "--from", "HEAD~1", "--to", "HEAD")
+    record(sc, kind, "gate blocks the unrecorded downgrade (exit 1)", g.returncode == 1, g.stdout + g.stderr)
     apps = sorted({s["app"] for s in plan["steps"]})
-    out = db.manage(ncode, "showmigrations", "--list", *apps).stdout
-    path = os.path.join(ARGS.work, sc, f"evidence-{kind}.txt")
-    with open(path, "w") as f:
-        f.write(out)
-    record(sc, kind, "showmigrations evidence captured", "[ ]" in out, out[-200:])
+    ev = lambda name, text: (open(os.path.join(work, name), "w").write(text), name)[1]
+    r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "web", "--evidence", ev("before.txt", before))
+    record(sc, kind, "evidence from before the rollback is refused", r.returncode == 1 and "still applied" in r.stdout, r.stdout + r.stderr)
+    partial = db.manage(ncode, "showmigrations", "--list", apps[0]).stdout
+    if len(apps) > 1:
+        r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "web", "--evidence", ev("partial.txt", partial))
+        record(sc, kind, "evidence of another app set is refused", r.returncode == 1 and "missing from the evidence" in r.stdout, r.stdout + r.stderr)
+    r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "other", "--evidence", "before.txt")
+    record(sc, kind, "evidence for another service is refused", r.returncode != 0, r.stdout + r.stderr)
+    listing = db.manage(ncode, "showmigrations", "--list", *apps).stdout
+    planned = db.manage(ncode, "showmigrations", "--plan").stdout
+    for form, text in (("list", listing), ("plan", planned)):
+        r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "web", "--evidence", ev(f"after-{form}.txt", text))
+        record(sc, kind, f"real showmigrations --{form} evidence is accepted", r.returncode == 0, r.stdout + r.stderr)
+    r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "web", "--database-url", db.url())
+    record(sc, kind, "django_migrations read through --database-url is accepted", r.returncode == 0, r.stdout + r.stderr)
+    for name in ("before.txt", "partial.txt", "after-list.txt", "after-plan.txt"):
+        if os.path.exists(os.path.join(work, name)):
+            os.remove(os.path.join(work, name))
+    git(work, "add", "-A")
+    git(work, "commit", "-qm", "record")
+    g = tb("gate", "--from", "HEAD~2", "--to", "HEAD")
+    record(sc, kind, "gate passes once recorded", g.returncode == 0, g.stdout + g.stderr)
+    # A migration added to the newer revision after recording: the plan changes.
+    head = git(proj.root, "rev-parse", newer).stdout.strip()
+    current = git(proj.root, "rev-parse", "HEAD").stdout.strip()
+    app = plan["steps"][0]["app"]
+    mdir = next(os.path.dirname(os.path.join(proj.root, f)) for f in git(proj.root, "ls-files").stdout.split()
+                if "/migrations/" in f and f.split("/")[0] in (app, "accounts") and app in f or ("/migrations/" in f and plan["unapply"][0][1] in f))
+    git(proj.root, "checkout", "-q", newer)
+    with open(os.path.join(mdir, "9999_late.py"), "w") as f:
+        f.write(f"from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [({plan['unapply'][0][0]!r}, {plan['unapply'][0][1]!r})]\n    operations = []\n")
+    git(proj.root, "add", "-A")
+    git(proj.root, "commit", "-qm", "late migration")
+    git(proj.root, "tag", "-f", newer)
+    g = tb("gate", "--from", "HEAD~2", "--to", "HEAD")
+    record(sc, kind, "a plan change after recording blocks the gate again", g.returncode == 1 and "the plan is now" in g.stdout, g.stdout + g.stderr)
+    git(proj.root, "tag", "-f", newer, head)
+    git(proj.root, "checkout", "-q", current)
 
 
 def schema_diff(a, b):
