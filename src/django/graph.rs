@@ -176,7 +176,7 @@ pub fn build(
             }
         }
     }
-    let internal_children = children_of(&parents);
+    let internal_children = std::cell::OnceCell::new();
     let first = |app: &str| {
         files
             .keys()
@@ -189,6 +189,7 @@ pub fn build(
             .find(|k| {
                 k.0 == app
                     && !internal_children
+                        .get_or_init(|| children_of(&parents))
                         .get(*k)
                         .is_some_and(|c| c.iter().any(|c| c.0 == app))
             })
@@ -198,6 +199,8 @@ pub fn build(
     for (key, f) in files {
         for dep in &f.migration.dependencies {
             let (a, n) = match dep {
+                // Same-app dependencies were added above.
+                Dependency::Key(a, _) if *a == key.0 => continue,
                 Dependency::Key(a, n) => (a.clone(), n.clone()),
                 Dependency::Swappable(setting) => {
                     // A setting set at run time (e.g. by `swapper`) cannot be

@@ -47,10 +47,13 @@ pub struct Operation {
     /// Reversibility as far as the file alone tells.
     pub reversibility: Reversibility,
     /// Why it is irreversible or unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     /// What unapplying it drops (`drops table shop_order`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_loss: Option<String>,
     /// A custom class to follow to decide reversibility.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom: Option<CustomOp>,
 }
 
@@ -69,14 +72,17 @@ pub struct Migration {
     /// `dependencies`.
     pub dependencies: Vec<Dependency>,
     /// `replaces` (a squash when non-empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replaces: Vec<(String, String)>,
     /// `run_before`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub run_before: Vec<(String, String)>,
     /// `initial`.
     pub initial: Option<bool>,
     /// `operations`.
     pub operations: Vec<Operation>,
     /// Parts that cannot be read exactly.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic: Vec<DynamicPart>,
 }
 

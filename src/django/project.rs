@@ -44,12 +44,14 @@ pub struct Project {
     pub apps: Vec<App>,
     /// String settings that dependencies may name (`AUTH_USER_MODEL`).
     pub string_settings: BTreeMap<String, String>,
+    /// Index of `apps` by label.
+    by_label: BTreeMap<String, usize>,
 }
 
 impl Project {
     /// The installed app with this label.
     pub fn app(&self, label: &str) -> Option<&App> {
-        self.apps.iter().find(|a| a.label == label)
+        self.by_label.get(label).map(|i| &self.apps[*i])
     }
 
     /// Labels of installed apps whose migrations are in the repository.
@@ -229,6 +231,7 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
         .collect();
 
     let mut apps: Vec<App> = Vec::new();
+    let mut labels: BTreeMap<String, String> = BTreeMap::new();
     for entry in &entries {
         let mut app = resolve_app(repo, snap, &root, entry)?;
         let module = match migration_modules.get(&app.label) {
@@ -247,10 +250,10 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             }
         }
         app.migrations_module = module;
-        if let Some(prev) = apps.iter().find(|a| a.label == app.label) {
+        if let Some(prev) = labels.insert(app.label.clone(), app.name.clone()) {
             return Err(Error::input(format!(
                 "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
-                snap.label, app.label, prev.name, app.name
+                snap.label, app.label, prev, app.name
             )));
         }
         apps.push(app);
@@ -273,11 +276,17 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
             )));
         }
     }
+    let by_label = apps
+        .iter()
+        .enumerate()
+        .map(|(i, a)| (a.label.clone(), i))
+        .collect();
     Ok(Some(Project {
         root,
         settings_module,
         apps,
         string_settings,
+        by_label,
     }))
 }
 
