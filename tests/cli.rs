@@ -255,6 +255,117 @@ fn irreversible_operation_is_found_with_file_and_line() {
     assert_eq!(i["line"], 11);
 }
 
+/// A minimal project whose `shop` app has the given migrations:
+/// `(name, dependencies, replaces)`.
+fn write_shop(r: &TestRepo, migrations: &[(&str, &[&str], &[&str])]) {
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "INSTALLED_APPS = ['django.contrib.auth', 'shop']\n",
+    );
+    r.write("shop/__init__.py", "");
+    r.write("shop/migrations/__init__.py", "");
+    for (name, deps, replaces) in migrations {
+        let deps: String = deps.iter().map(|d| format!("('shop', '{d}'), ")).collect();
+        let replaces: String = replaces
+            .iter()
+            .map(|d| format!("('shop', '{d}'), "))
+            .collect();
+        r.write(
+            &format!("shop/migrations/{name}.py"),
+            format!("from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    replaces = [{replaces}]\n    dependencies = [{deps}]\n    operations = []\n"),
+        );
+    }
+}
+
+#[test]
+fn nested_squash_target_is_the_outer_squash() {
+    // Django >= 6.0 squashes squashes; its loader treats the outer squash as
+    // standing for everything it replaces, recursively.
+    let mut r = TestRepo::new();
+    let v1: &[(&str, &[&str], &[&str])] = &[
+        ("0001_initial", &[], &[]),
+        ("0002_b", &["0001_initial"], &[]),
+        ("0003_c", &["0002_b"], &[]),
+        ("0001_squashed_0002_b", &[], &["0001_initial", "0002_b"]),
+    ];
+    write_shop(&r, v1);
+    r.commit("v1", Some("v1"));
+    let mut v2 = v1.to_vec();
+    v2.push((
+        "0001_squashed_0003_c",
+        &[],
+        &["0001_squashed_0002_b", "0003_c"],
+    ));
+    v2.push(("0004_d", &["0003_c"], &[]));
+    write_shop(&r, &v2);
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args(["plan", "--from", "v2", "--to", "v1", "--format", "json"])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["steps"][0]["target"], "0001_squashed_0003_c");
+    assert_eq!(v["unapply"], serde_json::json!([["shop", "0004_d"]]));
+    assert_eq!(v["problems"], serde_json::json!([]));
+}
+
+#[test]
+fn latest_dependency_from_an_unchanged_app_is_caught_with_full() {
+    // `("shop", "__latest__")` in an app that did not change makes it depend on
+    // the newer leaf: unapplying shop's new migrations would unapply it too.
+    let mut r = TestRepo::new();
+    write_shop(&r, &[("0001_initial", &[], &[])]);
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    r.write("blog/__init__.py", "");
+    r.write("blog/migrations/__init__.py", "");
+    r.write(
+        "blog/migrations/0001_initial.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '__latest__')]\n    operations = []\n",
+    );
+    r.commit("v1", Some("v1"));
+    write_shop(
+        &r,
+        &[
+            ("0001_initial", &[], &[]),
+            ("0002_more", &["0001_initial"], &[]),
+        ],
+    );
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args([
+            "plan", "--from", "v2", "--to", "v1", "--full", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let problems = json(&out)["problems"].to_string();
+    assert!(problems.contains("blog.0001_initial"), "{problems}");
+}
+
+#[test]
+fn huge_stack_file_is_refused() {
+    let r = shop_repo();
+    let mut big = String::from("services:\n  web:\n    image: shop:1\n");
+    big.push_str(&"# padding\n".repeat(1_000_000));
+    r.write("stack.yml", big);
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("larger than 8 MiB"));
+}
+
 // ---------------------------------------------------------------- bad input
 
 fn with_stack(name: &str) -> TestRepo {
