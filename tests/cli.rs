@@ -468,40 +468,36 @@ fn with_bad_migration(fixture_name: &str) -> TestRepo {
     r
 }
 
-#[test]
-fn unparsable_python_names_file_revision_and_line() {
-    with_bad_migration("unparsable.py")
+/// `plan` on a repository whose v3 adds a bad migration fails with exit 2
+/// and a message containing `expected`.
+fn assert_bad_migration(fixture_name: &str, expected: &str) {
+    with_bad_migration(fixture_name)
         .tagback()
         .args(["plan", "--from", "v3", "--to", "v1"])
         .assert()
         .code(2)
-        .stderr(predicate::str::contains(
-            "shop/migrations/0005_bad.py at v3 line",
-        ));
+        .stderr(predicate::str::contains(expected));
+}
+
+#[test]
+fn unparsable_python_names_file_revision_and_line() {
+    assert_bad_migration("unparsable.py", "shop/migrations/0005_bad.py at v3 line");
 }
 
 #[test]
 fn migration_without_migration_class() {
-    with_bad_migration("no_migration_class.py")
-        .tagback()
-        .args(["plan", "--from", "v3", "--to", "v1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "0005_bad.py at v3: has no Migration class",
-        ));
+    assert_bad_migration(
+        "no_migration_class.py",
+        "0005_bad.py at v3: has no Migration class",
+    );
 }
 
 #[test]
 fn dependency_on_a_missing_migration() {
-    with_bad_migration("missing_dependency.py")
-        .tagback()
-        .args(["plan", "--from", "v3", "--to", "v1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "depends on shop.0099_missing, which does not exist",
-        ));
+    assert_bad_migration(
+        "missing_dependency.py",
+        "depends on shop.0099_missing, which does not exist",
+    );
 }
 
 #[test]

@@ -290,6 +290,20 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
     }))
 }
 
+/// Read and parse a Python file at a snapshot; errors name file, revision and line.
+fn read_python(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<Stmt>> {
+    let text = repo
+        .read_text(snap, file)?
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    python::parse_module(&text).map_err(|e| {
+        Error::input(format!(
+            "{file} at {} line {}: invalid Python: {}",
+            snap.label, e.line, e.message
+        ))
+    })
+}
+
 fn string_list(v: &Value) -> Option<Vec<String>> {
     match v {
         Value::List(items) => items
@@ -304,16 +318,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 }
 
 fn settings_from_manage_py(repo: &Repo, snap: &Snapshot, manage_py: &str) -> Result<String> {
-    let text = repo
-        .read_text(snap, manage_py)?
-        .map(|(_, t)| t)
-        .unwrap_or_default();
-    let stmts = python::parse_module(&text).map_err(|e| {
-        Error::input(format!(
-            "{manage_py} at {} line {}: invalid Python: {}",
-            snap.label, e.line, e.message
-        ))
-    })?;
+    let stmts = read_python(repo, snap, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
     calls
@@ -349,17 +354,7 @@ impl SettingsReader<'_> {
         if self.depth > 16 || !self.seen.insert(file.to_string()) {
             return Ok(());
         }
-        let text = self
-            .repo
-            .read_text(self.snap, file)?
-            .map(|(_, t)| t)
-            .unwrap_or_default();
-        let stmts = python::parse_module(&text).map_err(|e| {
-            Error::input(format!(
-                "{file} at {} line {}: invalid Python: {}",
-                self.snap.label, e.line, e.message
-            ))
-        })?;
+        let stmts = read_python(self.repo, self.snap, file)?;
         let package = if file.ends_with("/__init__.py") {
             module.to_string()
         } else {
@@ -685,16 +680,7 @@ fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<
     if let Some((module, class)) = entry.rsplit_once('.')
         && let Some((file, _)) = module_file(repo, snap, root, module)?
     {
-        let text = repo
-            .read_text(snap, &file)?
-            .map(|(_, t)| t)
-            .unwrap_or_default();
-        let stmts = python::parse_module(&text).map_err(|e| {
-            Error::input(format!(
-                "{file} at {} line {}: invalid Python: {}",
-                snap.label, e.line, e.message
-            ))
-        })?;
+        let stmts = read_python(repo, snap, &file)?;
         let found = stmts.iter().find_map(|s| match s {
             Stmt::Class(c) if c.name == class => Some(c),
             _ => None,
@@ -732,16 +718,7 @@ fn config_attrs(c: &python::Class) -> ConfigAttrs {
 }
 
 fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAttrs>> {
-    let text = repo
-        .read_text(snap, file)?
-        .map(|(_, t)| t)
-        .unwrap_or_default();
-    let stmts = python::parse_module(&text).map_err(|e| {
-        Error::input(format!(
-            "{file} at {} line {}: invalid Python: {}",
-            snap.label, e.line, e.message
-        ))
-    })?;
+    let stmts = read_python(repo, snap, file)?;
     let classes: Vec<&python::Class> = stmts
         .iter()
         .filter_map(|s| match s {
