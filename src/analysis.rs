@@ -176,16 +176,24 @@ impl AppRepos {
 }
 
 /// The git revision an image tag maps to, if it exists.
+///
+/// Zero-config: the git tag `T`, then `vT` (as tags only: a tag like `1234`
+/// must never resolve to a commit whose id happens to start with 1234), then,
+/// for tags that look like commit ids (7 to 40 hex digits), that commit.
+/// With `ref:` configured, the template is resolved as any git revision.
 pub fn resolve_tag(repo: &Repo, cfg: &ServiceConfig, image: &ImageRef) -> Option<String> {
     let tag = image.tag.as_deref()?;
-    let templates: Vec<String> = match &cfg.ref_template {
-        Some(t) => vec![t.clone()],
-        None => vec!["{tag}".into(), "v{tag}".into()],
-    };
-    templates
-        .iter()
-        .map(|t| t.replace("{tag}", tag))
-        .find(|rev| repo.has_revision(rev) && !rev.starts_with('-'))
+    if let Some(t) = &cfg.ref_template {
+        let rev = t.replace("{tag}", tag);
+        return (!rev.starts_with('-') && repo.has_revision(&rev)).then_some(rev);
+    }
+    for candidate in [tag.to_string(), format!("v{tag}")] {
+        if repo.has_revision(&format!("refs/tags/{candidate}")) {
+            return Some(candidate);
+        }
+    }
+    let sha_like = (7..=40).contains(&tag.len()) && tag.bytes().all(|b| b.is_ascii_hexdigit());
+    (sha_like && repo.has_revision(&format!("{tag}^{{commit}}"))).then(|| tag.to_string())
 }
 
 fn judge(

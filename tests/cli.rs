@@ -144,7 +144,6 @@ fn sha_tags_use_ancestry() {
         .unwrap()
         .trim()
         .to_string();
-    r.write(".tagback.yml", "services:\n  web:\n    ref: \"{tag}\"\n");
     let mut r = r;
     r.write("stack.yml", STACK.replace("TAG", &v2));
     r.commit("deploy sha", None);
@@ -157,6 +156,37 @@ fn sha_tags_use_ancestry() {
         .get_output()
         .clone();
     assert_eq!(json(&out)["services"][0]["direction"], "downgrade");
+}
+
+#[test]
+fn numeric_tags_never_resolve_to_commit_id_prefixes() {
+    let mut r = shop_repo();
+    // A tag that is not a git tag but is a prefix of a commit id.
+    let head = String::from_utf8(r.git(&["rev-parse", "HEAD"]).stdout).unwrap();
+    let prefix: String = head.chars().take(4).collect();
+    r.write(
+        "stack.yml",
+        STACK.replace("TAG", "2").replace(
+            "nginx:1.25",
+            &format!("registry.example.com:5000/shop:{prefix}"),
+        ),
+    );
+    r.commit("odd", None);
+    r.write(
+        "stack.yml",
+        STACK
+            .replace("TAG", "2")
+            .replace("nginx:1.25", "registry.example.com:5000/shop:1"),
+    );
+    let out = r
+        .tagback()
+        .args(["check", "--format", "json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["services"][0]["from_rev"], serde_json::Value::Null, "{v}");
 }
 
 #[test]
