@@ -35,8 +35,11 @@ impl DiskCache {
     /// `TAGBACK_NO_CACHE=1` turns it off.
     pub fn new(git_dir: &std::path::Path) -> Self {
         let off = std::env::var("TAGBACK_NO_CACHE").is_ok_and(|v| !v.is_empty() && v != "0");
+        // The tagback version is part of the path: a new release never reads
+        // what an older one parsed.
+        let version = format!("{VERSION}-{}", env!("CARGO_PKG_VERSION"));
         DiskCache {
-            dir: (!off).then(|| git_dir.join("tagback").join("cache").join(VERSION)),
+            dir: (!off).then(|| git_dir.join("tagback").join("cache").join(version)),
         }
     }
 
