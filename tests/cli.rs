@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{STACK, TestRepo, fixture, json, shop_repo};
+use common::{STACK, TestRepo, fixture, shop_repo};
 use predicates::prelude::*;
 
 // ---------------------------------------------------------------- check
@@ -11,14 +11,8 @@ use predicates::prelude::*;
 fn downgrade_with_backward_migrations_is_blocked_with_the_contract_json() {
     let r = shop_repo();
     r.write("stack.yml", STACK.replace("TAG", "1"));
-    let out = r
-        .tagback()
-        .args(["check", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(&["check", "--format", "json"], 1);
+    let v = out;
     assert_eq!(v["safe"], false);
     let web = &v["services"][0];
     assert_eq!(web["service"], "web");
@@ -103,14 +97,8 @@ fn non_django_service_configured_off_is_not_blocked() {
             .replace("TAG", "2")
             .replace("nginx:1.25", "nginx:1.24"),
     );
-    let out = r
-        .tagback()
-        .args(["check", "--format", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(&["check", "--format", "json"], 0);
+    let v = out;
     assert_eq!(v["services"][0]["service"], "nginx");
     assert_eq!(v["services"][0]["direction"], "downgrade");
     assert!(v["services"][0]["plan"].is_null());
@@ -148,14 +136,8 @@ fn sha_tags_use_ancestry() {
     r.write("stack.yml", STACK.replace("TAG", &v2));
     r.commit("deploy sha", None);
     r.write("stack.yml", STACK.replace("TAG", &v1));
-    let out = r
-        .tagback()
-        .args(["check", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    assert_eq!(json(&out)["services"][0]["direction"], "downgrade");
+    let out = r.run_json(&["check", "--format", "json"], 1);
+    assert_eq!(out["services"][0]["direction"], "downgrade");
 }
 
 #[test]
@@ -178,14 +160,8 @@ fn numeric_tags_never_resolve_to_commit_id_prefixes() {
             .replace("TAG", "2")
             .replace("nginx:1.25", "registry.example.com:5000/shop:1"),
     );
-    let out = r
-        .tagback()
-        .args(["check", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(&["check", "--format", "json"], 1);
+    let v = out;
     assert_eq!(v["services"][0]["from_rev"], serde_json::Value::Null, "{v}");
 }
 
@@ -197,14 +173,8 @@ fn sideways_move_onto_a_hotfix_branch_needs_backward_migrations() {
     r.commit("hotfix", Some("v1.0.1"));
     r.git(&["checkout", "-q", "main"]);
     r.write("stack.yml", STACK.replace("TAG", "1.0.1"));
-    let out = r
-        .tagback()
-        .args(["check", "--format", "json"])
-        .assert()
-        .code(1)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(&["check", "--format", "json"], 1);
+    let v = out;
     // By tag 2 -> 1.0.1 is older, but 1.0.1 is not an ancestor of 2.
     assert_eq!(v["services"][0]["direction"], "sideways");
     assert_eq!(
@@ -221,16 +191,13 @@ fn sideways_move_onto_a_hotfix_branch_needs_backward_migrations() {
 #[test]
 fn plan_json_contract() {
     let r = shop_repo();
-    let out = r
-        .tagback()
-        .args([
+    let out = r.run_json(
+        &[
             "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = json(&out);
+        ],
+        0,
+    );
+    let v = out;
     for key in [
         "from",
         "to",
@@ -250,14 +217,8 @@ fn plan_json_contract() {
 fn empty_plan_for_an_upgrade_and_for_identical_revisions() {
     let r = shop_repo();
     for (from, to) in [("v1", "v2"), ("v2", "v2")] {
-        let out = r
-            .tagback()
-            .args(["plan", "--from", from, "--to", to, "--format", "json"])
-            .assert()
-            .code(0)
-            .get_output()
-            .clone();
-        assert_eq!(json(&out)["unapply"], serde_json::json!([]));
+        let out = r.run_json(&["plan", "--from", from, "--to", to, "--format", "json"], 0);
+        assert_eq!(out["unapply"], serde_json::json!([]));
     }
 }
 
@@ -269,14 +230,11 @@ fn irreversible_operation_is_found_with_file_and_line() {
         "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
     );
     r.commit("v3", Some("v3"));
-    let out = r
-        .tagback()
-        .args(["plan", "--from", "v3", "--to", "v1", "--format", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(
+        &["plan", "--from", "v3", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let v = out;
     let i = &v["irreversible"][0];
     assert_eq!(i["app"], "shop");
     assert_eq!(i["migration"], "0005_backfill");
@@ -334,14 +292,11 @@ fn nested_squash_target_is_the_outer_squash() {
     v2.push(("0004_d", &["0003_c"], &[]));
     write_shop(&r, &v2);
     r.commit("v2", Some("v2"));
-    let out = r
-        .tagback()
-        .args(["plan", "--from", "v2", "--to", "v1", "--format", "json"])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = json(&out);
+    let out = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let v = out;
     assert_eq!(v["steps"][0]["target"], "0001_squashed_0003_c");
     assert_eq!(v["unapply"], serde_json::json!([["shop", "0004_d"]]));
     assert_eq!(v["problems"], serde_json::json!([]));
@@ -370,16 +325,13 @@ fn latest_dependency_from_an_unchanged_app_is_caught_with_full() {
     );
     r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
     r.commit("v2", Some("v2"));
-    let out = r
-        .tagback()
-        .args([
+    let out = r.run_json(
+        &[
             "plan", "--from", "v2", "--to", "v1", "--full", "--format", "json",
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let problems = json(&out)["problems"].to_string();
+        ],
+        0,
+    );
+    let problems = out["problems"].to_string();
     assert!(problems.contains("blog.0001_initial"), "{problems}");
 }
 
@@ -774,7 +726,7 @@ fn script_without_a_stack_file() {
     let r = shop_repo();
     let out = r
         .tagback()
-        .args([
+        .args(&[
             "script",
             "--repo",
             ".",

@@ -122,6 +122,18 @@ impl TestRepo {
         }
     }
 
+    /// Run `tagback ARGS`, assert the exit code, and parse stdout as JSON.
+    pub fn run_json(&self, args: &[&str], code: i32) -> serde_json::Value {
+        let out = self
+            .tagback()
+            .args(args)
+            .assert()
+            .code(code)
+            .get_output()
+            .clone();
+        json(&out)
+    }
+
     /// `tagback` run in this repository with a clean environment.
     pub fn tagback(&self) -> assert_cmd::Command {
         let mut c = assert_cmd::Command::cargo_bin("tagback").unwrap();
