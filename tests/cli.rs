@@ -726,7 +726,7 @@ fn script_without_a_stack_file() {
     let r = shop_repo();
     let out = r
         .tagback()
-        .args(&[
+        .args([
             "script",
             "--repo",
             ".",
