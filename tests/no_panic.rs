@@ -108,10 +108,10 @@ fn stack_files_never_panic() {
         let input = mutate(&mut rng, &seeds[i % seeds.len()]);
         if let Ok(services) = compose::parse(&input) {
             for s in services.values() {
-                if let Some((img, _)) = &s.image {
-                    if let Ok(v) = interpolate::interpolate(img, &|_| Some("1".into())) {
-                        let _ = ImageRef::parse(&v);
-                    }
+                if let Some((img, _)) = &s.image
+                    && let Ok(v) = interpolate::interpolate(img, &|_| Some("1".into()))
+                {
+                    let _ = ImageRef::parse(&v);
                 }
             }
         }
