@@ -226,7 +226,17 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let mut dynamic = Vec::new();
     for k in &order {
         let f = &newer.files[k];
-        for op in &f.migration.operations {
+        let complete = match loader.complete(newer, f) {
+            Ok(m) => m,
+            Err(e) => {
+                problems.push(format!(
+                    "cannot read the operations of {}.{}: {e}",
+                    k.0, k.1
+                ));
+                continue;
+            }
+        };
+        for op in &complete.operations {
             let (certainty, reason) = if op.custom.is_some() {
                 loader.custom_reversibility(newer, f, op)
             } else {

@@ -230,17 +230,18 @@ fn irreversible_operation_is_found_with_file_and_line() {
         "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
     );
     r.commit("v3", Some("v3"));
-    let out = r.run_json(
-        &["plan", "--from", "v3", "--to", "v1", "--format", "json"],
-        0,
-    );
-    let v = out;
+    let args = ["plan", "--from", "v3", "--to", "v1", "--format", "json"];
+    let v = r.run_json(&args, 0);
     let i = &v["irreversible"][0];
     assert_eq!(i["app"], "shop");
     assert_eq!(i["migration"], "0005_backfill");
     assert_eq!(i["operation"], "RunPython");
     assert_eq!(i["file"], "shop/migrations/0005_backfill.py");
     assert_eq!(i["line"], 11);
+    // The second run reads the graph from the on-disk cache, which leaves
+    // operations out: the plan must be the same.
+    assert!(r.path().join(".git/tagback/cache").is_dir());
+    assert_eq!(r.run_json(&args, 0), v);
 }
 
 /// A minimal project whose `shop` app has the given migrations:

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::migration::Migration;
 
 /// Bumped whenever the parsed model changes shape or meaning.
-const VERSION: &str = "v2";
+const VERSION: &str = "v3";
 
 /// One parsed file of a cached directory.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -21,8 +21,11 @@ pub struct MigrationFile {
     pub key: Key,
     /// Repository path of the file.
     pub file: String,
-    /// What the file says.
+    /// What the file says. When read from the on-disk cache, `operations`
+    /// are left out (see [`MigrationFile::blob`]); `Loader::complete` reads them.
     pub migration: Arc<Migration>,
+    /// The blob id when the operations were left out, `None` when complete.
+    pub blob: Option<git2::Oid>,
 }
 
 /// The graph Django uses once every migration of the revision is applied.

@@ -80,8 +80,9 @@ impl<'r> Loader<'r> {
         opts: &ProjectOptions,
         full: bool,
     ) -> Result<Option<Pair>> {
-        let pn = project::load(self.repo, newer, opts)?;
-        let po = project::load(self.repo, older, opts)?;
+        let memo = project::Resolutions::default();
+        let pn = project::load_shared(self.repo, newer, opts, &memo)?;
+        let po = project::load_shared(self.repo, older, opts, &memo)?;
         let (pn, po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
@@ -214,22 +215,23 @@ impl<'r> Loader<'r> {
                 continue;
             };
             let tree = self.repo.dir_oid(snap, &dir);
+            // The cache holds the graph part of each migration (not its
+            // operations, which only the migrations to unapply need).
             if let Some(entries) = tree.and_then(|t| self.disk.get(label, t)) {
                 for e in entries {
-                    let m = Arc::new(e.migration);
-                    if let Ok(oid) = Oid::from_str(&e.blob) {
-                        self.parsed
-                            .borrow_mut()
-                            .insert((oid, label.clone()), m.clone());
-                    }
+                    let Ok(oid) = Oid::from_str(&e.blob) else {
+                        continue;
+                    };
                     let key = (label.clone(), e.name.clone());
                     let file = format!("{dir}/{}.py", e.name);
+                    let migration = Arc::new(e.migration);
                     out.insert(
                         key.clone(),
                         MigrationFile {
                             key,
                             file,
-                            migration: m,
+                            migration,
+                            blob: Some(oid),
                         },
                     );
                 }
@@ -252,7 +254,10 @@ impl<'r> Loader<'r> {
                 entries.push(cache::Entry {
                     name: name.clone(),
                     blob: oid.to_string(),
-                    migration: (*migration).clone(),
+                    migration: Migration {
+                        operations: Vec::new(),
+                        ..(*migration).clone()
+                    },
                 });
                 let key = (label.clone(), name);
                 out.insert(
@@ -261,6 +266,7 @@ impl<'r> Loader<'r> {
                         key,
                         file,
                         migration,
+                        blob: None,
                     },
                 );
             }
@@ -300,6 +306,20 @@ impl<'r> Loader<'r> {
         let m = Arc::new(m);
         self.parsed.borrow_mut().insert(key, m.clone());
         Ok(m)
+    }
+
+    /// The migration with its operations, parsing the blob when it came
+    /// from the on-disk cache without them.
+    pub fn complete(&self, rev: &Revision, f: &MigrationFile) -> Result<Arc<Migration>> {
+        let Some(oid) = f.blob else {
+            return Ok(f.migration.clone());
+        };
+        let key = (oid, f.key.0.clone());
+        if let Some(m) = self.parsed.borrow().get(&key) {
+            return Ok(m.clone());
+        }
+        let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
+        self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.
@@ -365,6 +385,13 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         else {
             return Ok(true);
         };
-        Ok(self.loader.migration_names(self.snap, dir)?.contains(name))
+        // One lookup instead of listing the whole directory: a migration is
+        // a `NAME.py` file whose name does not start with `_` or `~`.
+        if name.starts_with(['_', '~']) || name.contains(['.', '/']) {
+            return Ok(false);
+        }
+        self.loader
+            .repo
+            .exists(self.snap, &format!("{dir}/{name}.py"))
     }
 }

@@ -153,7 +153,23 @@ pub fn find_manage_py(
 
 /// Load the project at a snapshot. `Ok(None)` when there is no `manage.py`
 /// (not a Django repository).
+/// App resolutions shared between the revisions of one run: an entry whose
+/// top-level package directory has the same tree id resolves the same way.
+#[derive(Default)]
+pub struct Resolutions(std::cell::RefCell<BTreeMap<(String, git2::Oid), App>>);
+
+/// Load the project at a snapshot without sharing resolutions.
 pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Option<Project>> {
+    load_shared(repo, snap, opts, &Resolutions::default())
+}
+
+/// Load the project at a snapshot, reusing `memo` across revisions.
+pub fn load_shared(
+    repo: &Repo,
+    snap: &Snapshot,
+    opts: &ProjectOptions,
+    memo: &Resolutions,
+) -> Result<Option<Project>> {
     let Some(manage_py) = find_manage_py(repo, snap, opts.manage_py.as_deref())? else {
         return Ok(None);
     };
@@ -233,7 +249,21 @@ pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Optio
     let mut apps: Vec<App> = Vec::new();
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     for entry in &entries {
-        let mut app = resolve_app(repo, snap, &root, entry)?;
+        let top = join(&root, entry.split('.').next().unwrap_or(entry));
+        let key = repo
+            .dir_oid(snap, &top)
+            .map(|oid| (format!("{root}\0{entry}"), oid));
+        let cached = key.as_ref().and_then(|k| memo.0.borrow().get(k).cloned());
+        let mut app = match cached {
+            Some(app) => app,
+            None => {
+                let app = resolve_app(repo, snap, &root, entry)?;
+                if let Some(k) = key {
+                    memo.0.borrow_mut().insert(k, app.clone());
+                }
+                app
+            }
+        };
         let module = match migration_modules.get(&app.label) {
             Some(m) => m.clone(),
             None => Some(format!("{}.migrations", app.name)),
