@@ -61,7 +61,7 @@ fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
     Ok(!cfg.files.is_empty())
 }
 
-fn pre_push(repo: &Repo, _args: &[String], out: &mut dyn Write) -> Result<Outcome> {
+fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome> {
     // The pre-commit framework passes the range in the environment.
     if let (Ok(from), Ok(to)) = (
         std::env::var("PRE_COMMIT_FROM_REF"),
@@ -77,7 +77,7 @@ fn pre_push(repo: &Repo, _args: &[String], out: &mut dyn Write) -> Result<Outcom
         .read_to_string(&mut input)
         .map_err(|e| Error::input(format!("pre-push hook input is not text: {e}")))?;
     let updates = parse_pre_push(&input)?;
-    let remote = _args.first().map(String::as_str).unwrap_or("origin");
+    let remote = args.first().map(String::as_str).unwrap_or("origin");
     let mut outcome = Outcome::Safe;
     for u in updates {
         if u.is_delete() {

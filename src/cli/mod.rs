@@ -14,7 +14,6 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use crate::Outcome;
-use crate::config::Strategy;
 use crate::error::Result;
 use crate::report::Format;
 
@@ -132,9 +131,6 @@ pub enum Command {
         keep: Option<PathBuf>,
     },
 }
-
-/// Strategy flag shared by script generation.
-pub type StrategyArg = Strategy;
 
 /// Run a parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {

@@ -580,14 +580,6 @@ impl SettingsReader<'_> {
                         continue;
                     };
                     if names.iter().any(|(n, _)| n == "*") {
-                        let sub_package = if path.ends_with("/__init__.py") {
-                            absolute.clone()
-                        } else {
-                            absolute
-                                .rsplit_once('.')
-                                .map_or(String::new(), |(p, _)| p.to_string())
-                        };
-                        let _ = sub_package;
                         self.exec_file(&path, &absolute)?;
                     } else {
                         // `from .base import INSTALLED_APPS as BASE_APPS`
