@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::Outcome;
 use crate::error::{Error, Result};
+use crate::fs::{self, Mode};
 use crate::git::Repo;
 
 /// The hooks and their scripts (the files under `hooks/`).
@@ -47,36 +48,6 @@ fn shellexpand_home(p: &str) -> String {
     }
 }
 
-/// Write `contents` to `path` atomically (temp file in the same directory, fsync, rename).
-fn write_atomic(path: &Path, contents: &[u8], executable: bool) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tagback-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(contents)
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    if executable {
-        set_executable(tmp.path())?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_executable(p: &Path) -> Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).map_err(|e| Error::io(p, e))
-}
-
-#[cfg(not(unix))]
-fn set_executable(_: &Path) -> Result<()> {
-    Ok(())
-}
-
 pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(dir)?;
     let hooks = hooks_dir(&repo)?;
@@ -105,7 +76,7 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
         }
         if ours {
             if existing.as_deref() != Some(script.as_bytes()) {
-                write_atomic(&path, script.as_bytes(), true)?;
+                fs::write_atomic(&path, script.as_bytes(), Mode::ReplaceExecutable)?;
                 say(out, format!("updated {}", path.display()))?;
             } else {
                 say(out, format!("{} already installed", path.display()))?;
@@ -123,14 +94,14 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
                     )));
                 }
                 Ok(_) => {}
-                Err(_) => write_atomic(&chained, old, true)?,
+                Err(_) => fs::write_atomic(&chained, old, Mode::ReplaceExecutable)?,
             }
             say(
                 out,
                 format!("kept the existing {name} hook as {}", chained.display()),
             )?;
         }
-        write_atomic(&path, script.as_bytes(), true)?;
+        fs::write_atomic(&path, script.as_bytes(), Mode::ReplaceExecutable)?;
         say(out, format!("installed {}", path.display()))?;
     }
     Ok(Outcome::Safe)

@@ -13,6 +13,7 @@ use crate::analysis::{self, ServiceReport};
 use crate::config::{Config, Strategy};
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
+use crate::fs::{self, Mode};
 use crate::git::Repo;
 use crate::plan::{self, Plan};
 use crate::report;
@@ -236,25 +237,7 @@ fn emit(
 }
 
 fn write_script(path: &Path, text: &str) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tagback-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(text.as_bytes())
-        .map_err(|e| Error::io(path, e))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755))
-            .map_err(|e| Error::io(path, e))?;
-    }
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-    Ok(())
+    fs::write_atomic(path, text.as_bytes(), Mode::ReplaceExecutable)
 }
 
 fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {

@@ -3,13 +3,13 @@
 //! id (identical contents, identical parse). Best effort: a missing, stale or
 //! unreadable entry is parsed again; entries are written atomically.
 
-use std::io::Write;
 use std::path::PathBuf;
 
 use git2::Oid;
 use serde::{Deserialize, Serialize};
 
 use super::migration::Migration;
+use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model changes shape or meaning.
 const VERSION: &str = "v3";
@@ -59,16 +59,11 @@ impl DiskCache {
 
     /// Store a parse; errors are ignored (the cache is an optimisation).
     pub fn put(&self, label: &str, tree: Oid, entries: &[Entry]) {
-        let (Some(dir), Some(path)) = (&self.dir, self.path(label, tree)) else {
+        let Some(path) = self.path(label, tree) else {
             return;
         };
-        let write = || -> std::io::Result<()> {
-            std::fs::create_dir_all(dir)?;
-            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
-            tmp.write_all(&serde_json::to_vec(entries).map_err(std::io::Error::other)?)?;
-            tmp.persist(&path).map_err(|e| e.error)?;
-            Ok(())
-        };
-        let _ = write();
+        if let Ok(bytes) = serde_json::to_vec(entries) {
+            let _ = fs::write_atomic(&path, &bytes, Mode::Replace);
+        }
     }
 }

@@ -6,12 +6,12 @@
 pub mod database;
 pub mod evidence;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::fs::{self, Mode};
 use crate::git::{Repo, Snapshot};
 
 /// Default directory of records, relative to the deploy repository root.
@@ -123,7 +123,6 @@ pub fn status(
 
 /// Write a record atomically into `dir` (on disk); returns its path.
 pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     let safe_service: String = record
         .service
         .chars()
@@ -144,21 +143,8 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
     let path = dir.join(&name);
     let body = serde_json::to_string_pretty(record)
         .map_err(|e| Error::input(format!("cannot encode record: {e}")))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .suffix(".partial")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(body.as_bytes())
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.write_all(b"\n").map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.persist_noclobber(&path)
-        .map_err(|e| Error::io(&path, e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
-        let _ = d.sync_all();
-    }
+    let mut body = body.into_bytes();
+    body.push(b'\n');
+    fs::write_atomic(&path, &body, Mode::CreateNew)?;
     Ok(path)
 }
