@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::django::graph::Node;
 use crate::django::migration::Reversibility;
 use crate::django::{Graph, Key, Loader, Pair};
 
@@ -132,19 +133,21 @@ pub fn command(app: &str, target: &str) -> String {
 pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let newer = &pair.newer;
     let older = &pair.older;
+    let graph = &newer.graph;
     let mut problems = Vec::new();
 
     // Is a node of the newer graph already applied in the older state?
     let mut memo: BTreeMap<Key, bool> = BTreeMap::new();
-    let known = |k: &Key, memo: &mut BTreeMap<Key, bool>| known_by_older(k, pair, memo, 0);
+    let mut known = |k: &Key| known_by_older(k, pair, &mut memo, 0);
 
     let installed_older: BTreeSet<&str> = older
         .project
         .repo_apps()
         .map(|a| a.label.as_str())
         .collect();
-    let mut to_unapply: BTreeSet<Key> = BTreeSet::new();
-    for k in &newer.graph.nodes {
+    let mut to_unapply: Vec<bool> = vec![false; graph.len()];
+    for (n, unapply) in to_unapply.iter_mut().enumerate() {
+        let k = graph.key(n);
         let f = &newer.files[k];
         if !f.migration.replaces.is_empty() {
             let leaves = replaced_leaves(k, pair);
@@ -159,27 +162,32 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 ));
             }
         }
-        if !known(k, &mut memo) {
-            to_unapply.insert(k.clone());
-        }
+        *unapply = !known(k);
     }
 
     // Per-app targets.
-    let apps: BTreeSet<&str> = to_unapply.iter().map(|k| k.0.as_str()).collect();
-    let mut targets: BTreeMap<String, Option<Key>> = BTreeMap::new();
+    let apps: BTreeSet<&str> = (0..graph.len())
+        .filter(|n| to_unapply[*n])
+        .map(|n| graph.key(n).0.as_str())
+        .collect();
+    let mut targets: BTreeMap<String, Option<Node>> = BTreeMap::new();
     for app in &apps {
         let target = if older.loaded.contains(*app)
             && installed_older.contains(app)
-            && older.files.keys().any(|k| k.0 == *app)
+            && older
+                .files
+                .range((app.to_string(), String::new())..)
+                .next()
+                .is_some_and(|(k, _)| k.0 == *app)
         {
             let leaves = older.graph.leaves(app);
             let Some(leaf) = leaves.first() else { continue };
-            match newer.graph.standing_for(leaf) {
-                Some(n) if known(&n, &mut memo) => Some(n),
+            match graph.standing_for(leaf) {
+                Some(n) if known(graph.key(n)) => Some(n),
                 Some(n) => {
                     problems.push(format!(
                         "{app}: the older leaf {} is replaced in {} by squash {}, which also contains newer migrations; no migrate target reaches the older state",
-                        leaf.1, newer.snap.label, n.1
+                        leaf.1, newer.snap.label, graph.key(n).1
                     ));
                     continue;
                 }
@@ -194,16 +202,18 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         } else {
             None
         };
-        if let Some(t) = &target {
+        if let Some(t) = target {
+            let name = &graph.key(t).1;
             let matching = newer
                 .files
-                .keys()
-                .filter(|k| k.0 == *app && k.1.starts_with(&t.1))
+                .range((app.to_string(), String::new())..)
+                .take_while(|(k, _)| k.0 == *app)
+                .filter(|(k, _)| k.1.starts_with(name.as_str()))
                 .count();
             if matching > 1 {
                 problems.push(format!(
-                    "{app}: target {} is a prefix of another migration name in {}; Django rejects it as ambiguous",
-                    t.1, newer.snap.label
+                    "{app}: target {name} is a prefix of another migration name in {}; Django rejects it as ambiguous",
+                    newer.snap.label
                 ));
                 continue;
             }
@@ -213,18 +223,18 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
 
     // Order and verify by simulating Django's executor.
     let mut steps = Vec::new();
-    if problems.is_empty() && !to_unapply.is_empty() {
-        match order_commands(&newer.graph, &targets, &to_unapply) {
+    if problems.is_empty() && to_unapply.contains(&true) {
+        match order_commands(graph, &targets, &to_unapply) {
             Ok(s) => steps = s,
             Err(e) => problems.push(e),
         }
     }
 
-    let order = newer.graph.unapply_order(&to_unapply);
+    let order = graph.unapply_order(&to_unapply);
     let mut irreversible = Vec::new();
     let mut data_loss = Vec::new();
     let mut dynamic = Vec::new();
-    for k in &order {
+    for k in order.iter().map(|n| graph.key(*n)) {
         let f = &newer.files[k];
         let complete = match loader.complete(newer, f) {
             Ok(m) => m,
@@ -309,22 +319,19 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         .map(|s: &Step| command(&s.app, &s.target))
         .collect();
     let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
-    let keep_applied: Vec<Key> = newer
-        .graph
-        .nodes
-        .iter()
-        .filter(|k| step_apps.contains(k.0.as_str()) && !to_unapply.contains(*k))
-        .cloned()
+    let keep_applied: Vec<Key> = (0..graph.len())
+        .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
+        .map(|n| graph.key(n).clone())
         .collect();
+    let unapply: Vec<(String, String)> = order.iter().map(|n| graph.key(*n).clone()).collect();
     let squashes = keep_applied
         .iter()
-        .chain(to_unapply.iter())
+        .chain(unapply.iter())
         .filter_map(|k| {
             let r = &newer.files[k].migration.replaces;
             (!r.is_empty()).then(|| (k.clone(), r.clone()))
         })
         .collect();
-    let unapply: Vec<(String, String)> = order.into_iter().collect();
     let fingerprint = fingerprint(&steps, &unapply);
     Plan {
         from: newer.snap.label.clone(),
@@ -373,17 +380,20 @@ pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result
 /// Whether the older revision has `k` applied after a fresh migrate: it has
 /// the file, or `k` is a squash of migrations it all has.
 fn known_by_older(k: &Key, pair: &Pair, memo: &mut BTreeMap<Key, bool>, depth: u32) -> bool {
+    let older = &pair.older;
+    let installed = || {
+        older
+            .project
+            .app(&k.0)
+            .is_some_and(|a| a.migrations_dir.is_some())
+    };
+    if older.files.contains_key(k) && installed() {
+        return true;
+    }
     if let Some(v) = memo.get(k) {
         return *v;
     }
-    let older = &pair.older;
-    let installed = older
-        .project
-        .app(&k.0)
-        .is_some_and(|a| a.migrations_dir.is_some());
-    let v = if older.files.contains_key(k) && installed {
-        true
-    } else if let (Some(f), true) = (pair.newer.files.get(k), depth < 32) {
+    let v = if let (Some(f), true) = (pair.newer.files.get(k), depth < 32) {
         !f.migration.replaces.is_empty()
             && f.migration
                 .replaces
@@ -425,36 +435,32 @@ fn replaced_leaves(k: &Key, pair: &Pair) -> BTreeSet<Key> {
 fn simulate_one(
     graph: &Graph,
     app: &str,
-    target: Option<&Key>,
-    applied: &BTreeSet<Key>,
-) -> Result<BTreeSet<Key>, String> {
-    let mut set = BTreeSet::new();
-    let starts: Vec<Key> = match target {
+    target: Option<Node>,
+    applied: &[bool],
+) -> Result<Vec<bool>, String> {
+    let starts: Vec<Node> = match target {
         None => graph.roots(app),
         Some(t) => {
-            if !applied.contains(t) {
+            if !applied[t] {
                 return Err(format!(
                     "{app}: target {} would already be unapplied when its command runs",
-                    t.1
+                    graph.key(t).1
                 ));
             }
             graph
-                .children
-                .get(t)
-                .into_iter()
-                .flatten()
-                .filter(|c| c.0 == app)
-                .cloned()
+                .children(t)
+                .iter()
+                .copied()
+                .filter(|c| graph.in_app(*c, app))
                 .collect()
         }
     };
+    let mut set = vec![false; graph.len()];
     for s in starts {
-        set.extend(
-            graph
-                .descendants(&s)
-                .into_iter()
-                .filter(|k| applied.contains(k)),
-        );
+        graph.mark_descendants(s, &mut set);
+    }
+    for (m, a) in set.iter_mut().zip(applied) {
+        *m &= *a;
     }
     Ok(set)
 }
@@ -462,46 +468,49 @@ fn simulate_one(
 fn run(
     graph: &Graph,
     order: &[&String],
-    targets: &BTreeMap<String, Option<Key>>,
-    want: &BTreeSet<Key>,
+    targets: &BTreeMap<String, Option<Node>>,
+    want: &[bool],
 ) -> Result<Vec<Step>, String> {
-    let mut applied = graph.nodes.clone();
+    let mut applied = vec![true; graph.len()];
     let mut steps = Vec::new();
     for app in order {
-        let target = targets[*app].as_ref();
+        let target = targets[*app];
         let set = simulate_one(graph, app, target, &applied)?;
-        if let Some(extra) = set.iter().find(|k| !want.contains(*k)) {
+        if let Some(extra) = (0..graph.len()).find(|n| set[*n] && !want[*n]) {
+            let k = graph.key(extra);
             return Err(format!(
                 "`migrate {app} {}` would also unapply {}.{}, which the older revision has",
-                target.map_or("zero", |t| t.1.as_str()),
-                extra.0,
-                extra.1
+                target.map_or("zero", |t| graph.key(t).1.as_str()),
+                k.0,
+                k.1
             ));
         }
         let unapply = graph
             .unapply_order(&set)
             .into_iter()
-            .map(|k| {
+            .map(|n| {
+                let k = graph.key(n);
                 if k.0 == **app {
-                    k.1
+                    k.1.clone()
                 } else {
                     format!("{}.{}", k.0, k.1)
                 }
             })
             .collect();
-        for k in &set {
-            applied.remove(k);
+        for (a, s) in applied.iter_mut().zip(&set) {
+            *a &= !*s;
         }
         steps.push(Step {
             app: (*app).clone(),
-            target: target.map_or_else(|| "zero".to_string(), |t| t.1.clone()),
+            target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).1.clone()),
             unapply,
         });
     }
-    if let Some(left) = want.iter().find(|k| applied.contains(*k)) {
+    if let Some(left) = (0..graph.len()).find(|n| want[*n] && applied[*n]) {
+        let k = graph.key(left);
         return Err(format!(
             "no order of per-app commands unapplies {}.{} without unapplying migrations the older revision has",
-            left.0, left.1
+            k.0, k.1
         ));
     }
     Ok(steps)
@@ -512,19 +521,23 @@ fn run(
 /// when the first fails.
 fn order_commands(
     graph: &Graph,
-    targets: &BTreeMap<String, Option<Key>>,
-    want: &BTreeSet<Key>,
+    targets: &BTreeMap<String, Option<Node>>,
+    want: &[bool],
 ) -> Result<Vec<Step>, String> {
     let apps: Vec<&String> = targets.keys().collect();
     let mut after: BTreeMap<&String, BTreeSet<&String>> =
         apps.iter().map(|a| (*a, BTreeSet::new())).collect();
-    for k in want {
-        for d in graph.descendants(k) {
-            if d.0 != k.0
-                && want.contains(&d)
+    let mut marks = vec![false; graph.len()];
+    for k in (0..graph.len()).filter(|n| want[*n]) {
+        marks.iter_mut().for_each(|m| *m = false);
+        graph.mark_descendants(k, &mut marks);
+        let own_app = &graph.key(k).0;
+        for d in (0..graph.len()).filter(|d| marks[*d] && want[*d]) {
+            let dep_app = &graph.key(d).0;
+            if dep_app != own_app
                 && let (Some(dep), Some(own)) = (
-                    apps.iter().find(|a| ***a == d.0),
-                    apps.iter().find(|a| ***a == k.0),
+                    apps.iter().find(|a| **a == dep_app),
+                    apps.iter().find(|a| **a == own_app),
                 )
             {
                 // `dep`'s command must run before `own`'s.

@@ -175,14 +175,14 @@ fn parent_lookup(
         if let Some(pair) = loader.load_pair(&newer, &older, opts, false)? {
             for i in &plan.irreversible {
                 let key = (i.app.clone(), i.migration.clone());
-                let same: Vec<&(String, String)> = pair
-                    .newer
-                    .graph
-                    .parents
-                    .get(&key)
-                    .into_iter()
-                    .flatten()
-                    .filter(|p| p.0 == i.app)
+                let g = &pair.newer.graph;
+                let same: Vec<&(String, String)> = g
+                    .node(&key)
+                    .map(|n| g.parents(n))
+                    .unwrap_or_default()
+                    .iter()
+                    .filter(|p| g.in_app(**p, &i.app))
+                    .map(|p| g.key(*p))
                     .collect();
                 let parent = match same.as_slice() {
                     [one] => Some(one.1.clone()),

@@ -28,116 +28,131 @@ pub struct MigrationFile {
     pub blob: Option<git2::Oid>,
 }
 
+/// A node of a [`Graph`]: an index into its sorted keys, so node order is
+/// key order.
+pub type Node = usize;
+
 /// The graph Django uses once every migration of the revision is applied.
+/// Nodes are indices; edges are adjacency lists (a graph of tens of
+/// thousands of migrations is built and walked without comparing names).
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
-    /// Nodes in use (squashes instead of what they replace).
-    pub nodes: BTreeSet<Key>,
-    /// Parents (dependencies) of each node.
-    pub parents: BTreeMap<Key, BTreeSet<Key>>,
-    /// Children (dependents) of each node.
-    pub children: BTreeMap<Key, BTreeSet<Key>>,
+    /// Nodes in use (squashes instead of what they replace), sorted.
+    keys: Vec<Key>,
+    /// Parents (dependencies) of each node, sorted.
+    parents: Vec<Vec<Node>>,
+    /// Children (dependents) of each node, sorted.
+    children: Vec<Vec<Node>>,
     /// For every replaced migration, the outermost squash now standing for it.
-    pub replaced_by: BTreeMap<Key, Key>,
+    replaced_by: BTreeMap<Key, Node>,
 }
 
 impl Graph {
-    /// Nodes of `app` with no child in the same app, sorted.
-    pub fn leaves(&self, app: &str) -> Vec<Key> {
-        self.nodes
-            .iter()
-            .filter(|k| {
-                k.0 == app
-                    && !self
-                        .children
-                        .get(*k)
-                        .is_some_and(|c| c.iter().any(|c| c.0 == app))
+    /// Number of nodes.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the graph has no node.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The key of a node.
+    pub fn key(&self, n: Node) -> &Key {
+        &self.keys[n]
+    }
+
+    /// The node of a key, if it is in use.
+    pub fn node(&self, key: &Key) -> Option<Node> {
+        self.keys
+            .binary_search_by(|k| {
+                (k.0.as_str(), k.1.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
             })
-            .cloned()
+            .ok()
+    }
+
+    /// Whether `n` belongs to `app`.
+    pub fn in_app(&self, n: Node, app: &str) -> bool {
+        self.keys[n].0 == app
+    }
+
+    /// Parents (dependencies) of a node.
+    pub fn parents(&self, n: Node) -> &[Node] {
+        &self.parents[n]
+    }
+
+    /// Children (dependents) of a node.
+    pub fn children(&self, n: Node) -> &[Node] {
+        &self.children[n]
+    }
+
+    /// The nodes of `app` (contiguous, since nodes are sorted by key).
+    pub fn app_nodes(&self, app: &str) -> std::ops::Range<Node> {
+        let start = self.keys.partition_point(|k| k.0.as_str() < app);
+        let end = start + self.keys[start..].partition_point(|k| k.0 == app);
+        start..end
+    }
+
+    /// Nodes of `app` with no child in the same app, sorted.
+    pub fn leaf_nodes(&self, app: &str) -> Vec<Node> {
+        self.app_nodes(app)
+            .filter(|n| !self.children[*n].iter().any(|c| self.in_app(*c, app)))
+            .collect()
+    }
+
+    /// Keys of the leaves of `app`, sorted.
+    pub fn leaves(&self, app: &str) -> Vec<Key> {
+        self.leaf_nodes(app)
+            .into_iter()
+            .map(|n| self.keys[n].clone())
             .collect()
     }
 
     /// Nodes of `app` with no parent in the same app, sorted.
-    pub fn roots(&self, app: &str) -> Vec<Key> {
-        self.nodes
-            .iter()
-            .filter(|k| {
-                k.0 == app
-                    && !self
-                        .parents
-                        .get(*k)
-                        .is_some_and(|p| p.iter().any(|p| p.0 == app))
-            })
-            .cloned()
+    pub fn roots(&self, app: &str) -> Vec<Node> {
+        self.app_nodes(app)
+            .filter(|n| !self.parents[*n].iter().any(|p| self.in_app(*p, app)))
             .collect()
     }
 
-    /// `node` and everything that depends on it, transitively.
-    pub fn descendants(&self, node: &Key) -> BTreeSet<Key> {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![node.clone()];
-        while let Some(k) = stack.pop() {
-            if seen.insert(k.clone())
-                && let Some(c) = self.children.get(&k)
-            {
-                stack.extend(c.iter().cloned());
+    /// Mark `start` and everything that depends on it, transitively.
+    pub fn mark_descendants(&self, start: Node, marks: &mut [bool]) {
+        let mut stack = vec![start];
+        while let Some(n) = stack.pop() {
+            if !marks[n] {
+                marks[n] = true;
+                stack.extend(self.children[n].iter().filter(|c| !marks[**c]));
             }
         }
-        seen
-    }
-
-    /// `node` and everything it depends on, transitively.
-    pub fn ancestors(&self, node: &Key) -> BTreeSet<Key> {
-        let mut seen = BTreeSet::new();
-        let mut stack = vec![node.clone()];
-        while let Some(k) = stack.pop() {
-            if seen.insert(k.clone())
-                && let Some(p) = self.parents.get(&k)
-            {
-                stack.extend(p.iter().cloned());
-            }
-        }
-        seen
     }
 
     /// The node standing for `key`: itself, or the squash replacing it.
-    pub fn standing_for(&self, key: &Key) -> Option<Key> {
-        if self.nodes.contains(key) {
-            return Some(key.clone());
-        }
-        self.replaced_by.get(key).cloned()
+    pub fn standing_for(&self, key: &Key) -> Option<Node> {
+        self.node(key)
+            .or_else(|| self.replaced_by.get(key).copied())
     }
 
-    /// Order `set` so that every node comes after all its dependents in the
-    /// set (the order Django unapplies them in). Ties sort by key, reversed.
-    pub fn unapply_order(&self, set: &BTreeSet<Key>) -> Vec<Key> {
+    /// Order the marked nodes so that every node comes after all its
+    /// dependents among them (the order Django unapplies them in). Ties go
+    /// to the greatest key first.
+    pub fn unapply_order(&self, set: &[bool]) -> Vec<Node> {
         // Kahn on the reversed edges restricted to `set`.
-        let mut pending: BTreeMap<&Key, usize> = set
-            .iter()
-            .map(|k| {
-                (
-                    k,
-                    self.children
-                        .get(k)
-                        .map_or(0, |c| c.iter().filter(|c| set.contains(*c)).count()),
-                )
-            })
-            .collect();
-        let mut ready: BTreeSet<&Key> = pending
-            .iter()
-            .filter(|(_, n)| **n == 0)
-            .map(|(k, _)| *k)
-            .collect();
-        let mut out = Vec::with_capacity(set.len());
-        while let Some(k) = ready.pop_last() {
-            pending.remove(k);
-            out.push(k.clone());
-            for p in self.parents.get(k).into_iter().flatten() {
-                if let Some(n) = pending.get_mut(p) {
-                    *n -= 1;
-                    if *n == 0 {
-                        ready.insert(p);
-                    }
+        let mut pending: Vec<usize> = vec![0; self.len()];
+        let mut ready: BTreeSet<Node> = BTreeSet::new();
+        for n in (0..self.len()).filter(|n| set[*n]) {
+            pending[n] = self.children[n].iter().filter(|c| set[**c]).count();
+            if pending[n] == 0 {
+                ready.insert(n);
+            }
+        }
+        let mut out = Vec::new();
+        while let Some(n) = ready.pop_last() {
+            out.push(n);
+            for p in self.parents[n].iter().filter(|p| set[**p]) {
+                pending[*p] -= 1;
+                if pending[*p] == 0 {
+                    ready.insert(*p);
                 }
             }
         }
@@ -160,50 +175,49 @@ pub fn build(
     rev: &str,
     index: &dyn AppIndex,
 ) -> Result<Graph> {
-    let mut parents: BTreeMap<Key, BTreeSet<Key>> =
-        files.keys().map(|k| (k.clone(), BTreeSet::new())).collect();
+    // Files by index, in key order.
+    let fkeys: Vec<&Key> = files.keys().collect();
+    let fvals: Vec<&MigrationFile> = files.values().collect();
+    let find = |a: &str, n: &str| {
+        fkeys
+            .binary_search_by(|k| (k.0.as_str(), k.1.as_str()).cmp(&(a, n)))
+            .ok()
+    };
+    let app_range = |app: &str| {
+        let start = fkeys.partition_point(|k| k.0.as_str() < app);
+        start..start + fkeys[start..].partition_point(|k| k.0 == app)
+    };
+    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); fkeys.len()];
     // Internal (same-app) dependencies first, as Django does, so that
     // `__first__`/`__latest__` resolve against the app's own chain.
-    for (key, f) in files {
+    for (i, f) in fvals.iter().enumerate() {
         for dep in &f.migration.dependencies {
             if let Dependency::Key(a, n) = dep
-                && *a == key.0
+                && *a == fkeys[i].0
                 && n != "__first__"
                 && n != "__latest__"
             {
-                let target = (a.clone(), n.clone());
-                if !files.contains_key(&target) {
-                    return Err(missing(f, &target, rev));
-                }
-                parents.get_mut(key).map(|p| p.insert(target));
+                let Some(t) = find(a, n) else {
+                    return Err(missing(f, &(a.clone(), n.clone()), rev));
+                };
+                parents[i].push(t);
             }
         }
     }
-    let internal_children = std::cell::OnceCell::new();
-    let first = |app: &str| {
-        files
-            .keys()
-            .find(|k| k.0 == app && !parents[*k].iter().any(|p| p.0 == app))
-            .cloned()
-    };
+    let internal_children: std::cell::OnceCell<Vec<Vec<usize>>> = std::cell::OnceCell::new();
+    let first =
+        |app: &str| app_range(app).find(|i| !parents[*i].iter().any(|p| fkeys[*p].0 == app));
     let latest = |app: &str| {
-        files
-            .keys()
-            .find(|k| {
-                k.0 == app
-                    && !internal_children
-                        .get_or_init(|| children_of(&parents))
-                        .get(*k)
-                        .is_some_and(|c| c.iter().any(|c| c.0 == app))
-            })
-            .cloned()
+        let children = internal_children.get_or_init(|| children_of(&parents));
+        app_range(app).find(|i| !children[*i].iter().any(|c| fkeys[*c].0 == app))
     };
-    let mut extra: Vec<(Key, Key)> = Vec::new();
-    for (key, f) in files {
+    let mut extra: Vec<(usize, usize)> = Vec::new();
+    for (i, f) in fvals.iter().enumerate() {
+        let own = &fkeys[i].0;
         for dep in &f.migration.dependencies {
             let (a, n) = match dep {
                 // Same-app dependencies were added above.
-                Dependency::Key(a, _) if *a == key.0 => continue,
+                Dependency::Key(a, _) if a == own => continue,
                 Dependency::Key(a, n) => (a.clone(), n.clone()),
                 Dependency::Swappable(setting) => {
                     // A setting set at run time (e.g. by `swapper`) cannot be
@@ -217,23 +231,20 @@ pub fn build(
             };
             // Same-app dependencies were added above; Django ignores a
             // same-app `__first__` (#22325).
-            if a == key.0 {
+            if a == *own {
                 continue;
             }
             if loaded_apps.contains(&a) {
                 let target = match n.as_str() {
                     "__first__" => first(&a),
                     "__latest__" => latest(&a),
-                    _ => {
-                        let t = (a.clone(), n.clone());
-                        if !files.contains_key(&t) {
-                            return Err(missing(f, &t, rev));
-                        }
-                        Some(t)
-                    }
+                    _ => match find(&a, &n) {
+                        Some(t) => Some(t),
+                        None => return Err(missing(f, &(a, n), rev)),
+                    },
                 };
                 if let Some(t) = target {
-                    extra.push((key.clone(), t));
+                    extra.push((i, t));
                 }
             } else if project
                 .app(&a)
@@ -245,9 +256,8 @@ pub fn build(
             }
         }
         for (a, n) in &f.migration.run_before {
-            let t = (a.clone(), n.clone());
-            if files.contains_key(&t) {
-                extra.push((t, key.clone()));
+            if let Some(t) = find(a, n) {
+                extra.push((t, i));
             } else if loaded_apps.contains(a) {
                 return Err(Error::input(format!(
                     "{} at {rev}: run_before names {a}.{n}, which does not exist",
@@ -257,44 +267,51 @@ pub fn build(
         }
     }
     for (child, parent) in extra {
-        parents.get_mut(&child).map(|p| p.insert(parent));
+        parents[child].push(parent);
     }
 
     // Squashes stand in for what they replace (every replaced migration is
     // applied, so Django uses the squash).
-    let mut replaced_by: BTreeMap<Key, Key> = BTreeMap::new();
-    for (key, f) in files {
+    let mut replaced_by: BTreeMap<&Key, usize> = BTreeMap::new();
+    for (i, f) in fvals.iter().enumerate() {
         for r in &f.migration.replaces {
-            replaced_by.insert(r.clone(), key.clone());
+            replaced_by.insert(r, i);
         }
     }
-    let outermost = |k: &Key| -> Key {
-        let mut cur = k.clone();
+    let outermost = |i: usize| -> usize {
+        let mut cur = i;
         for _ in 0..64 {
-            match replaced_by.get(&cur) {
-                Some(s) if files.contains_key(s) => cur = s.clone(),
-                _ => break,
+            match replaced_by.get(fkeys[cur]) {
+                Some(s) => cur = *s,
+                None => break,
             }
         }
         cur
     };
+    let mut node_of: Vec<usize> = vec![usize::MAX; fkeys.len()];
     let mut graph = Graph::default();
-    for k in files.keys() {
-        let o = outermost(k);
-        if o == *k {
-            graph.nodes.insert(k.clone());
-        } else {
-            graph.replaced_by.insert(k.clone(), o);
+    for (i, k) in fkeys.iter().enumerate() {
+        if outermost(i) == i {
+            node_of[i] = graph.keys.len();
+            graph.keys.push((*k).clone());
         }
     }
-    for (k, ps) in &parents {
-        let c = outermost(k);
-        for p in ps {
-            let p = outermost(p);
+    graph.parents = vec![Vec::new(); graph.keys.len()];
+    for (i, k) in fkeys.iter().enumerate() {
+        let c = node_of[outermost(i)];
+        if node_of[i] == usize::MAX {
+            graph.replaced_by.insert((*k).clone(), c);
+        }
+        for p in &parents[i] {
+            let p = node_of[outermost(*p)];
             if p != c {
-                graph.parents.entry(c.clone()).or_default().insert(p);
+                graph.parents[c].push(p);
             }
         }
+    }
+    for ps in &mut graph.parents {
+        ps.sort_unstable();
+        ps.dedup();
     }
     graph.children = children_of(&graph.parents);
     check_acyclic(&graph, files, rev)?;
@@ -322,11 +339,11 @@ pub fn unresolved_swappables<'m>(project: &Project, m: &'m Migration) -> Vec<&'m
         .collect()
 }
 
-fn children_of(parents: &BTreeMap<Key, BTreeSet<Key>>) -> BTreeMap<Key, BTreeSet<Key>> {
-    let mut children: BTreeMap<Key, BTreeSet<Key>> = BTreeMap::new();
-    for (c, ps) in parents {
+fn children_of(parents: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); parents.len()];
+    for (c, ps) in parents.iter().enumerate() {
         for p in ps {
-            children.entry(p.clone()).or_default().insert(c.clone());
+            children[*p].push(c);
         }
     }
     children
@@ -340,29 +357,23 @@ fn missing(f: &MigrationFile, target: &Key, rev: &str) -> Error {
 }
 
 fn check_acyclic(graph: &Graph, files: &BTreeMap<Key, MigrationFile>, rev: &str) -> Result<()> {
-    let mut pending: BTreeMap<&Key, usize> = graph
-        .nodes
-        .iter()
-        .map(|k| (k, graph.parents.get(k).map_or(0, BTreeSet::len)))
-        .collect();
-    let mut ready: Vec<&Key> = pending
-        .iter()
-        .filter(|(_, n)| **n == 0)
-        .map(|(k, _)| *k)
-        .collect();
-    while let Some(k) = ready.pop() {
-        pending.remove(k);
-        for c in graph.children.get(k).into_iter().flatten() {
-            if let Some(n) = pending.get_mut(c) {
-                *n -= 1;
-                if *n == 0 {
-                    ready.push(c);
-                }
+    let mut pending: Vec<usize> = graph.parents.iter().map(Vec::len).collect();
+    let mut ready: Vec<Node> = (0..graph.len()).filter(|n| pending[*n] == 0).collect();
+    let mut done = 0;
+    while let Some(n) = ready.pop() {
+        done += 1;
+        for c in &graph.children[n] {
+            pending[*c] -= 1;
+            if pending[*c] == 0 {
+                ready.push(*c);
             }
         }
     }
-    if let Some((k, _)) = pending.iter().next() {
-        let file = files.get(*k).map_or("?", |f| f.file.as_str());
+    if done < graph.len()
+        && let Some(n) = (0..graph.len()).find(|n| pending[*n] > 0)
+    {
+        let k = graph.key(n);
+        let file = files.get(k).map_or("?", |f| f.file.as_str());
         return Err(Error::input(format!(
             "{file} at {rev}: circular dependency involving {}.{} (Django raises CircularDependencyError)",
             k.0, k.1

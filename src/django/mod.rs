@@ -80,9 +80,10 @@ impl<'r> Loader<'r> {
         opts: &ProjectOptions,
         full: bool,
     ) -> Result<Option<Pair>> {
-        let memo = project::Resolutions::default();
+        let memo = project::Resolutions::with_disk(self.disk.clone());
         let pn = project::load_shared(self.repo, newer, opts, &memo)?;
         let po = project::load_shared(self.repo, older, opts, &memo)?;
+        memo.save();
         let (pn, po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
@@ -108,6 +109,7 @@ impl<'r> Loader<'r> {
             let dn = pn.app(label).and_then(|a| a.migrations_dir.as_deref());
             let d_o = po.app(label).and_then(|a| a.migrations_dir.as_deref());
             let same = match (dn, d_o) {
+                (Some(a), Some(b)) if a == b => self.repo.same_dir(newer, older, a),
                 (Some(a), Some(b)) => {
                     let (x, y) = (self.repo.dir_oid(newer, a), self.repo.dir_oid(older, b));
                     x.is_some() && x == y

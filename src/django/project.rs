@@ -153,10 +153,76 @@ pub fn find_manage_py(
 
 /// Load the project at a snapshot. `Ok(None)` when there is no `manage.py`
 /// (not a Django repository).
-/// App resolutions shared between the revisions of one run: an entry whose
-/// top-level package directory has the same tree id resolves the same way.
+/// App resolutions, shared between the revisions of one run and kept on disk
+/// between runs: an entry whose top-level package directory has the same tree
+/// id resolves the same way, and a migrations directory exists or not the same
+/// way when its top-level directory has the same tree id. A warm run of a
+/// project with hundreds of apps reads no app directory at all.
 #[derive(Default)]
-pub struct Resolutions(std::cell::RefCell<BTreeMap<(String, git2::Oid), App>>);
+pub struct Resolutions {
+    memo: std::cell::RefCell<super::cache::AppMemo>,
+    disk: Option<super::cache::DiskCache>,
+}
+
+impl Resolutions {
+    /// Resolutions backed by the on-disk cache.
+    pub fn with_disk(disk: super::cache::DiskCache) -> Resolutions {
+        Resolutions {
+            memo: std::cell::RefCell::new(disk.app_memo()),
+            disk: Some(disk),
+        }
+    }
+
+    /// Write what this run resolved back to the cache (best effort).
+    pub fn save(&self) {
+        if let Some(disk) = &self.disk {
+            disk.put_app_memo(&self.memo.borrow());
+        }
+    }
+
+    fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
+        let top = join(root, entry.split('.').next().unwrap_or(entry));
+        let Some(oid) = repo.dir_oid(snap, &top) else {
+            return resolve_app(repo, snap, root, entry);
+        };
+        let key = (root.to_string(), entry.to_string(), oid);
+        if let Some((label, name)) = self.memo.borrow_mut().app(&key) {
+            return Ok(App {
+                label,
+                name,
+                migrations_dir: None,
+                migrations_module: None,
+            });
+        }
+        let app = resolve_app(repo, snap, root, entry)?;
+        self.memo
+            .borrow_mut()
+            .add_app(key, (app.label.clone(), app.name.clone()));
+        Ok(app)
+    }
+
+    /// Whether the migrations directory `dir` (of module `module`) exists.
+    fn dir_exists(
+        &self,
+        repo: &Repo,
+        snap: &Snapshot,
+        root: &str,
+        module: &str,
+        dir: &str,
+    ) -> Result<bool> {
+        let top = join(root, module.split('.').next().unwrap_or(module));
+        let Some(oid) = repo.dir_oid(snap, &top) else {
+            return repo.dir_exists(snap, dir);
+        };
+        let key = (dir.to_string(), oid);
+        if let Some(e) = self.memo.borrow_mut().dir(&key) {
+            return Ok(e);
+        }
+        let e = repo.dir_exists(snap, dir)?;
+        self.memo.borrow_mut().add_dir(key, e);
+        Ok(e)
+    }
+}
 
 /// Load the project at a snapshot without sharing resolutions.
 pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Option<Project>> {
@@ -249,21 +315,7 @@ pub fn load_shared(
     let mut apps: Vec<App> = Vec::new();
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     for entry in &entries {
-        let top = join(&root, entry.split('.').next().unwrap_or(entry));
-        let key = repo
-            .dir_oid(snap, &top)
-            .map(|oid| (format!("{root}\0{entry}"), oid));
-        let cached = key.as_ref().and_then(|k| memo.0.borrow().get(k).cloned());
-        let mut app = match cached {
-            Some(app) => app,
-            None => {
-                let app = resolve_app(repo, snap, &root, entry)?;
-                if let Some(k) = key {
-                    memo.0.borrow_mut().insert(k, app.clone());
-                }
-                app
-            }
-        };
+        let mut app = memo.app(repo, snap, &root, entry)?;
         let module = match migration_modules.get(&app.label) {
             Some(m) => m.clone(),
             None => Some(format!("{}.migrations", app.name)),
@@ -275,7 +327,7 @@ pub fn load_shared(
             && valid_module(m)
         {
             let dir = join(&root, &m.replace('.', "/"));
-            if repo.dir_exists(snap, &dir)? {
+            if memo.dir_exists(repo, snap, &root, m, &dir)? {
                 app.migrations_dir = Some(dir);
             }
         }

@@ -17,8 +17,57 @@ use crate::error::{Error, Result};
 /// Files larger than this are refused rather than read into memory.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
 
-/// The entries of one tree: name -> (object id, is a tree).
-type TreeEntries = BTreeMap<String, (Oid, bool)>;
+/// The entries of one tree, sorted by name, with all names in one buffer
+/// (a migrations directory has hundreds of entries; one allocation each
+/// would cost more than reading the tree).
+struct TreeEntries {
+    names: String,
+    /// `(name start, name end, object id, is a tree)`.
+    entries: Vec<(u32, u32, Oid, bool)>,
+}
+
+impl TreeEntries {
+    fn read(tree: &git2::Tree<'_>) -> TreeEntries {
+        let mut names = String::new();
+        let mut entries = Vec::with_capacity(tree.len());
+        for e in tree.iter() {
+            let Ok(name) = std::str::from_utf8(e.name_bytes()) else {
+                continue;
+            };
+            let start = names.len() as u32;
+            names.push_str(name);
+            entries.push((
+                start,
+                names.len() as u32,
+                e.id(),
+                e.kind() == Some(ObjectType::Tree),
+            ));
+        }
+        let mut t = TreeEntries { names, entries };
+        // Git sorts directories as if their names ended in `/`; search by name.
+        let names = std::mem::take(&mut t.names);
+        t.entries.sort_unstable_by(|a, b| {
+            names[a.0 as usize..a.1 as usize].cmp(&names[b.0 as usize..b.1 as usize])
+        });
+        t.names = names;
+        t
+    }
+
+    fn name(&self, e: &(u32, u32, Oid, bool)) -> &str {
+        &self.names[e.0 as usize..e.1 as usize]
+    }
+
+    fn get(&self, name: &str) -> Option<(Oid, bool)> {
+        self.entries
+            .binary_search_by(|e| self.name(e).cmp(name))
+            .ok()
+            .map(|i| (self.entries[i].2, self.entries[i].3))
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (&str, Oid, bool)> {
+        self.entries.iter().map(|e| (self.name(e), e.2, e.3))
+    }
+}
 
 /// An opened git repository.
 pub struct Repo {
@@ -125,16 +174,7 @@ impl Repo {
             return Ok(t.clone());
         }
         let tree = self.find_tree(oid, snap)?;
-        let entries: TreeEntries = tree
-            .iter()
-            .filter_map(|e| {
-                Some((
-                    e.name().ok()?.to_string(),
-                    (e.id(), e.kind() == Some(ObjectType::Tree)),
-                ))
-            })
-            .collect();
-        let entries = Rc::new(entries);
+        let entries = Rc::new(TreeEntries::read(&tree));
         self.trees.borrow_mut().insert(oid, entries.clone());
         Ok(entries)
     }
@@ -148,7 +188,7 @@ impl Repo {
             }
             let entries = self.tree_entries(cur.0, snap)?;
             match entries.get(part) {
-                Some(e) => cur = *e,
+                Some(e) => cur = e,
                 None => return Ok(None),
             }
         }
@@ -342,6 +382,31 @@ impl Repo {
         }
     }
 
+    /// Whether directory `dir` has identical contents at two commit
+    /// snapshots. Walks both paths in step and stops at the first directory
+    /// with the same tree id, as `git diff` prunes identical subtrees.
+    pub fn same_dir(&self, a: &Snapshot, b: &Snapshot, dir: &str) -> bool {
+        let (Source::Commit { tree: ta, .. }, Source::Commit { tree: tb, .. }) =
+            (&a.source, &b.source)
+        else {
+            return false;
+        };
+        let (mut x, mut y) = (*ta, *tb);
+        for part in dir.split('/').filter(|p| !p.is_empty()) {
+            if x == y {
+                return true;
+            }
+            let (Ok(ex), Ok(ey)) = (self.tree_entries(x, a), self.tree_entries(y, b)) else {
+                return false;
+            };
+            match (ex.get(part), ey.get(part)) {
+                (Some((ox, true)), Some((oy, true))) => (x, y) = (ox, oy),
+                _ => return false,
+            }
+        }
+        x == y
+    }
+
     /// Read a file at a snapshot. `Ok(None)` when it does not exist.
     pub fn read(&self, snap: &Snapshot, path: &str) -> Result<Option<Blob>> {
         let blob = match &snap.source {
@@ -409,9 +474,9 @@ impl Repo {
                 };
                 self.tree_entries(oid, snap)?
                     .iter()
-                    .map(|(name, (_, is_dir))| DirEntry {
-                        name: name.clone(),
-                        is_dir: *is_dir,
+                    .map(|(name, _, is_dir)| DirEntry {
+                        name: name.to_string(),
+                        is_dir,
                     })
                     .collect::<Vec<_>>()
             }
