@@ -145,15 +145,18 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         .repo_apps()
         .map(|a| a.label.as_str())
         .collect();
+    let in_older = newer.files.matching(&older.files);
+    let mut installed: Option<(&str, bool)> = None;
     let mut to_unapply: Vec<bool> = vec![false; graph.len()];
     for (n, unapply) in to_unapply.iter_mut().enumerate() {
-        let k = graph.key(n);
-        let f = &newer.files[k];
+        let fi = graph.file(n);
+        let f = newer.files.at(fi);
+        let k = &f.key;
         if !f.migration.replaces.is_empty() {
             let leaves = replaced_leaves(k, pair);
             let n_known = leaves
                 .iter()
-                .filter(|r| older.files.contains_key(*r) && installed_older.contains(r.0.as_str()))
+                .filter(|r| older.files.contains_key(r) && installed_older.contains(r.0.as_str()))
                 .count();
             if n_known > 0 && n_known < leaves.len() {
                 problems.push(format!(
@@ -162,7 +165,20 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 ));
             }
         }
-        *unapply = !known(k);
+        // Nodes come sorted by app: whether the older code migrates the app
+        // is looked up once per app.
+        let app_installed = match installed {
+            Some((app, v)) if app == k.0 => v,
+            _ => {
+                let v = older
+                    .project
+                    .app(&k.0)
+                    .is_some_and(|a| a.migrations_dir.is_some());
+                installed = Some((&k.0, v));
+                v
+            }
+        };
+        *unapply = !((in_older[fi].is_some() && app_installed) || known(k));
     }
 
     // Per-app targets.
@@ -174,11 +190,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     for app in &apps {
         let target = if older.loaded.contains(*app)
             && installed_older.contains(app)
-            && older
-                .files
-                .range((app.to_string(), String::new())..)
-                .next()
-                .is_some_and(|(k, _)| k.0 == *app)
+            && !older.files.app(app).is_empty()
         {
             let leaves = older.graph.leaves(app);
             let Some(leaf) = leaves.first() else { continue };
@@ -206,9 +218,9 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             let name = &graph.key(t).1;
             let matching = newer
                 .files
-                .range((app.to_string(), String::new())..)
-                .take_while(|(k, _)| k.0 == *app)
-                .filter(|(k, _)| k.1.starts_with(name.as_str()))
+                .app(app)
+                .iter()
+                .filter(|f| f.key.1.starts_with(name.as_str()))
                 .count();
             if matching > 1 {
                 problems.push(format!(
@@ -234,8 +246,9 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let mut irreversible = Vec::new();
     let mut data_loss = Vec::new();
     let mut dynamic = Vec::new();
-    for k in order.iter().map(|n| graph.key(*n)) {
-        let f = &newer.files[k];
+    for &n in &order {
+        let f = newer.files.at(graph.file(n));
+        let k = &f.key;
         let complete = match loader.complete(newer, f) {
             Ok(m) => m,
             Err(e) => {
@@ -319,17 +332,18 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         .map(|s: &Step| command(&s.app, &s.target))
         .collect();
     let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
-    let keep_applied: Vec<Key> = (0..graph.len())
+    let keep: Vec<Node> = (0..graph.len())
         .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
-        .map(|n| graph.key(n).clone())
         .collect();
+    let keep_applied: Vec<Key> = keep.iter().map(|n| graph.key(*n).clone()).collect();
     let unapply: Vec<(String, String)> = order.iter().map(|n| graph.key(*n).clone()).collect();
-    let squashes = keep_applied
+    let squashes = keep
         .iter()
-        .chain(unapply.iter())
-        .filter_map(|k| {
-            let r = &newer.files[k].migration.replaces;
-            (!r.is_empty()).then(|| (k.clone(), r.clone()))
+        .chain(order.iter())
+        .filter_map(|n| {
+            let f = newer.files.at(graph.file(*n));
+            let r = &f.migration.replaces;
+            (!r.is_empty()).then(|| (f.key.clone(), r.clone()))
         })
         .collect();
     let fingerprint = fingerprint(&steps, &unapply);

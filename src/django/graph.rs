@@ -28,6 +28,102 @@ pub struct MigrationFile {
     pub blob: Option<git2::Oid>,
 }
 
+/// The migration files of one revision, sorted by key (apps are contiguous).
+#[derive(Debug, Clone, Default)]
+pub struct Files(Vec<MigrationFile>);
+
+impl Files {
+    /// From files in any order; the first of two files with one key wins.
+    pub fn new(mut files: Vec<MigrationFile>) -> Files {
+        // Loaders produce them sorted: the stable sort then costs one pass.
+        files.sort_by(|a, b| a.key.cmp(&b.key));
+        files.dedup_by(|a, b| a.key == b.key);
+        Files(files)
+    }
+
+    /// Number of files.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there is no file.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The files in key order.
+    pub fn iter(&self) -> std::slice::Iter<'_, MigrationFile> {
+        self.0.iter()
+    }
+
+    /// The file at an index.
+    pub fn at(&self, i: usize) -> &MigrationFile {
+        &self.0[i]
+    }
+
+    /// The index of `app.name`.
+    pub fn position(&self, app: &str, name: &str) -> Option<usize> {
+        self.0
+            .binary_search_by(|f| (f.key.0.as_str(), f.key.1.as_str()).cmp(&(app, name)))
+            .ok()
+    }
+
+    /// The file of a key.
+    pub fn get(&self, key: &Key) -> Option<&MigrationFile> {
+        self.position(&key.0, &key.1).map(|i| &self.0[i])
+    }
+
+    /// Whether a key has a file.
+    pub fn contains_key(&self, key: &Key) -> bool {
+        self.position(&key.0, &key.1).is_some()
+    }
+
+    /// The indices of an app's files.
+    pub fn app_range(&self, app: &str) -> std::ops::Range<usize> {
+        let start = self.0.partition_point(|f| f.key.0.as_str() < app);
+        start..start + self.0[start..].partition_point(|f| f.key.0 == app)
+    }
+
+    /// An app's files, in name order.
+    pub fn app(&self, app: &str) -> &[MigrationFile] {
+        &self.0[self.app_range(app)]
+    }
+
+    /// For each file, the index of the file with the same key in `other`
+    /// (one merge pass over both sorted lists).
+    pub fn matching(&self, other: &Files) -> Vec<Option<usize>> {
+        let mut out = Vec::with_capacity(self.len());
+        let mut j = 0;
+        for f in &self.0 {
+            while j < other.0.len() && other.0[j].key < f.key {
+                j += 1;
+            }
+            out.push((j < other.0.len() && other.0[j].key == f.key).then_some(j));
+        }
+        out
+    }
+}
+
+impl std::ops::Index<&Key> for Files {
+    type Output = MigrationFile;
+
+    fn index(&self, key: &Key) -> &MigrationFile {
+        match self.get(key) {
+            Some(f) => f,
+            None => panic!("no migration file {}.{}", key.0, key.1),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Files {
+    type Item = &'a MigrationFile;
+    type IntoIter = std::slice::Iter<'a, MigrationFile>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 /// A node of a [`Graph`]: an index into its sorted keys, so node order is
 /// key order.
 pub type Node = usize;
@@ -43,6 +139,8 @@ pub struct Graph {
     parents: Vec<Vec<Node>>,
     /// Children (dependents) of each node, sorted.
     children: Vec<Vec<Node>>,
+    /// The index in the revision's [`Files`] of each node.
+    file_of: Vec<usize>,
     /// For every replaced migration, the outermost squash now standing for it.
     replaced_by: BTreeMap<Key, Node>,
 }
@@ -61,6 +159,11 @@ impl Graph {
     /// The key of a node.
     pub fn key(&self, n: Node) -> &Key {
         &self.keys[n]
+    }
+
+    /// The index in the revision's [`Files`] of a node's file.
+    pub fn file(&self, n: Node) -> usize {
+        self.file_of[n]
     }
 
     /// The node of a key, if it is in use.
@@ -169,24 +272,17 @@ pub trait AppIndex {
 
 /// Build the graph of one revision from its loaded migration files.
 pub fn build(
-    files: &BTreeMap<Key, MigrationFile>,
+    files: &Files,
     loaded_apps: &BTreeSet<String>,
     project: &Project,
     rev: &str,
     index: &dyn AppIndex,
 ) -> Result<Graph> {
     // Files by index, in key order.
-    let fkeys: Vec<&Key> = files.keys().collect();
-    let fvals: Vec<&MigrationFile> = files.values().collect();
-    let find = |a: &str, n: &str| {
-        fkeys
-            .binary_search_by(|k| (k.0.as_str(), k.1.as_str()).cmp(&(a, n)))
-            .ok()
-    };
-    let app_range = |app: &str| {
-        let start = fkeys.partition_point(|k| k.0.as_str() < app);
-        start..start + fkeys[start..].partition_point(|k| k.0 == app)
-    };
+    let fkeys: Vec<&Key> = files.iter().map(|f| &f.key).collect();
+    let fvals: Vec<&MigrationFile> = files.iter().collect();
+    let find = |a: &str, n: &str| files.position(a, n);
+    let app_range = |app: &str| files.app_range(app);
     let mut parents: Vec<Vec<usize>> = vec![Vec::new(); fkeys.len()];
     // Internal (same-app) dependencies first, as Django does, so that
     // `__first__`/`__latest__` resolve against the app's own chain.
@@ -294,6 +390,7 @@ pub fn build(
         if outermost(i) == i {
             node_of[i] = graph.keys.len();
             graph.keys.push((*k).clone());
+            graph.file_of.push(i);
         }
     }
     graph.parents = vec![Vec::new(); graph.keys.len()];
@@ -356,7 +453,7 @@ fn missing(f: &MigrationFile, target: &Key, rev: &str) -> Error {
     ))
 }
 
-fn check_acyclic(graph: &Graph, files: &BTreeMap<Key, MigrationFile>, rev: &str) -> Result<()> {
+fn check_acyclic(graph: &Graph, files: &Files, rev: &str) -> Result<()> {
     let mut pending: Vec<usize> = graph.parents.iter().map(Vec::len).collect();
     let mut ready: Vec<Node> = (0..graph.len()).filter(|n| pending[*n] == 0).collect();
     let mut done = 0;
@@ -373,7 +470,7 @@ fn check_acyclic(graph: &Graph, files: &BTreeMap<Key, MigrationFile>, rev: &str)
         && let Some(n) = (0..graph.len()).find(|n| pending[*n] > 0)
     {
         let k = graph.key(n);
-        let file = files.get(k).map_or("?", |f| f.file.as_str());
+        let file = files.at(graph.file(n)).file.as_str();
         return Err(Error::input(format!(
             "{file} at {rev}: circular dependency involving {}.{} (Django raises CircularDependencyError)",
             k.0, k.1

@@ -19,7 +19,7 @@ use git2::Oid;
 
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
-pub use graph::{Graph, Key, MigrationFile};
+pub use graph::{Files, Graph, Key, MigrationFile};
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
 
@@ -31,7 +31,7 @@ pub struct Revision {
     /// Settings and apps.
     pub project: Project,
     /// Migration files of the loaded apps.
-    pub files: BTreeMap<Key, MigrationFile>,
+    pub files: Files,
     /// Apps whose migrations were loaded.
     pub loaded: BTreeSet<String>,
     /// The graph over the loaded apps.
@@ -51,6 +51,9 @@ pub struct Pair {
 pub struct Loader<'r> {
     repo: &'r Repo,
     parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    /// Graph parts (no operations) decoded from the on-disk cache, by app
+    /// label and blob id.
+    graph_parts: RefCell<BTreeMap<String, BTreeMap<Oid, Arc<Migration>>>>,
     disk: cache::DiskCache,
     listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
 }
@@ -61,6 +64,7 @@ impl<'r> Loader<'r> {
         Loader {
             repo,
             parsed: RefCell::new(BTreeMap::new()),
+            graph_parts: RefCell::new(BTreeMap::new()),
             disk: cache::DiskCache::new(repo.git_dir()),
             listings: RefCell::new(BTreeMap::new()),
         }
@@ -81,8 +85,8 @@ impl<'r> Loader<'r> {
         full: bool,
     ) -> Result<Option<Pair>> {
         let memo = project::Resolutions::with_disk(self.disk.clone());
-        let pn = project::load_shared(self.repo, newer, opts, &memo)?;
-        let po = project::load_shared(self.repo, older, opts, &memo)?;
+        let pn = project::load_shared(self.repo, newer, opts, &memo, None)?;
+        let po = project::load_shared(self.repo, older, opts, &memo, pn.as_ref())?;
         memo.save();
         let (pn, po) = match (pn, po) {
             (None, None) => return Ok(None),
@@ -122,11 +126,11 @@ impl<'r> Loader<'r> {
         }
         // A squash may replace migrations of another app: load that app too.
         loop {
-            let mut files_n = self.load_files(newer, &pn, &loaded)?;
-            let mut files_o = self.load_files(older, &po, &loaded)?;
+            let files_n = self.load_files(newer, &pn, &loaded)?;
+            let files_o = self.load_files(older, &po, &loaded)?;
             let reached: BTreeSet<String> = files_n
-                .values()
-                .chain(files_o.values())
+                .iter()
+                .chain(files_o.iter())
                 .flat_map(|f| f.migration.replaces.iter().map(|r| r.0.clone()))
                 .filter(|a| {
                     !loaded.contains(a)
@@ -135,8 +139,8 @@ impl<'r> Loader<'r> {
                 })
                 .collect();
             if reached.is_empty() {
-                let gn = self.graph(&mut files_n, &loaded, &pn, newer)?;
-                let go = self.graph(&mut files_o, &loaded, &po, older)?;
+                let gn = self.graph(&files_n, &loaded, &pn, newer)?;
+                let go = self.graph(&files_o, &loaded, &po, older)?;
                 let nrev = Revision {
                     snap: newer.clone(),
                     project: pn,
@@ -162,7 +166,7 @@ impl<'r> Loader<'r> {
 
     fn graph(
         &self,
-        files: &mut BTreeMap<Key, MigrationFile>,
+        files: &Files,
         loaded: &BTreeSet<String>,
         project: &Project,
         snap: &Snapshot,
@@ -210,8 +214,8 @@ impl<'r> Loader<'r> {
         snap: &Snapshot,
         project: &Project,
         apps: &BTreeSet<String>,
-    ) -> Result<BTreeMap<Key, MigrationFile>> {
-        let mut out = BTreeMap::new();
+    ) -> Result<Files> {
+        let mut out = Vec::new();
         for label in apps {
             let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
                 continue;
@@ -219,29 +223,25 @@ impl<'r> Loader<'r> {
             let tree = self.repo.dir_oid(snap, &dir);
             // The cache holds the graph part of each migration (not its
             // operations, which only the migrations to unapply need).
-            if let Some(entries) = tree.and_then(|t| self.disk.get(label, t)) {
+            let mut parts = self.graph_parts.borrow_mut();
+            let parts = parts.entry(label.clone()).or_default();
+            let mut known = |blob: Oid| parts.get(&blob).cloned();
+            if let Some(entries) = tree.and_then(|t| self.disk.get(label, t, &mut known)) {
                 for e in entries {
-                    let Ok(oid) = Oid::from_str(&e.blob) else {
-                        continue;
-                    };
-                    let key = (label.clone(), e.name.clone());
-                    let file = format!("{dir}/{}.py", e.name);
-                    let migration = Arc::new(e.migration);
-                    out.insert(
-                        key.clone(),
-                        MigrationFile {
-                            key,
-                            file,
-                            migration,
-                            blob: Some(oid),
-                        },
-                    );
+                    parts.entry(e.blob).or_insert_with(|| e.migration.clone());
+                    let file = migration_path(&dir, &e.name);
+                    out.push(MigrationFile {
+                        key: (label.clone(), e.name),
+                        file,
+                        migration: e.migration,
+                        blob: Some(e.blob),
+                    });
                 }
                 continue;
             }
             let mut entries = Vec::new();
             for name in self.migration_names(snap, &dir)? {
-                let file = format!("{dir}/{name}.py");
+                let file = migration_path(&dir, &name);
                 let Some(oid) = self.repo.blob_id(snap, &file)? else {
                     continue;
                 };
@@ -255,28 +255,24 @@ impl<'r> Loader<'r> {
                 };
                 entries.push(cache::Entry {
                     name: name.clone(),
-                    blob: oid.to_string(),
-                    migration: Migration {
+                    blob: oid,
+                    migration: Arc::new(Migration {
                         operations: Vec::new(),
                         ..(*migration).clone()
-                    },
+                    }),
                 });
-                let key = (label.clone(), name);
-                out.insert(
-                    key.clone(),
-                    MigrationFile {
-                        key,
-                        file,
-                        migration,
-                        blob: None,
-                    },
-                );
+                out.push(MigrationFile {
+                    key: (label.clone(), name),
+                    file,
+                    migration,
+                    blob: None,
+                });
             }
             if let Some(t) = tree {
                 self.disk.put(label, t, &entries);
             }
         }
-        Ok(out)
+        Ok(Files::new(out))
     }
 
     fn parse(
@@ -372,6 +368,16 @@ impl<'r> Loader<'r> {
     }
 }
 
+/// `DIR/NAME.py`.
+fn migration_path(dir: &str, name: &str) -> String {
+    let mut p = String::with_capacity(dir.len() + name.len() + 4);
+    p.push_str(dir);
+    p.push('/');
+    p.push_str(name);
+    p.push_str(".py");
+    p
+}
+
 struct UnloadedIndex<'a, 'r> {
     loader: &'a Loader<'r>,
     project: &'a Project,
@@ -394,6 +400,6 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         }
         self.loader
             .repo
-            .exists(self.snap, &format!("{dir}/{name}.py"))
+            .probe(self.snap, &migration_path(dir, name))
     }
 }

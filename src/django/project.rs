@@ -46,6 +46,17 @@ pub struct Project {
     pub string_settings: BTreeMap<String, String>,
     /// Index of `apps` by label.
     by_label: BTreeMap<String, usize>,
+    /// What the apps were resolved from, for reuse by another revision.
+    resolved_from: Option<ResolvedFrom>,
+}
+
+/// The inputs of a project's app resolution: the settings read, and the tree
+/// ids of each entry's top-level package and of its migrations module's.
+#[derive(Debug, Clone)]
+struct ResolvedFrom {
+    settings: std::rc::Rc<SettingsRead>,
+    entries: Vec<String>,
+    tops: Vec<(Option<git2::Oid>, Option<git2::Oid>)>,
 }
 
 impl Project {
@@ -79,11 +90,21 @@ fn join(root: &str, rel: &str) -> String {
 }
 
 fn valid_module(module: &str) -> bool {
+    if module
+        .bytes()
+        .all(|b| b == b'.' || b == b'_' || b.is_ascii_alphanumeric())
+    {
+        // The common case, without decoding characters.
+        return !module.is_empty()
+            && module
+                .split('.')
+                .all(|p| p.as_bytes().first().is_some_and(|b| !b.is_ascii_digit()));
+    }
     !module.is_empty()
         && module.split('.').all(|p| {
             !p.is_empty()
-                && p.chars().all(|c| c == '_' || c.is_alphanumeric())
                 && !p.starts_with(|c: char| c.is_ascii_digit())
+                && p.chars().all(|c| c == '_' || c.is_alphanumeric())
         })
 }
 
@@ -151,8 +172,6 @@ pub fn find_manage_py(
     Ok(None)
 }
 
-/// Load the project at a snapshot. `Ok(None)` when there is no `manage.py`
-/// (not a Django repository).
 /// App resolutions, shared between the revisions of one run and kept on disk
 /// between runs: an entry whose top-level package directory has the same tree
 /// id resolves the same way, and a migrations directory exists or not the same
@@ -162,6 +181,33 @@ pub fn find_manage_py(
 pub struct Resolutions {
     memo: std::cell::RefCell<super::cache::AppMemo>,
     disk: Option<super::cache::DiskCache>,
+    /// Python files parsed in this run, by blob id (settings and app
+    /// configs are mostly the same blobs at both revisions).
+    parsed: std::cell::RefCell<BTreeMap<git2::Oid, std::rc::Rc<Vec<Stmt>>>>,
+    /// Settings read in this run, with the top-level entries they depend on.
+    settings: std::cell::RefCell<Vec<(Footprint, std::rc::Rc<SettingsRead>)>>,
+    /// Top-level entries the settings being read have looked at.
+    touched: std::cell::RefCell<BTreeSet<String>>,
+}
+
+/// The repository's top-level entries (and their ids) that a result depends
+/// on: everything it read lies below them.
+type Footprint = Vec<(String, Option<git2::Oid>)>;
+
+/// What reading the settings module gave.
+#[derive(Debug)]
+struct SettingsRead {
+    manage_py: String,
+    settings_module: String,
+    settings_file: String,
+    env: BTreeMap<String, Value>,
+    maybe_apps: Vec<(String, String, u32)>,
+    dynamic: BTreeMap<String, (String, u32, String)>,
+}
+
+/// The top-level entry of the repository a path lies below.
+fn top_of(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
 }
 
 impl Resolutions {
@@ -170,6 +216,9 @@ impl Resolutions {
         Resolutions {
             memo: std::cell::RefCell::new(disk.app_memo()),
             disk: Some(disk),
+            parsed: Default::default(),
+            settings: Default::default(),
+            touched: Default::default(),
         }
     }
 
@@ -180,10 +229,49 @@ impl Resolutions {
         }
     }
 
+    /// Record that the settings being read depend on the top-level entry of
+    /// `path` (a repository path, existing or not).
+    fn touch(&self, path: &str) {
+        let top = top_of(path);
+        if !self.touched.borrow().contains(top) {
+            self.touched.borrow_mut().insert(top.to_string());
+        }
+    }
+
+    /// The ids of a footprint's entries at a snapshot (`None` for snapshots
+    /// other than commits, whose files are not identified by tree ids).
+    fn footprint(repo: &Repo, snap: &Snapshot, tops: &BTreeSet<String>) -> Option<Footprint> {
+        matches!(snap.source, crate::git::Source::Commit { .. }).then(|| {
+            tops.iter()
+                .map(|t| (t.clone(), repo.entry_id(snap, t)))
+                .collect()
+        })
+    }
+
+    /// Read and parse a Python file at a snapshot, once per blob; errors
+    /// name file, revision and line.
+    fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<std::rc::Rc<Vec<Stmt>>> {
+        let (oid, text) = repo
+            .read_text(snap, file)?
+            .unwrap_or((git2::Oid::ZERO_SHA1, String::new()));
+        if let Some(stmts) = self.parsed.borrow().get(&oid) {
+            return Ok(stmts.clone());
+        }
+        let stmts = python::parse_module(&text).map_err(|e| {
+            Error::input(format!(
+                "{file} at {} line {}: invalid Python: {}",
+                snap.label, e.line, e.message
+            ))
+        })?;
+        let stmts = std::rc::Rc::new(stmts);
+        self.parsed.borrow_mut().insert(oid, stmts.clone());
+        Ok(stmts)
+    }
+
     fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
         let top = join(root, entry.split('.').next().unwrap_or(entry));
         let Some(oid) = repo.dir_oid(snap, &top) else {
-            return resolve_app(repo, snap, root, entry);
+            return resolve_app(repo, snap, root, entry, self);
         };
         let key = (root.to_string(), entry.to_string(), oid);
         if let Some((label, name)) = self.memo.borrow_mut().app(&key) {
@@ -194,7 +282,7 @@ impl Resolutions {
                 migrations_module: None,
             });
         }
-        let app = resolve_app(repo, snap, root, entry)?;
+        let app = resolve_app(repo, snap, root, entry, self)?;
         self.memo
             .borrow_mut()
             .add_app(key, (app.label.clone(), app.name.clone()));
@@ -226,15 +314,18 @@ impl Resolutions {
 
 /// Load the project at a snapshot without sharing resolutions.
 pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Option<Project>> {
-    load_shared(repo, snap, opts, &Resolutions::default())
+    load_shared(repo, snap, opts, &Resolutions::default(), None)
 }
 
-/// Load the project at a snapshot, reusing `memo` across revisions.
+/// Load the project at a snapshot, reusing `memo` across revisions, and the
+/// apps of `prior` (another revision of the same run) whose packages have
+/// the same tree ids.
 pub fn load_shared(
     repo: &Repo,
     snap: &Snapshot,
     opts: &ProjectOptions,
     memo: &Resolutions,
+    prior: Option<&Project>,
 ) -> Result<Option<Project>> {
     let Some(manage_py) = find_manage_py(repo, snap, opts.manage_py.as_deref())? else {
         return Ok(None);
@@ -242,28 +333,9 @@ pub fn load_shared(
     let root = manage_py
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| d.to_string());
-    let settings_module = match &opts.settings {
-        Some(s) => s.clone(),
-        None => settings_from_manage_py(repo, snap, &manage_py)?,
-    };
-    let (settings_file, _) = module_file(repo, snap, &root, &settings_module)?.ok_or_else(|| {
-        Error::input(format!(
-            "settings module {settings_module:?} (from {manage_py}) is not in the repository at {}; set `settings:` in .tagback.yml",
-            snap.label
-        ))
-    })?;
-    let mut reader = SettingsReader {
-        repo,
-        snap,
-        root: &root,
-        env: BTreeMap::new(),
-        maybe_apps: Vec::new(),
-        dynamic: BTreeMap::new(),
-        depth: 0,
-        seen: BTreeSet::new(),
-    };
-    reader.exec_file(&settings_file, &settings_module)?;
-
+    let settings = read_settings(repo, snap, opts, memo, &root, &manage_py)?;
+    let reader = &*settings;
+    let settings_file = &settings.settings_file;
     let entries: Vec<String> = match &opts.installed_apps {
         Some(apps) => apps.clone(),
         None => {
@@ -312,30 +384,73 @@ pub fn load_shared(
         })
         .collect();
 
-    let mut apps: Vec<App> = Vec::new();
-    let mut labels: BTreeMap<String, String> = BTreeMap::new();
-    for entry in &entries {
-        let mut app = memo.app(repo, snap, &root, entry)?;
-        let module = match migration_modules.get(&app.label) {
-            Some(m) => m.clone(),
-            None => Some(format!("{}.migrations", app.name)),
-        };
-        // Only the directory is looked up here (its `__init__.py` is checked
-        // when the app's migrations are loaded): reading every migrations
-        // directory of a large project would cost more than the whole plan.
-        if let Some(m) = &module
-            && valid_module(m)
-        {
-            let dir = join(&root, &m.replace('.', "/"));
-            if memo.dir_exists(repo, snap, &root, m, &dir)? {
-                app.migrations_dir = Some(dir);
-            }
+    // Another revision of this run that read the same settings: entries
+    // whose packages have the same tree ids resolve alike.
+    let previous = prior.and_then(|p| {
+        let from = p.resolved_from.as_ref()?;
+        (p.root == root
+            && std::rc::Rc::ptr_eq(&from.settings, &settings)
+            && from.entries == entries)
+            .then_some((p, from))
+    });
+    let module_top = |module: &str| -> Option<git2::Oid> {
+        if !valid_module(module) {
+            return None;
         }
-        app.migrations_module = module;
-        if let Some(prev) = labels.insert(app.label.clone(), app.name.clone()) {
+        let top = top_of_module(module);
+        if root.is_empty() {
+            repo.dir_oid(snap, top)
+        } else {
+            repo.dir_oid(snap, &join(&root, top))
+        }
+    };
+    let mut apps: Vec<App> = Vec::with_capacity(entries.len());
+    let mut tops = Vec::with_capacity(entries.len());
+    let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let top = module_top(entry);
+        let reused = previous.and_then(|(p, from)| {
+            let app = &p.apps[i];
+            let same_top = top.is_some() && from.tops[i].0 == top;
+            let migrations_top = match &app.migrations_module {
+                Some(m) if top_of_module(m) == top_of_module(entry) => top,
+                Some(m) => module_top(m),
+                None => None,
+            };
+            (same_top && from.tops[i].1 == migrations_top).then(|| (app.clone(), migrations_top))
+        });
+        let app = match reused {
+            Some((app, migrations_top)) => {
+                tops.push((top, migrations_top));
+                app
+            }
+            None => {
+                let mut app = memo.app(repo, snap, &root, entry)?;
+                let module = match migration_modules.get(&app.label) {
+                    Some(m) => m.clone(),
+                    None => Some(format!("{}.migrations", app.name)),
+                };
+                // Only the directory is looked up here (its `__init__.py` is
+                // checked when the app's migrations are loaded): reading every
+                // migrations directory of a large project would cost more
+                // than the whole plan.
+                if let Some(m) = &module
+                    && valid_module(m)
+                {
+                    let dir = join(&root, &m.replace('.', "/"));
+                    if memo.dir_exists(repo, snap, &root, m, &dir)? {
+                        app.migrations_dir = Some(dir);
+                    }
+                }
+                tops.push((top, module.as_deref().and_then(module_top)));
+                app.migrations_module = module;
+                app
+            }
+        };
+        if let Some(prev) = by_label.insert(app.label.clone(), i) {
             return Err(Error::input(format!(
                 "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
-                snap.label, app.label, prev, app.name
+                snap.label, app.label, apps[prev].name, app.name
             )));
         }
         apps.push(app);
@@ -346,7 +461,7 @@ pub fn load_shared(
         if entries.contains(entry) {
             continue;
         }
-        let app = resolve_app(repo, snap, &root, entry)?;
+        let app = resolve_app(repo, snap, &root, entry, memo)?;
         let migrated = matches!(
             module_file(repo, snap, &root, &format!("{}.migrations", app.name))?,
             Some((_, true))
@@ -358,32 +473,89 @@ pub fn load_shared(
             )));
         }
     }
-    let by_label = apps
-        .iter()
-        .enumerate()
-        .map(|(i, a)| (a.label.clone(), i))
-        .collect();
     Ok(Some(Project {
         root,
-        settings_module,
+        settings_module: settings.settings_module.clone(),
         apps,
         string_settings,
         by_label,
+        resolved_from: Some(ResolvedFrom {
+            settings,
+            entries,
+            tops,
+        }),
     }))
 }
 
-/// Read and parse a Python file at a snapshot; errors name file, revision and line.
-fn read_python(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<Stmt>> {
-    let text = repo
-        .read_text(snap, file)?
-        .map(|(_, t)| t)
-        .unwrap_or_default();
-    python::parse_module(&text).map_err(|e| {
+/// The first component of a dotted module path.
+fn top_of_module(module: &str) -> &str {
+    module.split('.').next().unwrap_or(module)
+}
+
+/// Read the settings module (found from `manage.py` or the options), or
+/// reuse what an earlier revision of this run read when every top-level
+/// entry it looked at is identical.
+fn read_settings(
+    repo: &Repo,
+    snap: &Snapshot,
+    opts: &ProjectOptions,
+    memo: &Resolutions,
+    root: &str,
+    manage_py: &str,
+) -> Result<std::rc::Rc<SettingsRead>> {
+    let cached = memo
+        .settings
+        .borrow()
+        .iter()
+        .find(|(footprint, read)| {
+            read.manage_py == manage_py
+                && matches!(snap.source, crate::git::Source::Commit { .. })
+                && footprint
+                    .iter()
+                    .all(|(top, id)| repo.entry_id(snap, top) == *id)
+        })
+        .map(|(_, read)| read.clone());
+    if let Some(read) = cached {
+        return Ok(read);
+    }
+    memo.touched.borrow_mut().clear();
+    memo.touch(manage_py);
+    let settings_module = match &opts.settings {
+        Some(s) => s.clone(),
+        None => settings_from_manage_py(repo, snap, manage_py, memo)?,
+    };
+    memo.touch(&join(root, top_of_module(&settings_module)));
+    let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
         Error::input(format!(
-            "{file} at {} line {}: invalid Python: {}",
-            snap.label, e.line, e.message
+            "settings module {settings_module:?} (from {manage_py}) is not in the repository at {}; set `settings:` in .tagback.yml",
+            snap.label
         ))
-    })
+    })?;
+    let mut reader = SettingsReader {
+        repo,
+        memo,
+        snap,
+        root,
+        env: BTreeMap::new(),
+        maybe_apps: Vec::new(),
+        dynamic: BTreeMap::new(),
+        depth: 0,
+        seen: BTreeSet::new(),
+    };
+    reader.exec_file(&settings_file, &settings_module)?;
+    let read = std::rc::Rc::new(SettingsRead {
+        manage_py: manage_py.to_string(),
+        settings_module,
+        settings_file,
+        env: reader.env,
+        maybe_apps: reader.maybe_apps,
+        dynamic: reader.dynamic,
+    });
+    let touched = std::mem::take(&mut *memo.touched.borrow_mut());
+    if let Some(footprint) = Resolutions::footprint(repo, snap, &touched) {
+        memo.settings.borrow_mut().push((footprint, read.clone()));
+    }
+    Ok(read)
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
@@ -399,8 +571,13 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
-fn settings_from_manage_py(repo: &Repo, snap: &Snapshot, manage_py: &str) -> Result<String> {
-    let stmts = read_python(repo, snap, manage_py)?;
+fn settings_from_manage_py(
+    repo: &Repo,
+    snap: &Snapshot,
+    manage_py: &str,
+    memo: &Resolutions,
+) -> Result<String> {
+    let stmts = memo.python(repo, snap, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
     calls
@@ -420,6 +597,7 @@ fn settings_from_manage_py(repo: &Repo, snap: &Snapshot, manage_py: &str) -> Res
 /// Executes a settings module's top-level statements over literal values.
 struct SettingsReader<'a> {
     repo: &'a Repo,
+    memo: &'a Resolutions,
     snap: &'a Snapshot,
     root: &'a str,
     env: BTreeMap<String, Value>,
@@ -436,7 +614,8 @@ impl SettingsReader<'_> {
         if self.depth > 16 || !self.seen.insert(file.to_string()) {
             return Ok(());
         }
-        let stmts = read_python(self.repo, self.snap, file)?;
+        self.memo.touch(file);
+        let stmts = self.memo.python(self.repo, self.snap, file)?;
         let package = if file.ends_with("/__init__.py") {
             module.to_string()
         } else {
@@ -618,6 +797,7 @@ impl SettingsReader<'_> {
                 } => {
                     let absolute = resolve_relative(package, module, *level);
                     let Some(absolute) = absolute else { continue };
+                    self.memo.touch(&join(self.root, top_of_module(&absolute)));
                     let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
                     else {
                         if !conditional
@@ -637,6 +817,7 @@ impl SettingsReader<'_> {
                         // `from .base import INSTALLED_APPS as BASE_APPS`
                         let mut sub = SettingsReader {
                             repo: self.repo,
+                            memo: self.memo,
                             snap: self.snap,
                             root: self.root,
                             env: BTreeMap::new(),
@@ -712,7 +893,13 @@ pub fn absolute_module(package: &str, module: &str) -> Option<String> {
 }
 
 /// Resolve one `INSTALLED_APPS` entry to its app config's name and label.
-fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
+fn resolve_app(
+    repo: &Repo,
+    snap: &Snapshot,
+    root: &str,
+    entry: &str,
+    memo: &Resolutions,
+) -> Result<App> {
     let external = |name: &str| {
         let base = match name.split_once(".apps.") {
             Some((pkg, _)) => pkg,
@@ -739,7 +926,7 @@ fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<
         // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
         // the one marked `default = True`.
         if let Some((apps_file, _)) = module_file(repo, snap, root, &format!("{entry}.apps"))? {
-            let configs = app_configs(repo, snap, &apps_file)?;
+            let configs = app_configs(repo, snap, &apps_file, memo)?;
             let chosen = if configs.len() == 1 && configs[0].2 != Some(false) {
                 configs.into_iter().next()
             } else {
@@ -754,7 +941,7 @@ fn resolve_app(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<
     if let Some((module, class)) = entry.rsplit_once('.')
         && let Some((file, _)) = module_file(repo, snap, root, module)?
     {
-        let stmts = read_python(repo, snap, &file)?;
+        let stmts = memo.python(repo, snap, &file)?;
         let found = stmts.iter().find_map(|s| match s {
             Stmt::Class(c) if c.name == class => Some(c),
             _ => None,
@@ -791,8 +978,13 @@ fn config_attrs(c: &python::Class) -> ConfigAttrs {
     out
 }
 
-fn app_configs(repo: &Repo, snap: &Snapshot, file: &str) -> Result<Vec<ConfigAttrs>> {
-    let stmts = read_python(repo, snap, file)?;
+fn app_configs(
+    repo: &Repo,
+    snap: &Snapshot,
+    file: &str,
+    memo: &Resolutions,
+) -> Result<Vec<ConfigAttrs>> {
+    let stmts = memo.python(repo, snap, file)?;
     let classes: Vec<&python::Class> = stmts
         .iter()
         .filter_map(|s| match s {

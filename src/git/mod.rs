@@ -240,6 +240,26 @@ impl Repo {
         }
     }
 
+    /// Whether a file exists, for a one-off question about a directory that
+    /// is otherwise not read: the directory's tree is searched in place
+    /// instead of being indexed and cached.
+    pub fn probe(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+        let (Source::Commit { tree, .. }, Some((dir, name))) =
+            (&snap.source, path.rsplit_once('/'))
+        else {
+            return self.exists(snap, path);
+        };
+        let Some((dir_oid, true)) = self.lookup(*tree, dir, snap)? else {
+            return Ok(false);
+        };
+        if self.trees.borrow().contains_key(&dir_oid) {
+            return self.exists(snap, path);
+        }
+        let t = self.find_tree(dir_oid, snap)?;
+        Ok(t.get_name(name)
+            .is_some_and(|e| e.kind() != Some(ObjectType::Tree)))
+    }
+
     /// The working directory, if the repository has one.
     pub fn workdir(&self) -> Option<&Path> {
         self.repo.workdir()
@@ -368,6 +388,18 @@ impl Repo {
             let oid = r.resolve().ok()?.target()?;
             Some((name, oid))
         })
+    }
+
+    /// The id (tree or blob) of `path` at a commit snapshot; `None` when
+    /// absent or not a commit snapshot.
+    pub fn entry_id(&self, snap: &Snapshot, path: &str) -> Option<Oid> {
+        let Source::Commit { tree, .. } = snap.source else {
+            return None;
+        };
+        self.lookup(tree, path, snap)
+            .ok()
+            .flatten()
+            .map(|(oid, _)| oid)
     }
 
     /// The tree id of `dir` at a commit snapshot (`None` when absent or not a

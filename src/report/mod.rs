@@ -27,8 +27,10 @@ fn io(e: std::io::Error) -> Error {
 
 /// Write any serializable value as pretty JSON plus a newline.
 pub fn json<T: serde::Serialize>(value: &T, w: &mut dyn Write) -> Result<()> {
-    serde_json::to_writer_pretty(&mut *w, value).map_err(|e| Error::io("<stdout>", e.into()))?;
-    writeln!(w).map_err(io)
+    // One write, not one per line (stdout is line-buffered).
+    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    text.push(b'\n');
+    w.write_all(&text).map_err(io)
 }
 
 /// A plan for people.
