@@ -43,6 +43,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
     // The process ends right after printing: freeing tens of thousands of
     // small allocations one by one would cost more than computing the plan.
     std::mem::forget(pair);
+    std::mem::forget(loader);
     match req.format {
         Format::Json => report::json(&plan, out)?,
         Format::Text => report::plan_text(&plan, out)?,

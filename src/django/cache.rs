@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use super::migration::{Dependency, DynamicPart, Migration};
+use super::migration::{CustomOp, Dependency, DynamicPart, Migration, Operation, Reversibility};
 use crate::fs::{self, Mode};
 use git2::Oid;
 
@@ -75,6 +75,112 @@ impl DiskCache {
         };
         let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
     }
+}
+
+impl DiskCache {
+    fn operations_path(&self, label: &str, blob: Oid) -> Option<PathBuf> {
+        let mut p = self.path(label, blob)?;
+        p.set_extension("ops");
+        Some(p)
+    }
+
+    /// The operations of a migration blob, as parsed by an earlier run.
+    pub fn get_operations(&self, label: &str, blob: Oid) -> Option<Vec<Operation>> {
+        let text = std::fs::read_to_string(self.operations_path(label, blob)?).ok()?;
+        decode_operations(&text)
+    }
+
+    /// Store the operations of a migration blob (best effort).
+    pub fn put_operations(&self, label: &str, blob: Oid, operations: &[Operation]) {
+        if let (Some(path), Some(text)) = (
+            self.operations_path(label, blob),
+            encode_operations(operations),
+        ) {
+            let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
+        }
+    }
+}
+
+// Operations: one line each, tab-separated: kind, line, reversibility
+// (`r`, `i`, `u`), reason, data loss, custom class, custom module; optional
+// fields are `-` or `=value`.
+const OPERATIONS_HEADER: &str = "tagback operations v1";
+
+fn encode_operations(operations: &[Operation]) -> Option<String> {
+    let opt = |v: Option<&str>| v.map_or_else(|| "-".to_string(), |s| format!("={s}"));
+    let mut out = String::from(OPERATIONS_HEADER);
+    out.push('\n');
+    for op in operations {
+        let fields = [
+            op.kind.clone(),
+            op.line.to_string(),
+            match op.reversibility {
+                Reversibility::Reversible => "r",
+                Reversibility::Irreversible => "i",
+                Reversibility::Unknown => "u",
+            }
+            .to_string(),
+            opt(op.reason.as_deref()),
+            opt(op.data_loss.as_deref()),
+            opt(op.custom.as_ref().map(|c| c.class.as_str())),
+            opt(op.custom.as_ref().and_then(|c| c.module.as_deref())),
+        ];
+        if fields.iter().any(|f| f.contains(['\t', '\n', '\r'])) {
+            return None;
+        }
+        out.push_str(&fields.join("\t"));
+        out.push('\n');
+    }
+    Some(out)
+}
+
+fn decode_operations(text: &str) -> Option<Vec<Operation>> {
+    let mut lines = text.lines();
+    if lines.next()? != OPERATIONS_HEADER {
+        return None;
+    }
+    let opt = |s: &str| -> Option<Option<String>> {
+        match s.strip_prefix('=') {
+            Some(v) => Some(Some(v.to_string())),
+            None if s == "-" => Some(None),
+            None => None,
+        }
+    };
+    lines
+        .map(|line| {
+            let mut f = line.split('\t');
+            let mut next = || f.next();
+            let (kind, number, reversibility, reason, data_loss, class, module) = (
+                next()?,
+                next()?,
+                next()?,
+                next()?,
+                next()?,
+                next()?,
+                next()?,
+            );
+            if f.next().is_some() {
+                return None;
+            }
+            Some(Operation {
+                kind: kind.to_string(),
+                line: number.parse().ok()?,
+                reversibility: match reversibility {
+                    "r" => Reversibility::Reversible,
+                    "i" => Reversibility::Irreversible,
+                    "u" => Reversibility::Unknown,
+                    _ => return None,
+                },
+                reason: opt(reason)?,
+                data_loss: opt(data_loss)?,
+                custom: match (opt(class)?, opt(module)?) {
+                    (Some(class), module) => Some(CustomOp { module, class }),
+                    (None, None) => None,
+                    (None, Some(_)) => return None,
+                },
+            })
+        })
+        .collect()
 }
 
 // One line per migration, tab-separated: name, blob, initial (`-`, `0`, `1`),
@@ -229,7 +335,7 @@ fn items(s: &str) -> impl Iterator<Item = &str> {
 }
 
 /// A 40-digit lowercase hex object id (without a round trip through libgit2).
-fn oid_from_hex(hex: &str) -> Option<Oid> {
+pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
     let hex = hex.as_bytes();
     if hex.len() != 40 {
         return None;
@@ -344,6 +450,18 @@ impl AppMemo {
 }
 
 impl DiskCache {
+    /// A file of the cache directory, if it exists.
+    pub fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.as_ref()?.join(name)).ok()
+    }
+
+    /// Replace a file of the cache directory (best effort).
+    pub fn write(&self, name: &str, text: &str) {
+        if let Some(dir) = &self.dir {
+            let _ = fs::write_atomic(&dir.join(name), text.as_bytes(), Mode::Replace);
+        }
+    }
+
     fn memo_path(&self) -> Option<PathBuf> {
         Some(self.dir.as_ref()?.join("apps.tsv"))
     }
@@ -428,6 +546,49 @@ mod tests {
         let reused = super::decode(&text, &mut |_| Some(shared.clone())).unwrap();
         assert!(reused.iter().all(|e| Arc::ptr_eq(&e.migration, &shared)));
         assert_eq!(decode(&format!("{HEADER}\n")).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn operations_round_trip() {
+        let ops = vec![
+            Operation {
+                kind: "RunPython".into(),
+                line: 12,
+                reversibility: Reversibility::Irreversible,
+                reason: Some("RunPython without reverse_code".into()),
+                data_loss: None,
+                custom: None,
+            },
+            Operation {
+                kind: "RemoveField".into(),
+                line: 20,
+                reversibility: Reversibility::Reversible,
+                reason: None,
+                data_loss: Some("drops column shop_order.note".into()),
+                custom: None,
+            },
+            Operation {
+                kind: "Backfill".into(),
+                line: 31,
+                reversibility: Reversibility::Unknown,
+                reason: Some("custom operation".into()),
+                data_loss: None,
+                custom: Some(CustomOp {
+                    module: Some("shop.ops".into()),
+                    class: "Backfill".into(),
+                }),
+            },
+        ];
+        let text = encode_operations(&ops).unwrap();
+        assert_eq!(decode_operations(&text).unwrap(), ops);
+        let mut odd = ops[0].clone();
+        odd.reason = Some("a\nb".into());
+        assert_eq!(encode_operations(&[odd]), None);
+        assert_eq!(decode_operations("garbage\n"), None);
+        assert_eq!(
+            decode_operations(&format!("{OPERATIONS_HEADER}\nX\t1\t?\t-\t-\t-\t-\n")),
+            None
+        );
     }
 
     #[test]

@@ -293,7 +293,9 @@ pub fn build(
                 && n != "__first__"
                 && n != "__latest__"
             {
-                let Some(t) = find(a, n) else {
+                // Most migrations depend on the one just before them.
+                let previous = i.checked_sub(1).filter(|p| fkeys[*p].1 == *n);
+                let Some(t) = previous.or_else(|| find(a, n)) else {
                     return Err(missing(f, &(a.clone(), n.clone()), rev));
                 };
                 parents[i].push(t);

@@ -51,6 +51,8 @@ pub struct Pair {
 pub struct Loader<'r> {
     repo: &'r Repo,
     parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    /// Settings and app resolutions of this run.
+    resolutions: std::cell::OnceCell<project::Resolutions>,
     /// Graph parts (no operations) decoded from the on-disk cache, by app
     /// label and blob id.
     graph_parts: RefCell<BTreeMap<String, BTreeMap<Oid, Arc<Migration>>>>,
@@ -65,6 +67,7 @@ impl<'r> Loader<'r> {
             repo,
             parsed: RefCell::new(BTreeMap::new()),
             graph_parts: RefCell::new(BTreeMap::new()),
+            resolutions: std::cell::OnceCell::new(),
             disk: cache::DiskCache::new(repo.git_dir()),
             listings: RefCell::new(BTreeMap::new()),
         }
@@ -84,10 +87,12 @@ impl<'r> Loader<'r> {
         opts: &ProjectOptions,
         full: bool,
     ) -> Result<Option<Pair>> {
-        let memo = project::Resolutions::with_disk(self.disk.clone());
-        let pn = project::load_shared(self.repo, newer, opts, &memo, None)?;
-        let po = project::load_shared(self.repo, older, opts, &memo, pn.as_ref())?;
-        memo.save();
+        let memo = self
+            .resolutions
+            .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
+        let pn = project::load_shared(self.repo, newer, opts, memo, None)?;
+        let po = project::load_shared(self.repo, older, opts, memo, pn.as_ref())?;
+        memo.save(&pn.iter().chain(po.iter()).collect::<Vec<_>>());
         let (pn, po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
@@ -316,8 +321,18 @@ impl<'r> Loader<'r> {
         if let Some(m) = self.parsed.borrow().get(&key) {
             return Ok(m.clone());
         }
+        if let Some(operations) = self.disk.get_operations(&f.key.0, oid) {
+            let m = Arc::new(Migration {
+                operations,
+                ..(*f.migration).clone()
+            });
+            self.parsed.borrow_mut().insert(key, m.clone());
+            return Ok(m);
+        }
         let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
-        self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)
+        let m = self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)?;
+        self.disk.put_operations(&f.key.0, oid, &m.operations);
+        Ok(m)
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.

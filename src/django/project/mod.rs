@@ -4,6 +4,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+mod records;
+
+use records::{PROJECTS_FILE, PROJECTS_KEPT, decode_projects, encode_projects, same_resolution};
+
 use super::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
@@ -179,13 +183,16 @@ pub fn find_manage_py(
 /// project with hundreds of apps reads no app directory at all.
 #[derive(Default)]
 pub struct Resolutions {
-    memo: std::cell::RefCell<super::cache::AppMemo>,
+    /// Loaded from disk on first use (a warm run rarely needs it).
+    memo: std::cell::OnceCell<std::cell::RefCell<super::cache::AppMemo>>,
     disk: Option<super::cache::DiskCache>,
     /// Python files parsed in this run, by blob id (settings and app
     /// configs are mostly the same blobs at both revisions).
     parsed: std::cell::RefCell<BTreeMap<git2::Oid, std::rc::Rc<Vec<Stmt>>>>,
-    /// Settings read in this run, with the top-level entries they depend on.
-    settings: std::cell::RefCell<Vec<(Footprint, std::rc::Rc<SettingsRead>)>>,
+    /// Settings read in this run or by earlier runs.
+    settings: std::cell::RefCell<Vec<std::rc::Rc<SettingsRead>>>,
+    /// Projects resolved by earlier runs (from the on-disk cache).
+    records: Vec<Project>,
     /// Top-level entries the settings being read have looked at.
     touched: std::cell::RefCell<BTreeSet<String>>,
 }
@@ -194,15 +201,56 @@ pub struct Resolutions {
 /// on: everything it read lies below them.
 type Footprint = Vec<(String, Option<git2::Oid>)>;
 
-/// What reading the settings module gave.
+/// What reading the settings module gave, reduced to what tagback uses.
 #[derive(Debug)]
 struct SettingsRead {
+    /// The options it was read with (`ProjectOptions` except the apps).
+    opts_key: String,
     manage_py: String,
     settings_module: String,
     settings_file: String,
-    env: BTreeMap<String, Value>,
+    installed_apps: InstalledApps,
+    migration_modules: BTreeMap<String, Option<String>>,
+    string_settings: BTreeMap<String, String>,
+    /// Apps appended under a condition: (entry, file, line).
     maybe_apps: Vec<(String, String, u32)>,
-    dynamic: BTreeMap<String, (String, u32, String)>,
+    /// The top-level entries it read, with their ids (`None`: not reusable).
+    footprint: Option<Footprint>,
+}
+
+/// `INSTALLED_APPS` as the settings module defines it.
+#[derive(Debug, PartialEq)]
+enum InstalledApps {
+    /// A list tagback can read.
+    List(Vec<String>),
+    /// Changed in a way tagback cannot follow: (file, line, why).
+    Dynamic(String, u32, String),
+    /// Assigned something that is not a list of strings.
+    NotStatic,
+    /// Not assigned.
+    Missing,
+}
+
+impl SettingsRead {
+    /// Whether both were read from identical files with the same options.
+    fn same_as(&self, other: &SettingsRead) -> bool {
+        std::ptr::eq(self, other)
+            || (self.opts_key == other.opts_key
+                && self.manage_py == other.manage_py
+                && self.footprint.is_some()
+                && self.footprint == other.footprint)
+    }
+
+    /// Whether what it read is identical at `snap`.
+    fn still_valid(&self, repo: &Repo, snap: &Snapshot, opts_key: &str, manage_py: &str) -> bool {
+        self.opts_key == opts_key
+            && self.manage_py == manage_py
+            && matches!(snap.source, crate::git::Source::Commit { .. })
+            && self
+                .footprint
+                .as_ref()
+                .is_some_and(|f| f.iter().all(|(top, id)| repo.entry_id(snap, top) == *id))
+    }
 }
 
 /// The top-level entry of the repository a path lies below.
@@ -213,20 +261,60 @@ fn top_of(path: &str) -> &str {
 impl Resolutions {
     /// Resolutions backed by the on-disk cache.
     pub fn with_disk(disk: super::cache::DiskCache) -> Resolutions {
+        let records = disk
+            .read(PROJECTS_FILE)
+            .and_then(|t| decode_projects(&t))
+            .unwrap_or_default();
+        let settings = records
+            .iter()
+            .filter_map(|p| Some(p.resolved_from.as_ref()?.settings.clone()))
+            .collect();
         Resolutions {
-            memo: std::cell::RefCell::new(disk.app_memo()),
+            memo: std::cell::OnceCell::new(),
             disk: Some(disk),
             parsed: Default::default(),
-            settings: Default::default(),
+            settings: std::cell::RefCell::new(settings),
+            records,
             touched: Default::default(),
         }
     }
 
-    /// Write what this run resolved back to the cache (best effort).
-    pub fn save(&self) {
-        if let Some(disk) = &self.disk {
-            disk.put_app_memo(&self.memo.borrow());
+    /// Write what this run resolved back to the cache (best effort): the
+    /// app resolutions, and the projects of this run (most recent first).
+    pub fn save(&self, projects: &[&Project]) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        if let Some(memo) = self.memo.get() {
+            disk.put_app_memo(&memo.borrow());
         }
+        let mut keep: Vec<&Project> = Vec::new();
+        for p in projects.iter().copied().chain(self.records.iter()) {
+            let Some(from) = &p.resolved_from else {
+                continue;
+            };
+            if from.settings.footprint.is_none()
+                || keep.iter().any(|k| same_resolution(k, p))
+                || keep.len() >= PROJECTS_KEPT
+            {
+                continue;
+            }
+            keep.push(p);
+        }
+        let unchanged = keep.len() == self.records.len()
+            && keep
+                .iter()
+                .zip(&self.records)
+                .all(|(a, b)| same_resolution(a, b));
+        if !unchanged && let Some(text) = encode_projects(&keep) {
+            disk.write(PROJECTS_FILE, &text);
+        }
+    }
+
+    fn app_memo(&self) -> &std::cell::RefCell<super::cache::AppMemo> {
+        self.memo.get_or_init(|| {
+            std::cell::RefCell::new(self.disk.as_ref().map(|d| d.app_memo()).unwrap_or_default())
+        })
     }
 
     /// Record that the settings being read depend on the top-level entry of
@@ -274,7 +362,7 @@ impl Resolutions {
             return resolve_app(repo, snap, root, entry, self);
         };
         let key = (root.to_string(), entry.to_string(), oid);
-        if let Some((label, name)) = self.memo.borrow_mut().app(&key) {
+        if let Some((label, name)) = self.app_memo().borrow_mut().app(&key) {
             return Ok(App {
                 label,
                 name,
@@ -283,7 +371,7 @@ impl Resolutions {
             });
         }
         let app = resolve_app(repo, snap, root, entry, self)?;
-        self.memo
+        self.app_memo()
             .borrow_mut()
             .add_app(key, (app.label.clone(), app.name.clone()));
         Ok(app)
@@ -303,11 +391,11 @@ impl Resolutions {
             return repo.dir_exists(snap, dir);
         };
         let key = (dir.to_string(), oid);
-        if let Some(e) = self.memo.borrow_mut().dir(&key) {
+        if let Some(e) = self.app_memo().borrow_mut().dir(&key) {
             return Ok(e);
         }
         let e = repo.dir_exists(snap, dir)?;
-        self.memo.borrow_mut().add_dir(key, e);
+        self.app_memo().borrow_mut().add_dir(key, e);
         Ok(e)
     }
 }
@@ -334,65 +422,43 @@ pub fn load_shared(
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| d.to_string());
     let settings = read_settings(repo, snap, opts, memo, &root, &manage_py)?;
-    let reader = &*settings;
     let settings_file = &settings.settings_file;
-    let entries: Vec<String> = match &opts.installed_apps {
-        Some(apps) => apps.clone(),
-        None => {
-            if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
-                return Err(Error::input(format!(
-                    "INSTALLED_APPS in {file} at {} line {line} {what}; list the apps under `installed_apps:` in .tagback.yml",
-                    snap.label
-                )));
-            }
-            match reader.env.get("INSTALLED_APPS") {
-                Some(v) => string_list(v).ok_or_else(|| {
-                    Error::input(format!(
-                        "INSTALLED_APPS in {settings_file} at {} cannot be read statically; list the apps under `installed_apps:` in .tagback.yml",
-                        snap.label
-                    ))
-                })?,
-                None => {
-                    return Err(Error::input(format!(
-                        "{settings_file} at {} defines no INSTALLED_APPS that tagback can read; list the apps under `installed_apps:` in .tagback.yml",
-                        snap.label
-                    )));
-                }
-            }
+    let entries: Vec<String> = match (&opts.installed_apps, &settings.installed_apps) {
+        (Some(apps), _) => apps.clone(),
+        (None, InstalledApps::List(apps)) => apps.clone(),
+        (None, InstalledApps::Dynamic(file, line, what)) => {
+            return Err(Error::input(format!(
+                "INSTALLED_APPS in {file} at {} line {line} {what}; list the apps under `installed_apps:` in .tagback.yml",
+                snap.label
+            )));
+        }
+        (None, InstalledApps::NotStatic) => {
+            return Err(Error::input(format!(
+                "INSTALLED_APPS in {settings_file} at {} cannot be read statically; list the apps under `installed_apps:` in .tagback.yml",
+                snap.label
+            )));
+        }
+        (None, InstalledApps::Missing) => {
+            return Err(Error::input(format!(
+                "{settings_file} at {} defines no INSTALLED_APPS that tagback can read; list the apps under `installed_apps:` in .tagback.yml",
+                snap.label
+            )));
         }
     };
-    let migration_modules: BTreeMap<String, Option<String>> =
-        match reader.env.get("MIGRATION_MODULES") {
-            Some(Value::Dict(items)) => items
-                .iter()
-                .filter_map(|(k, v)| match (k, v) {
-                    (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
-                    (Value::Str(k), Value::None) => Some((k.clone(), None)),
-                    _ => None,
-                })
-                .collect(),
-            _ => BTreeMap::new(),
-        };
-    let string_settings: BTreeMap<String, String> = reader
-        .env
-        .iter()
-        .filter_map(|(k, v)| match v {
-            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
-                Some((k.clone(), s.clone()))
-            }
-            _ => None,
-        })
-        .collect();
+    let migration_modules = &settings.migration_modules;
 
     // Another revision of this run that read the same settings: entries
     // whose packages have the same tree ids resolve alike.
-    let previous = prior.and_then(|p| {
-        let from = p.resolved_from.as_ref()?;
-        (p.root == root
-            && std::rc::Rc::ptr_eq(&from.settings, &settings)
-            && from.entries == entries)
-            .then_some((p, from))
-    });
+    // Failing that, a project an earlier run resolved from the same settings.
+    let candidates: Vec<(&Project, &ResolvedFrom)> = prior
+        .into_iter()
+        .chain(memo.records.iter())
+        .filter_map(|p| {
+            let from = p.resolved_from.as_ref()?;
+            (p.root == root && from.settings.same_as(&settings) && from.entries == entries)
+                .then_some((p, from))
+        })
+        .collect();
     let module_top = |module: &str| -> Option<git2::Oid> {
         if !valid_module(module) {
             return None;
@@ -409,7 +475,7 @@ pub fn load_shared(
     let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let top = module_top(entry);
-        let reused = previous.and_then(|(p, from)| {
+        let reused = candidates.iter().find_map(|(p, from)| {
             let app = &p.apps[i];
             let same_top = top.is_some() && from.tops[i].0 == top;
             let migrations_top = match &app.migrations_module {
@@ -442,7 +508,12 @@ pub fn load_shared(
                         app.migrations_dir = Some(dir);
                     }
                 }
-                tops.push((top, module.as_deref().and_then(module_top)));
+                let migrations_top = match module.as_deref() {
+                    Some(m) if top_of_module(m) == top_of_module(entry) => top,
+                    Some(m) => module_top(m),
+                    None => None,
+                };
+                tops.push((top, migrations_top));
                 app.migrations_module = module;
                 app
             }
@@ -457,7 +528,7 @@ pub fn load_shared(
     }
     // Apps added only under a condition: harmless when their migrations are
     // not in the repository; otherwise tagback cannot know whether they run.
-    for (entry, file, line) in &reader.maybe_apps {
+    for (entry, file, line) in &settings.maybe_apps {
         if entries.contains(entry) {
             continue;
         }
@@ -477,7 +548,7 @@ pub fn load_shared(
         root,
         settings_module: settings.settings_module.clone(),
         apps,
-        string_settings,
+        string_settings: settings.string_settings.clone(),
         by_label,
         resolved_from: Some(ResolvedFrom {
             settings,
@@ -503,18 +574,13 @@ fn read_settings(
     root: &str,
     manage_py: &str,
 ) -> Result<std::rc::Rc<SettingsRead>> {
+    let opts_key = format!("{:?} {:?}", opts.manage_py, opts.settings);
     let cached = memo
         .settings
         .borrow()
         .iter()
-        .find(|(footprint, read)| {
-            read.manage_py == manage_py
-                && matches!(snap.source, crate::git::Source::Commit { .. })
-                && footprint
-                    .iter()
-                    .all(|(top, id)| repo.entry_id(snap, top) == *id)
-        })
-        .map(|(_, read)| read.clone());
+        .find(|read| read.still_valid(repo, snap, &opts_key, manage_py))
+        .cloned();
     if let Some(read) = cached {
         return Ok(read);
     }
@@ -543,18 +609,48 @@ fn read_settings(
         seen: BTreeSet::new(),
     };
     reader.exec_file(&settings_file, &settings_module)?;
+    let installed_apps = if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
+        InstalledApps::Dynamic(file.clone(), *line, what.clone())
+    } else {
+        match reader.env.get("INSTALLED_APPS") {
+            Some(v) => string_list(v).map_or(InstalledApps::NotStatic, InstalledApps::List),
+            None => InstalledApps::Missing,
+        }
+    };
+    let migration_modules = match reader.env.get("MIGRATION_MODULES") {
+        Some(Value::Dict(items)) => items
+            .iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
+                (Value::Str(k), Value::None) => Some((k.clone(), None)),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let string_settings = reader
+        .env
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+                Some((k.clone(), s.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let touched = std::mem::take(&mut *memo.touched.borrow_mut());
     let read = std::rc::Rc::new(SettingsRead {
+        opts_key,
         manage_py: manage_py.to_string(),
         settings_module,
         settings_file,
-        env: reader.env,
+        installed_apps,
+        migration_modules,
+        string_settings,
         maybe_apps: reader.maybe_apps,
-        dynamic: reader.dynamic,
+        footprint: Resolutions::footprint(repo, snap, &touched),
     });
-    let touched = std::mem::take(&mut *memo.touched.borrow_mut());
-    if let Some(footprint) = Resolutions::footprint(repo, snap, &touched) {
-        memo.settings.borrow_mut().push((footprint, read.clone()));
-    }
+    memo.settings.borrow_mut().push(read.clone());
     Ok(read)
 }
 
