@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 mod records;
 
-use records::{PROJECTS_FILE, PROJECTS_KEPT, decode_projects, encode_projects, same_resolution};
+use records::PROJECTS_FILE;
 
 use super::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
@@ -60,8 +60,12 @@ pub struct Project {
 struct ResolvedFrom {
     settings: std::rc::Rc<SettingsRead>,
     entries: Vec<String>,
-    tops: Vec<(Option<git2::Oid>, Option<git2::Oid>)>,
+    tops: Vec<Tops>,
 }
+
+/// The tree ids of an entry's top-level package and of its migrations
+/// module's top-level package (`None`: not a directory of the repository).
+type Tops = (Option<git2::Oid>, Option<git2::Oid>);
 
 impl Project {
     /// The installed app with this label.
@@ -192,7 +196,7 @@ pub struct Resolutions {
     /// Settings read in this run or by earlier runs.
     settings: std::cell::RefCell<Vec<std::rc::Rc<SettingsRead>>>,
     /// Projects resolved by earlier runs (from the on-disk cache).
-    records: Vec<Project>,
+    records: Vec<records::Record>,
     /// Top-level entries the settings being read have looked at.
     touched: std::cell::RefCell<BTreeSet<String>>,
 }
@@ -219,7 +223,7 @@ struct SettingsRead {
 }
 
 /// `INSTALLED_APPS` as the settings module defines it.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum InstalledApps {
     /// A list tagback can read.
     List(Vec<String>),
@@ -263,12 +267,9 @@ impl Resolutions {
     pub fn with_disk(disk: super::cache::DiskCache) -> Resolutions {
         let records = disk
             .read(PROJECTS_FILE)
-            .and_then(|t| decode_projects(&t))
+            .and_then(|t| records::decode(&t))
             .unwrap_or_default();
-        let settings = records
-            .iter()
-            .filter_map(|p| Some(p.resolved_from.as_ref()?.settings.clone()))
-            .collect();
+        let settings = records.iter().map(|r| r.settings.clone()).collect();
         Resolutions {
             memo: std::cell::OnceCell::new(),
             disk: Some(disk),
@@ -288,26 +289,8 @@ impl Resolutions {
         if let Some(memo) = self.memo.get() {
             disk.put_app_memo(&memo.borrow());
         }
-        let mut keep: Vec<&Project> = Vec::new();
-        for p in projects.iter().copied().chain(self.records.iter()) {
-            let Some(from) = &p.resolved_from else {
-                continue;
-            };
-            if from.settings.footprint.is_none()
-                || keep.iter().any(|k| same_resolution(k, p))
-                || keep.len() >= PROJECTS_KEPT
-            {
-                continue;
-            }
-            keep.push(p);
-        }
-        let unchanged = keep.len() == self.records.len()
-            && keep
-                .iter()
-                .zip(&self.records)
-                .all(|(a, b)| same_resolution(a, b));
-        if !unchanged && let Some(text) = encode_projects(&keep) {
-            disk.write(PROJECTS_FILE, &text);
+        if let Some(records) = records::merge(&self.records, projects) {
+            disk.write(PROJECTS_FILE, &records::encode(&records));
         }
     }
 
@@ -450,14 +433,15 @@ pub fn load_shared(
     // Another revision of this run that read the same settings: entries
     // whose packages have the same tree ids resolve alike.
     // Failing that, a project an earlier run resolved from the same settings.
-    let candidates: Vec<(&Project, &ResolvedFrom)> = prior
-        .into_iter()
-        .chain(memo.records.iter())
-        .filter_map(|p| {
-            let from = p.resolved_from.as_ref()?;
-            (p.root == root && from.settings.same_as(&settings) && from.entries == entries)
-                .then_some((p, from))
-        })
+    let prior = prior.and_then(|p| {
+        let from = p.resolved_from.as_ref()?;
+        (p.root == root && from.settings.same_as(&settings) && from.entries == entries)
+            .then_some((p, from))
+    });
+    let records: Vec<&records::Record> = memo
+        .records
+        .iter()
+        .filter(|r| r.root == root && r.settings.same_as(&settings) && r.entries == entries)
         .collect();
     let module_top = |module: &str| -> Option<git2::Oid> {
         if !valid_module(module) {
@@ -475,19 +459,29 @@ pub fn load_shared(
     let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let top = module_top(entry);
-        let reused = candidates.iter().find_map(|(p, from)| {
-            let app = &p.apps[i];
-            let same_top = top.is_some() && from.tops[i].0 == top;
+        // The tree ids this entry was resolved from, if `app` resolved it
+        // from the same ones as now.
+        let same = |(was, was_migrations): &Tops, app: &App| -> Option<Tops> {
             let migrations_top = match &app.migrations_module {
                 Some(m) if top_of_module(m) == top_of_module(entry) => top,
                 Some(m) => module_top(m),
                 None => None,
             };
-            (same_top && from.tops[i].1 == migrations_top).then(|| (app.clone(), migrations_top))
-        });
+            (top.is_some() && *was == top && *was_migrations == migrations_top)
+                .then_some((top, migrations_top))
+        };
+        let reused = prior
+            .and_then(|(p, from)| Some((p.apps[i].clone(), same(&from.tops[i], &p.apps[i])?)))
+            .or_else(|| {
+                records.iter().find_map(|r| {
+                    r.resolutions[i]
+                        .iter()
+                        .find_map(|(t, app)| Some((app.clone(), same(t, app)?)))
+                })
+            });
         let app = match reused {
-            Some((app, migrations_top)) => {
-                tops.push((top, migrations_top));
+            Some((app, resolved_from)) => {
+                tops.push(resolved_from);
                 app
             }
             None => {

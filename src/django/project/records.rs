@@ -1,38 +1,133 @@
 //! Projects resolved by earlier runs, kept in the parse cache: the settings
-//! read (with the top-level entries they depend on) and every app with the
-//! tree ids it was resolved from. A warm run checks those ids instead of
-//! parsing the settings and reading hundreds of app directories.
+//! read (with the top-level entries they depend on) and, for every
+//! `INSTALLED_APPS` entry, the apps it resolved to with the tree ids they were
+//! resolved from. A warm run checks those ids instead of parsing the settings
+//! and reading hundreds of app directories.
 //!
-//! One line per item, tab-separated; a project starts with `P`. Nothing is
-//! written for a project whose strings contain a tab or a newline.
+//! One line per item, tab-separated; a record starts with `P`, an entry with
+//! `E`, each resolution of the entry is an `A` line. Nothing is written for a
+//! record whose strings contain a tab or a newline.
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use git2::Oid;
 
-use super::{App, InstalledApps, Project, ResolvedFrom, SettingsRead};
+use super::{App, InstalledApps, Project, SettingsRead, Tops};
 use crate::django::cache::oid_from_hex;
 
 /// File name in the cache directory.
 pub(super) const PROJECTS_FILE: &str = "projects";
 
-/// How many projects the cache keeps (two per run: newer and older).
-pub(super) const PROJECTS_KEPT: usize = 6;
+/// How many records (one per distinct settings read) the cache keeps.
+const RECORDS_KEPT: usize = 4;
 
-const HEADER: &str = "tagback projects v1";
+/// How many resolutions of one entry a record keeps (most recent first).
+const ALTERNATIVES_KEPT: usize = 4;
 
-/// Whether two projects were resolved from the same inputs.
-pub(super) fn same_resolution(a: &Project, b: &Project) -> bool {
-    match (&a.resolved_from, &b.resolved_from) {
-        (Some(x), Some(y)) => {
-            a.root == b.root
-                && x.settings.same_as(&y.settings)
-                && x.entries == y.entries
-                && x.tops == y.tops
-        }
-        _ => false,
+const HEADER: &str = "tagback projects v2";
+
+/// The apps resolved from one settings read, over several revisions.
+#[derive(Debug, Clone)]
+pub(super) struct Record {
+    pub(super) root: String,
+    pub(super) settings: Rc<SettingsRead>,
+    pub(super) entries: Vec<String>,
+    /// For each entry, the apps it resolved to and the tree ids they were
+    /// resolved from.
+    pub(super) resolutions: Vec<Vec<(Tops, App)>>,
+}
+
+impl Record {
+    /// Whether both were resolved from the same settings and entries.
+    fn same_inputs(&self, other: &Record) -> bool {
+        self.root == other.root
+            && self.settings.same_as(&other.settings)
+            && self.entries == other.entries
     }
+
+    /// Whether `project` was resolved from the same settings and entries.
+    fn holds(&self, project: &Project) -> bool {
+        project.resolved_from.as_ref().is_some_and(|from| {
+            self.root == project.root
+                && self.settings.same_as(&from.settings)
+                && self.entries == from.entries
+        })
+    }
+
+    /// Add the resolutions of `project` (which it [`holds`](Record::holds)).
+    fn add(&mut self, project: &Project) {
+        let Some(from) = &project.resolved_from else {
+            return;
+        };
+        for ((alternatives, tops), app) in self
+            .resolutions
+            .iter_mut()
+            .zip(&from.tops)
+            .zip(&project.apps)
+        {
+            if alternatives
+                .first()
+                .is_some_and(|(t, a)| t == tops && a == app)
+            {
+                continue;
+            }
+            alternatives.retain(|(t, _)| t != tops);
+            alternatives.insert(0, (*tops, app.clone()));
+            alternatives.truncate(ALTERNATIVES_KEPT);
+        }
+    }
+
+    fn of(project: &Project) -> Option<Record> {
+        let from = project.resolved_from.as_ref()?;
+        from.settings.footprint.as_ref()?;
+        Some(Record {
+            root: project.root.clone(),
+            settings: from.settings.clone(),
+            entries: from.entries.clone(),
+            resolutions: from
+                .tops
+                .iter()
+                .zip(&project.apps)
+                .map(|(t, a)| vec![(*t, a.clone())])
+                .collect(),
+        })
+    }
+}
+
+/// Merge the projects of this run into the records of earlier runs (most
+/// recent first). `None` when nothing changed.
+pub(super) fn merge(records: &[Record], projects: &[&Project]) -> Option<Vec<Record>> {
+    let mut out: Vec<Record> = Vec::new();
+    for p in projects {
+        if let Some(r) = out.iter_mut().find(|r| r.holds(p)) {
+            r.add(p);
+            continue;
+        }
+        let Some(mut fresh) = Record::of(p) else {
+            continue;
+        };
+        // Carry over what an earlier run knew of the same settings.
+        if let Some(old) = records.iter().find(|r| r.holds(p)) {
+            fresh.resolutions.clone_from(&old.resolutions);
+            fresh.add(p);
+        }
+        out.push(fresh);
+    }
+    for r in records {
+        if out.len() >= RECORDS_KEPT {
+            break;
+        }
+        if !out.iter().any(|o| o.same_inputs(r)) {
+            out.push(r.clone());
+        }
+    }
+    let unchanged = out.len() == records.len()
+        && out
+            .iter()
+            .zip(records)
+            .all(|(a, b)| a.same_inputs(b) && a.resolutions == b.resolutions);
+    (!unchanged).then_some(out)
 }
 
 fn id(oid: Option<Oid>) -> String {
@@ -43,28 +138,26 @@ fn opt(v: Option<&str>) -> String {
     v.map_or_else(|| "-".to_string(), |s| format!("={s}"))
 }
 
-/// The text of the cache file, or `None` when a string cannot be stored.
-pub(super) fn encode_projects(projects: &[&Project]) -> Option<String> {
-    let mut lines: Vec<String> = vec![HEADER.to_string()];
-    for p in projects {
-        let Some(from) = &p.resolved_from else {
-            continue;
-        };
-        let s = &from.settings;
+/// The text of the cache file (records with unstorable strings left out).
+pub(super) fn encode(records: &[Record]) -> String {
+    let mut text = String::from(HEADER);
+    text.push('\n');
+    for r in records {
+        let s = &r.settings;
         let Some(footprint) = &s.footprint else {
             continue;
         };
         let mut out: Vec<String> = Vec::new();
         out.push(format!(
             "P\t{}\t{}\t{}\t{}\t{}",
-            p.root, s.opts_key, s.manage_py, s.settings_module, s.settings_file
+            r.root, s.opts_key, s.manage_py, s.settings_module, s.settings_file
         ));
         for (top, oid) in footprint {
             out.push(format!("F\t{top}\t{}", id(*oid)));
         }
         match &s.installed_apps {
-            // Usually the entries the apps were resolved from: said once.
-            InstalledApps::List(apps) if *apps == from.entries => out.push("L".to_string()),
+            // Usually the entries themselves: said once.
+            InstalledApps::List(apps) if *apps == r.entries => out.push("L".to_string()),
             InstalledApps::List(apps) => out.extend(apps.iter().map(|a| format!("I\t{a}"))),
             InstalledApps::Dynamic(file, line, what) => {
                 out.push(format!("D\t{file}\t{line}\t{what}"))
@@ -81,43 +174,45 @@ pub(super) fn encode_projects(projects: &[&Project]) -> Option<String> {
         for (entry, file, line) in &s.maybe_apps {
             out.push(format!("Y\t{entry}\t{file}\t{line}"));
         }
-        for ((entry, (top, mtop)), app) in from.entries.iter().zip(&from.tops).zip(&p.apps) {
-            out.push(format!(
-                "A\t{entry}\t{}\t{}\t{}\t{}\t{}\t{}",
-                id(*top),
-                id(*mtop),
-                app.label,
-                app.name,
-                opt(app.migrations_dir.as_deref()),
-                opt(app.migrations_module.as_deref())
-            ));
+        for (entry, alternatives) in r.entries.iter().zip(&r.resolutions) {
+            out.push(format!("E\t{entry}"));
+            for ((top, mtop), app) in alternatives {
+                out.push(format!(
+                    "A\t{}\t{}\t{}\t{}\t{}\t{}",
+                    id(*top),
+                    id(*mtop),
+                    app.label,
+                    app.name,
+                    opt(app.migrations_dir.as_deref()),
+                    opt(app.migrations_module.as_deref())
+                ));
+            }
         }
         // A string with a newline would add lines; one with a tab, fields.
-        let fields = |l: &String| l.split('\t').count();
         let expected = |l: &String| match l.as_bytes().first() {
             Some(b'P') => 6,
             Some(b'F' | b'M' | b'S') => 3,
-            Some(b'I') => 2,
+            Some(b'I' | b'E') => 2,
             Some(b'D' | b'Y') => 4,
             Some(b'N' | b'X' | b'L') => 1,
-            Some(b'A') => 8,
+            Some(b'A') => 7,
             _ => 0,
         };
-        let clean = out
+        if out
             .iter()
-            .all(|l| !l.contains(['\n', '\r']) && fields(l) == expected(l));
-        if !clean {
-            return None;
+            .all(|l| !l.contains(['\n', '\r']) && l.split('\t').count() == expected(l))
+        {
+            for l in out {
+                text.push_str(&l);
+                text.push('\n');
+            }
         }
-        lines.extend(out);
     }
-    let mut text = lines.join("\n");
-    text.push('\n');
-    Some(text)
+    text
 }
 
-/// The projects of the cache file; `None` when it is not one.
-pub(super) fn decode_projects(text: &str) -> Option<Vec<Project>> {
+/// The records of the cache file; `None` when it is not one.
+pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
     let mut lines = text.lines().peekable();
     if lines.next()? != HEADER {
         return None;
@@ -139,26 +234,15 @@ pub(super) fn decode_projects(text: &str) -> Option<Vec<Project>> {
     let mut out = Vec::new();
     while let Some(line) = lines.next() {
         let mut f = line.split('\t');
-        let (
-            Some("P"),
-            Some(root),
-            Some(opts_key),
-            Some(manage_py),
-            Some(settings_module),
-            Some(settings_file),
-            None,
-        ) = (
-            f.next(),
-            f.next(),
-            f.next(),
-            f.next(),
-            f.next(),
-            f.next(),
-            f.next(),
-        )
+        let mut next = || f.next();
+        let ("P", root, opts_key, manage_py, settings_module, settings_file) =
+            (next()?, next()?, next()?, next()?, next()?, next()?)
         else {
             return None;
         };
+        if f.next().is_some() {
+            return None;
+        }
         let mut footprint = Vec::new();
         let mut list = Vec::new();
         let mut installed = None;
@@ -166,30 +250,27 @@ pub(super) fn decode_projects(text: &str) -> Option<Vec<Project>> {
         let mut string_settings = BTreeMap::new();
         let mut maybe_apps = Vec::new();
         let mut entries = Vec::new();
-        let mut tops = Vec::new();
-        let mut apps = Vec::new();
+        let mut resolutions: Vec<Vec<(Tops, App)>> = Vec::new();
         while let Some(line) = lines.next_if(|l| !l.starts_with("P\t")) {
             let mut f = line.split('\t');
             let mut next = || f.next();
             match next()? {
                 "A" => {
-                    let (entry, top, mtop, label, name, dir, module) = (
-                        next()?,
-                        next()?,
-                        next()?,
-                        next()?,
-                        next()?,
-                        next()?,
-                        next()?,
-                    );
-                    entries.push(entry.to_string());
-                    tops.push((oid(top)?, oid(mtop)?));
-                    apps.push(App {
-                        label: label.to_string(),
-                        name: name.to_string(),
-                        migrations_dir: opt(dir)?,
-                        migrations_module: opt(module)?,
-                    });
+                    let (top, mtop, label, name, dir, module) =
+                        (next()?, next()?, next()?, next()?, next()?, next()?);
+                    resolutions.last_mut()?.push((
+                        (oid(top)?, oid(mtop)?),
+                        App {
+                            label: label.to_string(),
+                            name: name.to_string(),
+                            migrations_dir: opt(dir)?,
+                            migrations_module: opt(module)?,
+                        },
+                    ));
+                }
+                "E" => {
+                    entries.push(next()?.to_string());
+                    resolutions.push(Vec::new());
                 }
                 "F" => footprint.push((next()?.to_string(), oid(next()?)?)),
                 "I" => list.push(next()?.to_string()),
@@ -227,33 +308,21 @@ pub(super) fn decode_projects(text: &str) -> Option<Vec<Project>> {
             Some(None) => InstalledApps::List(entries.clone()),
             Some(Some(other)) => other,
         };
-        let settings = Rc::new(SettingsRead {
-            opts_key: opts_key.to_string(),
-            manage_py: manage_py.to_string(),
-            settings_module: settings_module.to_string(),
-            settings_file: settings_file.to_string(),
-            installed_apps,
-            migration_modules,
-            string_settings: string_settings.clone(),
-            maybe_apps,
-            footprint: Some(footprint),
-        });
-        let by_label = apps
-            .iter()
-            .enumerate()
-            .map(|(i, a): (usize, &App)| (a.label.clone(), i))
-            .collect();
-        out.push(Project {
+        out.push(Record {
             root: root.to_string(),
-            settings_module: settings_module.to_string(),
-            apps,
-            string_settings,
-            by_label,
-            resolved_from: Some(ResolvedFrom {
-                settings,
-                entries,
-                tops,
+            settings: Rc::new(SettingsRead {
+                opts_key: opts_key.to_string(),
+                manage_py: manage_py.to_string(),
+                settings_module: settings_module.to_string(),
+                settings_file: settings_file.to_string(),
+                installed_apps,
+                migration_modules,
+                string_settings,
+                maybe_apps,
+                footprint: Some(footprint),
             }),
+            entries,
+            resolutions,
         });
     }
     Some(out)
@@ -261,10 +330,14 @@ pub(super) fn decode_projects(text: &str) -> Option<Vec<Project>> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::ResolvedFrom;
     use super::*;
 
-    fn project(installed: InstalledApps, label: &str) -> Project {
-        let oid = Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
+    fn oid(n: u8) -> Oid {
+        Oid::from_bytes(&[n; 20]).unwrap()
+    }
+
+    fn project(installed: InstalledApps, label: &str, shop_tree: u8) -> Project {
         let settings = Rc::new(SettingsRead {
             opts_key: "None None".into(),
             manage_py: "manage.py".into(),
@@ -281,7 +354,10 @@ mod tests {
                 .into_iter()
                 .collect(),
             maybe_apps: vec![("debug_toolbar".into(), "proj/settings.py".into(), 40)],
-            footprint: Some(vec![("manage.py".into(), Some(oid)), ("proj".into(), None)]),
+            footprint: Some(vec![
+                ("manage.py".into(), Some(oid(1))),
+                ("proj".into(), None),
+            ]),
         });
         let apps = vec![
             App {
@@ -300,71 +376,99 @@ mod tests {
         Project {
             root: String::new(),
             settings_module: "proj.settings".into(),
-            by_label: apps
-                .iter()
-                .enumerate()
-                .map(|(i, a)| (a.label.clone(), i))
-                .collect(),
+            by_label: BTreeMap::new(),
             apps,
             string_settings: settings.string_settings.clone(),
             resolved_from: Some(ResolvedFrom {
                 settings,
                 entries: vec!["django.contrib.auth".into(), "shop.apps.ShopConfig".into()],
-                tops: vec![(None, None), (Some(oid), Some(oid))],
+                tops: vec![(None, None), (Some(oid(shop_tree)), Some(oid(shop_tree)))],
             }),
         }
     }
 
-    fn assert_same(a: &Project, b: &Project) {
-        assert!(same_resolution(a, b));
-        assert_eq!(a.apps, b.apps);
-        assert_eq!(a.string_settings, b.string_settings);
-        assert_eq!(a.by_label, b.by_label);
-        let (x, y) = (
-            &a.resolved_from.as_ref().unwrap().settings,
-            &b.resolved_from.as_ref().unwrap().settings,
-        );
-        assert_eq!(x.installed_apps, y.installed_apps);
-        assert_eq!(x.migration_modules, y.migration_modules);
-        assert_eq!(x.maybe_apps, y.maybe_apps);
-        assert_eq!(x.settings_file, y.settings_file);
+    fn entries() -> Vec<String> {
+        vec![
+            "django.contrib.auth".to_string(),
+            "shop.apps.ShopConfig".into(),
+        ]
     }
 
     #[test]
-    fn projects_round_trip() {
-        let entries = vec![
-            "django.contrib.auth".to_string(),
-            "shop.apps.ShopConfig".into(),
-        ];
-        let listed = project(InstalledApps::List(entries), "shop");
-        let other = project(InstalledApps::List(vec!["shop".into()]), "store");
-        let dynamic = project(
+    fn records_round_trip_and_collect_alternatives() {
+        let newer = project(InstalledApps::List(entries()), "shop", 2);
+        let older = project(InstalledApps::List(entries()), "store", 3);
+        let records = merge(&[], &[&newer, &older]).unwrap();
+        // One settings read: one record, two resolutions of the shop entry.
+        assert_eq!(records.len(), 1);
+        assert_eq!(records[0].resolutions[0].len(), 1);
+        assert_eq!(records[0].resolutions[1].len(), 2);
+        assert_eq!(records[0].resolutions[1][0].1.label, "store");
+        let back = decode(&encode(&records)).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].entries, records[0].entries);
+        assert_eq!(back[0].resolutions, records[0].resolutions);
+        let (a, b) = (&back[0].settings, &records[0].settings);
+        assert!(a.same_as(b));
+        assert_eq!(a.installed_apps, b.installed_apps);
+        assert_eq!(a.migration_modules, b.migration_modules);
+        assert_eq!(a.string_settings, b.string_settings);
+        assert_eq!(a.maybe_apps, b.maybe_apps);
+        // Nothing new: nothing to write.
+        assert!(merge(&back, &[&newer, &older]).is_none());
+        // Other settings: a record of their own, before the older ones.
+        let mut dynamic = project(
             InstalledApps::Dynamic("proj/settings.py".into(), 9, "is computed".into()),
             "shop",
+            2,
         );
-        let text = encode_projects(&[&listed, &other, &dynamic]).unwrap();
-        let back = decode_projects(&text).unwrap();
-        assert_eq!(back.len(), 3);
-        assert_same(&back[0], &listed);
-        assert_same(&back[1], &other);
-        assert_same(&back[2], &dynamic);
-        // Another tree id for an app's package: another resolution.
-        let mut moved = project(InstalledApps::NotStatic, "shop");
-        moved.resolved_from.as_mut().unwrap().tops[1].0 = None;
-        assert!(!same_resolution(&back[0], &moved));
+        let from = dynamic.resolved_from.as_mut().unwrap();
+        let mut settings = clone_settings(&from.settings);
+        settings.footprint = Some(vec![("proj".into(), Some(oid(7)))]);
+        from.settings = Rc::new(settings);
+        let more = merge(&back, &[&dynamic]).unwrap();
+        assert_eq!(more.len(), 2);
+        let again = decode(&encode(&more)).unwrap();
+        assert_eq!(
+            again[0].settings.installed_apps,
+            dynamic
+                .resolved_from
+                .as_ref()
+                .unwrap()
+                .settings
+                .installed_apps
+        );
+        assert_eq!(again[1].resolutions, records[0].resolutions);
+    }
+
+    fn clone_settings(s: &SettingsRead) -> SettingsRead {
+        SettingsRead {
+            opts_key: s.opts_key.clone(),
+            manage_py: s.manage_py.clone(),
+            settings_module: s.settings_module.clone(),
+            settings_file: s.settings_file.clone(),
+            installed_apps: s.installed_apps.clone(),
+            migration_modules: s.migration_modules.clone(),
+            string_settings: s.string_settings.clone(),
+            maybe_apps: s.maybe_apps.clone(),
+            footprint: s.footprint.clone(),
+        }
     }
 
     #[test]
     fn unstorable_strings_and_garbage() {
-        let mut odd = project(InstalledApps::NotStatic, "shop");
+        let mut odd = project(InstalledApps::NotStatic, "shop", 2);
         odd.apps[1].name = "sh\top".into();
-        assert!(encode_projects(&[&odd]).is_none());
-        let mut odd = project(InstalledApps::Missing, "shop");
+        let records = merge(&[], &[&odd]).unwrap();
+        assert_eq!(decode(&encode(&records)).unwrap().len(), 0);
+        let mut odd = project(InstalledApps::Missing, "shop", 2);
         odd.apps[1].label = "a\nb".into();
-        assert!(encode_projects(&[&odd]).is_none());
-        assert!(decode_projects("something else\n").is_none());
-        assert!(decode_projects(&format!("{HEADER}\nQ\tx\n")).is_none());
-        assert!(decode_projects(&format!("{HEADER}\nP\t\tk\tm\ts\tf\nA\tx\n")).is_none());
-        assert_eq!(decode_projects(&format!("{HEADER}\n")).unwrap().len(), 0);
+        let records = merge(&[], &[&odd]).unwrap();
+        assert_eq!(decode(&encode(&records)).unwrap().len(), 0);
+        assert!(decode("something else\n").is_none());
+        assert!(decode(&format!("{HEADER}\nQ\tx\n")).is_none());
+        assert!(decode(&format!("{HEADER}\nP\t\tk\tm\ts\tf\nA\tx\n")).is_none());
+        assert!(decode(&format!("{HEADER}\nP\t\tk\tm\ts\tf\nA\t-\t-\ta\tb\t-\t-\n")).is_none());
+        assert_eq!(decode(&format!("{HEADER}\n")).unwrap().len(), 0);
     }
 }
