@@ -190,7 +190,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     for app in &apps {
         let target = if older.loaded.contains(*app)
             && installed_older.contains(app)
-            && !older.files.app(app).is_empty()
+            && older.files.app(app).next().is_some()
         {
             let leaves = older.graph.leaves(app);
             let Some(leaf) = leaves.first() else { continue };
@@ -219,7 +219,6 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             let matching = newer
                 .files
                 .app(app)
-                .iter()
                 .filter(|f| f.key.1.starts_with(name.as_str()))
                 .count();
             if matching > 1 {

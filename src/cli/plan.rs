@@ -67,7 +67,7 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
         .ok_or_else(|| Error::input(format!("no manage.py in {} at {rev}", repo.label())))?;
     let r = &pair.newer;
     let mut migrations = BTreeMap::new();
-    for f in &r.files {
+    for f in r.files.iter() {
         let k = &f.key;
         let deps: Vec<(String, String)> = f
             .migration

@@ -55,17 +55,11 @@ impl DiskCache {
         Some(self.dir.as_ref()?.join(format!("{label}-{tree}")))
     }
 
-    /// The cached parse of an app's migrations directory. `known` gives the
-    /// migrations already decoded in this run by blob id (most blobs are the
-    /// same at both revisions): their lines are not decoded again.
-    pub fn get(
-        &self,
-        label: &str,
-        tree: Oid,
-        known: &mut dyn FnMut(Oid) -> Option<Arc<Migration>>,
-    ) -> Option<Vec<Entry>> {
+    /// The cached parse of an app's migrations directory.
+    pub fn get(&self, label: &str, tree: Oid) -> Option<CachedDir> {
         let text = std::fs::read_to_string(self.path(label, tree)?).ok()?;
-        decode(&text, known)
+        let dir = CachedDir { text };
+        dir.is_valid().then_some(dir)
     }
 
     /// Store a parse; errors are ignored (the cache is an optimisation).
@@ -247,27 +241,53 @@ fn encode(entries: &[Entry]) -> Option<String> {
     clean.then_some(out)
 }
 
-fn decode(text: &str, known: &mut dyn FnMut(Oid) -> Option<Arc<Migration>>) -> Option<Vec<Entry>> {
-    let mut lines = text.split_terminator('\n');
-    if lines.next()? != HEADER {
-        return None;
+/// A cached directory as read from disk, decoded line by line on demand.
+pub struct CachedDir {
+    text: String,
+}
+
+/// One line of a [`CachedDir`]: the migration's name and blob id, and the
+/// rest of the line, decoded only when needed.
+pub struct CachedLine<'a> {
+    /// Migration name (file stem).
+    pub name: &'a str,
+    /// Blob id of the file.
+    pub blob: Oid,
+    rest: [&'a str; 5],
+}
+
+impl CachedDir {
+    /// The entries, or `None` at the first malformed line.
+    pub fn lines(&self) -> impl Iterator<Item = Option<CachedLine<'_>>> {
+        let mut lines = self.text.split_terminator('\n');
+        let valid = lines.next() == Some(HEADER);
+        lines.map(move |line| {
+            if !valid {
+                return None;
+            }
+            let [name, blob, initial, deps, replaces, run_before, dynamic] = fields(line)?;
+            Some(CachedLine {
+                name,
+                blob: oid_from_hex(blob)?,
+                rest: [initial, deps, replaces, run_before, dynamic],
+            })
+        })
     }
-    let pair = |s: &str| -> Option<(String, String)> {
-        let (a, n) = s.split_once(PAIR)?;
-        Some((a.to_string(), n.to_string()))
-    };
-    let mut out = Vec::new();
-    for line in lines {
-        let [name, blob, initial, deps, replaces, run_before, dynamic] = fields(line)?;
-        let blob = oid_from_hex(blob)?;
-        if let Some(migration) = known(blob) {
-            out.push(Entry {
-                name: name.to_string(),
-                blob,
-                migration,
-            });
-            continue;
-        }
+
+    /// Whether the file starts as a cached directory does.
+    pub fn is_valid(&self) -> bool {
+        self.text.split_terminator('\n').next() == Some(HEADER)
+    }
+}
+
+impl CachedLine<'_> {
+    /// The migration (without operations) the line describes.
+    pub fn migration(&self) -> Option<Migration> {
+        let [initial, deps, replaces, run_before, dynamic] = self.rest;
+        let pair = |s: &str| -> Option<(String, String)> {
+            let (a, n) = s.split_once(PAIR)?;
+            Some((a.to_string(), n.to_string()))
+        };
         let initial = match initial {
             "-" => None,
             "0" => Some(false),
@@ -296,20 +316,15 @@ fn decode(text: &str, known: &mut dyn FnMut(Oid) -> Option<Arc<Migration>>) -> O
                 })
             })
             .collect::<Option<_>>()?;
-        out.push(Entry {
-            name: name.to_string(),
-            blob,
-            migration: Arc::new(Migration {
-                dependencies,
-                replaces,
-                run_before,
-                initial,
-                operations: Vec::new(),
-                dynamic,
-            }),
-        });
+        Some(Migration {
+            dependencies,
+            replaces,
+            run_before,
+            initial,
+            operations: Vec::new(),
+            dynamic,
+        })
     }
-    Some(out)
 }
 
 /// The seven tab-separated fields of an entry line.
@@ -498,7 +513,22 @@ mod tests {
     }
 
     fn decode(text: &str) -> Option<Vec<Entry>> {
-        super::decode(text, &mut |_| None)
+        let dir = CachedDir {
+            text: text.to_string(),
+        };
+        if !dir.is_valid() {
+            return None;
+        }
+        dir.lines()
+            .map(|l| {
+                let l = l?;
+                Some(Entry {
+                    name: l.name.to_string(),
+                    blob: l.blob,
+                    migration: Arc::new(l.migration()?),
+                })
+            })
+            .collect()
     }
 
     fn bare() -> Migration {
@@ -541,10 +571,6 @@ mod tests {
         ];
         let text = encode(&entries).unwrap();
         assert_eq!(decode(&text).unwrap(), entries);
-        // Blobs already decoded are taken as they are.
-        let shared = Arc::new(bare());
-        let reused = super::decode(&text, &mut |_| Some(shared.clone())).unwrap();
-        assert!(reused.iter().all(|e| Arc::ptr_eq(&e.migration, &shared)));
         assert_eq!(decode(&format!("{HEADER}\n")).unwrap(), Vec::new());
     }
 

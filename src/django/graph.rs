@@ -5,6 +5,7 @@
 //! replace (nested squashes too), then checked for cycles and conflicts.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use super::migration::{Dependency, Migration};
@@ -30,11 +31,11 @@ pub struct MigrationFile {
 
 /// The migration files of one revision, sorted by key (apps are contiguous).
 #[derive(Debug, Clone, Default)]
-pub struct Files(Vec<MigrationFile>);
+pub struct Files(Vec<Rc<MigrationFile>>);
 
 impl Files {
     /// From files in any order; the first of two files with one key wins.
-    pub fn new(mut files: Vec<MigrationFile>) -> Files {
+    pub fn new(mut files: Vec<Rc<MigrationFile>>) -> Files {
         // Loaders produce them sorted: the stable sort then costs one pass.
         files.sort_by(|a, b| a.key.cmp(&b.key));
         files.dedup_by(|a, b| a.key == b.key);
@@ -52,8 +53,8 @@ impl Files {
     }
 
     /// The files in key order.
-    pub fn iter(&self) -> std::slice::Iter<'_, MigrationFile> {
-        self.0.iter()
+    pub fn iter(&self) -> impl Iterator<Item = &MigrationFile> {
+        self.0.iter().map(|f| &**f)
     }
 
     /// The file at an index.
@@ -70,7 +71,7 @@ impl Files {
 
     /// The file of a key.
     pub fn get(&self, key: &Key) -> Option<&MigrationFile> {
-        self.position(&key.0, &key.1).map(|i| &self.0[i])
+        self.position(&key.0, &key.1).map(|i| &*self.0[i])
     }
 
     /// Whether a key has a file.
@@ -85,8 +86,13 @@ impl Files {
     }
 
     /// An app's files, in name order.
-    pub fn app(&self, app: &str) -> &[MigrationFile] {
-        &self.0[self.app_range(app)]
+    pub fn app(&self, app: &str) -> impl Iterator<Item = &MigrationFile> {
+        self.0[self.app_range(app)].iter().map(|f| &**f)
+    }
+
+    /// The shared handle of the file at an index.
+    pub fn shared(&self, i: usize) -> &Rc<MigrationFile> {
+        &self.0[i]
     }
 
     /// For each file, the index of the file with the same key in `other`
@@ -115,15 +121,6 @@ impl std::ops::Index<&Key> for Files {
     }
 }
 
-impl<'a> IntoIterator for &'a Files {
-    type Item = &'a MigrationFile;
-    type IntoIter = std::slice::Iter<'a, MigrationFile>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.0.iter()
-    }
-}
-
 /// A node of a [`Graph`]: an index into its sorted keys, so node order is
 /// key order.
 pub type Node = usize;
@@ -133,8 +130,9 @@ pub type Node = usize;
 /// thousands of migrations is built and walked without comparing names).
 #[derive(Debug, Clone, Default)]
 pub struct Graph {
-    /// Nodes in use (squashes instead of what they replace), sorted.
-    keys: Vec<Key>,
+    /// Files of the nodes in use (squashes instead of what they replace),
+    /// sorted by key.
+    nodes: Vec<Rc<MigrationFile>>,
     /// Parents (dependencies) of each node, sorted.
     parents: Vec<Vec<Node>>,
     /// Children (dependents) of each node, sorted.
@@ -148,17 +146,17 @@ pub struct Graph {
 impl Graph {
     /// Number of nodes.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.nodes.len()
     }
 
     /// Whether the graph has no node.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.nodes.is_empty()
     }
 
     /// The key of a node.
     pub fn key(&self, n: Node) -> &Key {
-        &self.keys[n]
+        &self.nodes[n].key
     }
 
     /// The index in the revision's [`Files`] of a node's file.
@@ -168,16 +166,16 @@ impl Graph {
 
     /// The node of a key, if it is in use.
     pub fn node(&self, key: &Key) -> Option<Node> {
-        self.keys
-            .binary_search_by(|k| {
-                (k.0.as_str(), k.1.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
+        self.nodes
+            .binary_search_by(|f| {
+                (f.key.0.as_str(), f.key.1.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
             })
             .ok()
     }
 
     /// Whether `n` belongs to `app`.
     pub fn in_app(&self, n: Node, app: &str) -> bool {
-        self.keys[n].0 == app
+        self.nodes[n].key.0 == app
     }
 
     /// Parents (dependencies) of a node.
@@ -192,8 +190,8 @@ impl Graph {
 
     /// The nodes of `app` (contiguous, since nodes are sorted by key).
     pub fn app_nodes(&self, app: &str) -> std::ops::Range<Node> {
-        let start = self.keys.partition_point(|k| k.0.as_str() < app);
-        let end = start + self.keys[start..].partition_point(|k| k.0 == app);
+        let start = self.nodes.partition_point(|f| f.key.0.as_str() < app);
+        let end = start + self.nodes[start..].partition_point(|f| f.key.0 == app);
         start..end
     }
 
@@ -208,7 +206,7 @@ impl Graph {
     pub fn leaves(&self, app: &str) -> Vec<Key> {
         self.leaf_nodes(app)
             .into_iter()
-            .map(|n| self.keys[n].clone())
+            .map(|n| self.nodes[n].key.clone())
             .collect()
     }
 
@@ -388,14 +386,14 @@ pub fn build(
     };
     let mut node_of: Vec<usize> = vec![usize::MAX; fkeys.len()];
     let mut graph = Graph::default();
-    for (i, k) in fkeys.iter().enumerate() {
+    for (i, node) in node_of.iter_mut().enumerate() {
         if outermost(i) == i {
-            node_of[i] = graph.keys.len();
-            graph.keys.push((*k).clone());
+            *node = graph.nodes.len();
+            graph.nodes.push(files.shared(i).clone());
             graph.file_of.push(i);
         }
     }
-    graph.parents = vec![Vec::new(); graph.keys.len()];
+    graph.parents = vec![Vec::new(); graph.nodes.len()];
     for (i, k) in fkeys.iter().enumerate() {
         let c = node_of[outermost(i)];
         if node_of[i] == usize::MAX {

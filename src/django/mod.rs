@@ -13,6 +13,7 @@ pub mod python;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 use std::sync::Arc;
 
 use git2::Oid;
@@ -53,9 +54,9 @@ pub struct Loader<'r> {
     parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
     /// Settings and app resolutions of this run.
     resolutions: std::cell::OnceCell<project::Resolutions>,
-    /// Graph parts (no operations) decoded from the on-disk cache, by app
-    /// label and blob id.
-    graph_parts: RefCell<BTreeMap<String, BTreeMap<Oid, Arc<Migration>>>>,
+    /// Files read from the on-disk cache in this run, by app label and blob
+    /// id, shared by both revisions.
+    seen_files: RefCell<BTreeMap<String, BTreeMap<Oid, Rc<MigrationFile>>>>,
     disk: cache::DiskCache,
     listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
 }
@@ -66,7 +67,7 @@ impl<'r> Loader<'r> {
         Loader {
             repo,
             parsed: RefCell::new(BTreeMap::new()),
-            graph_parts: RefCell::new(BTreeMap::new()),
+            seen_files: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
             disk: cache::DiskCache::new(repo.git_dir()),
             listings: RefCell::new(BTreeMap::new()),
@@ -226,23 +227,45 @@ impl<'r> Loader<'r> {
                 continue;
             };
             let tree = self.repo.dir_oid(snap, &dir);
+            let mut seen = self.seen_files.borrow_mut();
+            let seen = seen.entry(label.clone()).or_default();
             // The cache holds the graph part of each migration (not its
             // operations, which only the migrations to unapply need).
-            let mut parts = self.graph_parts.borrow_mut();
-            let parts = parts.entry(label.clone()).or_default();
-            let mut known = |blob: Oid| parts.get(&blob).cloned();
-            if let Some(entries) = tree.and_then(|t| self.disk.get(label, t, &mut known)) {
-                for e in entries {
-                    parts.entry(e.blob).or_insert_with(|| e.migration.clone());
-                    let file = migration_path(&dir, &e.name);
-                    out.push(MigrationFile {
-                        key: (label.clone(), e.name),
-                        file,
-                        migration: e.migration,
-                        blob: Some(e.blob),
+            if let Some(cached) = tree.and_then(|t| self.disk.get(label, t)) {
+                let start = out.len();
+                let mut complete = true;
+                for line in cached.lines() {
+                    let Some(line) = line else {
+                        complete = false;
+                        break;
+                    };
+                    // Most files are the same blob at both revisions: the
+                    // file of the other revision is shared, not decoded again.
+                    if let Some(f) = seen.get(&line.blob)
+                        && f.key.1 == line.name
+                        && f.file.len() == dir.len() + line.name.len() + 4
+                        && f.file.starts_with(dir.as_str())
+                    {
+                        out.push(f.clone());
+                        continue;
+                    }
+                    let Some(migration) = line.migration() else {
+                        complete = false;
+                        break;
+                    };
+                    let f = Rc::new(MigrationFile {
+                        key: (label.clone(), line.name.to_string()),
+                        file: migration_path(&dir, line.name),
+                        migration: Arc::new(migration),
+                        blob: Some(line.blob),
                     });
+                    seen.insert(line.blob, f.clone());
+                    out.push(f);
                 }
-                continue;
+                if complete {
+                    continue;
+                }
+                out.truncate(start);
             }
             let mut entries = Vec::new();
             for name in self.migration_names(snap, &dir)? {
@@ -266,12 +289,12 @@ impl<'r> Loader<'r> {
                         ..(*migration).clone()
                     }),
                 });
-                out.push(MigrationFile {
+                out.push(Rc::new(MigrationFile {
                     key: (label.clone(), name),
                     file,
                     migration,
                     blob: None,
-                });
+                }));
             }
             if let Some(t) = tree {
                 self.disk.put(label, t, &entries);

@@ -66,10 +66,9 @@ impl Record {
             .zip(&from.tops)
             .zip(&project.apps)
         {
-            if alternatives
-                .first()
-                .is_some_and(|(t, a)| t == tops && a == app)
-            {
+            // Known resolutions keep their place (rewriting the cache on
+            // every run would cost more than it saves); new ones go first.
+            if alternatives.iter().any(|(t, a)| t == tops && a == app) {
                 continue;
             }
             alternatives.retain(|(t, _)| t != tops);
@@ -414,8 +413,10 @@ mod tests {
         assert_eq!(a.migration_modules, b.migration_modules);
         assert_eq!(a.string_settings, b.string_settings);
         assert_eq!(a.maybe_apps, b.maybe_apps);
-        // Nothing new: nothing to write.
+        // Nothing new: nothing to write, in either order.
         assert!(merge(&back, &[&newer, &older]).is_none());
+        assert!(merge(&back, &[&older, &newer]).is_none());
+        assert!(merge(&back, &[&newer, &newer]).is_none());
         // Other settings: a record of their own, before the older ones.
         let mut dynamic = project(
             InstalledApps::Dynamic("proj/settings.py".into(), 9, "is computed".into()),
