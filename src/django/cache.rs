@@ -142,7 +142,7 @@ fn decode_operations(text: &str) -> Option<Vec<Operation>> {
     };
     lines
         .map(|line| {
-            let mut f = line.split('\t');
+            let mut f = fields_of(line, b'\t');
             let mut next = || f.next();
             let (kind, number, reversibility, reason, data_loss, class, module) = (
                 next()?,
@@ -185,6 +185,7 @@ fn decode_operations(text: &str) -> Option<Vec<Operation>> {
 // (decoding JSON took a fifth of a warm plan).
 const ITEM: char = '\u{1f}';
 const PAIR: char = '\u{1e}';
+const _: () = assert!(ITEM.is_ascii() && PAIR.is_ascii());
 
 fn encode(entries: &[Entry]) -> Option<String> {
     use std::fmt::Write;
@@ -253,7 +254,7 @@ pub struct CachedLine<'a> {
     pub name: &'a str,
     /// Blob id of the file.
     pub blob: Oid,
-    rest: [&'a str; 5],
+    rest: &'a str,
 }
 
 impl CachedDir {
@@ -265,11 +266,12 @@ impl CachedDir {
             if !valid {
                 return None;
             }
-            let [name, blob, initial, deps, replaces, run_before, dynamic] = fields(line)?;
+            let (name, rest) = cut(line, b'\t')?;
+            let (blob, rest) = cut(rest, b'\t')?;
             Some(CachedLine {
                 name,
                 blob: oid_from_hex(blob)?,
-                rest: [initial, deps, replaces, run_before, dynamic],
+                rest,
             })
         })
     }
@@ -283,9 +285,9 @@ impl CachedDir {
 impl CachedLine<'_> {
     /// The migration (without operations) the line describes.
     pub fn migration(&self) -> Option<Migration> {
-        let [initial, deps, replaces, run_before, dynamic] = self.rest;
+        let [initial, deps, replaces, run_before, dynamic] = fields(self.rest)?;
         let pair = |s: &str| -> Option<(String, String)> {
-            let (a, n) = s.split_once(PAIR)?;
+            let (a, n) = cut(s, PAIR as u8)?;
             Some((a.to_string(), n.to_string()))
         };
         let initial = match initial {
@@ -309,7 +311,7 @@ impl CachedLine<'_> {
         let run_before = items(run_before).map(pair).collect::<Option<_>>()?;
         let dynamic = items(dynamic)
             .map(|d| {
-                let (line, what) = d.split_once(PAIR)?;
+                let (line, what) = cut(d, PAIR as u8)?;
                 Some(DynamicPart {
                     line: line.parse().ok()?,
                     what: what.to_string(),
@@ -327,26 +329,52 @@ impl CachedLine<'_> {
     }
 }
 
-/// The seven tab-separated fields of an entry line.
-fn fields(line: &str) -> Option<[&str; 7]> {
-    let mut out = [""; 7];
+/// The five tab-separated fields after the name and blob of an entry line.
+fn fields(rest: &str) -> Option<[&str; 5]> {
+    let mut out = [""; 5];
     let mut n = 0;
     let mut start = 0;
     // Tabs are ASCII, so every split point is a character boundary.
-    for (i, b) in line.bytes().enumerate() {
+    for (i, b) in rest.bytes().enumerate() {
         if b == b'\t' {
-            *out.get_mut(n)? = &line[start..i];
+            *out.get_mut(n)? = &rest[start..i];
             n += 1;
             start = i + 1;
         }
     }
-    *out.get_mut(n)? = &line[start..];
-    (n == 6).then_some(out)
+    *out.get_mut(n)? = &rest[start..];
+    (n == 4).then_some(out)
+}
+
+/// `s` split at the first `sep`, an ASCII byte (for the short fields of the
+/// cache files this beats `str::split_once`).
+pub(crate) fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    // `sep` is ASCII: both halves are valid UTF-8.
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The fields of `s` separated by `sep`, an ASCII byte.
+pub(crate) fn fields_of(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match cut(r, sep) {
+            Some((field, tail)) => {
+                rest = Some(tail);
+                Some(field)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// The items of a list field (none when empty).
 fn items(s: &str) -> impl Iterator<Item = &str> {
-    s.split(ITEM).filter(|_| !s.is_empty())
+    fields_of(s, ITEM as u8).filter(|_| !s.is_empty())
 }
 
 /// A 40-digit lowercase hex object id (without a round trip through libgit2).
@@ -434,7 +462,7 @@ impl AppMemo {
     fn from_lines(text: &str) -> AppMemo {
         let mut memo = AppMemo::default();
         for line in text.lines() {
-            let mut f = line.split('\t');
+            let mut f = fields_of(line, b'\t');
             match (
                 f.next(),
                 f.next(),

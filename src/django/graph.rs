@@ -134,9 +134,9 @@ pub struct Graph {
     /// sorted by key.
     nodes: Vec<Rc<MigrationFile>>,
     /// Parents (dependencies) of each node, sorted.
-    parents: Vec<Vec<Node>>,
+    parents: Adjacency,
     /// Children (dependents) of each node, sorted.
-    children: Vec<Vec<Node>>,
+    children: Adjacency,
     /// The index in the revision's [`Files`] of each node.
     file_of: Vec<usize>,
     /// For every replaced migration, the outermost squash now standing for it.
@@ -180,12 +180,12 @@ impl Graph {
 
     /// Parents (dependencies) of a node.
     pub fn parents(&self, n: Node) -> &[Node] {
-        &self.parents[n]
+        self.parents.of(n)
     }
 
     /// Children (dependents) of a node.
     pub fn children(&self, n: Node) -> &[Node] {
-        &self.children[n]
+        self.children.of(n)
     }
 
     /// The nodes of `app` (contiguous, since nodes are sorted by key).
@@ -198,7 +198,7 @@ impl Graph {
     /// Nodes of `app` with no child in the same app, sorted.
     pub fn leaf_nodes(&self, app: &str) -> Vec<Node> {
         self.app_nodes(app)
-            .filter(|n| !self.children[*n].iter().any(|c| self.in_app(*c, app)))
+            .filter(|n| !self.children(*n).iter().any(|c| self.in_app(*c, app)))
             .collect()
     }
 
@@ -213,7 +213,7 @@ impl Graph {
     /// Nodes of `app` with no parent in the same app, sorted.
     pub fn roots(&self, app: &str) -> Vec<Node> {
         self.app_nodes(app)
-            .filter(|n| !self.parents[*n].iter().any(|p| self.in_app(*p, app)))
+            .filter(|n| !self.parents(*n).iter().any(|p| self.in_app(*p, app)))
             .collect()
     }
 
@@ -223,7 +223,7 @@ impl Graph {
         while let Some(n) = stack.pop() {
             if !marks[n] {
                 marks[n] = true;
-                stack.extend(self.children[n].iter().filter(|c| !marks[**c]));
+                stack.extend(self.children(n).iter().filter(|c| !marks[**c]));
             }
         }
     }
@@ -242,7 +242,7 @@ impl Graph {
         let mut pending: Vec<usize> = vec![0; self.len()];
         let mut ready: BTreeSet<Node> = BTreeSet::new();
         for n in (0..self.len()).filter(|n| set[*n]) {
-            pending[n] = self.children[n].iter().filter(|c| set[**c]).count();
+            pending[n] = self.children(n).iter().filter(|c| set[**c]).count();
             if pending[n] == 0 {
                 ready.insert(n);
             }
@@ -250,7 +250,7 @@ impl Graph {
         let mut out = Vec::new();
         while let Some(n) = ready.pop_last() {
             out.push(n);
-            for p in self.parents[n].iter().filter(|p| set[**p]) {
+            for p in self.parents(n).iter().filter(|p| set[**p]) {
                 pending[*p] -= 1;
                 if pending[*p] == 0 {
                     ready.insert(*p);
@@ -258,6 +258,36 @@ impl Graph {
             }
         }
         out
+    }
+}
+
+/// Edges of a graph in one array, grouped by node (compressed rows).
+#[derive(Debug, Clone, Default)]
+struct Adjacency {
+    /// Where each node's targets start in `targets` (one more entry than nodes).
+    start: Vec<usize>,
+    targets: Vec<Node>,
+}
+
+impl Adjacency {
+    /// From `(node, target)` pairs sorted by node.
+    fn new(nodes: usize, edges: impl Iterator<Item = (Node, Node)>) -> Adjacency {
+        let mut start = Vec::with_capacity(nodes + 1);
+        let mut targets = Vec::new();
+        for (from, to) in edges {
+            while start.len() <= from {
+                start.push(targets.len());
+            }
+            targets.push(to);
+        }
+        while start.len() <= nodes {
+            start.push(targets.len());
+        }
+        Adjacency { start, targets }
+    }
+
+    fn of(&self, n: Node) -> &[Node] {
+        &self.targets[self.start[n]..self.start[n + 1]]
     }
 }
 
@@ -281,7 +311,8 @@ pub fn build(
     let fvals: Vec<&MigrationFile> = files.iter().collect();
     let find = |a: &str, n: &str| files.position(a, n);
     let app_range = |app: &str| files.app_range(app);
-    let mut parents: Vec<Vec<usize>> = vec![Vec::new(); fkeys.len()];
+    // Edges `(child, parent)` between files.
+    let mut edges: Vec<(usize, usize)> = Vec::with_capacity(fkeys.len() + 8);
     // Internal (same-app) dependencies first, as Django does, so that
     // `__first__`/`__latest__` resolve against the app's own chain.
     for (i, f) in fvals.iter().enumerate() {
@@ -296,17 +327,19 @@ pub fn build(
                 let Some(t) = previous.or_else(|| find(a, n)) else {
                     return Err(missing(f, &(a.clone(), n.clone()), rev));
                 };
-                parents[i].push(t);
+                edges.push((i, t));
             }
         }
     }
-    let internal_children: std::cell::OnceCell<Vec<Vec<usize>>> = std::cell::OnceCell::new();
-    let first =
-        |app: &str| app_range(app).find(|i| !parents[*i].iter().any(|p| fkeys[*p].0 == app));
-    let latest = |app: &str| {
-        let children = internal_children.get_or_init(|| children_of(&parents));
-        app_range(app).find(|i| !children[*i].iter().any(|c| fkeys[*c].0 == app))
-    };
+    // So far every edge is internal: which files have a parent, a child.
+    let mut has_parent = vec![false; fkeys.len()];
+    let mut has_child = vec![false; fkeys.len()];
+    for (c, p) in &edges {
+        has_parent[*c] = true;
+        has_child[*p] = true;
+    }
+    let first = |app: &str| app_range(app).find(|i| !has_parent[*i]);
+    let latest = |app: &str| app_range(app).find(|i| !has_child[*i]);
     let mut extra: Vec<(usize, usize)> = Vec::new();
     for (i, f) in fvals.iter().enumerate() {
         let own = &fkeys[i].0;
@@ -362,9 +395,7 @@ pub fn build(
             }
         }
     }
-    for (child, parent) in extra {
-        parents[child].push(parent);
-    }
+    edges.extend(extra);
 
     // Squashes stand in for what they replace (every replaced migration is
     // applied, so Django uses the squash).
@@ -393,24 +424,24 @@ pub fn build(
             graph.file_of.push(i);
         }
     }
-    graph.parents = vec![Vec::new(); graph.nodes.len()];
     for (i, k) in fkeys.iter().enumerate() {
-        let c = node_of[outermost(i)];
         if node_of[i] == usize::MAX {
-            graph.replaced_by.insert((*k).clone(), c);
-        }
-        for p in &parents[i] {
-            let p = node_of[outermost(*p)];
-            if p != c {
-                graph.parents[c].push(p);
-            }
+            graph
+                .replaced_by
+                .insert((*k).clone(), node_of[outermost(i)]);
         }
     }
-    for ps in &mut graph.parents {
-        ps.sort_unstable();
-        ps.dedup();
-    }
-    graph.children = children_of(&graph.parents);
+    let mut node_edges: Vec<(Node, Node)> = edges
+        .iter()
+        .map(|(c, p)| (node_of[outermost(*c)], node_of[outermost(*p)]))
+        .filter(|(c, p)| c != p)
+        .collect();
+    node_edges.sort_unstable();
+    node_edges.dedup();
+    let n = graph.nodes.len();
+    graph.parents = Adjacency::new(n, node_edges.iter().copied());
+    node_edges.sort_unstable_by_key(|(c, p)| (*p, *c));
+    graph.children = Adjacency::new(n, node_edges.iter().map(|(c, p)| (*p, *c)));
     check_acyclic(&graph, files, rev)?;
     Ok(graph)
 }
@@ -436,16 +467,6 @@ pub fn unresolved_swappables<'m>(project: &Project, m: &'m Migration) -> Vec<&'m
         .collect()
 }
 
-fn children_of(parents: &[Vec<usize>]) -> Vec<Vec<usize>> {
-    let mut children: Vec<Vec<usize>> = vec![Vec::new(); parents.len()];
-    for (c, ps) in parents.iter().enumerate() {
-        for p in ps {
-            children[*p].push(c);
-        }
-    }
-    children
-}
-
 fn missing(f: &MigrationFile, target: &Key, rev: &str) -> Error {
     Error::input(format!(
         "{} at {rev}: migration {}.{} depends on {}.{}, which does not exist (Django raises NodeNotFoundError)",
@@ -454,12 +475,12 @@ fn missing(f: &MigrationFile, target: &Key, rev: &str) -> Error {
 }
 
 fn check_acyclic(graph: &Graph, files: &Files, rev: &str) -> Result<()> {
-    let mut pending: Vec<usize> = graph.parents.iter().map(Vec::len).collect();
+    let mut pending: Vec<usize> = (0..graph.len()).map(|n| graph.parents(n).len()).collect();
     let mut ready: Vec<Node> = (0..graph.len()).filter(|n| pending[*n] == 0).collect();
     let mut done = 0;
     while let Some(n) = ready.pop() {
         done += 1;
-        for c in &graph.children[n] {
+        for c in graph.children(n) {
             pending[*c] -= 1;
             if pending[*c] == 0 {
                 ready.push(*c);

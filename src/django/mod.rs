@@ -19,7 +19,7 @@ use std::sync::Arc;
 use git2::Oid;
 
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
+use crate::git::{OidKey, Repo, Snapshot};
 pub use graph::{Files, Graph, Key, MigrationFile};
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
@@ -56,7 +56,7 @@ pub struct Loader<'r> {
     resolutions: std::cell::OnceCell<project::Resolutions>,
     /// Files read from the on-disk cache in this run, by app label and blob
     /// id, shared by both revisions.
-    seen_files: RefCell<BTreeMap<String, BTreeMap<Oid, Rc<MigrationFile>>>>,
+    seen_files: RefCell<BTreeMap<String, BTreeMap<OidKey, Rc<MigrationFile>>>>,
     disk: cache::DiskCache,
     listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
 }
@@ -241,7 +241,7 @@ impl<'r> Loader<'r> {
                     };
                     // Most files are the same blob at both revisions: the
                     // file of the other revision is shared, not decoded again.
-                    if let Some(f) = seen.get(&line.blob)
+                    if let Some(f) = seen.get(&OidKey::of(line.blob))
                         && f.key.1 == line.name
                         && f.file.len() == dir.len() + line.name.len() + 4
                         && f.file.starts_with(dir.as_str())
@@ -259,7 +259,7 @@ impl<'r> Loader<'r> {
                         migration: Arc::new(migration),
                         blob: Some(line.blob),
                     });
-                    seen.insert(line.blob, f.clone());
+                    seen.insert(OidKey::of(line.blob), f.clone());
                     out.push(f);
                 }
                 if complete {

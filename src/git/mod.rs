@@ -14,6 +14,21 @@ use git2::{ObjectType, Oid, Repository};
 
 use crate::error::{Error, Result};
 
+/// An object id as a map key: its bytes, compared without a call into
+/// libgit2 (`Oid`'s ordering goes through `git_oid_cmp`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OidKey([u8; 32]);
+
+impl OidKey {
+    /// The key of an id.
+    pub fn of(oid: Oid) -> OidKey {
+        let mut k = [0u8; 32];
+        let b = oid.as_bytes();
+        k[..b.len()].copy_from_slice(b);
+        OidKey(k)
+    }
+}
+
 /// Files larger than this are refused rather than read into memory.
 pub const MAX_FILE_BYTES: usize = 8 * 1024 * 1024;
 
@@ -75,7 +90,7 @@ pub struct Repo {
     /// A short name for messages (the directory given by the user).
     label: String,
     /// Trees read so far, by id: every tree is read and parsed once per run.
-    trees: RefCell<BTreeMap<Oid, Rc<TreeEntries>>>,
+    trees: RefCell<BTreeMap<OidKey, Rc<TreeEntries>>>,
 }
 
 /// Where file contents come from.
@@ -170,12 +185,14 @@ impl Repo {
 
     /// The entries of a tree, read once and cached.
     fn tree_entries(&self, oid: Oid, snap: &Snapshot) -> Result<Rc<TreeEntries>> {
-        if let Some(t) = self.trees.borrow().get(&oid) {
+        if let Some(t) = self.trees.borrow().get(&OidKey::of(oid)) {
             return Ok(t.clone());
         }
         let tree = self.find_tree(oid, snap)?;
         let entries = Rc::new(TreeEntries::read(&tree));
-        self.trees.borrow_mut().insert(oid, entries.clone());
+        self.trees
+            .borrow_mut()
+            .insert(OidKey::of(oid), entries.clone());
         Ok(entries)
     }
 
@@ -252,7 +269,7 @@ impl Repo {
         let Some((dir_oid, true)) = self.lookup(*tree, dir, snap)? else {
             return Ok(false);
         };
-        if self.trees.borrow().contains_key(&dir_oid) {
+        if self.trees.borrow().contains_key(&OidKey::of(dir_oid)) {
             return self.exists(snap, path);
         }
         let t = self.find_tree(dir_oid, snap)?;

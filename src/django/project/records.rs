@@ -14,7 +14,7 @@ use std::rc::Rc;
 use git2::Oid;
 
 use super::{App, InstalledApps, Project, SettingsRead, Tops};
-use crate::django::cache::oid_from_hex;
+use crate::django::cache::{fields_of, oid_from_hex};
 
 /// File name in the cache directory.
 pub(super) const PROJECTS_FILE: &str = "projects";
@@ -97,6 +97,25 @@ impl Record {
 /// Merge the projects of this run into the records of earlier runs (most
 /// recent first). `None` when nothing changed.
 pub(super) fn merge(records: &[Record], projects: &[&Project]) -> Option<Vec<Record>> {
+    // The common case, checked without copying anything: every project is
+    // already known.
+    let known = |p: &&Project| {
+        let Some(from) = &p.resolved_from else {
+            return true;
+        };
+        from.settings.footprint.is_none()
+            || records.iter().any(|r| {
+                r.holds(p)
+                    && r.resolutions.iter().zip(&from.tops).zip(&p.apps).all(
+                        |((alternatives, tops), app)| {
+                            alternatives.iter().any(|(t, a)| t == tops && a == app)
+                        },
+                    )
+            })
+    };
+    if projects.iter().all(known) {
+        return None;
+    }
     let mut out: Vec<Record> = Vec::new();
     for p in projects {
         if let Some(r) = out.iter_mut().find(|r| r.holds(p)) {
@@ -232,7 +251,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
     };
     let mut out = Vec::new();
     while let Some(line) = lines.next() {
-        let mut f = line.split('\t');
+        let mut f = fields_of(line, b'\t');
         let mut next = || f.next();
         let ("P", root, opts_key, manage_py, settings_module, settings_file) =
             (next()?, next()?, next()?, next()?, next()?, next()?)
@@ -251,7 +270,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
         let mut entries = Vec::new();
         let mut resolutions: Vec<Vec<(Tops, App)>> = Vec::new();
         while let Some(line) = lines.next_if(|l| !l.starts_with("P\t")) {
-            let mut f = line.split('\t');
+            let mut f = fields_of(line, b'\t');
             let mut next = || f.next();
             match next()? {
                 "A" => {
