@@ -1007,3 +1007,90 @@ fn demo_runs_without_setup() {
     assert!(text.contains("[BLOCKED] web: downgrade"));
     assert!(text.contains("python manage.py migrate shop 0002_product_sku"));
 }
+
+#[test]
+fn warm_caches_never_change_a_plan() {
+    // Every plan computed with the on-disk caches (parse cache, project
+    // records, probes) equals the plan computed from git objects alone, as
+    // settings, apps and migrations change from revision to revision.
+    let mut r = TestRepo::new();
+    write_shop(&r, &[("0001_initial", &[], &[])]);
+    r.write("blog/__init__.py", "");
+    r.write("blog/migrations/__init__.py", "");
+    r.write(
+        "blog/migrations/0001_initial.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n    operations = []\n",
+    );
+    r.commit("v1", Some("v1"));
+    write_shop(
+        &r,
+        &[
+            ("0001_initial", &[], &[]),
+            ("0002_more", &["0001_initial"], &[]),
+        ],
+    );
+    r.commit("v2", Some("v2"));
+    // Blog joins INSTALLED_APPS, with a new migration depending on shop's.
+    r.write(
+        "proj/settings.py",
+        "INSTALLED_APPS = ['django.contrib.auth', 'shop', 'blog']\n",
+    );
+    r.write(
+        "blog/migrations/0002_tags.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('blog', '0001_initial'), ('shop', '0002_more')]\n    operations = [migrations.RunPython(lambda a, s: None)]\n",
+    );
+    r.commit("v3", Some("v3"));
+    // Blog's app config renames its label; shop squashes.
+    r.write(
+        "blog/apps.py",
+        "from django.apps import AppConfig\n\n\nclass BlogConfig(AppConfig):\n    name = 'blog'\n    label = 'journal'\n",
+    );
+    r.write(
+        "blog/migrations/0002_tags.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('journal', '0001_initial'), ('shop', '0002_more')]\n    operations = []\n",
+    );
+    r.commit("v4", Some("v4"));
+    let pairs = [
+        ("v2", "v1"),
+        ("v3", "v2"),
+        ("v3", "v1"),
+        ("v4", "v3"),
+        ("v2", "v1"),
+        ("v4", "v1"),
+        ("v1", "v4"),
+        ("v3", "v2"),
+    ];
+    for (from, to) in pairs {
+        let args = ["plan", "--from", from, "--to", to, "--format", "json"];
+        let warm = r.tagback().args(args).output().unwrap();
+        let cold = r
+            .tagback()
+            .env("TAGBACK_NO_CACHE", "1")
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            (
+                warm.status.code(),
+                String::from_utf8_lossy(&warm.stdout),
+                String::from_utf8_lossy(&warm.stderr)
+            ),
+            (
+                cold.status.code(),
+                String::from_utf8_lossy(&cold.stdout),
+                String::from_utf8_lossy(&cold.stderr)
+            ),
+            "{from} -> {to}"
+        );
+    }
+    let cache = r.path().join(".git/tagback/cache");
+    assert!(cache.is_dir());
+    // The blog step of v3 -> v2 (blog only in the newer revision) survived
+    // the caches: it is there, warm.
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["steps"][0]["app"], "blog", "{v}");
+    assert_eq!(v["steps"][0]["target"], "zero", "{v}");
+}

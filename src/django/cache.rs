@@ -3,12 +3,13 @@
 //! id (identical contents, identical parse). Best effort: a missing, stale or
 //! unreadable entry is parsed again; entries are written atomically.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::migration::{CustomOp, Dependency, DynamicPart, Migration, Operation, Reversibility};
 use crate::fs::{self, Mode};
+use crate::git::OidKey;
 use git2::Oid;
 
 /// Bumped whenever the parsed model or the file format changes.
@@ -296,7 +297,7 @@ impl CachedLine<'_> {
             "1" => Some(true),
             _ => return None,
         };
-        let mut dependencies = Vec::new();
+        let mut dependencies = Vec::with_capacity(count_items(deps));
         for d in items(deps) {
             dependencies.push(match d.split_at_checked(1)? {
                 ("k", rest) => {
@@ -372,6 +373,15 @@ pub(crate) fn fields_of(s: &str, sep: u8) -> impl Iterator<Item = &str> {
     })
 }
 
+/// How many items a list field has.
+fn count_items(s: &str) -> usize {
+    if s.is_empty() {
+        0
+    } else {
+        1 + s.bytes().filter(|b| *b == ITEM as u8).count()
+    }
+}
+
 /// The items of a list field (none when empty).
 fn items(s: &str) -> impl Iterator<Item = &str> {
     fields_of(s, ITEM as u8).filter(|_| !s.is_empty())
@@ -395,6 +405,81 @@ pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
         *b = (digit(hex[2 * i])? << 4) | digit(hex[2 * i + 1])?;
     }
     Oid::from_bytes(&raw).ok()
+}
+
+/// How many probes the cache keeps.
+const PROBES_LIMIT: usize = 20_000;
+
+const PROBES_HEADER: &str = "tagback probes v1";
+
+/// Migrations known to exist, by the tree id of their directory: the answer
+/// to "does `app.name` exist" for dependencies into apps that did not change
+/// (whose directories are otherwise never read).
+#[derive(Debug, Default)]
+pub struct Probes {
+    known: BTreeSet<(OidKey, String)>,
+    added: Vec<(Oid, String)>,
+}
+
+impl Probes {
+    /// Whether `name` (a migration name) is known to exist in the tree.
+    pub fn knows(&self, tree: Oid, name: &str) -> bool {
+        self.known.contains(&(OidKey::of(tree), name.to_string()))
+    }
+
+    /// Record that `name` exists in the tree.
+    pub fn add(&mut self, tree: Oid, name: &str) {
+        if !name.contains(['\t', '\n', '\r'])
+            && self.known.insert((OidKey::of(tree), name.to_string()))
+        {
+            self.added.push((tree, name.to_string()));
+        }
+    }
+}
+
+impl DiskCache {
+    /// The probes of earlier runs.
+    pub fn probes(&self) -> Probes {
+        let mut probes = Probes::default();
+        let Some(text) = self.read("probes") else {
+            return probes;
+        };
+        let mut lines = text.lines();
+        if lines.next() != Some(PROBES_HEADER) {
+            return probes;
+        }
+        for line in lines {
+            if let Some((tree, name)) = cut(line, b'\t')
+                && let Some(tree) = oid_from_hex(tree)
+            {
+                probes.known.insert((OidKey::of(tree), name.to_string()));
+            }
+        }
+        probes
+    }
+
+    /// Store the probes when this run added any (best effort). Past the
+    /// limit, only this run's are kept.
+    pub fn put_probes(&self, probes: &Probes) {
+        if probes.added.is_empty() {
+            return;
+        }
+        let mut text = String::from(PROBES_HEADER);
+        text.push('\n');
+        let mut write = |tree: &dyn std::fmt::Display, name: &str| {
+            text.push_str(&format!("{tree}\t{name}\n"));
+        };
+        if probes.known.len() > PROBES_LIMIT {
+            for (tree, name) in &probes.added {
+                write(tree, name);
+            }
+        } else {
+            for (tree, name) in &probes.known {
+                write(&tree.to_hex(), name);
+            }
+        }
+        self.write("probes", &text);
+    }
 }
 
 /// How many app and directory resolutions the cache keeps (the ones used by

@@ -52,6 +52,8 @@ pub struct Pair {
 pub struct Loader<'r> {
     repo: &'r Repo,
     parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    /// Migrations known to exist in directories not otherwise read.
+    probes: std::cell::OnceCell<RefCell<cache::Probes>>,
     /// Settings and app resolutions of this run.
     resolutions: std::cell::OnceCell<project::Resolutions>,
     /// Files read from the on-disk cache in this run, by app label and blob
@@ -69,6 +71,7 @@ impl<'r> Loader<'r> {
             parsed: RefCell::new(BTreeMap::new()),
             seen_files: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
+            probes: std::cell::OnceCell::new(),
             disk: cache::DiskCache::new(repo.git_dir()),
             listings: RefCell::new(BTreeMap::new()),
         }
@@ -147,6 +150,9 @@ impl<'r> Loader<'r> {
             if reached.is_empty() {
                 let gn = self.graph(&files_n, &loaded, &pn, newer)?;
                 let go = self.graph(&files_o, &loaded, &po, older)?;
+                if let Some(probes) = self.probes.get() {
+                    self.disk.put_probes(&probes.borrow());
+                }
                 let nrev = Revision {
                     snap: newer.clone(),
                     project: pn,
@@ -190,6 +196,10 @@ impl<'r> Loader<'r> {
         let g = graph::build(files, &apps, project, &snap.label, &index)?;
         graph::check_conflicts(&g, &apps, &snap.label)?;
         Ok(g)
+    }
+
+    fn probes(&self) -> &RefCell<cache::Probes> {
+        self.probes.get_or_init(|| RefCell::new(self.disk.probes()))
     }
 
     /// Migration names (file stems) of an app's migrations directory.
@@ -436,8 +446,17 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         if name.starts_with(['_', '~']) || name.contains(['.', '/']) {
             return Ok(false);
         }
-        self.loader
-            .repo
-            .probe(self.snap, &migration_path(dir, name))
+        let file = migration_path(dir, name);
+        let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
+            return self.loader.repo.probe(self.snap, &file);
+        };
+        if self.loader.probes().borrow().knows(tree, name) {
+            return Ok(true);
+        }
+        let found = self.loader.repo.probe(self.snap, &file)?;
+        if found {
+            self.loader.probes().borrow_mut().add(tree, name);
+        }
+        Ok(found)
     }
 }

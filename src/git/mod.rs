@@ -27,6 +27,11 @@ impl OidKey {
         k[..b.len()].copy_from_slice(b);
         OidKey(k)
     }
+
+    /// The id in hex (a SHA-1 id: 40 digits).
+    pub fn to_hex(&self) -> String {
+        self.0[..20].iter().map(|b| format!("{b:02x}")).collect()
+    }
 }
 
 /// Files larger than this are refused rather than read into memory.
@@ -295,16 +300,14 @@ impl Repo {
     /// Resolve a revision (`HEAD`, `v2`, a sha, `main~3`) to a commit snapshot.
     pub fn snapshot(&self, rev: &str) -> Result<Snapshot> {
         let commit = self.resolve_commit(rev)?;
+        // The tree's id only: parsing the root tree here would parse it twice.
         let tree = self
             .repo
             .find_commit(commit)
-            .and_then(|c| c.tree())
+            .map(|c| c.tree_id())
             .map_err(|e| self.missing_object(rev, &e))?;
         Ok(Snapshot {
-            source: Source::Commit {
-                commit,
-                tree: tree.id(),
-            },
+            source: Source::Commit { commit, tree },
             label: rev.to_string(),
         })
     }

@@ -3,6 +3,7 @@
 //! directories, `AUTH_USER_MODEL` and `MIGRATION_MODULES`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 mod records;
 
@@ -45,7 +46,7 @@ pub struct Project {
     /// The settings module.
     pub settings_module: String,
     /// Installed apps by label, in `INSTALLED_APPS` order.
-    pub apps: Vec<App>,
+    pub apps: Vec<Rc<App>>,
     /// String settings that dependencies may name (`AUTH_USER_MODEL`).
     pub string_settings: BTreeMap<String, String>,
     /// Index of `apps` by label.
@@ -70,12 +71,15 @@ type Tops = (Option<git2::Oid>, Option<git2::Oid>);
 impl Project {
     /// The installed app with this label.
     pub fn app(&self, label: &str) -> Option<&App> {
-        self.by_label.get(label).map(|i| &self.apps[*i])
+        self.by_label.get(label).map(|i| &*self.apps[*i])
     }
 
     /// Labels of installed apps whose migrations are in the repository.
     pub fn repo_apps(&self) -> impl Iterator<Item = &App> {
-        self.apps.iter().filter(|a| a.migrations_dir.is_some())
+        self.apps
+            .iter()
+            .map(|a| &**a)
+            .filter(|a| a.migrations_dir.is_some())
     }
 
     /// Repository path of a module's file: `(path, is_package)`.
@@ -454,14 +458,14 @@ pub fn load_shared(
             repo.dir_oid(snap, &join(&root, top))
         }
     };
-    let mut apps: Vec<App> = Vec::with_capacity(entries.len());
+    let mut apps: Vec<Rc<App>> = Vec::with_capacity(entries.len());
     let mut tops = Vec::with_capacity(entries.len());
     let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
     for (i, entry) in entries.iter().enumerate() {
         let top = module_top(entry);
         // The tree ids this entry was resolved from, if `app` resolved it
         // from the same ones as now.
-        let same = |(was, was_migrations): &Tops, app: &App| -> Option<Tops> {
+        let same = |(was, was_migrations): &Tops, app: &Rc<App>| -> Option<Tops> {
             let migrations_top = match &app.migrations_module {
                 Some(m) if top_of_module(m) == top_of_module(entry) => top,
                 Some(m) => module_top(m),
@@ -509,7 +513,7 @@ pub fn load_shared(
                 };
                 tops.push((top, migrations_top));
                 app.migrations_module = module;
-                app
+                Rc::new(app)
             }
         };
         if let Some(prev) = by_label.insert(app.label.clone(), i) {

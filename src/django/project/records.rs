@@ -35,7 +35,7 @@ pub(super) struct Record {
     pub(super) entries: Vec<String>,
     /// For each entry, the apps it resolved to and the tree ids they were
     /// resolved from.
-    pub(super) resolutions: Vec<Vec<(Tops, App)>>,
+    pub(super) resolutions: Vec<Vec<(Tops, Rc<App>)>>,
 }
 
 impl Record {
@@ -268,7 +268,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
         let mut string_settings = BTreeMap::new();
         let mut maybe_apps = Vec::new();
         let mut entries = Vec::new();
-        let mut resolutions: Vec<Vec<(Tops, App)>> = Vec::new();
+        let mut resolutions: Vec<Vec<(Tops, Rc<App>)>> = Vec::new();
         while let Some(line) = lines.next_if(|l| !l.starts_with("P\t")) {
             let mut f = fields_of(line, b'\t');
             let mut next = || f.next();
@@ -276,14 +276,17 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                 "A" => {
                     let (top, mtop, label, name, dir, module) =
                         (next()?, next()?, next()?, next()?, next()?, next()?);
-                    resolutions.last_mut()?.push((
+                    let alternatives = resolutions.last_mut()?;
+                    // Most entries have one resolution: no room for more.
+                    alternatives.reserve_exact(1);
+                    alternatives.push((
                         (oid(top)?, oid(mtop)?),
-                        App {
+                        Rc::new(App {
                             label: label.to_string(),
                             name: name.to_string(),
                             migrations_dir: opt(dir)?,
                             migrations_module: opt(module)?,
-                        },
+                        }),
                     ));
                 }
                 "E" => {
@@ -395,7 +398,7 @@ mod tests {
             root: String::new(),
             settings_module: "proj.settings".into(),
             by_label: BTreeMap::new(),
-            apps,
+            apps: apps.into_iter().map(Rc::new).collect(),
             string_settings: settings.string_settings.clone(),
             resolved_from: Some(ResolvedFrom {
                 settings,
@@ -478,11 +481,11 @@ mod tests {
     #[test]
     fn unstorable_strings_and_garbage() {
         let mut odd = project(InstalledApps::NotStatic, "shop", 2);
-        odd.apps[1].name = "sh\top".into();
+        Rc::make_mut(&mut odd.apps[1]).name = "sh\top".into();
         let records = merge(&[], &[&odd]).unwrap();
         assert_eq!(decode(&encode(&records)).unwrap().len(), 0);
         let mut odd = project(InstalledApps::Missing, "shop", 2);
-        odd.apps[1].label = "a\nb".into();
+        Rc::make_mut(&mut odd.apps[1]).label = "a\nb".into();
         let records = merge(&[], &[&odd]).unwrap();
         assert_eq!(decode(&encode(&records)).unwrap().len(), 0);
         assert!(decode("something else\n").is_none());
