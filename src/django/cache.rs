@@ -251,10 +251,11 @@ pub struct CachedDir {
 /// One line of a [`CachedDir`]: the migration's name and blob id, and the
 /// rest of the line, decoded only when needed.
 pub struct CachedLine<'a> {
+    /// The whole line (equal lines describe equal files).
+    pub raw: &'a str,
     /// Migration name (file stem).
     pub name: &'a str,
-    /// Blob id of the file.
-    pub blob: Oid,
+    blob: &'a str,
     rest: &'a str,
 }
 
@@ -263,18 +264,30 @@ impl CachedDir {
     pub fn lines(&self) -> impl Iterator<Item = Option<CachedLine<'_>>> {
         let mut lines = self.text.split_terminator('\n');
         let valid = lines.next() == Some(HEADER);
-        lines.map(move |line| {
+        lines.map(move |raw| {
             if !valid {
                 return None;
             }
-            let (name, rest) = cut(line, b'\t')?;
+            let (name, rest) = cut(raw, b'\t')?;
             let (blob, rest) = cut(rest, b'\t')?;
             Some(CachedLine {
+                raw,
                 name,
-                blob: oid_from_hex(blob)?,
+                blob,
                 rest,
             })
         })
+    }
+
+    /// The byte range of one of this directory's lines.
+    pub fn range_of(&self, raw: &str) -> std::ops::Range<usize> {
+        let start = raw.as_ptr() as usize - self.text.as_ptr() as usize;
+        start..start + raw.len()
+    }
+
+    /// The text in a range given by [`CachedDir::range_of`].
+    pub fn at(&self, range: std::ops::Range<usize>) -> &str {
+        self.text.get(range).unwrap_or_default()
     }
 
     /// Whether the file starts as a cached directory does.
@@ -284,6 +297,11 @@ impl CachedDir {
 }
 
 impl CachedLine<'_> {
+    /// The blob id of the file.
+    pub fn blob(&self) -> Option<Oid> {
+        oid_from_hex(self.blob)
+    }
+
     /// The migration (without operations) the line describes.
     pub fn migration(&self) -> Option<Migration> {
         let [initial, deps, replaces, run_before, dynamic] = fields(self.rest)?;
@@ -637,7 +655,7 @@ mod tests {
                 let l = l?;
                 Some(Entry {
                     name: l.name.to_string(),
-                    blob: l.blob,
+                    blob: l.blob()?,
                     migration: Arc::new(l.migration()?),
                 })
             })

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use git2::Oid;
 
 use crate::error::{Error, Result};
-use crate::git::{OidKey, Repo, Snapshot};
+use crate::git::{Repo, Snapshot};
 pub use graph::{Files, Graph, Key, MigrationFile};
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
@@ -56,9 +56,9 @@ pub struct Loader<'r> {
     probes: std::cell::OnceCell<RefCell<cache::Probes>>,
     /// Settings and app resolutions of this run.
     resolutions: std::cell::OnceCell<project::Resolutions>,
-    /// Files read from the on-disk cache in this run, by app label and blob
-    /// id, shared by both revisions.
-    seen_files: RefCell<BTreeMap<String, BTreeMap<OidKey, Rc<MigrationFile>>>>,
+    /// Per app, the cached directory read last and its files, shared with
+    /// the other revision where lines are equal.
+    previous_dir: RefCell<BTreeMap<String, PreviousDir>>,
     disk: cache::DiskCache,
     listings: RefCell<BTreeMap<(String, String), BTreeSet<String>>>,
 }
@@ -69,7 +69,7 @@ impl<'r> Loader<'r> {
         Loader {
             repo,
             parsed: RefCell::new(BTreeMap::new()),
-            seen_files: RefCell::new(BTreeMap::new()),
+            previous_dir: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
             probes: std::cell::OnceCell::new(),
             disk: cache::DiskCache::new(repo.git_dir()),
@@ -237,45 +237,59 @@ impl<'r> Loader<'r> {
                 continue;
             };
             let tree = self.repo.dir_oid(snap, &dir);
-            let mut seen = self.seen_files.borrow_mut();
-            let seen = seen.entry(label.clone()).or_default();
             // The cache holds the graph part of each migration (not its
             // operations, which only the migrations to unapply need).
             if let Some(cached) = tree.and_then(|t| self.disk.get(label, t)) {
-                let start = out.len();
+                // The same app at the other revision, read just before: its
+                // lines and files, sorted by name as these are.
+                let previous = self.previous_dir.borrow_mut().remove(label);
+                let previous = previous.filter(|p| p.dir == dir);
+                let mut j = 0;
+                let mut files: Vec<Rc<MigrationFile>> = Vec::new();
+                let mut ranges = Vec::new();
                 let mut complete = true;
                 for line in cached.lines() {
                     let Some(line) = line else {
                         complete = false;
                         break;
                     };
-                    // Most files are the same blob at both revisions: the
-                    // file of the other revision is shared, not decoded again.
-                    if let Some(f) = seen.get(&OidKey::of(line.blob))
-                        && f.key.1 == line.name
-                        && f.file.len() == dir.len() + line.name.len() + 4
-                        && f.file.starts_with(dir.as_str())
-                    {
-                        out.push(f.clone());
-                        continue;
+                    // Most lines are the same at both revisions: the file
+                    // of the other revision is shared, not decoded again.
+                    if let Some(p) = &previous {
+                        while j < p.files.len() && p.files[j].key.1.as_str() < line.name {
+                            j += 1;
+                        }
+                        if j < p.files.len() && p.line(j) == line.raw {
+                            files.push(p.files[j].clone());
+                            ranges.push(cached.range_of(line.raw));
+                            continue;
+                        }
                     }
-                    let Some(migration) = line.migration() else {
+                    let (Some(blob), Some(migration)) = (line.blob(), line.migration()) else {
                         complete = false;
                         break;
                     };
-                    let f = Rc::new(MigrationFile {
+                    files.push(Rc::new(MigrationFile {
                         key: (label.clone(), line.name.to_string()),
                         file: migration_path(&dir, line.name),
                         migration: Arc::new(migration),
-                        blob: Some(line.blob),
-                    });
-                    seen.insert(OidKey::of(line.blob), f.clone());
-                    out.push(f);
+                        blob: Some(blob),
+                    }));
+                    ranges.push(cached.range_of(line.raw));
                 }
                 if complete {
+                    out.extend(files.iter().cloned());
+                    self.previous_dir.borrow_mut().insert(
+                        label.clone(),
+                        PreviousDir {
+                            dir: dir.clone(),
+                            cached,
+                            ranges,
+                            files,
+                        },
+                    );
                     continue;
                 }
-                out.truncate(start);
             }
             let mut entries = Vec::new();
             for name in self.migration_names(snap, &dir)? {
@@ -413,6 +427,22 @@ impl<'r> Loader<'r> {
         let (r, why) = migration::class_reversibility(class, &lookup, 0);
         let why = (!why.is_empty()).then(|| format!("{why} ({path})"));
         (r, why)
+    }
+}
+
+/// An app's cached migrations directory as read for one revision.
+struct PreviousDir {
+    dir: String,
+    cached: cache::CachedDir,
+    /// Where the line of each file is in `cached`.
+    ranges: Vec<std::ops::Range<usize>>,
+    files: Vec<Rc<MigrationFile>>,
+}
+
+impl PreviousDir {
+    /// The cache line of `files[j]`.
+    fn line(&self, j: usize) -> &str {
+        self.cached.at(self.ranges[j].clone())
     }
 }
 
