@@ -19,29 +19,39 @@ if [[ ! -d "$repo/.git" ]]; then
   python3 bench/gen.py "$repo" "$apps" "$migs" 5
 fi
 python3 - "$bin" "$repo" "$py" <<'PY'
-import os, resource, shutil, statistics, subprocess, sys, tempfile, time
+import os, shutil, statistics, subprocess, sys, tempfile, time
 bin, repo, py = sys.argv[1:]
+cold_env = dict(os.environ, TAGBACK_NO_CACHE="1")
 
-def run(cmd, env=None, cwd=repo, n=15):
-    times = []
-    for _ in range(n):
-        t = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+def once(cmd, env=None):
+    t = time.perf_counter()
+    subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t
+
+def interleaved(cmds, rounds):
+    """Run the commands in turn, `rounds` times: machine noise hits all alike."""
+    times = {name: [] for name in cmds}
+    for _ in range(rounds):
+        for name, (cmd, env) in cmds.items():
+            times[name].append(once(cmd, env))
+    return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 def peak_kb(cmd, env=None):
     p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], cwd=repo, env=env, capture_output=True, text=True)
     return int(p.stderr.strip().splitlines()[-1])
 
 plan = [bin, "plan", "--repo", ".", "--from", "new", "--to", "old", "--format", "json"]
-cold_env = dict(os.environ, TAGBACK_NO_CACHE="1")
+same = [bin, "plan", "--repo", ".", "--from", "new", "--to", "new", "--format", "json"]
+diff = ["git", "diff", "--name-only", "old", "new"]
 shutil.rmtree(os.path.join(repo, ".git", "tagback"), ignore_errors=True)
-diff = run(["git", "diff", "--name-only", "old", "new"])
-cold = run(plan, env=cold_env, n=5)
-subprocess.run(plan, cwd=repo, stdout=subprocess.DEVNULL, check=True)  # warm the cache
-warm = run(plan)
-full = run([bin, "graph", "--repo", ".", "--rev", "new"], env=cold_env, n=3)
+subprocess.run(plan, cwd=repo, stdout=subprocess.DEVNULL, check=True)  # warm the caches
+r = interleaved({
+    "diff": (diff, None),
+    "warm": (plan, None),
+    "same": (same, None),
+    "cold": (plan, cold_env),
+}, 101)
+full = statistics.median(once([bin, "graph", "--repo", ".", "--rev", "new"], cold_env) for _ in range(3))
 mem_cold = peak_kb(plan, env=cold_env)
 mem_warm = peak_kb(plan)
 
@@ -61,13 +71,16 @@ if subprocess.run([py, "-c", "import django"], capture_output=True).returncode =
                 subprocess.run([py, "-c", code, os.path.join(tmp, rev)], check=True, stdout=subprocess.DEVNULL)
         t = time.perf_counter(); load_both(); loader = time.perf_counter() - t
 
-print(f"repository: {repo}")
-print(f"git diff --name-only old new     {diff*1000:8.1f} ms")
-print(f"tagback plan (cache warm)        {warm*1000:8.1f} ms   {warm/diff:5.1f}x git diff   peak {mem_warm/1024:.1f} MB")
-print(f"tagback plan (no cache)          {cold*1000:8.1f} ms   {cold/diff:5.1f}x git diff   peak {mem_cold/1024:.1f} MB")
+d = r["diff"][0]
+print(f"repository: {repo} (101 interleaved rounds; median, min)")
+print(f"git diff --name-only old new          {d*1000:6.2f} ms  {r['diff'][1]*1000:6.2f} ms")
+for name, label, mem in (("warm", "tagback plan (caches warm)", mem_warm), ("cold", "tagback plan (TAGBACK_NO_CACHE=1)", mem_cold), ("same", "tagback plan, identical revisions", None)):
+    med, low = r[name]
+    extra = f"   peak {mem/1024:.1f} MB" if mem else ""
+    print(f"{label:37s} {med*1000:6.2f} ms  {low*1000:6.2f} ms   {med/d:4.2f}x git diff (median), {low/r['diff'][1]:4.2f}x (min){extra}")
 print(f"tagback graph --rev new (all 45k files parsed, no cache) {full*1000:8.1f} ms")
 if loader:
-    print(f"Django MigrationLoader x2        {loader*1000:8.1f} ms   {loader/warm:6.0f}x slower than plan (warm), {loader/cold:6.0f}x (no cache)")
+    print(f"Django MigrationLoader x2             {loader*1000:8.1f} ms   {loader/r['warm'][0]:6.0f}x slower than plan (warm), {loader/r['cold'][0]:6.0f}x (no cache)")
 else:
     print("Django MigrationLoader: skipped (no Django in the given python)")
 PY
