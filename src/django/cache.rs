@@ -69,6 +69,7 @@ impl DiskCache {
             return;
         };
         let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
+        self.prune();
     }
 }
 
@@ -92,9 +93,51 @@ impl DiskCache {
             encode_operations(operations),
         ) {
             let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
+            self.prune();
+        }
+    }
+
+    /// Keep the cache bounded: past [`FILES_KEPT`] files, the least recently
+    /// written half goes (they are parsed again if ever needed). Runs only
+    /// after a write, which a warm run does not do.
+    fn prune(&self) {
+        self.prune_to(FILES_KEPT);
+    }
+
+    fn prune_to(&self, kept: usize) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let meta = e.metadata().ok()?;
+                // Per-directory and per-blob files (`LABEL-ID`), not the
+                // run-wide ones (projects, probes, apps.tsv).
+                let name = e.file_name();
+                if !meta.is_file() || !name.to_string_lossy().contains('-') {
+                    return None;
+                }
+                Some((meta.modified().ok()?, e.path()))
+            })
+            .collect();
+        if files.len() <= kept {
+            return;
+        }
+        files.sort();
+        let drop = files.len() - kept / 2;
+        for (_, path) in files.into_iter().take(drop) {
+            let _ = std::fs::remove_file(path);
         }
     }
 }
+
+/// How many files the parse cache keeps before pruning (a few hundred bytes
+/// to a few tens of kilobytes each).
+const FILES_KEPT: usize = 4096;
 
 // Operations: one line each, tab-separated: kind, line, reversibility
 // (`r`, `i`, `u`), reason, data loss, custom class, custom module; optional
@@ -703,6 +746,37 @@ mod tests {
         let text = encode(&entries).unwrap();
         assert_eq!(decode(&text).unwrap(), entries);
         assert_eq!(decode(&format!("{HEADER}\n")).unwrap(), Vec::new());
+    }
+
+    #[test]
+    fn pruning_keeps_the_newest_half_and_the_run_wide_files() {
+        let git_dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(git_dir.path());
+        let dir = cache.dir.clone().unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        cache.write("projects", "kept");
+        for i in 0..10u32 {
+            let p = dir.join(format!("shop-{i:040}"));
+            std::fs::write(&p, "x").unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000 + u64::from(i));
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        cache.prune_to(8);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let newest: Vec<String> = (6..10u32).map(|i| format!("shop-{i:040}")).collect();
+        assert_eq!(left, [vec!["projects".to_string()], newest].concat());
+        cache.prune_to(8);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
     }
 
     #[test]
