@@ -17,6 +17,9 @@ pub enum Mode {
     ReplaceExecutable,
     /// Fail if the target exists (never overwrite another writer's file).
     CreateNew,
+    /// Replace the target without waiting for the disk: for the parse
+    /// cache, whose readers check every file and re-derive what is lost.
+    ReplaceCache,
 }
 
 /// Write `contents` to `path` atomically, creating its directory.
@@ -33,9 +36,12 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(contents)
         .map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| Error::io(tmp.path(), e))?;
+    let durable = mode != Mode::ReplaceCache;
+    if durable {
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| Error::io(tmp.path(), e))?;
+    }
     if mode == Mode::ReplaceExecutable {
         set_executable(tmp.path())?;
     }
@@ -44,7 +50,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
         _ => tmp.persist(path).map(drop),
     }
     .map_err(|e| Error::io(path, e.error))?;
-    if let Ok(d) = std::fs::File::open(dir) {
+    if durable && let Ok(d) = std::fs::File::open(dir) {
         let _ = d.sync_all();
     }
     Ok(())

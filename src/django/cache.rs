@@ -33,6 +33,7 @@ pub struct Entry {
 #[derive(Debug, Clone)]
 pub struct DiskCache {
     dir: Option<PathBuf>,
+    pruned: std::cell::Cell<bool>,
 }
 
 impl DiskCache {
@@ -45,6 +46,7 @@ impl DiskCache {
         let version = format!("{VERSION}-{}", env!("CARGO_PKG_VERSION"));
         DiskCache {
             dir: (!off).then(|| git_dir.join("tagback").join("cache").join(version)),
+            pruned: std::cell::Cell::new(false),
         }
     }
 
@@ -68,7 +70,7 @@ impl DiskCache {
         let (Some(path), Some(text)) = (self.path(label, tree), encode(entries)) else {
             return;
         };
-        let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
+        let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
         self.prune();
     }
 }
@@ -92,7 +94,7 @@ impl DiskCache {
             self.operations_path(label, blob),
             encode_operations(operations),
         ) {
-            let _ = fs::write_atomic(&path, text.as_bytes(), Mode::Replace);
+            let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
             self.prune();
         }
     }
@@ -101,7 +103,10 @@ impl DiskCache {
     /// written half goes (they are parsed again if ever needed). Runs only
     /// after a write, which a warm run does not do.
     fn prune(&self) {
-        self.prune_to(FILES_KEPT);
+        // Once per run: listing a full cache directory costs milliseconds.
+        if !self.pruned.replace(true) {
+            self.prune_to(FILES_KEPT);
+        }
     }
 
     fn prune_to(&self, kept: usize) {
@@ -647,7 +652,7 @@ impl DiskCache {
     /// Replace a file of the cache directory (best effort).
     pub fn write(&self, name: &str, text: &str) {
         if let Some(dir) = &self.dir {
-            let _ = fs::write_atomic(&dir.join(name), text.as_bytes(), Mode::Replace);
+            let _ = fs::write_atomic(&dir.join(name), text.as_bytes(), Mode::ReplaceCache);
         }
     }
 
@@ -669,7 +674,7 @@ impl DiskCache {
             return;
         }
         if let Some(path) = self.memo_path() {
-            let _ = fs::write_atomic(&path, memo.to_lines().as_bytes(), Mode::Replace);
+            let _ = fs::write_atomic(&path, memo.to_lines().as_bytes(), Mode::ReplaceCache);
         }
     }
 }
