@@ -19,7 +19,7 @@ use std::sync::Arc;
 use git2::Oid;
 
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
+use crate::git::{OidKey, Repo, Snapshot};
 pub use graph::{Files, Graph, Key, MigrationFile};
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
@@ -51,7 +51,9 @@ pub struct Pair {
 /// Reads projects and migration files, parsing each blob once.
 pub struct Loader<'r> {
     repo: &'r Repo,
-    parsed: RefCell<BTreeMap<(Oid, String), Arc<Migration>>>,
+    parsed: RefCell<ParsedBlobs>,
+    /// Threads for parsing (the machine's parallelism, asked once).
+    threads: usize,
     /// Migrations known to exist in directories not otherwise read.
     probes: std::cell::OnceCell<RefCell<cache::Probes>>,
     /// Settings and app resolutions of this run.
@@ -68,7 +70,8 @@ impl<'r> Loader<'r> {
     pub fn new(repo: &'r Repo) -> Self {
         Loader {
             repo,
-            parsed: RefCell::new(BTreeMap::new()),
+            parsed: RefCell::new(ParsedBlobs::default()),
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get().min(8)),
             previous_dir: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
             probes: std::cell::OnceCell::new(),
@@ -79,7 +82,7 @@ impl<'r> Loader<'r> {
 
     /// Number of distinct migration blobs parsed so far.
     pub fn parsed_count(&self) -> usize {
-        self.parsed.borrow().len()
+        self.parsed.borrow().len
     }
 
     /// Load both revisions. `Ok(None)` when neither has a `manage.py`.
@@ -291,19 +294,30 @@ impl<'r> Loader<'r> {
                     continue;
                 }
             }
-            let mut entries = Vec::new();
+            // List the files, read the blobs not parsed yet, parse those on
+            // every core, then assemble in name order.
+            let mut listed = Vec::new();
+            let mut unparsed = Vec::new();
             for name in self.migration_names(snap, &dir)? {
                 let file = migration_path(&dir, &name);
                 let Some(oid) = self.repo.blob_id(snap, &file)? else {
                     continue;
                 };
-                let cached = self.parsed.borrow().get(&(oid, label.clone())).cloned();
-                let migration = match cached {
-                    Some(m) => m,
-                    None => {
-                        let blob = self.repo.read_blob_at(oid, snap, &file)?;
-                        self.parse(oid, &blob.data, label, &file, &snap.label)?
-                    }
+                if self.parsed.borrow().get(label, oid).is_none() {
+                    let blob = self.repo.read_blob_at(oid, snap, &file)?;
+                    unparsed.push((oid, blob.data, file.clone()));
+                }
+                listed.push((name, file, oid));
+            }
+            let results = parse_all(&unparsed, label, self.threads);
+            for ((oid, _, file), result) in unparsed.iter().zip(results) {
+                let m = result.map_err(|e| e.into_error(file, &snap.label))?;
+                self.parsed.borrow_mut().insert(label, *oid, Arc::new(m));
+            }
+            let mut entries = Vec::new();
+            for (name, file, oid) in listed {
+                let Some(migration) = self.parsed.borrow().get(label, oid) else {
+                    continue;
                 };
                 entries.push(cache::Entry {
                     name: name.clone(),
@@ -335,26 +349,12 @@ impl<'r> Loader<'r> {
         file: &str,
         rev: &str,
     ) -> Result<Arc<Migration>> {
-        let key = (oid, label.to_string());
-        if let Some(m) = self.parsed.borrow().get(&key) {
-            return Ok(m.clone());
+        if let Some(m) = self.parsed.borrow().get(label, oid) {
+            return Ok(m);
         }
-        let text = std::str::from_utf8(data).map_err(|e| {
-            Error::input(format!(
-                "{file} at {rev} is not valid UTF-8 (byte {})",
-                e.valid_up_to()
-            ))
-        })?;
-        let m = migration::parse(text, label).map_err(|e| {
-            let at = if e.line > 0 {
-                format!(" line {}", e.line)
-            } else {
-                String::new()
-            };
-            Error::input(format!("{file} at {rev}{at}: {}", e.message))
-        })?;
+        let m = parse_one(data, label).map_err(|e| e.into_error(file, rev))?;
         let m = Arc::new(m);
-        self.parsed.borrow_mut().insert(key, m.clone());
+        self.parsed.borrow_mut().insert(label, oid, m.clone());
         Ok(m)
     }
 
@@ -364,16 +364,15 @@ impl<'r> Loader<'r> {
         let Some(oid) = f.blob else {
             return Ok(f.migration.clone());
         };
-        let key = (oid, f.key.0.clone());
-        if let Some(m) = self.parsed.borrow().get(&key) {
-            return Ok(m.clone());
+        if let Some(m) = self.parsed.borrow().get(&f.key.0, oid) {
+            return Ok(m);
         }
         if let Some(operations) = self.disk.get_operations(&f.key.0, oid) {
             let m = Arc::new(Migration {
                 operations,
                 ..(*f.migration).clone()
             });
-            self.parsed.borrow_mut().insert(key, m.clone());
+            self.parsed.borrow_mut().insert(&f.key.0, oid, m.clone());
             return Ok(m);
         }
         let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
@@ -428,6 +427,96 @@ impl<'r> Loader<'r> {
         let why = (!why.is_empty()).then(|| format!("{why} ({path})"));
         (r, why)
     }
+}
+
+/// Migrations parsed in this run, by app label and blob id (a blob's parse
+/// depends on the app it belongs to).
+#[derive(Default)]
+struct ParsedBlobs {
+    by_app: BTreeMap<String, BTreeMap<OidKey, Arc<Migration>>>,
+    len: usize,
+}
+
+impl ParsedBlobs {
+    fn get(&self, label: &str, oid: Oid) -> Option<Arc<Migration>> {
+        self.by_app.get(label)?.get(&OidKey::of(oid)).cloned()
+    }
+
+    fn insert(&mut self, label: &str, oid: Oid, m: Arc<Migration>) {
+        let app = match self.by_app.get_mut(label) {
+            Some(app) => app,
+            None => self.by_app.entry(label.to_string()).or_default(),
+        };
+        if app.insert(OidKey::of(oid), m).is_none() {
+            self.len += 1;
+        }
+    }
+}
+
+/// Why a migration blob could not be read.
+enum ParseFailure {
+    /// Not UTF-8: the byte offset of the first invalid byte.
+    Utf8(usize),
+    /// Not a migration Django can load.
+    Python(migration::ParseError),
+}
+
+impl ParseFailure {
+    fn into_error(self, file: &str, rev: &str) -> Error {
+        match self {
+            ParseFailure::Utf8(at) => {
+                Error::input(format!("{file} at {rev} is not valid UTF-8 (byte {at})"))
+            }
+            ParseFailure::Python(e) => {
+                let at = if e.line > 0 {
+                    format!(" line {}", e.line)
+                } else {
+                    String::new()
+                };
+                Error::input(format!("{file} at {rev}{at}: {}", e.message))
+            }
+        }
+    }
+}
+
+fn parse_one(data: &[u8], label: &str) -> std::result::Result<Migration, ParseFailure> {
+    let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
+    migration::parse(text, label).map_err(ParseFailure::Python)
+}
+
+/// Parse blobs of one app on every core (parsing is most of a cold run),
+/// results in the order of `blobs`.
+fn parse_all(
+    blobs: &[(Oid, Vec<u8>, String)],
+    label: &str,
+    threads: usize,
+) -> Vec<std::result::Result<Migration, ParseFailure>> {
+    if threads < 2 || blobs.len() < 32 {
+        return blobs
+            .iter()
+            .map(|(_, data, _)| parse_one(data, label))
+            .collect();
+    }
+    let chunk = blobs.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = blobs
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|(_, data, _)| parse_one(data, label))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// An app's cached migrations directory as read for one revision.
