@@ -1,0 +1,170 @@
+//! What one run shares between the two revisions it reads, and what runs
+//! share through the parse cache: parsed Python files, settings reads, app
+//! resolutions by tree id, and the project records of earlier runs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use super::apps::resolve_app;
+use super::records::{self, PROJECTS_FILE};
+use super::settings::SettingsRead;
+use super::{App, Project, join};
+use crate::django::cache::{AppMemo, DiskCache};
+use crate::django::python::{self, Stmt};
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot};
+
+/// App resolutions, shared between the revisions of one run and kept on disk
+/// between runs: an entry whose top-level package directory has the same tree
+/// id resolves the same way, and a migrations directory exists or not the same
+/// way when its top-level directory has the same tree id. A warm run of a
+/// project with hundreds of apps reads no app directory at all.
+#[derive(Default)]
+pub struct Resolutions {
+    /// Loaded from disk on first use (a warm run rarely needs it).
+    memo: std::cell::OnceCell<std::cell::RefCell<AppMemo>>,
+    disk: Option<DiskCache>,
+    /// Python files parsed in this run, by blob id (settings and app
+    /// configs are mostly the same blobs at both revisions).
+    parsed: std::cell::RefCell<BTreeMap<git2::Oid, Rc<Vec<Stmt>>>>,
+    /// Settings read in this run or by earlier runs.
+    pub(super) settings: std::cell::RefCell<Vec<Rc<SettingsRead>>>,
+    /// Projects resolved by earlier runs (from the on-disk cache).
+    pub(super) records: Vec<records::Record>,
+    /// Top-level entries the settings being read have looked at.
+    pub(super) touched: std::cell::RefCell<BTreeSet<String>>,
+}
+
+/// The repository's top-level entries (and their ids) that a result depends
+/// on: everything it read lies below them.
+pub(super) type Footprint = Vec<(String, Option<git2::Oid>)>;
+
+/// The top-level entry of the repository a path lies below.
+fn top_of(path: &str) -> &str {
+    path.split('/').next().unwrap_or(path)
+}
+
+impl Resolutions {
+    /// Resolutions backed by the on-disk cache.
+    pub fn with_disk(disk: DiskCache) -> Resolutions {
+        let records = disk
+            .read(PROJECTS_FILE)
+            .and_then(|t| records::decode(&t))
+            .unwrap_or_default();
+        let settings = records.iter().map(|r| r.settings.clone()).collect();
+        Resolutions {
+            memo: std::cell::OnceCell::new(),
+            disk: Some(disk),
+            parsed: Default::default(),
+            settings: std::cell::RefCell::new(settings),
+            records,
+            touched: Default::default(),
+        }
+    }
+
+    /// Write what this run resolved back to the cache (best effort): the
+    /// app resolutions, and the projects of this run (most recent first).
+    pub fn save(&self, projects: &[&Project]) {
+        let Some(disk) = &self.disk else {
+            return;
+        };
+        if let Some(memo) = self.memo.get() {
+            disk.put_app_memo(&memo.borrow());
+        }
+        if let Some(records) = records::merge(&self.records, projects) {
+            disk.write(PROJECTS_FILE, &records::encode(&records));
+        }
+    }
+
+    fn app_memo(&self) -> &std::cell::RefCell<AppMemo> {
+        self.memo.get_or_init(|| {
+            std::cell::RefCell::new(self.disk.as_ref().map(|d| d.app_memo()).unwrap_or_default())
+        })
+    }
+
+    /// Record that the settings being read depend on the top-level entry of
+    /// `path` (a repository path, existing or not).
+    pub(super) fn touch(&self, path: &str) {
+        let top = top_of(path);
+        if !self.touched.borrow().contains(top) {
+            self.touched.borrow_mut().insert(top.to_string());
+        }
+    }
+
+    /// The ids of a footprint's entries at a snapshot (`None` for snapshots
+    /// other than commits, whose files are not identified by tree ids).
+    pub(super) fn footprint(
+        repo: &Repo,
+        snap: &Snapshot,
+        tops: &BTreeSet<String>,
+    ) -> Option<Footprint> {
+        matches!(snap.source, crate::git::Source::Commit { .. }).then(|| {
+            tops.iter()
+                .map(|t| (t.clone(), repo.entry_id(snap, t)))
+                .collect()
+        })
+    }
+
+    /// Read and parse a Python file at a snapshot, once per blob; errors
+    /// name file, revision and line.
+    pub(super) fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>> {
+        let (oid, text) = repo
+            .read_text(snap, file)?
+            .unwrap_or((git2::Oid::ZERO_SHA1, String::new()));
+        if let Some(stmts) = self.parsed.borrow().get(&oid) {
+            return Ok(stmts.clone());
+        }
+        let stmts = python::parse_module(&text).map_err(|e| {
+            Error::input(format!(
+                "{file} at {} line {}: invalid Python: {}",
+                snap.label, e.line, e.message
+            ))
+        })?;
+        let stmts = std::rc::Rc::new(stmts);
+        self.parsed.borrow_mut().insert(oid, stmts.clone());
+        Ok(stmts)
+    }
+
+    pub(super) fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
+        let top = join(root, entry.split('.').next().unwrap_or(entry));
+        let Some(oid) = repo.dir_oid(snap, &top) else {
+            return resolve_app(repo, snap, root, entry, self);
+        };
+        let key = (root.to_string(), entry.to_string(), oid);
+        if let Some((label, name)) = self.app_memo().borrow_mut().app(&key) {
+            return Ok(App {
+                label,
+                name,
+                migrations_dir: None,
+                migrations_module: None,
+            });
+        }
+        let app = resolve_app(repo, snap, root, entry, self)?;
+        self.app_memo()
+            .borrow_mut()
+            .add_app(key, (app.label.clone(), app.name.clone()));
+        Ok(app)
+    }
+
+    /// Whether the migrations directory `dir` (of module `module`) exists.
+    pub(super) fn dir_exists(
+        &self,
+        repo: &Repo,
+        snap: &Snapshot,
+        root: &str,
+        module: &str,
+        dir: &str,
+    ) -> Result<bool> {
+        let top = join(root, module.split('.').next().unwrap_or(module));
+        let Some(oid) = repo.dir_oid(snap, &top) else {
+            return repo.dir_exists(snap, dir);
+        };
+        let key = (dir.to_string(), oid);
+        if let Some(e) = self.app_memo().borrow_mut().dir(&key) {
+            return Ok(e);
+        }
+        let e = repo.dir_exists(snap, dir)?;
+        self.app_memo().borrow_mut().add_dir(key, e);
+        Ok(e)
+    }
+}

@@ -1,0 +1,495 @@
+//! The settings module read statically: found from `manage.py`, executed
+//! over literal values (imports, `+`, `+=`, `append`/`extend`/`insert`,
+//! conditional additions), and reduced to what tagback uses.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use super::memo::{Footprint, Resolutions};
+use super::{ProjectOptions, join, module_file, top_of_module};
+use crate::django::python::{self, Stmt, Value};
+use crate::error::{Error, Result};
+use crate::git::{Repo, Snapshot};
+
+/// What reading the settings module gave, reduced to what tagback uses.
+#[derive(Debug)]
+pub(super) struct SettingsRead {
+    /// The options it was read with (`ProjectOptions` except the apps).
+    pub(super) opts_key: String,
+    pub(super) manage_py: String,
+    pub(super) settings_module: String,
+    pub(super) settings_file: String,
+    pub(super) installed_apps: InstalledApps,
+    pub(super) migration_modules: BTreeMap<String, Option<String>>,
+    pub(super) string_settings: BTreeMap<String, String>,
+    /// Apps appended under a condition: (entry, file, line).
+    pub(super) maybe_apps: Vec<(String, String, u32)>,
+    /// The top-level entries it read, with their ids (`None`: not reusable).
+    pub(super) footprint: Option<Footprint>,
+}
+
+/// `INSTALLED_APPS` as the settings module defines it.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) enum InstalledApps {
+    /// A list tagback can read.
+    List(Vec<String>),
+    /// Changed in a way tagback cannot follow: (file, line, why).
+    Dynamic(String, u32, String),
+    /// Assigned something that is not a list of strings.
+    NotStatic,
+    /// Not assigned.
+    Missing,
+}
+
+impl SettingsRead {
+    /// Whether both were read from identical files with the same options.
+    pub(super) fn same_as(&self, other: &SettingsRead) -> bool {
+        std::ptr::eq(self, other)
+            || (self.opts_key == other.opts_key
+                && self.manage_py == other.manage_py
+                && self.footprint.is_some()
+                && self.footprint == other.footprint)
+    }
+
+    /// Whether what it read is identical at `snap`.
+    pub(super) fn still_valid(
+        &self,
+        repo: &Repo,
+        snap: &Snapshot,
+        opts_key: &str,
+        manage_py: &str,
+    ) -> bool {
+        self.opts_key == opts_key
+            && self.manage_py == manage_py
+            && matches!(snap.source, crate::git::Source::Commit { .. })
+            && self
+                .footprint
+                .as_ref()
+                .is_some_and(|f| f.iter().all(|(top, id)| repo.entry_id(snap, top) == *id))
+    }
+}
+
+/// Read the settings module (found from `manage.py` or the options), or
+/// reuse what an earlier revision of this run read when every top-level
+/// entry it looked at is identical.
+pub(super) fn read_settings(
+    repo: &Repo,
+    snap: &Snapshot,
+    opts: &ProjectOptions,
+    memo: &Resolutions,
+    root: &str,
+    manage_py: &str,
+) -> Result<Rc<SettingsRead>> {
+    let opts_key = format!("{:?} {:?}", opts.manage_py, opts.settings);
+    let cached = memo
+        .settings
+        .borrow()
+        .iter()
+        .find(|read| read.still_valid(repo, snap, &opts_key, manage_py))
+        .cloned();
+    if let Some(read) = cached {
+        return Ok(read);
+    }
+    memo.touched.borrow_mut().clear();
+    memo.touch(manage_py);
+    let settings_module = match &opts.settings {
+        Some(s) => s.clone(),
+        None => settings_from_manage_py(repo, snap, manage_py, memo)?,
+    };
+    memo.touch(&join(root, top_of_module(&settings_module)));
+    let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
+        Error::input(format!(
+            "settings module {settings_module:?} (from {manage_py}) is not in the repository at {}; set `settings:` in .tagback.yml",
+            snap.label
+        ))
+    })?;
+    let mut reader = SettingsReader {
+        repo,
+        memo,
+        snap,
+        root,
+        env: BTreeMap::new(),
+        maybe_apps: Vec::new(),
+        dynamic: BTreeMap::new(),
+        depth: 0,
+        seen: BTreeSet::new(),
+    };
+    reader.exec_file(&settings_file, &settings_module)?;
+    let installed_apps = if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
+        InstalledApps::Dynamic(file.clone(), *line, what.clone())
+    } else {
+        match reader.env.get("INSTALLED_APPS") {
+            Some(v) => string_list(v).map_or(InstalledApps::NotStatic, InstalledApps::List),
+            None => InstalledApps::Missing,
+        }
+    };
+    let migration_modules = match reader.env.get("MIGRATION_MODULES") {
+        Some(Value::Dict(items)) => items
+            .iter()
+            .filter_map(|(k, v)| match (k, v) {
+                (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
+                (Value::Str(k), Value::None) => Some((k.clone(), None)),
+                _ => None,
+            })
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    let string_settings = reader
+        .env
+        .iter()
+        .filter_map(|(k, v)| match v {
+            Value::Str(s) if k.chars().all(|c| c.is_ascii_uppercase() || c == '_') => {
+                Some((k.clone(), s.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let touched = std::mem::take(&mut *memo.touched.borrow_mut());
+    let read = Rc::new(SettingsRead {
+        opts_key,
+        manage_py: manage_py.to_string(),
+        settings_module,
+        settings_file,
+        installed_apps,
+        migration_modules,
+        string_settings,
+        maybe_apps: reader.maybe_apps,
+        footprint: Resolutions::footprint(repo, snap, &touched),
+    });
+    memo.settings.borrow_mut().push(read.clone());
+    Ok(read)
+}
+
+fn string_list(v: &Value) -> Option<Vec<String>> {
+    match v {
+        Value::List(items) => items
+            .iter()
+            .map(|i| match i {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
+    }
+}
+
+fn settings_from_manage_py(
+    repo: &Repo,
+    snap: &Snapshot,
+    manage_py: &str,
+    memo: &Resolutions,
+) -> Result<String> {
+    let stmts = memo.python(repo, snap, manage_py)?;
+    let mut calls = Vec::new();
+    python::find_calls(&stmts, "environ.setdefault", &mut calls);
+    calls
+        .iter()
+        .find_map(|c| match (c.args.first(), c.args.get(1)) {
+            (Some(Value::Str(k)), Some(Value::Str(v))) if k == "DJANGO_SETTINGS_MODULE" => Some(v.clone()),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            Error::input(format!(
+                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault; set `settings:` in .tagback.yml",
+                snap.label
+            ))
+        })
+}
+
+/// Executes a settings module's top-level statements over literal values.
+struct SettingsReader<'a> {
+    repo: &'a Repo,
+    memo: &'a Resolutions,
+    snap: &'a Snapshot,
+    root: &'a str,
+    env: BTreeMap<String, Value>,
+    /// Apps appended under a condition: (entry, file, line).
+    maybe_apps: Vec<(String, String, u32)>,
+    /// Settings changed in ways that cannot be followed: name → (file, line, why).
+    dynamic: BTreeMap<String, (String, u32, String)>,
+    depth: u32,
+    seen: BTreeSet<String>,
+}
+
+impl SettingsReader<'_> {
+    fn exec_file(&mut self, file: &str, module: &str) -> Result<()> {
+        if self.depth > 16 || !self.seen.insert(file.to_string()) {
+            return Ok(());
+        }
+        self.memo.touch(file);
+        let stmts = self.memo.python(self.repo, self.snap, file)?;
+        let package = if file.ends_with("/__init__.py") {
+            module.to_string()
+        } else {
+            module
+                .rsplit_once('.')
+                .map_or(String::new(), |(p, _)| p.to_string())
+        };
+        self.depth += 1;
+        let r = self.exec(&stmts, file, &package, false);
+        self.depth -= 1;
+        r
+    }
+
+    fn eval(&self, v: &Value) -> Value {
+        match v {
+            Value::Name(n) => self.env.get(n).cloned().unwrap_or_else(|| v.clone()),
+            Value::Add(a, b) => match (self.eval(a), self.eval(b)) {
+                (Value::List(mut x), Value::List(y)) => {
+                    x.extend(y);
+                    Value::List(x)
+                }
+                (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
+                _ => Value::Dynamic { line: 0 },
+            },
+            Value::List(items) => Value::List(items.iter().map(|i| self.eval(i)).collect()),
+            Value::Dict(items) => Value::Dict(
+                items
+                    .iter()
+                    .map(|(k, v)| (self.eval(k), self.eval(v)))
+                    .collect(),
+            ),
+            _ => v.clone(),
+        }
+    }
+
+    fn mark_dynamic(&mut self, name: &str, file: &str, line: u32, why: &str) {
+        if matches!(
+            name,
+            "INSTALLED_APPS" | "MIGRATION_MODULES" | "AUTH_USER_MODEL"
+        ) {
+            self.dynamic.entry(name.to_string()).or_insert((
+                file.to_string(),
+                line,
+                why.to_string(),
+            ));
+        }
+    }
+
+    fn exec(&mut self, stmts: &[Stmt], file: &str, package: &str, conditional: bool) -> Result<()> {
+        for s in stmts {
+            match s {
+                Stmt::Assign {
+                    targets,
+                    value,
+                    line,
+                } => {
+                    let v = self.eval(value);
+                    for t in targets {
+                        if conditional {
+                            if t == "INSTALLED_APPS" {
+                                self.maybe_list(&v, file, *line);
+                            } else {
+                                self.mark_dynamic(
+                                    t,
+                                    file,
+                                    *line,
+                                    "is assigned only under a condition",
+                                );
+                            }
+                            continue;
+                        }
+                        if matches!(v, Value::Dynamic { .. } | Value::Call(_)) {
+                            self.mark_dynamic(t, file, *line, "is computed at run time");
+                        } else {
+                            self.dynamic.remove(t.as_str());
+                        }
+                        self.env.insert(t.clone(), v.clone());
+                    }
+                }
+                Stmt::AugAdd {
+                    target,
+                    value,
+                    line,
+                } => {
+                    let add = self.eval(value);
+                    if conditional {
+                        if target == "INSTALLED_APPS" {
+                            self.maybe_list(&add, file, *line);
+                        }
+                        continue;
+                    }
+                    let cur = self
+                        .env
+                        .get(target)
+                        .cloned()
+                        .unwrap_or(Value::Dynamic { line: *line });
+                    let v = self.eval(&Value::Add(Box::new(cur), Box::new(add)));
+                    if matches!(v, Value::Dynamic { .. }) {
+                        self.mark_dynamic(
+                            target,
+                            file,
+                            *line,
+                            "is extended with a value tagback cannot read",
+                        );
+                    }
+                    self.env.insert(target.clone(), v);
+                }
+                Stmt::DynamicAssign { target, line } => {
+                    self.mark_dynamic(
+                        target,
+                        file,
+                        *line,
+                        "is changed in a way tagback cannot follow",
+                    );
+                }
+                Stmt::Call(c) => {
+                    let Some((target, method)) = c.func.rsplit_once('.') else {
+                        continue;
+                    };
+                    if target != "INSTALLED_APPS" {
+                        continue;
+                    }
+                    let arg = match method {
+                        "append" => c.args.first().map(|a| Value::List(vec![self.eval(a)])),
+                        "extend" => c.args.first().map(|a| self.eval(a)),
+                        "insert" => c.args.get(1).map(|a| Value::List(vec![self.eval(a)])),
+                        _ => None,
+                    };
+                    let Some(arg) = arg else {
+                        self.mark_dynamic(
+                            target,
+                            file,
+                            c.line,
+                            &format!("is changed by .{method}()"),
+                        );
+                        continue;
+                    };
+                    if conditional {
+                        self.maybe_list(&arg, file, c.line);
+                        continue;
+                    }
+                    let cur = self
+                        .env
+                        .get(target)
+                        .cloned()
+                        .unwrap_or(Value::Dynamic { line: c.line });
+                    let v = match (cur, arg) {
+                        (Value::List(mut x), Value::List(y)) => {
+                            if method == "insert" {
+                                let at = match c.args.first() {
+                                    Some(Value::Int(i)) if *i >= 0 => (*i as usize).min(x.len()),
+                                    _ => 0,
+                                };
+                                for (k, item) in y.into_iter().enumerate() {
+                                    x.insert(at + k, item);
+                                }
+                            } else {
+                                x.extend(y);
+                            }
+                            Value::List(x)
+                        }
+                        _ => {
+                            self.mark_dynamic(
+                                target,
+                                file,
+                                c.line,
+                                "is changed with a value tagback cannot read",
+                            );
+                            Value::Dynamic { line: c.line }
+                        }
+                    };
+                    self.env.insert(target.to_string(), v);
+                }
+                Stmt::ImportFrom {
+                    module,
+                    level,
+                    names,
+                    line,
+                } => {
+                    let absolute = resolve_relative(package, module, *level);
+                    let Some(absolute) = absolute else { continue };
+                    self.memo.touch(&join(self.root, top_of_module(&absolute)));
+                    let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
+                    else {
+                        if !conditional
+                            && names.iter().any(|(n, _)| n == "*")
+                            && absolute.split('.').next() == package.split('.').next()
+                        {
+                            return Err(Error::input(format!(
+                                "{file} at {} line {line}: `from {module} import *` names a module that is not in the repository",
+                                self.snap.label
+                            )));
+                        }
+                        continue;
+                    };
+                    if names.iter().any(|(n, _)| n == "*") {
+                        self.exec_file(&path, &absolute)?;
+                    } else {
+                        // `from .base import INSTALLED_APPS as BASE_APPS`
+                        let mut sub = SettingsReader {
+                            repo: self.repo,
+                            memo: self.memo,
+                            snap: self.snap,
+                            root: self.root,
+                            env: BTreeMap::new(),
+                            maybe_apps: Vec::new(),
+                            dynamic: BTreeMap::new(),
+                            depth: self.depth + 1,
+                            seen: self.seen.clone(),
+                        };
+                        sub.exec_file(&path, &absolute)?;
+                        for (n, alias) in names {
+                            if let Some(v) = sub.env.get(n) {
+                                self.env
+                                    .insert(alias.clone().unwrap_or_else(|| n.clone()), v.clone());
+                            }
+                        }
+                    }
+                }
+                Stmt::Block {
+                    conditional: c,
+                    body,
+                    ..
+                } => {
+                    self.exec(body, file, package, conditional || *c)?;
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn maybe_list(&mut self, v: &Value, file: &str, line: u32) {
+        match v {
+            Value::List(items) => {
+                for i in items {
+                    if let Value::Str(s) = i {
+                        self.maybe_apps.push((s.clone(), file.to_string(), line));
+                    }
+                }
+            }
+            _ => self.mark_dynamic(
+                "INSTALLED_APPS",
+                file,
+                line,
+                "is changed under a condition with a value tagback cannot read",
+            ),
+        }
+    }
+}
+
+/// `from ..x import y` inside `package` → the absolute module name.
+pub(super) fn resolve_relative(package: &str, module: &str, level: u32) -> Option<String> {
+    if level == 0 {
+        return Some(module.to_string());
+    }
+    let mut parts: Vec<&str> = if package.is_empty() {
+        Vec::new()
+    } else {
+        package.split('.').collect()
+    };
+    for _ in 1..level {
+        parts.pop()?;
+    }
+    if !module.is_empty() {
+        parts.push(module);
+    }
+    (!parts.is_empty()).then(|| parts.join("."))
+}
+
+/// Resolve a relative import found in a module of `package`.
+pub fn absolute_module(package: &str, module: &str) -> Option<String> {
+    let level = module.chars().take_while(|c| *c == '.').count() as u32;
+    resolve_relative(package, &module[level as usize..], level)
+}
