@@ -1,0 +1,197 @@
+//! A parse cache on disk, inside the repository's git directory
+//! (`.git/tagback/cache/VERSION-RELEASE/`), keyed by git object ids:
+//! identical contents, identical parse.
+//!
+//! - `LABEL-TREE`: the graph part of every migration of one app's migrations
+//!   directory ([`directory`]);
+//! - `LABEL-BLOB.ops`: the operations of one migration blob ([`operations`]);
+//! - `projects`, `apps.tsv`, `probes`: settings reads and app resolutions by
+//!   tree id, and migrations known to exist ([`memo`], `project::records`).
+//!
+//! Best effort throughout: a missing, stale, malformed or half-written file is
+//! a miss and is derived again from git objects; files are replaced
+//! atomically; past a few thousand files the oldest half is pruned.
+
+mod directory;
+mod memo;
+mod operations;
+mod text;
+
+use std::path::PathBuf;
+
+use git2::Oid;
+
+pub use directory::{CachedDir, CachedLine, Entry};
+pub use memo::{AppMemo, Probes};
+pub(crate) use text::{fields_of, oid_from_hex};
+
+use super::migration::Operation;
+use crate::fs::{self, Mode};
+
+/// Bumped whenever the parsed model or the file format changes.
+const VERSION: &str = "v4";
+
+/// The cache directory (`None`: caching off).
+#[derive(Debug, Clone)]
+pub struct DiskCache {
+    dir: Option<PathBuf>,
+    pruned: std::cell::Cell<bool>,
+}
+
+impl DiskCache {
+    /// The cache of the repository whose git directory is `git_dir`;
+    /// `TAGBACK_NO_CACHE=1` turns it off.
+    pub fn new(git_dir: &std::path::Path) -> Self {
+        let off = std::env::var("TAGBACK_NO_CACHE").is_ok_and(|v| !v.is_empty() && v != "0");
+        // The tagback version is part of the path: a new release never reads
+        // what an older one parsed.
+        let version = format!("{VERSION}-{}", env!("CARGO_PKG_VERSION"));
+        DiskCache {
+            dir: (!off).then(|| git_dir.join("tagback").join("cache").join(version)),
+            pruned: std::cell::Cell::new(false),
+        }
+    }
+
+    fn path(&self, label: &str, tree: Oid) -> Option<PathBuf> {
+        let label: String = label
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        Some(self.dir.as_ref()?.join(format!("{label}-{tree}")))
+    }
+
+    /// The cached parse of an app's migrations directory.
+    pub fn get(&self, label: &str, tree: Oid) -> Option<CachedDir> {
+        let text = std::fs::read_to_string(self.path(label, tree)?).ok()?;
+        let dir = CachedDir::new(text);
+        dir.is_valid().then_some(dir)
+    }
+
+    /// Store a parse; errors are ignored (the cache is an optimisation).
+    pub fn put(&self, label: &str, tree: Oid, entries: &[Entry]) {
+        let (Some(path), Some(text)) = (self.path(label, tree), directory::encode(entries)) else {
+            return;
+        };
+        let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
+        self.prune();
+    }
+}
+
+impl DiskCache {
+    fn operations_path(&self, label: &str, blob: Oid) -> Option<PathBuf> {
+        let mut p = self.path(label, blob)?;
+        p.set_extension("ops");
+        Some(p)
+    }
+
+    /// The operations of a migration blob, as parsed by an earlier run.
+    pub fn get_operations(&self, label: &str, blob: Oid) -> Option<Vec<Operation>> {
+        let text = std::fs::read_to_string(self.operations_path(label, blob)?).ok()?;
+        operations::decode(&text)
+    }
+
+    /// Store the operations of a migration blob (best effort).
+    pub fn put_operations(&self, label: &str, blob: Oid, operations: &[Operation]) {
+        if let (Some(path), Some(text)) = (
+            self.operations_path(label, blob),
+            operations::encode(operations),
+        ) {
+            let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
+            self.prune();
+        }
+    }
+
+    /// Keep the cache bounded: past [`FILES_KEPT`] files, the least recently
+    /// written half goes (they are parsed again if ever needed). Runs only
+    /// after a write, which a warm run does not do.
+    fn prune(&self) {
+        // Once per run: listing a full cache directory costs milliseconds.
+        if !self.pruned.replace(true) {
+            self.prune_to(FILES_KEPT);
+        }
+    }
+
+    fn prune_to(&self, kept: usize) {
+        let Some(dir) = &self.dir else {
+            return;
+        };
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+            .filter_map(|e| {
+                let e = e.ok()?;
+                let meta = e.metadata().ok()?;
+                // Per-directory and per-blob files (`LABEL-ID`), not the
+                // run-wide ones (projects, probes, apps.tsv).
+                let name = e.file_name();
+                if !meta.is_file() || !name.to_string_lossy().contains('-') {
+                    return None;
+                }
+                Some((meta.modified().ok()?, e.path()))
+            })
+            .collect();
+        if files.len() <= kept {
+            return;
+        }
+        files.sort();
+        let drop = files.len() - kept / 2;
+        for (_, path) in files.into_iter().take(drop) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// How many files the parse cache keeps before pruning (a few hundred bytes
+/// to a few tens of kilobytes each).
+const FILES_KEPT: usize = 4096;
+
+impl DiskCache {
+    /// A file of the cache directory, if it exists.
+    pub fn read(&self, name: &str) -> Option<String> {
+        std::fs::read_to_string(self.dir.as_ref()?.join(name)).ok()
+    }
+
+    /// Replace a file of the cache directory (best effort).
+    pub fn write(&self, name: &str, text: &str) {
+        if let Some(dir) = &self.dir {
+            let _ = fs::write_atomic(&dir.join(name), text.as_bytes(), Mode::ReplaceCache);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_keeps_the_newest_half_and_the_run_wide_files() {
+        let git_dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(git_dir.path());
+        let dir = cache.dir.clone().unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        cache.write("projects", "kept");
+        for i in 0..10u32 {
+            let p = dir.join(format!("shop-{i:040}"));
+            std::fs::write(&p, "x").unwrap();
+            let t = std::time::SystemTime::UNIX_EPOCH
+                + std::time::Duration::from_secs(1_000 + u64::from(i));
+            std::fs::File::options()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_modified(t)
+                .unwrap();
+        }
+        cache.prune_to(8);
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let newest: Vec<String> = (6..10u32).map(|i| format!("shop-{i:040}")).collect();
+        assert_eq!(left, [vec!["projects".to_string()], newest].concat());
+        cache.prune_to(8);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 5);
+    }
+}

@@ -1,0 +1,50 @@
+//! Splitting the cache's text formats: fields separated by ASCII bytes, and
+//! object ids in hex.
+
+use git2::Oid;
+
+/// `s` split at the first `sep`, an ASCII byte (for the short fields of the
+/// cache files this beats `str::split_once`).
+pub(crate) fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
+    let i = s.bytes().position(|b| b == sep)?;
+    // `sep` is ASCII: both halves are valid UTF-8.
+    Some((&s[..i], &s[i + 1..]))
+}
+
+/// The fields of `s` separated by `sep`, an ASCII byte.
+pub(crate) fn fields_of(s: &str, sep: u8) -> impl Iterator<Item = &str> {
+    let mut rest = Some(s);
+    std::iter::from_fn(move || {
+        let r = rest?;
+        match cut(r, sep) {
+            Some((field, tail)) => {
+                rest = Some(tail);
+                Some(field)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
+}
+
+/// A 40-digit lowercase hex object id (without a round trip through libgit2).
+pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
+    let hex = hex.as_bytes();
+    if hex.len() != 40 {
+        return None;
+    }
+    let digit = |c: u8| -> Option<u8> {
+        match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        }
+    };
+    let mut raw = [0u8; 20];
+    for (i, b) in raw.iter_mut().enumerate() {
+        *b = (digit(hex[2 * i])? << 4) | digit(hex[2 * i + 1])?;
+    }
+    Oid::from_bytes(&raw).ok()
+}
