@@ -3,10 +3,10 @@
 //! identical contents, identical parse.
 //!
 //! - `LABEL-TREE`: the graph part of every migration of one app's migrations
-//!   directory ([`directory`]);
-//! - `LABEL-BLOB.ops`: the operations of one migration blob ([`operations`]);
+//!   directory (`directory.rs`);
+//! - `LABEL-BLOB.ops`: the operations of one migration blob (`operations.rs`);
 //! - `projects`, `apps.tsv`, `probes`: settings reads and app resolutions by
-//!   tree id, and migrations known to exist ([`memo`], `project::records`).
+//!   tree id, and migrations known to exist (`memo.rs`, `project/records.rs`).
 //!
 //! Best effort throughout: a missing, stale, malformed or half-written file is
 //! a miss and is derived again from git objects; files are replaced
