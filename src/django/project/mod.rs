@@ -189,11 +189,6 @@ pub fn find_manage_py(
     Ok(None)
 }
 
-/// Load the project at a snapshot without sharing resolutions.
-pub fn load(repo: &Repo, snap: &Snapshot, opts: &ProjectOptions) -> Result<Option<Project>> {
-    load_shared(repo, snap, opts, &Resolutions::default(), None)
-}
-
 /// Load the project at a snapshot, reusing `memo` across revisions, and the
 /// apps of `prior` (another revision of the same run) whose packages have
 /// the same tree ids.
