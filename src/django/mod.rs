@@ -240,105 +240,119 @@ impl<'r> Loader<'r> {
                 continue;
             };
             let tree = self.repo.dir_oid(snap, &dir);
-            // The cache holds the graph part of each migration (not its
-            // operations, which only the migrations to unapply need).
-            if let Some(cached) = tree.and_then(|t| self.disk.get(label, t)) {
-                // The same app at the other revision, read just before: its
-                // lines and files, sorted by name as these are.
-                let previous = self.previous_dir.borrow_mut().remove(label);
-                let previous = previous.filter(|p| p.dir == dir);
-                let mut j = 0;
-                let mut files: Vec<Rc<MigrationFile>> = Vec::new();
-                let mut ranges = Vec::new();
-                let mut complete = true;
-                for line in cached.lines() {
-                    let Some(line) = line else {
-                        complete = false;
-                        break;
-                    };
-                    // Most lines are the same at both revisions: the file
-                    // of the other revision is shared, not decoded again.
-                    if let Some(p) = &previous {
-                        while j < p.files.len() && p.files[j].key.1.as_str() < line.name {
-                            j += 1;
-                        }
-                        if j < p.files.len() && p.line(j) == line.raw {
-                            files.push(p.files[j].clone());
-                            ranges.push(cached.range_of(line.raw));
-                            continue;
-                        }
-                    }
-                    let (Some(blob), Some(migration)) = (line.blob(), line.migration()) else {
-                        complete = false;
-                        break;
-                    };
-                    files.push(Rc::new(MigrationFile {
-                        key: (label.clone(), line.name.to_string()),
-                        file: migration_path(&dir, line.name),
-                        migration: Arc::new(migration),
-                        blob: Some(blob),
-                    }));
-                    ranges.push(cached.range_of(line.raw));
-                }
-                if complete {
-                    out.extend(files.iter().cloned());
-                    self.previous_dir.borrow_mut().insert(
-                        label.clone(),
-                        PreviousDir {
-                            dir: dir.clone(),
-                            cached,
-                            ranges,
-                            files,
-                        },
-                    );
-                    continue;
-                }
-            }
-            // List the files, read the blobs not parsed yet, parse those on
-            // every core, then assemble in name order.
-            let mut listed = Vec::new();
-            let mut unparsed = Vec::new();
-            for name in self.migration_names(snap, &dir)? {
-                let file = migration_path(&dir, &name);
-                let Some(oid) = self.repo.blob_id(snap, &file)? else {
-                    continue;
-                };
-                if self.parsed.borrow().get(label, oid).is_none() {
-                    let blob = self.repo.read_blob_at(oid, snap, &file)?;
-                    unparsed.push((oid, blob.data, file.clone()));
-                }
-                listed.push((name, file, oid));
-            }
-            let results = parse_all(&unparsed, label, self.threads);
-            for ((oid, _, file), result) in unparsed.iter().zip(results) {
-                let m = result.map_err(|e| e.into_error(file, &snap.label))?;
-                self.parsed.borrow_mut().insert(label, *oid, Arc::new(m));
-            }
-            let mut entries = Vec::new();
-            for (name, file, oid) in listed {
-                let Some(migration) = self.parsed.borrow().get(label, oid) else {
-                    continue;
-                };
-                entries.push(cache::Entry {
-                    name: name.clone(),
-                    blob: oid,
-                    migration: Arc::new(Migration {
-                        operations: Vec::new(),
-                        ..(*migration).clone()
-                    }),
-                });
-                out.push(Rc::new(MigrationFile {
-                    key: (label.clone(), name),
-                    file,
-                    migration,
-                    blob: None,
-                }));
-            }
-            if let Some(t) = tree {
-                self.disk.put(label, t, &entries);
+            let cached = tree
+                .and_then(|t| self.disk.get(label, t))
+                .and_then(|c| self.files_of_cached(label, &dir, c));
+            match cached {
+                Some(files) => out.extend(files),
+                None => out.extend(self.parse_app(snap, label, &dir, tree)?),
             }
         }
         Ok(Files::new(out))
+    }
+
+    /// An app's files from its cached directory (the graph part of each
+    /// migration; operations are read only for the migrations to unapply).
+    /// `None` when the cached file is malformed.
+    fn files_of_cached(
+        &self,
+        label: &str,
+        dir: &str,
+        cached: cache::CachedDir,
+    ) -> Option<Vec<Rc<MigrationFile>>> {
+        // The same app at the other revision, read just before: its lines
+        // and files, sorted by name as these are.
+        let previous = self.previous_dir.borrow_mut().remove(label);
+        let previous = previous.filter(|p| p.dir == dir);
+        let mut j = 0;
+        let mut files: Vec<Rc<MigrationFile>> = Vec::new();
+        let mut ranges = Vec::new();
+        for line in cached.lines() {
+            let line = line?;
+            ranges.push(cached.range_of(line.raw));
+            // Most lines are the same at both revisions: the file of the
+            // other revision is shared, not decoded again.
+            if let Some(p) = &previous {
+                while j < p.files.len() && p.files[j].key.1.as_str() < line.name {
+                    j += 1;
+                }
+                if j < p.files.len() && p.line(j) == line.raw {
+                    files.push(p.files[j].clone());
+                    continue;
+                }
+            }
+            files.push(Rc::new(MigrationFile {
+                key: (label.to_string(), line.name.to_string()),
+                file: migration_path(dir, line.name),
+                migration: Arc::new(line.migration()?),
+                blob: Some(line.blob()?),
+            }));
+        }
+        self.previous_dir.borrow_mut().insert(
+            label.to_string(),
+            PreviousDir {
+                dir: dir.to_string(),
+                cached,
+                ranges,
+                files: files.clone(),
+            },
+        );
+        Some(files)
+    }
+
+    /// An app's files read from git: list them, read the blobs not parsed
+    /// yet, parse those on every core, assemble in name order, and cache the
+    /// directory's parse under its tree id.
+    fn parse_app(
+        &self,
+        snap: &Snapshot,
+        label: &str,
+        dir: &str,
+        tree: Option<Oid>,
+    ) -> Result<Vec<Rc<MigrationFile>>> {
+        let mut listed = Vec::new();
+        let mut unparsed = Vec::new();
+        for name in self.migration_names(snap, dir)? {
+            let file = migration_path(dir, &name);
+            let Some(oid) = self.repo.blob_id(snap, &file)? else {
+                continue;
+            };
+            if self.parsed.borrow().get(label, oid).is_none() {
+                let blob = self.repo.read_blob_at(oid, snap, &file)?;
+                unparsed.push((oid, blob.data, file.clone()));
+            }
+            listed.push((name, file, oid));
+        }
+        let results = parse_all(&unparsed, label, self.threads);
+        for ((oid, _, file), result) in unparsed.iter().zip(results) {
+            let m = result.map_err(|e| e.into_error(file, &snap.label))?;
+            self.parsed.borrow_mut().insert(label, *oid, Arc::new(m));
+        }
+        let mut entries = Vec::new();
+        let mut files = Vec::new();
+        for (name, file, oid) in listed {
+            let Some(migration) = self.parsed.borrow().get(label, oid) else {
+                continue;
+            };
+            entries.push(cache::Entry {
+                name: name.clone(),
+                blob: oid,
+                migration: Arc::new(Migration {
+                    operations: Vec::new(),
+                    ..(*migration).clone()
+                }),
+            });
+            files.push(Rc::new(MigrationFile {
+                key: (label.to_string(), name),
+                file,
+                migration,
+                blob: None,
+            }));
+        }
+        if let Some(t) = tree {
+            self.disk.put(label, t, &entries);
+        }
+        Ok(files)
     }
 
     fn parse(
