@@ -161,8 +161,79 @@ impl DiskCache {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// Edits of a valid text, deterministic (characters inserted, removed,
+    /// swapped for separators), for "never panics" checks of the decoders.
+    pub(crate) fn mutations(valid: &str, rounds: usize) -> Vec<String> {
+        let alphabet: Vec<char> = "\t\n\u{1e}\u{1f}-=0123456789abcdefkslP".chars().collect();
+        let chars: Vec<char> = valid.chars().collect();
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n.max(1) as u64) as usize
+        };
+        (0..rounds)
+            .map(|_| {
+                let mut c = chars.clone();
+                for _ in 0..1 + next(4) {
+                    let at = next(c.len() + 1);
+                    match next(3) {
+                        0 if at < c.len() => {
+                            c.remove(at);
+                        }
+                        1 if at < c.len() => c[at] = alphabet[next(alphabet.len())],
+                        _ => c.insert(at, alphabet[next(alphabet.len())]),
+                    }
+                }
+                c.into_iter().collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn decoders_never_panic_on_edited_files() {
+        let git_dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(git_dir.path());
+        let m = crate::django::migration::parse(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    replaces = [('shop', '0001_a')]\n    dependencies = [('shop', '0001_initial'), migrations.swappable_dependency(settings.AUTH_USER_MODEL)]\n    run_before = [('blog', '0001_initial')]\n    operations = [migrations.RunPython(forwards), migrations.RemoveField('order', 'note')]\n",
+            "shop",
+        )
+        .unwrap();
+        let blob = Oid::from_str("0123456789abcdef0123456789abcdef01234567").unwrap();
+        let entry = Entry {
+            name: "0002_b".into(),
+            blob,
+            migration: std::sync::Arc::new(m.clone()),
+        };
+        let dir = directory::encode(&[entry.clone(), entry]).unwrap();
+        let ops = operations::encode(&m.operations).unwrap();
+        for text in mutations(&dir, 3000) {
+            let cached = CachedDir::new(text);
+            for line in cached.lines().flatten() {
+                let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
+            }
+        }
+        for text in mutations(&ops, 3000) {
+            let _ = operations::decode(&text);
+        }
+        let mut probes = Probes::default();
+        probes.add(blob, "0002_b");
+        cache.put_probes(&probes);
+        let probes_text = cache.read("probes").unwrap();
+        for text in mutations(&probes_text, 2000) {
+            cache.write("probes", &text);
+            let _ = cache.probes();
+        }
+        let memo_text = "a\t\tshop\t0123456789abcdef0123456789abcdef01234567\tshop\tshop\nd\tshop/migrations\t0123456789abcdef0123456789abcdef01234567\t1\n";
+        for text in mutations(memo_text, 2000) {
+            cache.write("apps.tsv", &text);
+            let _ = cache.app_memo();
+        }
+    }
 
     #[test]
     fn pruning_keeps_the_newest_half_and_the_run_wide_files() {
