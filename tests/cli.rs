@@ -271,6 +271,21 @@ fn write_shop(r: &TestRepo, migrations: &[(&str, &[&str], &[&str])]) {
     }
 }
 
+/// `APP/migrations/NAME.py`, with the packages around it, depending on `deps`
+/// and running `operations` (Python, as written inside the list).
+fn write_migration(r: &TestRepo, app: &str, name: &str, deps: &[(&str, &str)], operations: &str) {
+    r.write(&format!("{app}/__init__.py"), "");
+    r.write(&format!("{app}/migrations/__init__.py"), "");
+    let deps: String = deps
+        .iter()
+        .map(|(a, n)| format!("('{a}', '{n}'), "))
+        .collect();
+    r.write(
+        &format!("{app}/migrations/{name}.py"),
+        format!("from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [{deps}]\n    operations = [{operations}]\n"),
+    );
+}
+
 #[test]
 fn nested_squash_target_is_the_outer_squash() {
     // Django >= 6.0 squashes squashes; its loader treats the outer squash as
@@ -310,12 +325,7 @@ fn latest_dependency_from_an_unchanged_app_is_caught_with_full() {
     let mut r = TestRepo::new();
     write_shop(&r, &[("0001_initial", &[], &[])]);
     r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
-    r.write("blog/__init__.py", "");
-    r.write("blog/migrations/__init__.py", "");
-    r.write(
-        "blog/migrations/0001_initial.py",
-        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '__latest__')]\n    operations = []\n",
-    );
+    write_migration(&r, "blog", "0001_initial", &[("shop", "__latest__")], "");
     r.commit("v1", Some("v1"));
     write_shop(
         &r,
@@ -1015,12 +1025,7 @@ fn warm_caches_never_change_a_plan() {
     // settings, apps and migrations change from revision to revision.
     let mut r = TestRepo::new();
     write_shop(&r, &[("0001_initial", &[], &[])]);
-    r.write("blog/__init__.py", "");
-    r.write("blog/migrations/__init__.py", "");
-    r.write(
-        "blog/migrations/0001_initial.py",
-        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('shop', '0001_initial')]\n    operations = []\n",
-    );
+    write_migration(&r, "blog", "0001_initial", &[("shop", "0001_initial")], "");
     r.commit("v1", Some("v1"));
     write_shop(
         &r,
@@ -1035,9 +1040,12 @@ fn warm_caches_never_change_a_plan() {
         "proj/settings.py",
         "INSTALLED_APPS = ['django.contrib.auth', 'shop', 'blog']\n",
     );
-    r.write(
-        "blog/migrations/0002_tags.py",
-        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('blog', '0001_initial'), ('shop', '0002_more')]\n    operations = [migrations.RunPython(lambda a, s: None)]\n",
+    write_migration(
+        &r,
+        "blog",
+        "0002_tags",
+        &[("blog", "0001_initial"), ("shop", "0002_more")],
+        "migrations.RunPython(lambda a, s: None)",
     );
     r.commit("v3", Some("v3"));
     // Blog's app config renames its label; shop squashes.
@@ -1045,9 +1053,12 @@ fn warm_caches_never_change_a_plan() {
         "blog/apps.py",
         "from django.apps import AppConfig\n\n\nclass BlogConfig(AppConfig):\n    name = 'blog'\n    label = 'journal'\n",
     );
-    r.write(
-        "blog/migrations/0002_tags.py",
-        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [('journal', '0001_initial'), ('shop', '0002_more')]\n    operations = []\n",
+    write_migration(
+        &r,
+        "blog",
+        "0002_tags",
+        &[("journal", "0001_initial"), ("shop", "0002_more")],
+        "",
     );
     r.commit("v4", Some("v4"));
     let pairs = [
