@@ -14,23 +14,40 @@ use git2::{ObjectType, Oid, Repository};
 
 use crate::error::{Error, Result};
 
-/// An object id as a map key: its bytes, compared without a call into
-/// libgit2 (`Oid`'s ordering goes through `git_oid_cmp`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct OidKey([u8; 32]);
+/// An object id as a map key, ordered by its bytes (`Oid`'s own ordering
+/// calls into libgit2 for every comparison).
+#[derive(Debug, Clone, Copy)]
+pub struct OidKey(Oid);
 
 impl OidKey {
     /// The key of an id.
     pub fn of(oid: Oid) -> OidKey {
-        let mut k = [0u8; 32];
-        let b = oid.as_bytes();
-        k[..b.len()].copy_from_slice(b);
-        OidKey(k)
+        OidKey(oid)
     }
 
-    /// The id in hex (a SHA-1 id: 40 digits).
-    pub fn to_hex(&self) -> String {
-        self.0[..20].iter().map(|b| format!("{b:02x}")).collect()
+    /// The id.
+    pub fn oid(self) -> Oid {
+        self.0
+    }
+}
+
+impl PartialEq for OidKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes() == other.0.as_bytes()
+    }
+}
+
+impl Eq for OidKey {}
+
+impl PartialOrd for OidKey {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for OidKey {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.as_bytes().cmp(other.0.as_bytes())
     }
 }
 

@@ -79,7 +79,7 @@ impl DiskCache {
             }
         } else {
             for (tree, name) in &probes.known {
-                write(&tree.to_hex(), name);
+                write(&tree.oid(), name);
             }
         }
         self.write("probes", &text);
