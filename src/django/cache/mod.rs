@@ -23,7 +23,7 @@ use git2::Oid;
 
 pub use directory::{CachedDir, CachedLine, Entry};
 pub use memo::{AppMemo, Probes};
-pub(crate) use text::{fields_of, oid_from_hex};
+pub(crate) use text::{fields_of, oid_from_hex, optional, parse_optional};
 
 use super::migration::Operation;
 use crate::fs::{self, Mode};

@@ -1,7 +1,7 @@
 //! The operations of one migration blob, for the migrations a plan unapplies
 //! (the directory cache leaves operations out).
 
-use super::text::fields_of;
+use super::text::{fields_of, optional, parse_optional};
 use crate::django::migration::{CustomOp, Operation, Reversibility};
 
 // Operations: one line each, tab-separated: kind, line, reversibility
@@ -10,7 +10,6 @@ use crate::django::migration::{CustomOp, Operation, Reversibility};
 const OPERATIONS_HEADER: &str = "tagback operations v1";
 
 pub(super) fn encode(operations: &[Operation]) -> Option<String> {
-    let opt = |v: Option<&str>| v.map_or_else(|| "-".to_string(), |s| format!("={s}"));
     let mut out = String::from(OPERATIONS_HEADER);
     out.push('\n');
     for op in operations {
@@ -23,10 +22,10 @@ pub(super) fn encode(operations: &[Operation]) -> Option<String> {
                 Reversibility::Unknown => "u",
             }
             .to_string(),
-            opt(op.reason.as_deref()),
-            opt(op.data_loss.as_deref()),
-            opt(op.custom.as_ref().map(|c| c.class.as_str())),
-            opt(op.custom.as_ref().and_then(|c| c.module.as_deref())),
+            optional(op.reason.as_deref()),
+            optional(op.data_loss.as_deref()),
+            optional(op.custom.as_ref().map(|c| c.class.as_str())),
+            optional(op.custom.as_ref().and_then(|c| c.module.as_deref())),
         ];
         if fields.iter().any(|f| f.contains(['\t', '\n', '\r'])) {
             return None;
@@ -42,13 +41,6 @@ pub(super) fn decode(text: &str) -> Option<Vec<Operation>> {
     if lines.next()? != OPERATIONS_HEADER {
         return None;
     }
-    let opt = |s: &str| -> Option<Option<String>> {
-        match s.strip_prefix('=') {
-            Some(v) => Some(Some(v.to_string())),
-            None if s == "-" => Some(None),
-            None => None,
-        }
-    };
     lines
         .map(|line| {
             let mut f = fields_of(line, b'\t');
@@ -74,9 +66,9 @@ pub(super) fn decode(text: &str) -> Option<Vec<Operation>> {
                     "u" => Reversibility::Unknown,
                     _ => return None,
                 },
-                reason: opt(reason)?,
-                data_loss: opt(data_loss)?,
-                custom: match (opt(class)?, opt(module)?) {
+                reason: parse_optional(reason)?,
+                data_loss: parse_optional(data_loss)?,
+                custom: match (parse_optional(class)?, parse_optional(module)?) {
                     (Some(class), module) => Some(CustomOp { module, class }),
                     (None, None) => None,
                     (None, Some(_)) => return None,

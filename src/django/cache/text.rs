@@ -48,3 +48,17 @@ pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
     }
     Oid::from_bytes(&raw).ok()
 }
+
+/// An optional field as the cache files write it: `-` for none, `=value`.
+pub(crate) fn optional(v: Option<&str>) -> String {
+    v.map_or_else(|| "-".to_string(), |s| format!("={s}"))
+}
+
+/// An optional field read back (`None` when it is neither form).
+pub(crate) fn parse_optional(field: &str) -> Option<Option<String>> {
+    match field.strip_prefix('=') {
+        Some(v) => Some(Some(v.to_string())),
+        None if field == "-" => Some(None),
+        None => None,
+    }
+}

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use super::apps::resolve_app;
 use super::records::{self, PROJECTS_FILE};
 use super::settings::SettingsRead;
-use super::{App, Project, join};
+use super::{App, Project, join, top_of_module};
 use crate::django::cache::{AppMemo, DiskCache};
 use crate::django::python::{self, Stmt};
 use crate::error::{Error, Result};
@@ -126,7 +126,7 @@ impl Resolutions {
     }
 
     pub(super) fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
-        let top = join(root, entry.split('.').next().unwrap_or(entry));
+        let top = join(root, top_of_module(entry));
         let Some(oid) = repo.dir_oid(snap, &top) else {
             return resolve_app(repo, snap, root, entry, self);
         };
@@ -155,7 +155,7 @@ impl Resolutions {
         module: &str,
         dir: &str,
     ) -> Result<bool> {
-        let top = join(root, module.split('.').next().unwrap_or(module));
+        let top = join(root, top_of_module(module));
         let Some(oid) = repo.dir_oid(snap, &top) else {
             return repo.dir_exists(snap, dir);
         };

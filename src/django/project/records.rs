@@ -14,7 +14,7 @@ use std::rc::Rc;
 use git2::Oid;
 
 use super::{App, InstalledApps, Project, SettingsRead, Tops};
-use crate::django::cache::{fields_of, oid_from_hex};
+use crate::django::cache::{fields_of, oid_from_hex, optional, parse_optional};
 
 /// File name in the cache directory.
 pub(super) const PROJECTS_FILE: &str = "projects";
@@ -152,10 +152,6 @@ fn id(oid: Option<Oid>) -> String {
     oid.map_or_else(|| "-".to_string(), |o| o.to_string())
 }
 
-fn opt(v: Option<&str>) -> String {
-    v.map_or_else(|| "-".to_string(), |s| format!("={s}"))
-}
-
 /// The text of the cache file (records with unstorable strings left out).
 pub(super) fn encode(records: &[Record]) -> String {
     let mut text = String::from(HEADER);
@@ -184,7 +180,7 @@ pub(super) fn encode(records: &[Record]) -> String {
             InstalledApps::Missing => out.push("X".to_string()),
         }
         for (label, module) in &s.migration_modules {
-            out.push(format!("M\t{label}\t{}", opt(module.as_deref())));
+            out.push(format!("M\t{label}\t{}", optional(module.as_deref())));
         }
         for (name, value) in &s.string_settings {
             out.push(format!("S\t{name}\t{value}"));
@@ -201,8 +197,8 @@ pub(super) fn encode(records: &[Record]) -> String {
                     id(*mtop),
                     app.label,
                     app.name,
-                    opt(app.migrations_dir.as_deref()),
-                    opt(app.migrations_module.as_deref())
+                    optional(app.migrations_dir.as_deref()),
+                    optional(app.migrations_module.as_deref())
                 ));
             }
         }
@@ -242,13 +238,6 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
             oid_from_hex(s).map(Some)
         }
     };
-    let opt = |s: &str| -> Option<Option<String>> {
-        match s.strip_prefix('=') {
-            Some(v) => Some(Some(v.to_string())),
-            None if s == "-" => Some(None),
-            None => None,
-        }
-    };
     let mut out = Vec::new();
     while let Some(line) = lines.next() {
         let mut f = fields_of(line, b'\t');
@@ -284,8 +273,8 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                         Rc::new(App {
                             label: label.to_string(),
                             name: name.to_string(),
-                            migrations_dir: opt(dir)?,
-                            migrations_module: opt(module)?,
+                            migrations_dir: parse_optional(dir)?,
+                            migrations_module: parse_optional(module)?,
                         }),
                     ));
                 }
@@ -308,7 +297,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                 "X" => installed = Some(Some(InstalledApps::Missing)),
                 "M" => {
                     let label = next()?.to_string();
-                    migration_modules.insert(label, opt(next()?)?);
+                    migration_modules.insert(label, parse_optional(next()?)?);
                 }
                 "S" => {
                     let name = next()?.to_string();
