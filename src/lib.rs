@@ -13,6 +13,7 @@ pub mod django;
 pub mod error;
 pub mod fs;
 pub mod git;
+pub mod guard;
 pub mod ledger;
 pub mod plan;
 pub mod report;

@@ -2,6 +2,7 @@
 //! requests here; nothing below this module sees clap.
 
 mod check;
+mod guard;
 mod hook;
 mod install;
 mod plan;
@@ -124,6 +125,9 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         rev: String,
     },
+    /// Run in the container before the app: exit 1 when the database has
+    /// applied migrations this code does not know (it is ahead of the code).
+    Guard(guard::GuardArgs),
     /// Run the main job on an embedded example project.
     Demo {
         /// Keep the demo repository in this directory instead of a temporary one.
@@ -162,6 +166,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Hook { name, args } => hook::run(name, &args, out),
         Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
         Command::Graph { repo, rev } => plan::graph(&repo, &rev, out),
+        Command::Guard(args) => guard::run(&args, out),
         Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
     }
 }

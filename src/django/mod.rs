@@ -75,7 +75,11 @@ impl<'r> Loader<'r> {
             previous_dir: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
             probes: std::cell::OnceCell::new(),
-            disk: cache::DiskCache::new(repo.git_dir()),
+            disk: if repo.is_plain_dir() {
+                cache::DiskCache::off()
+            } else {
+                cache::DiskCache::new(repo.git_dir())
+            },
             listings: RefCell::new(BTreeMap::new()),
         }
     }
@@ -177,6 +181,27 @@ impl<'r> Loader<'r> {
             }
             loaded.extend(reached);
         }
+    }
+
+    /// One revision with the migration files of every app whose migrations
+    /// are in the repository (what the code knows, for `tagback guard`), and
+    /// its graph, or why the graph cannot be built. `Ok(None)` without a
+    /// `manage.py`.
+    pub fn load_known(
+        &self,
+        snap: &Snapshot,
+        opts: &ProjectOptions,
+    ) -> Result<Option<(Project, Files, Result<Graph>)>> {
+        let memo = self
+            .resolutions
+            .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
+        let Some(project) = project::load_shared(self.repo, snap, opts, memo, None)? else {
+            return Ok(None);
+        };
+        let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
+        let files = self.load_files(snap, &project, &apps)?;
+        let graph = self.graph(&files, &apps, &project, snap);
+        Ok(Some((project, files, graph)))
     }
 
     fn graph(

@@ -113,6 +113,9 @@ pub struct Repo {
     label: String,
     /// Trees read so far, by id: every tree is read and parsed once per run.
     trees: RefCell<BTreeMap<OidKey, Rc<TreeEntries>>>,
+    /// A plain directory opened with [`Repo::open_dir`]: its files are the
+    /// working tree, and there is no git history.
+    plain_dir: Option<PathBuf>,
 }
 
 /// Where file contents come from.
@@ -194,6 +197,34 @@ impl Repo {
         Ok(Repo::new(repo, label))
     }
 
+    /// Open a plain directory that need not be a git repository (the code
+    /// inside a container image): only [`Repo::worktree_snapshot`] reads
+    /// it, with the same rules as a working tree; revisions do not exist.
+    pub fn open_dir(dir: &Path) -> Result<Repo> {
+        if !dir.is_dir() {
+            return Err(Error::input(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        // A repository over an empty in-memory object database: nothing is
+        // read from it, and no `.git` is looked for or created.
+        let repo = git2::Odb::new()
+            .and_then(Repository::from_odb)
+            .map_err(|source| Error::Git {
+                context: format!("opening {}", dir.display()),
+                source,
+            })?;
+        let mut r = Repo::new(repo, dir.display().to_string());
+        r.plain_dir = Some(dir.to_path_buf());
+        Ok(r)
+    }
+
+    /// Whether this is a plain directory (see [`Repo::open_dir`]).
+    pub fn is_plain_dir(&self) -> bool {
+        self.plain_dir.is_some()
+    }
+
     fn new(repo: Repository, label: String) -> Repo {
         // Objects are read from the user's own repository; re-hashing every
         // object on read (libgit2's default) costs more than the rest of a run.
@@ -202,6 +233,7 @@ impl Repo {
             repo,
             label,
             trees: RefCell::new(BTreeMap::new()),
+            plain_dir: None,
         }
     }
 
@@ -301,7 +333,7 @@ impl Repo {
 
     /// The working directory, if the repository has one.
     pub fn workdir(&self) -> Option<&Path> {
-        self.repo.workdir()
+        self.plain_dir.as_deref().or_else(|| self.repo.workdir())
     }
 
     /// The `.git` directory.
@@ -634,7 +666,7 @@ impl Repo {
     }
 
     fn worktree_path(&self, path: &str) -> Option<PathBuf> {
-        let root = self.repo.workdir()?;
+        let root = self.workdir()?;
         if Path::new(path)
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))

@@ -5,7 +5,8 @@ use std::collections::BTreeSet;
 /// `(app, name)` rows of `django_migrations`.
 pub type Rows = BTreeSet<(String, String)>;
 
-/// Read `django_migrations` from `postgres://…` or `sqlite:///path`.
+/// Read `django_migrations` from `postgres://…`, `mysql://…` (MySQL and
+/// MariaDB) or `sqlite:///path`.
 pub fn applied_rows(url: &str) -> Result<Rows, String> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return sqlite(path);
@@ -13,8 +14,11 @@ pub fn applied_rows(url: &str) -> Result<Rows, String> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return postgres(url);
     }
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        return mysql(url);
+    }
     Err(format!(
-        "unsupported database URL scheme in {:?}; use postgres://… or sqlite:///path",
+        "unsupported database URL scheme in {:?}; use postgres://…, mysql://… or sqlite:///path",
         redact(url)
     ))
 }
@@ -71,6 +75,31 @@ fn postgres(url: &str) -> Result<Rows, String> {
         .collect())
 }
 
+/// MySQL and MariaDB, without TLS (the `mysql` crate built without it: a
+/// database on the same host or network, as in a Swarm stack).
+fn mysql(url: &str) -> Result<Rows, String> {
+    use mysql::prelude::Queryable;
+
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_string(),
+    };
+    let opts = mysql::Opts::from_url(&url)
+        .map_err(|e| format!("invalid database URL {}: {e}", redact(&url)))?;
+    let timeout = Some(std::time::Duration::from_secs(10));
+    let opts = mysql::OptsBuilder::from_opts(opts)
+        .tcp_connect_timeout(timeout)
+        .read_timeout(timeout)
+        .write_timeout(timeout)
+        .prefer_socket(false);
+    let mut conn =
+        mysql::Conn::new(opts).map_err(|e| format!("cannot connect to {}: {e}", redact(&url)))?;
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT app, name FROM django_migrations")
+        .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(&url)))?;
+    Ok(rows.into_iter().collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +123,7 @@ mod tests {
         let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
         assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
         assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
-        assert!(applied_rows("mysql://x").is_err());
+        assert!(applied_rows("mysql://u@127.0.0.1:1/db").is_err());
+        assert!(applied_rows("oracle://x").is_err());
     }
 }
