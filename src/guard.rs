@@ -88,6 +88,8 @@ pub struct Report {
     pub rows: usize,
     /// Migrations the code knows (on disk and replaced).
     pub known: usize,
+    /// The database has no `django_migrations` table (never migrated).
+    pub never_migrated: bool,
 }
 
 /// Judge the rows of `django_migrations` against the code.
@@ -116,6 +118,7 @@ pub fn judge(
         findings: Vec::new(),
         rows: rows.len(),
         known: known.len(),
+        never_migrated: false,
     };
     let mut apps_ahead: BTreeSet<&str> = BTreeSet::new();
     for (app, name) in rows {
@@ -284,6 +287,13 @@ fn render(report: &Report, dir: &str, warn_only: bool, w: &mut dyn Write) -> std
             "not ahead: {}.{}: {}",
             e.app, e.migration, e.reason
         ));
+    }
+    if report.never_migrated {
+        writeln!(
+            w,
+            "tagback guard: ok: the database has no django_migrations table yet (never migrated), so it is not ahead of the code in {dir}."
+        )?;
+        return Ok(());
     }
     if !report.ahead {
         writeln!(

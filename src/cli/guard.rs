@@ -79,9 +79,12 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
             repo.label()
         ))
     })?;
-    let rows = database::applied_rows(url).map_err(Error::input)?;
+    // A database never migrated (first deploy) has nothing applied.
+    let migrated = database::applied_rows_if_migrated(url).map_err(Error::input)?;
+    let rows = migrated.clone().unwrap_or_default();
     let graph = graph.as_ref().map_err(ToString::to_string);
-    let report = crate::guard::judge(&project, &files, graph, &rows, &config.guard.allow)?;
+    let mut report = crate::guard::judge(&project, &files, graph, &rows, &config.guard.allow)?;
+    report.never_migrated = migrated.is_none();
     match args.format {
         GuardFormat::Text => crate::guard::render_text(&report, repo.label(), args.warn_only, out)?,
         GuardFormat::Json => crate::report::json(&report, out)?,

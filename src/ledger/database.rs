@@ -6,8 +6,19 @@ use std::collections::BTreeSet;
 pub type Rows = BTreeSet<(String, String)>;
 
 /// Read `django_migrations` from `postgres://…`, `mysql://…` (MySQL and
-/// MariaDB) or `sqlite:///path`.
+/// MariaDB) or `sqlite:///path`; a database without the table is an error.
 pub fn applied_rows(url: &str) -> Result<Rows, String> {
+    applied_rows_if_migrated(url)?.ok_or_else(|| {
+        format!(
+            "{} has no django_migrations table (never migrated)",
+            redact(url)
+        )
+    })
+}
+
+/// Like [`applied_rows`], but `None` for a database that has no
+/// `django_migrations` table yet (never migrated: nothing is applied).
+pub fn applied_rows_if_migrated(url: &str) -> Result<Option<Rows>, String> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return sqlite(path);
     }
@@ -37,7 +48,7 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn sqlite(path: &str) -> Result<Rows, String> {
+fn sqlite(path: &str) -> Result<Option<Rows>, String> {
     if path.is_empty() {
         return Err("sqlite URL has no path (use sqlite:///absolute/path)".into());
     }
@@ -47,6 +58,16 @@ fn sqlite(path: &str) -> Result<Rows, String> {
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| format!("cannot open sqlite database {path}: {e}"))?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'django_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("cannot read sqlite database {path}: {e}"))?;
+    if tables == 0 {
+        return Ok(None);
+    }
     let mut stmt = conn
         .prepare("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
@@ -54,10 +75,11 @@ fn sqlite(path: &str) -> Result<Rows, String> {
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
     rows.collect::<Result<Rows, _>>()
+        .map(Some)
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))
 }
 
-fn postgres(url: &str) -> Result<Rows, String> {
+fn postgres(url: &str) -> Result<Option<Rows>, String> {
     let config: postgres::Config = url
         .parse()
         .map_err(|e| format!("invalid database URL {}: {e}", redact(url)))?;
@@ -66,18 +88,26 @@ fn postgres(url: &str) -> Result<Rows, String> {
     let mut client = config
         .connect(postgres::NoTls)
         .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    // The table Django would use: the first schema of the search path.
+    let exists = client
+        .query_one("SELECT to_regclass('django_migrations') IS NOT NULL", &[])
+        .map_err(|e| format!("cannot read {}: {e}", redact(url)))?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(None);
+    }
     let rows = client
         .query("SELECT app, name FROM django_migrations", &[])
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(url)))?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect())
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect(),
+    ))
 }
 
 /// MySQL and MariaDB, without TLS (the `mysql` crate built without it: a
 /// database on the same host or network, as in a Swarm stack).
-fn mysql(url: &str) -> Result<Rows, String> {
+fn mysql(url: &str) -> Result<Option<Rows>, String> {
     use mysql::prelude::Queryable;
 
     let url = match url.strip_prefix("mariadb://") {
@@ -94,10 +124,18 @@ fn mysql(url: &str) -> Result<Rows, String> {
         .prefer_socket(false);
     let mut conn =
         mysql::Conn::new(opts).map_err(|e| format!("cannot connect to {}: {e}", redact(&url)))?;
+    let tables: Option<u64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'django_migrations'",
+        )
+        .map_err(|e| format!("cannot read {}: {e}", redact(&url)))?;
+    if tables.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
     let rows: Vec<(String, String)> = conn
         .query("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(&url)))?;
-    Ok(rows.into_iter().collect())
+    Ok(Some(rows.into_iter().collect()))
 }
 
 #[cfg(test)]
@@ -123,6 +161,15 @@ mod tests {
         let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
         assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
         assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
+        let empty = dir.path().join("empty.sqlite3");
+        rusqlite::Connection::open(&empty).unwrap();
+        let url = format!("sqlite://{}", empty.display());
+        assert_eq!(applied_rows_if_migrated(&url), Ok(None));
+        assert!(
+            applied_rows(&url)
+                .unwrap_err()
+                .contains("no django_migrations table")
+        );
         assert!(applied_rows("mysql://u@127.0.0.1:1/db").is_err());
         assert!(applied_rows("oracle://x").is_err());
     }

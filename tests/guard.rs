@@ -1,0 +1,282 @@
+//! `tagback guard` end to end on plain directories (no git) and SQLite
+//! databases whose `django_migrations` rows are what real Django writes for
+//! the demo shop (its migrations are real `makemigrations` output). The
+//! real-Django proof on SQLite, PostgreSQL and MariaDB is tests/django/guard.py.
+// See: issue 13.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use tempfile::TempDir;
+
+use common::{copy_tree, fixture};
+
+/// Rows Django writes when migrating the demo's v1 (the contrib apps first).
+const V1_ROWS: &[(&str, &str)] = &[
+    ("contenttypes", "0001_initial"),
+    ("auth", "0001_initial"),
+    ("members", "0001_initial"),
+    ("shop", "0001_initial"),
+    ("shop", "0002_product_sku"),
+];
+
+/// What v2 adds.
+const V2_ROWS: &[(&str, &str)] = &[
+    ("members", "0002_badge"),
+    ("members", "0003_normalize_nicknames"),
+    ("shop", "0003_order_badge"),
+    ("shop", "0004_order_code"),
+];
+
+struct Image {
+    _dir: TempDir,
+    code: PathBuf,
+    db: PathBuf,
+}
+
+/// The demo's `rev` as the plain directory of an image, and a SQLite
+/// database with `rows` in `django_migrations` (`None`: no table).
+fn image(rev: &str, rows: Option<&[(&str, &str)]>) -> Image {
+    let dir = tempfile::tempdir().unwrap();
+    let code = dir.path().join("app");
+    copy_tree(&fixture(&format!("demo/{rev}")), &code);
+    let db = dir.path().join("db.sqlite3");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    if let Some(rows) = rows {
+        conn.execute_batch(
+            "CREATE TABLE django_migrations (id integer primary key autoincrement, app varchar(255), name varchar(255), applied datetime)",
+        )
+        .unwrap();
+        for (app, name) in rows {
+            conn.execute(
+                "INSERT INTO django_migrations (app, name, applied) VALUES (?1, ?2, '2026-12-01 07:00:00')",
+                [app, name],
+            )
+            .unwrap();
+        }
+    }
+    Image {
+        _dir: dir,
+        code,
+        db,
+    }
+}
+
+fn url(db: &Path) -> String {
+    format!("sqlite://{}", db.display())
+}
+
+fn guard(img: &Image) -> Command {
+    let mut c = Command::cargo_bin("tagback").unwrap();
+    c.env_remove("DATABASE_URL")
+        .env("NO_COLOR", "1")
+        .current_dir(&img.code)
+        .args(["guard", "--database-url", &url(&img.db)]);
+    c
+}
+
+fn json(img: &Image, code: i32) -> serde_json::Value {
+    let out = guard(img).args(["--format", "json"]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn r13_guard_blocks_older_code_on_a_database_the_newer_code_migrated() {
+    let all: Vec<_> = V1_ROWS.iter().chain(V2_ROWS).copied().collect();
+    let img = image("v1", Some(&all));
+    let out = guard(&img).assert().code(1).get_output().stdout.clone();
+    let text = String::from_utf8(out).unwrap();
+    for m in [
+        "members.0002_badge",
+        "members.0003_normalize_nicknames",
+        "shop.0003_order_badge",
+        "shop.0004_order_code",
+    ] {
+        assert!(text.contains(m), "{m} missing from:\n{text}");
+    }
+    assert!(text.contains("BLOCKED: the database is ahead of the code"));
+    // The fix: the backward migrations, run with the newer image.
+    assert!(text.contains("python manage.py migrate members 0001_initial"));
+    assert!(text.contains("python manage.py migrate shop 0002_product_sku"));
+    assert!(text.contains("NEWER image"));
+    assert!(text.contains("not checked (migrations outside"));
+
+    let report = json(&img, 1);
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["ahead"], true);
+    assert_eq!(report["unknown"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        report["not_checked"],
+        serde_json::json!(["auth", "contenttypes"])
+    );
+    assert_eq!(
+        report["targets"],
+        serde_json::json!([
+            {"app": "members", "target": "0001_initial"},
+            {"app": "shop", "target": "0002_product_sku"}
+        ])
+    );
+
+    // --warn-only prints the same verdict and lets the app start.
+    guard(&img)
+        .arg("--warn-only")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("WARNING: the database is ahead"));
+}
+
+#[test]
+fn r13_guard_passes_a_consistent_or_behind_database() {
+    let img = image("v1", Some(V1_ROWS));
+    guard(&img)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "ok: the database is not ahead of the code",
+        ));
+    // The newer code on the older database: behind, not ahead.
+    let img = image("v2", Some(V1_ROWS));
+    assert_eq!(json(&img, 0)["ahead"], false);
+}
+
+#[test]
+fn r13_guard_ignores_rows_of_apps_the_code_does_not_install() {
+    let mut rows = V1_ROWS.to_vec();
+    rows.push(("legacy", "0001_initial"));
+    rows.push(("legacy", "0002_more"));
+    let img = image("v1", Some(&rows));
+    guard(&img)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "ignored rows of apps this code does not install: legacy",
+        ));
+}
+
+#[test]
+fn r13_guard_passes_a_database_that_was_never_migrated() {
+    let img = image("v1", None);
+    guard(&img)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no django_migrations table yet"));
+}
+
+#[test]
+fn r13_guard_allow_list_needs_a_reason_and_excuses_the_row() {
+    let mut rows = V1_ROWS.to_vec();
+    rows.push(("shop", "0001_compact"));
+    let img = image("v1", Some(&rows));
+    guard(&img)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("shop.0001_compact"));
+    std::fs::write(
+        img.code.join(".tagback.yml"),
+        "guard:\n  allow:\n    - migration: shop.0001_compact\n      reason: squash of 0001-0002 named with --squashed-name\n",
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "not ahead: shop.0001_compact: allowed in .tagback.yml: squash of 0001-0002",
+        ));
+    std::fs::write(
+        img.code.join(".tagback.yml"),
+        "guard:\n  allow:\n    - migration: shop.0001_compact\n",
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(".tagback.yml"));
+}
+
+#[test]
+fn r13_guard_reads_database_url_from_the_environment() {
+    let all: Vec<_> = V1_ROWS.iter().chain(V2_ROWS).copied().collect();
+    let img = image("v1", Some(&all));
+    Command::cargo_bin("tagback")
+        .unwrap()
+        .current_dir(&img.code)
+        .env("DATABASE_URL", url(&img.db))
+        .arg("guard")
+        .assert()
+        .code(1);
+    Command::cargo_bin("tagback")
+        .unwrap()
+        .env_remove("DATABASE_URL")
+        .args(["guard", "--project"])
+        .arg(&img.code)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "no database to check: pass --database-url URL or set DATABASE_URL",
+        ));
+}
+
+#[test]
+fn r13_guard_bad_input_is_exit_2_with_one_sentence() {
+    let img = image("v1", Some(V1_ROWS));
+    let one_line = |out: &std::process::Output| {
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert_eq!(err.trim_end().lines().count(), 1, "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    for (db_url, says) in [
+        (
+            "mysql://tagback:secret@127.0.0.1:1/shop",
+            "cannot connect to mysql://tagback:***@127.0.0.1:1/shop",
+        ),
+        (
+            "postgres://postgres:secret@127.0.0.1:1/shop",
+            "cannot connect to postgres://postgres:***@127.0.0.1:1/shop",
+        ),
+        ("sqlite:///nonexistent/db.sqlite3", "does not exist"),
+        ("oracle://x", "unsupported database URL scheme"),
+    ] {
+        let out = Command::cargo_bin("tagback")
+            .unwrap()
+            .args(["guard", "--database-url", db_url, "--project"])
+            .arg(&img.code)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let err = one_line(&out);
+        assert!(err.contains(says), "{db_url}: {err}");
+    }
+    // Not a Django project.
+    let empty = tempfile::tempdir().unwrap();
+    let out = Command::cargo_bin("tagback")
+        .unwrap()
+        .args(["guard", "--database-url", &url(&img.db), "--project"])
+        .arg(empty.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(one_line(&out).contains("no manage.py"));
+    // A migration that is not Python: the file and line are named.
+    std::fs::write(
+        img.code.join("shop/migrations/0003_broken.py"),
+        "from django.db import migrations\n\nclass Migration(migrations.Migration:\n",
+    )
+    .unwrap();
+    let out = guard(&img).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = one_line(&out);
+    assert!(
+        err.contains("shop/migrations/0003_broken.py") && err.contains("line 3"),
+        "{err}"
+    );
+}
