@@ -49,6 +49,9 @@ pub struct ServiceReport {
     /// Where the Django code lives (for scripts).
     #[serde(skip)]
     pub app_repo: Option<PathBuf>,
+    /// Warnings that do not block (`auto-rollback`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<crate::guard::Finding>,
 }
 
 /// The result of comparing two snapshots of the deploy repository.
@@ -96,6 +99,7 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let records = ledger::read_all(req.repo, &req.to, config.ledger.as_deref())?;
     let mut repos = AppRepos::default();
     let mut services = Vec::new();
+    let mut rollback_scripts: Option<Vec<(String, u64)>> = None;
     for change in stack::changes(&old, &new) {
         if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
             continue;
@@ -124,6 +128,43 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
             }
         }
         report.safe = is_safe(&report, &cfg);
+        if report.plan.is_some()
+            && matches!(report.direction, Direction::Upgrade | Direction::Sideways)
+        {
+            let scripts = match &rollback_scripts {
+                Some(s) => s,
+                None => rollback_scripts.insert(stack::rollback_scripts::find(req.repo, &req.to)?),
+            };
+            let sources: Vec<(String, u64, &str)> = change
+                .to
+                .auto_rollback
+                .iter()
+                .map(|(f, l)| {
+                    (
+                        f.clone(),
+                        *l,
+                        "deploy.update_config.failure_action: rollback",
+                    )
+                })
+                .chain(
+                    scripts
+                        .iter()
+                        .map(|(f, l)| (f.clone(), *l, "docker service rollback")),
+                )
+                .collect();
+            if !sources.is_empty() {
+                let added = migrations_added(req, &mut repos, &cfg, &report)?;
+                if added > 0 {
+                    let found: Vec<_> = sources
+                        .into_iter()
+                        .map(|(file, line, what)| {
+                            auto_rollback_finding(&report, added, file, line, what)
+                        })
+                        .collect();
+                    report.findings = found;
+                }
+            }
+        }
         services.push(report);
     }
     let safe = services.iter().all(|s| s.safe);
@@ -134,6 +175,49 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
         files,
         services,
     })
+}
+
+/// How many migrations the release adds: the size of the plan that would
+/// roll it back (from the new revision to the deployed one).
+fn migrations_added(
+    req: &Request<'_>,
+    repos: &mut AppRepos,
+    cfg: &ServiceConfig,
+    r: &ServiceReport,
+) -> Result<usize> {
+    let (Some(deployed), Some(release)) = (&r.from_rev, &r.to_rev) else {
+        return Ok(0);
+    };
+    let (repo, _) = repos.get(req.repo, cfg)?;
+    let opts = ProjectOptions {
+        manage_py: cfg.manage_py.clone(),
+        settings: cfg.settings.clone(),
+        installed_apps: cfg.installed_apps.clone(),
+    };
+    let loader = Loader::new(repo);
+    let (newer, older) = (repo.snapshot(release)?, repo.snapshot(deployed)?);
+    Ok(match loader.load_pair(&newer, &older, &opts, req.full)? {
+        Some(pair) => plan::compute(&loader, &pair).unapply.len(),
+        None => 0,
+    })
+}
+
+fn auto_rollback_finding(
+    r: &ServiceReport,
+    added: usize,
+    file: String,
+    line: u64,
+    what: &str,
+) -> crate::guard::Finding {
+    crate::guard::Finding {
+        code: "auto-rollback",
+        message: format!(
+            "{what}: {} can go back to {} without tagback seeing it, and {} starts on a database this release migrated ({added} migration(s) it does not know); fix: run `tagback guard` in the image's entrypoint so older tasks refuse to start, or make this release's migrations backward-compatible with the code of {}",
+            r.service, r.from_image, r.from_image, r.from_image
+        ),
+        file: Some(file),
+        line: Some(line as u32),
+    }
 }
 
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
@@ -219,6 +303,7 @@ fn judge(
         line: 0,
         replicas: None,
         app_repo: None,
+        findings: Vec::new(),
     };
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {

@@ -280,3 +280,77 @@ fn r13_guard_bad_input_is_exit_2_with_one_sentence() {
         "{err}"
     );
 }
+
+const AUTO_ROLLBACK_STACK: &str = "services:\n  web:\n    image: registry.example.com:5000/shop:TAG\n    deploy:\n      replicas: 2\n      update_config:\n        order: start-first\n        failure_action: rollback\n";
+
+/// The demo shop deployed at `shop:1` (v1), then `shop:2` (v2, which adds
+/// migrations) with the given stack file, and `shop:3` (v3, same code as v2).
+fn release_repo(stack: &str) -> common::TestRepo {
+    let mut r = common::TestRepo::new();
+    r.copy_fixture("demo/v1", "");
+    r.write("stack.yml", stack.replace("TAG", "1"));
+    r.commit("v1", Some("v1"));
+    for d in ["accounts", "shop"] {
+        r.remove(d);
+    }
+    r.copy_fixture("demo/v2", "");
+    r.write("stack.yml", stack.replace("TAG", "2"));
+    r.commit("v2", Some("v2"));
+    r.write("stack.yml", stack.replace("TAG", "3"));
+    r.commit("v3", Some("v3"));
+    r
+}
+
+#[test]
+fn r13_check_warns_about_automatic_rollback_of_a_release_that_adds_migrations() {
+    let r = release_repo(AUTO_ROLLBACK_STACK);
+    let report = r.run_json(
+        &["check", "--from", "v1", "--to", "v2", "--format", "json"],
+        0,
+    );
+    let findings = &report["services"][0]["findings"];
+    assert_eq!(findings.as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(findings[0]["code"], "auto-rollback");
+    assert_eq!(findings[0]["file"], "stack.yml");
+    assert_eq!(findings[0]["line"], 8);
+    let message = findings[0]["message"].as_str().unwrap();
+    assert!(message.contains("4 migration(s)"), "{message}");
+    assert!(message.contains("tagback guard"), "{message}");
+    assert!(message.contains("backward-compatible"), "{message}");
+    r.tagback()
+        .args(["check", "--from", "v1", "--to", "v2"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains(
+            "warning [auto-rollback] stack.yml:8: deploy.update_config.failure_action: rollback",
+        ));
+    // A release without new migrations: nothing to warn about.
+    let report = r.run_json(
+        &["check", "--from", "v2", "--to", "v3", "--format", "json"],
+        0,
+    );
+    assert!(
+        report["services"][0].get("findings").is_none(),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn r13_check_warns_about_rollback_commands_in_deploy_scripts() {
+    let stack = common::STACK;
+    let mut r = release_repo(stack);
+    r.write(
+        "scripts/deploy.sh",
+        "#!/bin/sh\n# on failure:\n# docker service rollback shop_web (comment)\ndocker stack deploy -c stack.yml shop || docker service rollback shop_web\n",
+    );
+    r.commit("deploy script", None);
+    r.git(&["tag", "-f", "v2", "HEAD"]);
+    let report = r.run_json(
+        &["check", "--from", "v1", "--to", "v2", "--format", "json"],
+        0,
+    );
+    let findings = &report["services"][0]["findings"];
+    assert_eq!(findings[0]["code"], "auto-rollback", "{report:#}");
+    assert_eq!(findings[0]["file"], "scripts/deploy.sh");
+    assert_eq!(findings[0]["line"], 4);
+}

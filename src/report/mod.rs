@@ -150,6 +150,13 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
         if let Some(n) = &s.note {
             writeln!(w, "  {n}")?;
         }
+        for f in &s.findings {
+            let at = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" {file}:{line}"),
+                _ => String::new(),
+            };
+            writeln!(w, "  warning [{}]{at}: {}", f.code, f.message)?;
+        }
         if let Some(p) = &s.plan {
             plan_text_indented(p, w, "  ")?;
             if p.needs_backward_migrations() {
@@ -233,6 +240,13 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
         )?;
     }
     for s in &r.services {
+        for f in &s.findings {
+            let at = match (&f.file, f.line) {
+                (Some(file), Some(line)) => format!(" (`{file}:{line}`)"),
+                _ => String::new(),
+            };
+            writeln!(w, "\n> **Warning** `{}`{at}: {}", f.code, f.message)?;
+        }
         let Some(p) = &s.plan else {
             if let Some(n) = &s.note {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;
