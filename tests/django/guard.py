@@ -123,12 +123,17 @@ def verify(sc, proj, newer, older, kinds, expect):
                code == 1 and all(m in text for m in expect["ahead"]) and "NEWER image" in text, text)
         code, _, out = guard(ocode, db, "--warn-only")
         record(sc, kind, f"{label} --warn-only exits 0", code == 0, out)
+        before = db.manage(ncode, "showmigrations", "--list").stdout
         harness.run_commands(db, ncode, plan["commands"])
         for c in plan["post_commands"]:
             db.manage(ocode, *c.split()[2:], "--noinput")
         chk = db.manage(ocode, "migrate", "--check", "--noinput", check=False)
         record(sc, kind, f"{label} rolled back correctly (older code's migrate --check)", chk.returncode == 0,
                chk.stdout + chk.stderr)
+        if expect.get("record") and kind == "mysql":
+            # `tagback record --database-url mysql://…` and the gate, as the
+            # harness checks them on SQLite and PostgreSQL.
+            harness.verify_record(sc, kind, db, proj, newer, older, plan, before)
         if expect.get("after_blocked"):
             expect["after_extra"](sc, kind, db, ncode, ocode)
             continue
@@ -165,7 +170,7 @@ def sc_linear(kinds):
              "    fav = models.ForeignKey('shop.Product', null=True, on_delete=models.SET_NULL)\n")
     p.makemigrations("members", name="fav")
     p.commit("v2")
-    verify("linear", p, "v2", "v1", kinds, {"ahead": ["shop.0002_add_sku", "members.0002_fav"]})
+    verify("linear", p, "v2", "v1", kinds, {"ahead": ["shop.0002_add_sku", "members.0002_fav"], "record": True})
 
 
 def sc_squash(kinds):
