@@ -96,7 +96,7 @@ pub struct Report {
 pub fn judge(
     project: &Project,
     files: &Files,
-    graph: std::result::Result<&Graph, String>,
+    graph: impl FnOnce() -> std::result::Result<Graph, String>,
     rows: &BTreeSet<(String, String)>,
     allow: &[GuardAllow],
 ) -> Result<Report> {
@@ -163,7 +163,7 @@ pub fn judge(
     if !report.ahead {
         return Ok(report);
     }
-    match graph {
+    match graph() {
         Ok(graph) => {
             for app in apps_ahead {
                 let leaves = graph.leaves(app);

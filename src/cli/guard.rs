@@ -73,7 +73,7 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
         installed_apps: None,
     };
     let loader = Loader::new(&repo);
-    let (project, files, graph) = loader.load_known(&snap, &opts)?.ok_or_else(|| {
+    let (project, files) = loader.load_known(&snap, &opts)?.ok_or_else(|| {
         Error::input(format!(
             "no manage.py in {}: not a Django project (pass --project DIR or --manage-py PATH)",
             repo.label()
@@ -82,7 +82,11 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     // A database never migrated (first deploy) has nothing applied.
     let migrated = database::applied_rows_if_migrated(url).map_err(Error::input)?;
     let rows = migrated.clone().unwrap_or_default();
-    let graph = graph.as_ref().map_err(ToString::to_string);
+    let graph = || {
+        loader
+            .known_graph(&snap, &project, &files)
+            .map_err(|e| e.to_string())
+    };
     let mut report = crate::guard::judge(&project, &files, graph, &rows, &config.guard.allow)?;
     report.never_migrated = migrated.is_none();
     match args.format {

@@ -184,14 +184,13 @@ impl<'r> Loader<'r> {
     }
 
     /// One revision with the migration files of every app whose migrations
-    /// are in the repository (what the code knows, for `tagback guard`), and
-    /// its graph, or why the graph cannot be built. `Ok(None)` without a
-    /// `manage.py`.
+    /// are in the repository (what the code knows, for `tagback guard`).
+    /// `Ok(None)` without a `manage.py`.
     pub fn load_known(
         &self,
         snap: &Snapshot,
         opts: &ProjectOptions,
-    ) -> Result<Option<(Project, Files, Result<Graph>)>> {
+    ) -> Result<Option<(Project, Files)>> {
         let memo = self
             .resolutions
             .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
@@ -200,8 +199,14 @@ impl<'r> Loader<'r> {
         };
         let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
         let files = self.load_files(snap, &project, &apps)?;
-        let graph = self.graph(&files, &apps, &project, snap);
-        Ok(Some((project, files, graph)))
+        Ok(Some((project, files)))
+    }
+
+    /// The graph of files from [`Loader::load_known`] (built only when the
+    /// guard needs to name backward targets).
+    pub fn known_graph(&self, snap: &Snapshot, project: &Project, files: &Files) -> Result<Graph> {
+        let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
+        self.graph(files, &apps, project, snap)
     }
 
     fn graph(
