@@ -169,6 +169,12 @@ fn r13_guard_passes_a_database_that_was_never_migrated() {
         .assert()
         .code(0)
         .stdout(predicate::str::contains("no django_migrations table yet"));
+    // No file yet (Django creates it on first use).
+    std::fs::remove_file(&img.db).unwrap();
+    guard(&img)
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("no django_migrations table yet"));
 }
 
 #[test]

@@ -52,7 +52,13 @@ fn sqlite(path: &str) -> Result<Option<Rows>, String> {
     if path.is_empty() {
         return Err("sqlite URL has no path (use sqlite:///absolute/path)".into());
     }
-    if !std::path::Path::new(path).is_file() {
+    let file = std::path::Path::new(path);
+    if !file.is_file() {
+        // Django's SQLite backend creates the file on first use: a missing
+        // file in an existing directory is a database never migrated.
+        if !file.exists() && file.parent().is_some_and(|d| d.is_dir()) {
+            return Ok(None);
+        }
         return Err(format!("sqlite database {path} does not exist"));
     }
     let conn =
@@ -161,6 +167,8 @@ mod tests {
         let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
         assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
         assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
+        let missing = format!("sqlite://{}", dir.path().join("not-yet.sqlite3").display());
+        assert_eq!(applied_rows_if_migrated(&missing), Ok(None));
         let empty = dir.path().join("empty.sqlite3");
         rusqlite::Connection::open(&empty).unwrap();
         let url = format!("sqlite://{}", empty.display());
