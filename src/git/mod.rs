@@ -215,8 +215,10 @@ impl Repo {
                 context: format!("opening {}", dir.display()),
                 source,
             })?;
+        // Messages name the directory absolutely (`/app`, not `.`).
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
         let mut r = Repo::new(repo, dir.display().to_string());
-        r.plain_dir = Some(dir.to_path_buf());
+        r.plain_dir = Some(dir);
         Ok(r)
     }
 
@@ -725,4 +727,34 @@ pub fn short(oid: Oid) -> String {
     let mut s = oid.to_string();
     s.truncate(10);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_plain_directory_reads_like_a_working_tree_and_has_no_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("shop/migrations")).unwrap();
+        std::fs::write(dir.path().join("manage.py"), "print()\n").unwrap();
+        std::fs::write(dir.path().join("shop/migrations/__init__.py"), "").unwrap();
+        let repo = Repo::open_dir(dir.path()).unwrap();
+        assert!(repo.is_plain_dir());
+        assert!(!dir.path().join(".git").exists(), "nothing is created");
+        let snap = repo.worktree_snapshot();
+        let (_, text) = repo.read_text(&snap, "manage.py").unwrap().unwrap();
+        assert_eq!(text, "print()\n");
+        let names: Vec<String> = repo
+            .list_dir(&snap, "shop/migrations")
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["__init__.py"]);
+        assert!(repo.read(&snap, "../escape").unwrap().is_none());
+        assert!(repo.snapshot("HEAD").is_err());
+        assert!(Repo::open_dir(&dir.path().join("missing")).is_err());
+    }
 }
