@@ -90,6 +90,11 @@ pub struct Report {
     pub known: usize,
     /// The database has no `django_migrations` table (never migrated).
     pub never_migrated: bool,
+    /// Unknown rows numbered below this code's latest migration of their
+    /// app: possibly rows of migrations deleted after a squash (a hint; they
+    /// still block).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub numbered_below_latest: Vec<Row>,
 }
 
 /// Judge the rows of `django_migrations` against the code.
@@ -119,6 +124,7 @@ pub fn judge(
         rows: rows.len(),
         known: known.len(),
         never_migrated: false,
+        numbered_below_latest: Vec::new(),
     };
     let mut apps_ahead: BTreeSet<&str> = BTreeSet::new();
     for (app, name) in rows {
@@ -163,6 +169,17 @@ pub fn judge(
     if !report.ahead {
         return Ok(report);
     }
+    let latest = |app: &str| files.app(app).filter_map(|f| number(&f.key.1)).max();
+    report.numbered_below_latest = report
+        .unknown
+        .iter()
+        .filter(|r| {
+            number(&r.migration)
+                .zip(latest(&r.app))
+                .is_some_and(|(n, l)| n < l)
+        })
+        .cloned()
+        .collect();
     match graph() {
         Ok(graph) => {
             for app in apps_ahead {
@@ -210,6 +227,12 @@ pub fn judge(
         }
     }
     Ok(report)
+}
+
+/// The number a migration name starts with (`0003_x` → 3).
+fn number(name: &str) -> Option<u32> {
+    let digits = name.bytes().take_while(u8::is_ascii_digit).count();
+    name[..digits].parse().ok()
 }
 
 /// The allow-list as keys, refusing entries without an app, a name or a reason.
@@ -337,6 +360,24 @@ fn render(report: &Report, dir: &str, warn_only: bool, w: &mut dyn Write) -> std
         w,
         "  The exact, verified rollback: tagback script --from NEWER --to OLDER (see `tagback script --help`)."
     )?;
+    if !report.numbered_below_latest.is_empty() {
+        let names: Vec<String> = report
+            .numbered_below_latest
+            .iter()
+            .map(|r| format!("{}.{}", r.app, r.migration))
+            .collect();
+        writeln!(
+            w,
+            "  Note: {} {} numbered below this code's latest migration of the app: if {} of migrations deleted after a squash (not newer ones), they are leftovers.",
+            names.join(", "),
+            if names.len() == 1 { "is" } else { "are" },
+            if names.len() == 1 {
+                "it is the row"
+            } else {
+                "they are rows"
+            }
+        )?;
+    }
     writeln!(
         w,
         "  If a row is a leftover and not a newer migration, list it under `guard: allow:` in .tagback.yml with the reason."

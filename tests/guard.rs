@@ -185,7 +185,14 @@ fn r13_guard_allow_list_needs_a_reason_and_excuses_the_row() {
     guard(&img)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("shop.0001_compact"));
+        .stdout(predicate::str::contains("shop.0001_compact"))
+        .stdout(predicate::str::contains(
+            "Note: shop.0001_compact is numbered below this code's latest migration of the app",
+        ));
+    assert_eq!(
+        json(&img, 1)["numbered_below_latest"],
+        serde_json::json!([{"app": "shop", "migration": "0001_compact"}])
+    );
     std::fs::write(
         img.code.join(".tagback.yml"),
         "guard:\n  allow:\n    - migration: shop.0001_compact\n      reason: squash of 0001-0002 named with --squashed-name\n",
