@@ -116,6 +116,10 @@ pub struct Repo {
     /// A plain directory opened with [`Repo::open_dir`]: its files are the
     /// working tree, and there is no git history.
     plain_dir: Option<PathBuf>,
+    /// The working-tree file read last by [`Repo::blob_id`], handed to the
+    /// [`Repo::read_blob_at`] that usually follows instead of reading and
+    /// hashing it again.
+    last_read: RefCell<Option<(String, Blob)>>,
 }
 
 /// Where file contents come from.
@@ -236,6 +240,7 @@ impl Repo {
             label,
             trees: RefCell::new(BTreeMap::new()),
             plain_dir: None,
+            last_read: RefCell::new(None),
         }
     }
 
@@ -276,7 +281,13 @@ impl Repo {
                 Some((oid, false)) => Some(oid),
                 _ => None,
             }),
-            _ => Ok(self.read(snap, path)?.map(|b| b.oid)),
+            Source::WorkTree => {
+                let blob = self.read(snap, path)?;
+                let oid = blob.as_ref().map(|b| b.oid);
+                *self.last_read.borrow_mut() = blob.map(|b| (path.to_string(), b));
+                Ok(oid)
+            }
+            Source::Index => Ok(self.read(snap, path)?.map(|b| b.oid)),
         }
     }
 
@@ -284,6 +295,16 @@ impl Repo {
     pub fn read_blob_at(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
         match &snap.source {
             Source::Commit { .. } => self.read_blob(oid, snap, path),
+            Source::WorkTree
+                if self
+                    .last_read
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|(p, b)| p == path && b.oid == oid) =>
+            {
+                let (_, blob) = self.last_read.borrow_mut().take().expect("checked");
+                Ok(blob)
+            }
             _ => self.read(snap, path)?.ok_or_else(|| {
                 Error::input(format!(
                     "{path} at {} disappeared while reading",
@@ -309,7 +330,11 @@ impl Repo {
             Source::Commit { tree, .. } => {
                 Ok(matches!(self.lookup(*tree, path, snap)?, Some((_, false))))
             }
-            _ => Ok(self.read(snap, path)?.is_some()),
+            // A file on disk is not read to know that it is there.
+            Source::WorkTree => Ok(self
+                .worktree_path(path)
+                .is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))),
+            Source::Index => Ok(self.read(snap, path)?.is_some()),
         }
     }
 
