@@ -9,7 +9,8 @@ mkdir -p "$2" && dir=$(cd "$2" && pwd)
 command -v mariadbd >/dev/null || { echo "mariadb.sh: mariadbd not found (apt-get install mariadb-server)" >&2; exit 1; }
 user=$(id -un)
 sock="$dir/mysqld.sock"
-client() { mariadb --no-defaults --socket="$sock" -u root "$@"; }
+# mariadb-install-db gives root and the --user account socket authentication.
+client() { mariadb --no-defaults --socket="$sock" -u "$user" "$@"; }
 case $action in
   start)
     mkdir -p "$dir"
