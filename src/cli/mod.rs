@@ -24,6 +24,9 @@ use crate::report::Format;
 #[derive(Debug, Parser)]
 #[command(name = "tagback", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Read this file instead of the repositories' own `.tagback.yml`.
+    #[arg(long, global = true, value_name = "FILE", env = "TAGBACK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -75,6 +78,10 @@ pub enum Command {
         /// Read every app's migrations, not only those that changed.
         #[arg(long)]
         full: bool,
+        /// Which service of the repository's `.tagback.yml` to take settings
+        /// from (default: the only Django service configured there).
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Compare stack files between two revisions and judge every image change.
     Check {
@@ -134,6 +141,9 @@ pub enum Command {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    if let Some(file) = &cli.config {
+        crate::config::use_file(file)?;
+    }
     match cli.command {
         Command::Plan {
             repo,
@@ -143,6 +153,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             manage_py,
             settings,
             full,
+            service,
         } => plan::run(
             &plan::PlanRequest {
                 repo,
@@ -152,6 +163,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
                 manage_py,
                 settings,
                 full,
+                service,
             },
             out,
         ),

@@ -25,10 +25,27 @@ fn io(e: std::io::Error) -> Error {
     Error::io("<stdout>", e)
 }
 
-/// Write any serializable value as pretty JSON plus a newline.
+/// The `version` of every JSON output; raised only with a breaking change.
+pub const JSON_VERSION: u32 = 1;
+
+/// A JSON object with `"version"` first.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Write a serializable object as pretty JSON plus a newline, with
+/// `"version": 1` at the top level.
 pub fn json<T: serde::Serialize>(value: &T, w: &mut dyn Write) -> Result<()> {
+    let value = Versioned {
+        version: JSON_VERSION,
+        body: value,
+    };
     // One write, not one per line (stdout is line-buffered).
-    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    let mut text =
+        serde_json::to_vec_pretty(&value).map_err(|e| Error::io("<stdout>", e.into()))?;
     text.push(b'\n');
     w.write_all(&text).map_err(io)
 }
@@ -147,7 +164,7 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
         if let (Some(a), Some(b)) = (&s.from_rev, &s.to_rev) {
             writeln!(w, "  source revisions: {a} → {b}")?;
         }
-        if let Some(n) = &s.note {
+        for n in &s.notes {
             writeln!(w, "  {n}")?;
         }
         if let Some(p) = &s.plan {
@@ -234,7 +251,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
     }
     for s in &r.services {
         let Some(p) = &s.plan else {
-            if let Some(n) = &s.note {
+            for n in &s.notes {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;
             }
             continue;
