@@ -1105,3 +1105,80 @@ fn warm_caches_never_change_a_plan() {
     assert_eq!(v["steps"][0]["app"], "blog", "{v}");
     assert_eq!(v["steps"][0]["target"], "zero", "{v}");
 }
+
+// ---------------------------------------------------------------- config and contract additions
+
+#[test]
+fn plan_reads_the_repositorys_own_config_and_config_flag_overrides_it() {
+    let r = shop_repo();
+    let apps = |v: &serde_json::Value| -> Vec<String> {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["app"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let args = ["plan", "--from", "v2", "--to", "v1", "--format", "json"];
+    assert_eq!(apps(&r.run_json(&args, 0)), ["shop", "members"]);
+    // The repository's .tagback.yml says only `shop` is installed.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    installed_apps: [django.contrib.contenttypes, django.contrib.auth, shop]\n  nginx:\n    django: false\n",
+    );
+    let v = r.run_json(&args, 0);
+    assert_eq!(v["version"], 1);
+    assert_eq!(apps(&v), ["shop"]);
+    // --config replaces it.
+    r.write("other.yml", "services: {}\n");
+    let mut with_config = vec!["--config", "other.yml"];
+    with_config.extend(args);
+    assert_eq!(apps(&r.run_json(&with_config, 0)), ["shop", "members"]);
+    // A missing --config file is bad input naming it.
+    r.tagback()
+        .args(["--config", "nope.yml"])
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope.yml"));
+    // Two Django services and no --service: say which to pick.
+    r.write(".tagback.yml", "services:\n  web: {}\n  worker: {}\n");
+    r.tagback()
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--service"));
+    assert_eq!(
+        apps(&r.run_json(&[&args[..], &["--service", "web"]].concat(), 0)),
+        ["shop", "members"]
+    );
+}
+
+#[test]
+fn every_json_output_is_versioned_and_findings_have_codes() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "0.9"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    assert_eq!(v["version"], 1);
+    let note = &v["services"][0]["notes"][0];
+    assert_eq!(note["code"], "unresolved-revision", "{v}");
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .contains("plan not computed")
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    let plan = &v["services"][0]["plan"];
+    for loss in plan["data_loss"].as_array().unwrap() {
+        assert_eq!(loss["code"], "data-loss");
+        assert!(
+            loss["message"]
+                .as_str()
+                .unwrap()
+                .contains(loss["what"].as_str().unwrap())
+        );
+    }
+    assert!(!plan["data_loss"].as_array().unwrap().is_empty());
+}
