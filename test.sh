@@ -33,6 +33,8 @@ for v in 4.2 5.2; do
     "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1"
     touch "$venv/.ready"
   fi
+  # jsonschema validates the SARIF output against the official schema.
+  "$venv/bin/python" -c "import jsonschema" 2>/dev/null || "$venv/bin/pip" install -q "jsonschema>=4"
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
 

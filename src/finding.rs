@@ -53,6 +53,10 @@ pub enum Code {
     NoManagePy,
     /// A ledger record exists but no longer proves this plan.
     StaleRecord,
+    /// A downgrade needs backward migrations that are not recorded as run.
+    UnrecordedBackwardMigrations,
+    /// An image change tagback could not judge (no plan): blocked, not waved through.
+    UnjudgedChange,
 }
 
 impl Code {
@@ -74,6 +78,8 @@ impl Code {
             Code::UnresolvedRevision => "unresolved-revision",
             Code::NoManagePy => "no-manage-py",
             Code::StaleRecord => "stale-record",
+            Code::UnrecordedBackwardMigrations => "unrecorded-backward-migrations",
+            Code::UnjudgedChange => "unjudged-change",
         }
     }
 
@@ -118,11 +124,15 @@ impl Code {
             Code::UnresolvedRevision => "an image tag does not map to a git revision",
             Code::NoManagePy => "no manage.py at either revision",
             Code::StaleRecord => "a ledger record exists but does not match the current plan",
+            Code::UnrecordedBackwardMigrations => {
+                "a downgrade needs backward migrations that are not recorded as run"
+            }
+            Code::UnjudgedChange => "an image change tagback could not judge is blocked",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 15] = [
+    pub const ALL: [Code; 17] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -138,6 +148,8 @@ impl Code {
         Code::UnresolvedRevision,
         Code::NoManagePy,
         Code::StaleRecord,
+        Code::UnrecordedBackwardMigrations,
+        Code::UnjudgedChange,
     ];
 }
 

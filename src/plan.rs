@@ -60,6 +60,10 @@ pub struct DataLoss {
     pub migration: String,
     /// What is dropped.
     pub what: String,
+    /// Repository path of the migration.
+    pub file: String,
+    /// 1-based line of the operation.
+    pub line: u32,
 }
 
 /// An app only the older revision migrates.
@@ -329,6 +333,8 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                     app: k.0.clone(),
                     migration: k.1.clone(),
                     what: what.clone(),
+                    file: f.file.clone(),
+                    line: op.line,
                 });
             }
         }

@@ -1182,3 +1182,80 @@ fn every_json_output_is_versioned_and_findings_have_codes() {
     }
     assert!(!plan["data_loss"].as_array().unwrap().is_empty());
 }
+
+#[test]
+fn github_format_annotates_the_stack_file_and_the_migrations() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "github"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    // The gate speaks the same format.
+    r.tagback()
+        .args(["gate", "--format", "github"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error file=stack.yml,line=3,title=tagback unrecorded-backward-migrations (web)::",
+        ));
+}
+
+#[test]
+fn sarif_output_validates_against_the_official_schema() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["gate", "--format", "sarif"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let log: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results[0]["ruleId"], "unrecorded-backward-migrations");
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        3
+    );
+    assert!(
+        results
+            .iter()
+            .any(|x| x["ruleId"] == "data-loss" && x["level"] == "warning")
+    );
+    // The official OASIS schema (tests/fixtures/schemas) judges the log, with
+    // Python's jsonschema from the test venv (./test.sh sets TAGBACK_TEST_PYTHON).
+    let Ok(python) = std::env::var("TAGBACK_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TAGBACK_TEST_PYTHON so the SARIF schema check runs"
+        );
+        return;
+    };
+    let file = r.path().join("out.sarif");
+    std::fs::write(&file, &out).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/schemas/sarif-schema-2.1.0.json");
+    let check = std::process::Command::new(python)
+        .args([
+            "-c",
+            "import json, sys, jsonschema; jsonschema.Draft4Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('valid')",
+        ])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "SARIF invalid: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

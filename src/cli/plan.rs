@@ -22,6 +22,11 @@ pub(super) struct PlanRequest {
 }
 
 pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
+    if matches!(req.format, Format::Github | Format::Sarif) {
+        return Err(Error::input(
+            "--format github and --format sarif are for `check` and `gate` (they annotate the stack file); use json for a plan",
+        ));
+    }
     let repo = Repo::open(&req.repo)?;
     let newer = repo.snapshot(&req.from)?;
     let older = repo.snapshot(&req.to)?;
@@ -64,6 +69,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
         Format::Json => report::json(&plan, out)?,
         Format::Text => report::plan_text(&plan, out)?,
         Format::Markdown => report::plan_markdown("plan", &plan, out)?,
+        Format::Github | Format::Sarif => unreachable!("refused before planning"),
     }
     Ok(Outcome::Safe)
 }

@@ -10,6 +10,8 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::stack::Direction;
 
+pub mod ci;
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -19,6 +21,11 @@ pub enum Format {
     Json,
     /// For pull requests and CI summaries.
     Markdown,
+    /// GitHub workflow commands (`::error file=…,line=…::…`): annotations in
+    /// the pull request (`check` and `gate`).
+    Github,
+    /// SARIF 2.1.0, for code-scanning uploads (`check` and `gate`).
+    Sarif,
 }
 
 fn io(e: std::io::Error) -> Error {
@@ -46,6 +53,19 @@ pub fn json<T: serde::Serialize>(value: &T, w: &mut dyn Write) -> Result<()> {
     // One write, not one per line (stdout is line-buffered).
     let mut text =
         serde_json::to_vec_pretty(&value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    text.push(b'\n');
+    w.write_all(&text).map_err(io)
+}
+
+/// A check report as GitHub workflow commands.
+pub fn check_github(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    ci::github(r, w).map_err(io)
+}
+
+/// A check report as a SARIF 2.1.0 log.
+pub fn check_sarif(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    let mut text =
+        serde_json::to_vec_pretty(&ci::sarif(r)).map_err(|e| Error::io("<stdout>", e.into()))?;
     text.push(b'\n');
     w.write_all(&text).map_err(io)
 }
