@@ -17,7 +17,7 @@ use crate::plan::{self, Plan};
 use crate::stack::{self, Direction, ImageRef};
 
 /// One service whose image changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServiceReport {
     /// Service name.
     pub service: String,
@@ -52,7 +52,7 @@ pub struct ServiceReport {
 }
 
 /// The result of comparing two snapshots of the deploy repository.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// True when every change is safe.
     pub safe: bool,

@@ -27,7 +27,17 @@ use crate::git::{Repo, Snapshot};
 pub const FILE_NAME: &str = ".tagback.yml";
 
 /// How the rollback script runs `manage.py`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// `docker exec` into a running task of the newer image on this node.
@@ -50,7 +60,7 @@ impl Strategy {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Default stack name.
@@ -68,7 +78,7 @@ pub struct Config {
 }
 
 /// Settings for one service.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// `false` for services that are not Django.

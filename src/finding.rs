@@ -7,7 +7,7 @@
 use serde::Serialize;
 
 /// How much a finding weighs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
     /// The downgrade is blocked until it is resolved.
@@ -20,7 +20,7 @@ pub enum Severity {
 
 /// Stable finding codes. The kebab-case names are part of the JSON, SARIF
 /// and GitHub outputs; never rename one (add a new code instead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Code {
     /// A squash replaces migrations the older revision knows and migrations it does not.
@@ -160,7 +160,7 @@ impl std::fmt::Display for Code {
 }
 
 /// One finding: a code, one sentence, and where (when known).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Finding {
     /// Stable code.
     pub code: Code,

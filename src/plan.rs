@@ -14,7 +14,7 @@ use crate::django::{Graph, Key, Loader, Pair};
 use crate::finding::{Code, Finding};
 
 /// One `migrate APP TARGET` command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     /// App label.
     pub app: String,
@@ -25,7 +25,7 @@ pub struct Step {
 }
 
 /// An operation that cannot (or may not) be unapplied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Irreversible {
     /// `irreversible` or `maybe-irreversible`.
     pub code: Code,
@@ -48,7 +48,7 @@ pub struct Irreversible {
 }
 
 /// Data that unapplying drops.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DataLoss {
     /// Always `data-loss`.
     pub code: Code,
@@ -67,7 +67,7 @@ pub struct DataLoss {
 }
 
 /// An app only the older revision migrates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OldOnlyApp {
     /// App label.
     pub app: String,
@@ -76,7 +76,7 @@ pub struct OldOnlyApp {
 }
 
 /// A part of a migration that tagback cannot read exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Dynamic {
     /// `dynamic-migration` or `runtime-swappable`.
     pub code: Code,
@@ -95,7 +95,7 @@ pub struct Dynamic {
 }
 
 /// The whole plan (the JSON object of `plan --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The deployed (newer) revision.
     pub from: String,

@@ -1231,23 +1231,33 @@ fn sarif_output_validates_against_the_official_schema() {
             .iter()
             .any(|x| x["ruleId"] == "data-loss" && x["level"] == "warning")
     );
-    // The official OASIS schema (tests/fixtures/schemas) judges the log, with
-    // Python's jsonschema from the test venv (./test.sh sets TAGBACK_TEST_PYTHON).
+    // The official OASIS schema (tests/fixtures/schemas) judges the log.
+    validate_json(
+        "tests/fixtures/schemas/sarif-schema-2.1.0.json",
+        "Draft4Validator",
+        &out,
+    );
+}
+
+/// Validate `json` against a schema file of this repository with Python's
+/// jsonschema from the test venv (./test.sh sets TAGBACK_TEST_PYTHON; CI
+/// without it fails rather than skipping the check).
+fn validate_json(schema: &str, validator: &str, json: &[u8]) {
     let Ok(python) = std::env::var("TAGBACK_TEST_PYTHON") else {
         assert!(
             std::env::var_os("CI").is_none(),
-            "CI must set TAGBACK_TEST_PYTHON so the SARIF schema check runs"
+            "CI must set TAGBACK_TEST_PYTHON so the schema checks run"
         );
         return;
     };
-    let file = r.path().join("out.sarif");
-    std::fs::write(&file, &out).unwrap();
-    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures/schemas/sarif-schema-2.1.0.json");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.json");
+    std::fs::write(&file, json).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(schema);
     let check = std::process::Command::new(python)
         .args([
             "-c",
-            "import json, sys, jsonschema; jsonschema.Draft4Validator(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2]))); print('valid')",
+            &format!("import json, sys, jsonschema; jsonschema.{validator}(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))"),
         ])
         .arg(&schema)
         .arg(&file)
@@ -1255,7 +1265,61 @@ fn sarif_output_validates_against_the_official_schema() {
         .unwrap();
     assert!(
         check.status.success(),
-        "SARIF invalid: {}",
+        "{} does not validate against {}: {}",
+        String::from_utf8_lossy(json),
+        schema.display(),
         String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn json_outputs_and_config_validate_against_the_published_schemas() {
+    let r = shop_repo();
+    let stdout = |args: &[&str], code: i32| {
+        r.tagback()
+            .args(args)
+            .assert()
+            .code(code)
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let plan = stdout(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    validate_json(
+        "docs/schema/plan.schema.json",
+        "Draft202012Validator",
+        &plan,
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let check = stdout(&["check", "--format", "json"], 1);
+    validate_json(
+        "docs/schema/check.schema.json",
+        "Draft202012Validator",
+        &check,
+    );
+    r.write("stack.yml", STACK.replace("TAG", "0.9"));
+    let check = stdout(&["gate", "--format", "json"], 1);
+    validate_json(
+        "docs/schema/check.schema.json",
+        "Draft202012Validator",
+        &check,
+    );
+    // The README's example configuration, as JSON (YAML's data model).
+    let config = serde_json::json!({
+        "stack": "shop", "files": ["stack.yml"], "ledger": ".tagback/records",
+        "services": {
+            "web": {"repo": "../shop-app", "ref": "release-{tag}", "manage_py": "src/manage.py",
+                    "settings": "shop.settings", "installed_apps": ["shop"], "command": "python manage.py",
+                    "strategy": "exec"},
+            "nginx": {"django": false}
+        }
+    });
+    validate_json(
+        "docs/schema/tagback-yml.schema.json",
+        "Draft202012Validator",
+        config.to_string().as_bytes(),
     );
 }

@@ -131,6 +131,12 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         rev: String,
     },
+    /// Print the JSON Schema of an output or of `.tagback.yml` (also in docs/schema/).
+    Schema {
+        /// Which schema.
+        #[arg(value_enum)]
+        kind: crate::report::schema::SchemaKind,
+    },
     /// Run the main job on an embedded example project.
     Demo {
         /// Keep the demo repository in this directory instead of a temporary one.
@@ -174,6 +180,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Hook { name, args } => hook::run(name, &args, out),
         Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
         Command::Graph { repo, rev } => plan::graph(&repo, &rev, out),
+        Command::Schema { kind } => {
+            out.write_all(crate::report::schema::schema(kind).as_bytes())
+                .map_err(|e| crate::Error::io("<stdout>", e))?;
+            Ok(Outcome::Safe)
+        }
         Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
     }
 }

@@ -11,6 +11,7 @@ use crate::plan::Plan;
 use crate::stack::Direction;
 
 pub mod ci;
+pub mod schema;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
