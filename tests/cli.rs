@@ -1323,3 +1323,37 @@ fn json_outputs_and_config_validate_against_the_published_schemas() {
         config.to_string().as_bytes(),
     );
 }
+
+#[test]
+fn an_upgrade_says_in_the_pull_request_when_it_could_not_be_rolled_back() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("v3", Some("v3"));
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("deploy 2", None);
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    // The upgrade itself is safe ...
+    let v = r.run_json(&["check", "--format", "json"], 0);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "upgrade");
+    // ... and the plan that would roll it back is computed and shown.
+    assert_eq!(web["rollback"]["irreversible"][0]["code"], "irreversible");
+    let md = r
+        .tagback()
+        .args(["check", "--format", "markdown"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.contains("This release could not be rolled back exactly")
+            && md.contains("shop/migrations/0005_backfill.py:11"),
+        "{md}"
+    );
+}
