@@ -229,3 +229,18 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod docs {
+    /// Every code is documented in the README with an example.
+    #[test]
+    fn every_code_is_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for code in super::Code::ALL {
+            assert!(
+                readme.contains(&format!("| `{code}` |")),
+                "README lacks a row for finding code `{code}`"
+            );
+        }
+    }
+}
