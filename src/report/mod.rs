@@ -142,6 +142,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             .to_string();
         writeln!(w, "{ind}  {tag} {}.{} {}", d.app, d.migration, d.what)?;
     }
+    for n in &plan.notes {
+        writeln!(w, "{ind}  assumed: {}", n.message)?;
+    }
     for a in &plan.old_only_apps {
         writeln!(
             w,
@@ -394,6 +397,9 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
     }
     for d in &p.dynamic {
         writeln!(w, "- dynamic (`{}`): {}", d.code, d.message)?;
+    }
+    for n in &p.notes {
+        writeln!(w, "- assumed (`{}`): {}", n.code, n.message)?;
     }
     if !p.unapply.is_empty() {
         writeln!(
