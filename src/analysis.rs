@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, ServiceConfig};
-use crate::django::{Loader, ProjectOptions};
+use crate::django::Loader;
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
@@ -142,7 +142,8 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
 
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
     match &r.plan {
-        Some(p) => !p.needs_backward_migrations() || r.recorded,
+        // Nothing to unapply is safe only when nothing was left unread.
+        Some(p) => (!p.needs_backward_migrations() && p.problems.is_empty()) || r.recorded,
         None if cfg.django == Some(false) => true,
         // Not Django (no manage.py at either revision): nothing to migrate.
         None if r.from_rev.is_some() && r.to_rev.is_some() => true,
@@ -291,11 +292,7 @@ fn judge(
     };
     let from_snap = repo.snapshot(&fr)?;
     let to_snap = repo.snapshot(&tr)?;
-    let opts = ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    };
+    let opts = cfg.project_options();
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {

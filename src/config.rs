@@ -99,6 +99,11 @@ pub struct ServiceConfig {
     /// Installed apps (labels or module paths), overriding `INSTALLED_APPS`.
     #[serde(default)]
     pub installed_apps: Option<Vec<String>>,
+    /// Migrations directories of the repository whose apps are not installed
+    /// in this deployment (test or example apps): their new migrations are
+    /// not planned and do not block.
+    #[serde(default)]
+    pub not_installed: Option<Vec<String>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -119,6 +124,18 @@ pub fn use_file(path: &std::path::Path) -> Result<()> {
         .map_err(|e| Error::input(format!("{} (--config): {e}", path.display())))?;
     let _ = OVERRIDE.set(config);
     Ok(())
+}
+
+impl ServiceConfig {
+    /// How to find and read the service's Django project.
+    pub fn project_options(&self) -> crate::django::ProjectOptions {
+        crate::django::ProjectOptions {
+            manage_py: self.manage_py.clone(),
+            settings: self.settings.clone(),
+            installed_apps: self.installed_apps.clone(),
+            not_installed: self.not_installed.clone().unwrap_or_default(),
+        }
+    }
 }
 
 impl Config {

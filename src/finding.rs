@@ -59,6 +59,8 @@ pub enum Code {
     UnjudgedChange,
     /// Settings tagback cannot read are assumed to add only apps from outside the repository.
     AssumedExternalApps,
+    /// A migrations directory gains migrations but belongs to no installed app.
+    UnplannedMigrations,
 }
 
 impl Code {
@@ -83,6 +85,7 @@ impl Code {
             Code::UnrecordedBackwardMigrations => "unrecorded-backward-migrations",
             Code::UnjudgedChange => "unjudged-change",
             Code::AssumedExternalApps => "assumed-external-apps",
+            Code::UnplannedMigrations => "unplanned-migrations",
         }
     }
 
@@ -136,11 +139,14 @@ impl Code {
             Code::AssumedExternalApps => {
                 "apps from settings tagback cannot read are assumed to come from outside the repository"
             }
+            Code::UnplannedMigrations => {
+                "a migrations directory gains migrations but belongs to no app installed as tagback reads the settings"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 19] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -159,6 +165,7 @@ impl Code {
         Code::UnrecordedBackwardMigrations,
         Code::UnjudgedChange,
         Code::AssumedExternalApps,
+        Code::UnplannedMigrations,
     ];
 }
 

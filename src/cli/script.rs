@@ -154,11 +154,7 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn cfg_options(cfg: &crate::config::ServiceConfig) -> ProjectOptions {
-    ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    }
+    cfg.project_options()
 }
 
 /// Same-app parent of a migration in the newer graph (for manual steps).
