@@ -49,6 +49,23 @@ pub struct ServiceReport {
     /// Where the Django code lives (for scripts).
     #[serde(skip)]
     pub app_repo: Option<PathBuf>,
+    /// What the stack files themselves say about this service (a rename, a
+    /// removed image).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub findings: Vec<ServiceFinding>,
+}
+
+/// A finding about a service's entry in the stack files.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServiceFinding {
+    /// Stable kebab-case code: `service-renamed`, `image-removed`.
+    pub code: &'static str,
+    /// One sentence.
+    pub message: String,
+    /// The stack file.
+    pub file: String,
+    /// The line in it.
+    pub line: u64,
 }
 
 /// The result of comparing two snapshots of the deploy repository.
@@ -100,14 +117,41 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
         if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
             continue;
         }
-        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else {
+        let Some(from_img) = &change.from.image else {
             continue;
         };
-        let cfg = config.service(&change.to.name);
-        let mut report = judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?;
+        // A renamed service keeps the settings written for its old name
+        // until it has its own.
+        let cfg = if change.renamed && !config.services.contains_key(&change.to.name) {
+            config.service(&change.from.name)
+        } else {
+            config.service(&change.to.name)
+        };
+        let mut report = match &change.to.image {
+            Some(to_img) => judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?,
+            None => removed_image(&change, &cfg, from_img),
+        };
         report.file = change.to.file.clone();
         report.line = change.to.line;
         report.replicas = change.from.replicas;
+        if change.renamed {
+            report.findings.push(ServiceFinding {
+                code: "service-renamed",
+                message: format!(
+                    "service {:?} ({}:{}) is gone and {:?} runs the same image repository {}: judged as {:?} moving from {} to {}",
+                    change.from.name,
+                    change.from.file,
+                    change.from.line,
+                    change.to.name,
+                    from_img.repository,
+                    change.from.name,
+                    report.from_image,
+                    report.to_image
+                ),
+                file: change.to.file.clone(),
+                line: change.to.line,
+            });
+        }
         if let Some(p) = &report.plan
             && p.needs_backward_migrations()
         {
@@ -136,7 +180,51 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     })
 }
 
+/// The report for a service whose `image:` was removed or emptied: unless
+/// it is configured as not Django, nobody can tell what will run against
+/// the database, so it is blocked with a finding.
+fn removed_image(
+    change: &stack::ImageChange,
+    cfg: &ServiceConfig,
+    from: &ImageRef,
+) -> ServiceReport {
+    let not_django = cfg.django == Some(false);
+    let mut findings = Vec::new();
+    if !not_django {
+        findings.push(ServiceFinding {
+            code: "image-removed",
+            message: format!(
+                "service {:?} no longer names an image (it ran {from}): tagback cannot tell what will run against the database; set `image:`, or `django: false` for it in .tagback.yml",
+                change.to.name
+            ),
+            file: change.to.file.clone(),
+            line: change.to.line,
+        });
+    }
+    ServiceReport {
+        service: change.to.name.clone(),
+        from_image: from.to_string(),
+        to_image: String::new(),
+        direction: Direction::Unknown,
+        from_rev: None,
+        to_rev: None,
+        plan: None,
+        recorded: false,
+        note: not_django
+            .then(|| "not a Django service (django: false in .tagback.yml)".to_string()),
+        safe: not_django,
+        file: String::new(),
+        line: 0,
+        replicas: None,
+        app_repo: None,
+        findings,
+    }
+}
+
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
+    if r.to_image.is_empty() {
+        return r.safe;
+    }
     match &r.plan {
         Some(p) => !p.needs_backward_migrations() || r.recorded,
         None if cfg.django == Some(false) => true,
@@ -219,6 +307,7 @@ fn judge(
         line: 0,
         replicas: None,
         app_repo: None,
+        findings: Vec::new(),
     };
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {

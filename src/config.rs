@@ -112,13 +112,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string()
-        })
+        serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))
     }
 
     /// The settings for a service (defaults when not configured).

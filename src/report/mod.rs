@@ -105,6 +105,26 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
     Ok(())
 }
 
+/// The new image in a headline (a removed image is said, not left blank).
+fn shown_image(image: &str) -> &str {
+    if image.is_empty() {
+        "(no image)"
+    } else {
+        image
+    }
+}
+
+/// A move in a sentence, with its article: "a downgrade", "an unknown move".
+fn move_phrase(d: Direction) -> &'static str {
+    match d {
+        Direction::Upgrade => "an upgrade",
+        Direction::Downgrade => "a downgrade",
+        Direction::Sideways => "a sideways move",
+        Direction::Unchanged => "an unchanged image",
+        Direction::Unknown => "a move in an unknown direction",
+    }
+}
+
 fn verdict(s: &ServiceReport) -> &'static str {
     if s.safe { "ok" } else { "BLOCKED" }
 }
@@ -140,12 +160,15 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             s.service,
             s.direction.as_str(),
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.file,
             s.line
         )?;
         if let (Some(a), Some(b)) = (&s.from_rev, &s.to_rev) {
             writeln!(w, "  source revisions: {a} → {b}")?;
+        }
+        for f in &s.findings {
+            writeln!(w, "  {} ({}:{}): {}", f.code, f.file, f.line, f.message)?;
         }
         if let Some(n) = &s.note {
             writeln!(w, "  {n}")?;
@@ -170,8 +193,8 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
         } else if !s.safe && s.direction != Direction::Upgrade {
             writeln!(
                 w,
-                "  a {} that tagback cannot plan is not waved through.",
-                s.direction.as_str()
+                "  {} that tagback cannot plan is not waved through.",
+                move_phrase(s.direction)
             )?;
         }
     }
@@ -226,11 +249,20 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             "| `{}` | `{}` → `{}` | {} | {} | {} |",
             s.service,
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.direction.as_str(),
             n,
             status
         )?;
+    }
+    for s in &r.services {
+        for f in &s.findings {
+            writeln!(
+                w,
+                "\n**{}**: `{}` (`{}:{}`): {}",
+                s.service, f.code, f.file, f.line, f.message
+            )?;
+        }
     }
     for s in &r.services {
         let Some(p) = &s.plan else {
