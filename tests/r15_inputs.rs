@@ -211,3 +211,64 @@ fn r15_an_image_without_a_tag_is_worded_as_a_move_in_an_unknown_direction() {
         .stdout(predicate::str::contains("a move in an unknown direction"))
         .stdout(predicate::str::contains("a unknown").not());
 }
+
+// ---------------------------------------------------------------- pre-push
+
+fn rev(r: &TestRepo, what: &str) -> String {
+    String::from_utf8(r.git(&["rev-parse", what]).stdout)
+        .unwrap()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn r15_pre_push_with_an_unknown_remote_sha_fails_closed() {
+    let mut r = shop_repo();
+    let v2 = rev(&r, "HEAD");
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("roll back", None);
+    let head = rev(&r, "HEAD");
+    let unknown = "ab".repeat(20);
+    let stdin = format!("refs/heads/main {head} refs/heads/main {unknown}\n");
+    // Nothing to compare with: blocked, saying how to proceed.
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(stdin.clone())
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("not in this repository"))
+        .stdout(predicate::str::contains("git fetch origin"))
+        .stdout(predicate::str::contains("skipped").not());
+    // A new branch with nothing to compare with is blocked too.
+    let zero = "0".repeat(40);
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(format!("refs/heads/topic {head} refs/heads/topic {zero}\n"))
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("is new on origin"))
+        .stdout(predicate::str::contains("--no-verify"));
+    // With the remote-tracking default branch: its merge base is compared.
+    r.git(&["update-ref", "refs/remotes/origin/main", &v2]);
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(stdin)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "comparing with its merge base with refs/remotes/origin/main",
+        ))
+        .stdout(predicate::str::contains("[BLOCKED] web: downgrade"));
+    // A push that changes nothing unsafe then passes.
+    r.git(&["update-ref", "refs/remotes/origin/main", &head]);
+    r.write("README", "docs\n");
+    r.commit("docs", None);
+    let docs = rev(&r, "HEAD");
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(format!(
+            "refs/heads/main {docs} refs/heads/main {unknown}\n"
+        ))
+        .assert()
+        .code(0);
+}

@@ -85,6 +85,15 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
         }
         let local = repo.resolve_commit(&u.local_sha)?;
         let base = if u.is_new() || !repo.has_revision(&u.remote_sha) {
+            let why = if u.is_new() {
+                format!("{} is new on {remote}", u.remote_ref)
+            } else {
+                format!(
+                    "{} on {remote} is at {}, which is not in this repository",
+                    u.remote_ref,
+                    &u.remote_sha[..10]
+                )
+            };
             match repo
                 .remote_default_branch(remote)
                 .and_then(|(name, tip)| repo.merge_base(local, tip).map(|b| (name, b)))
@@ -92,18 +101,23 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
                 Some((name, b)) => {
                     let _ = writeln!(
                         out,
-                        "tagback: {} is new on {remote}; comparing with its merge base with {name} ({})",
-                        u.remote_ref,
+                        "tagback: {why}; comparing with its merge base with {name} ({})",
                         short(b)
                     );
                     b
                 }
                 None => {
+                    // Fail closed: a push nobody can compare may carry a downgrade.
                     let _ = writeln!(
                         out,
-                        "tagback: {}: nothing on {remote} to compare with; skipped",
-                        u.remote_ref
+                        "tagback: BLOCKED {}: {why}, and there is no remote-tracking default branch \
+                         (refs/remotes/{remote}/HEAD, main or master) sharing history with {} to compare with. \
+                         Run `git fetch {remote}` and push again; if {remote} is empty (a first push), \
+                         nothing can be downgraded: push this once with `git push --no-verify`.",
+                        u.remote_ref,
+                        short(local)
                     );
+                    outcome = outcome.and(Outcome::Unsafe);
                     continue;
                 }
             }
