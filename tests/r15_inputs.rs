@@ -239,15 +239,24 @@ fn r15_pre_push_with_an_unknown_remote_sha_fails_closed() {
         .stdout(predicate::str::contains("not in this repository"))
         .stdout(predicate::str::contains("git fetch origin"))
         .stdout(predicate::str::contains("skipped").not());
-    // A new branch with nothing to compare with is blocked too.
+    // A new branch on a remote this repository never fetched: a first push.
     let zero = "0".repeat(40);
+    let new_branch = format!("refs/heads/topic {head} refs/heads/topic {zero}\n");
     r.tagback()
         .args(["hook", "pre-push", "origin", "url"])
-        .write_stdin(format!("refs/heads/topic {head} refs/heads/topic {zero}\n"))
+        .write_stdin(new_branch.clone())
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("a first push?"));
+    // A new branch on a known remote without a default branch to compare with: blocked.
+    r.git(&["update-ref", "refs/remotes/origin/feature", &v2]);
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(new_branch)
         .assert()
         .code(1)
         .stdout(predicate::str::contains("is new on origin"))
-        .stdout(predicate::str::contains("--no-verify"));
+        .stdout(predicate::str::contains("git fetch origin"));
     // With the remote-tracking default branch: its merge base is compared.
     r.git(&["update-ref", "refs/remotes/origin/main", &v2]);
     r.tagback()
@@ -271,4 +280,142 @@ fn r15_pre_push_with_an_unknown_remote_sha_fails_closed() {
         ))
         .assert()
         .code(0);
+}
+
+// ---------------------------------------------------------------- hooks
+
+#[cfg(unix)]
+fn mode(p: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::symlink_metadata(p).unwrap().permissions().mode() & 0o7777
+}
+
+#[cfg(unix)]
+#[test]
+fn r15_uninstall_restores_hooks_byte_for_byte_with_mode_and_symlinks() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let r = shop_repo();
+    let hooks = r.path().join(".git/hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let set_mode = |p: &std::path::Path, m: u32| {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap()
+    };
+    // 644 (git does not run it), 700, a dangling symlink; then a live symlink.
+    std::fs::write(
+        hooks.join("pre-commit"),
+        b"#!/bin/sh\necho mine 644\n\x00\xff",
+    )
+    .unwrap();
+    set_mode(&hooks.join("pre-commit"), 0o644);
+    std::fs::write(hooks.join("pre-push"), b"#!/bin/sh\nexit 0\n").unwrap();
+    set_mode(&hooks.join("pre-push"), 0o700);
+    symlink("../../scripts/missing-hook", hooks.join("pre-merge-commit")).unwrap();
+    r.tagback().arg("install").assert().code(0);
+    for name in ["pre-commit", "pre-push", "pre-merge-commit"] {
+        let installed = r.read(&format!(".git/hooks/{name}"));
+        assert!(installed.contains("installed by tagback"), "{name}");
+    }
+    assert!(
+        std::fs::symlink_metadata(hooks.join("pre-merge-commit.tagback-chained"))
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    r.tagback()
+        .args(["install", "--uninstall"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        std::fs::read(hooks.join("pre-commit")).unwrap(),
+        b"#!/bin/sh\necho mine 644\n\x00\xff"
+    );
+    assert_eq!(mode(&hooks.join("pre-commit")), 0o644);
+    assert_eq!(
+        std::fs::read(hooks.join("pre-push")).unwrap(),
+        b"#!/bin/sh\nexit 0\n"
+    );
+    assert_eq!(mode(&hooks.join("pre-push")), 0o700);
+    let link = hooks.join("pre-merge-commit");
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::PathBuf::from("../../scripts/missing-hook")
+    );
+    for name in ["pre-commit", "pre-push", "pre-merge-commit"] {
+        assert!(!hooks.join(format!("{name}.tagback-chained")).exists());
+    }
+    // A live symlink stays a symlink (not a copy), and runs first while installed.
+    r.write("scripts/hook.sh", "#!/bin/sh\necho chained-ran >&2\n");
+    set_mode(&r.path().join("scripts/hook.sh"), 0o755);
+    std::fs::remove_file(&link).unwrap();
+    symlink("../../scripts/hook.sh", &link).unwrap();
+    r.tagback().arg("install").assert().code(0);
+    r.tagback()
+        .args(["install", "--uninstall"])
+        .assert()
+        .code(0);
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        std::path::PathBuf::from("../../scripts/hook.sh")
+    );
+}
+
+/// git with a PATH that has no tagback on it, as GUI clients run it.
+fn git_without_tagback_on_path(r: &TestRepo, args: &[&str]) -> std::process::Output {
+    let git = String::from_utf8(
+        std::process::Command::new("sh")
+            .args(["-c", "command -v git"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let c = common::git_command(r.path(), r.home.path());
+    let mut c2 = std::process::Command::new(git.trim());
+    c2.current_dir(r.path());
+    for (k, v) in c.get_envs() {
+        match v {
+            Some(v) => c2.env(k, v),
+            None => c2.env_remove(k),
+        };
+    }
+    c2.env("PATH", "/usr/bin:/bin").env_remove("TAGBACK");
+    c2.args(args).output().unwrap()
+}
+
+#[test]
+fn r15_hooks_run_the_installed_tagback_without_it_on_path() {
+    let r = shop_repo();
+    r.tagback().arg("install").assert().code(0);
+    let hook = r.read(".git/hooks/pre-commit");
+    let exe = assert_cmd::cargo::cargo_bin("tagback");
+    assert!(
+        hook.contains(&format!("installed_tagback='{}'", exe.display())),
+        "{hook}"
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.git(&["add", "stack.yml"]);
+    let out = git_without_tagback_on_path(&r, &["commit", "-q", "-m", "roll back"]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("[BLOCKED] web: downgrade"), "{text}");
+    assert!(!text.contains("not found on PATH"), "{text}");
+    // A hook whose recorded tagback is gone says exactly how to fix it.
+    let moved = hook.replace(&exe.display().to_string(), "/nonexistent/tagback");
+    std::fs::write(r.path().join(".git/hooks/pre-commit"), moved).unwrap();
+    let out = git_without_tagback_on_path(&r, &["commit", "-q", "-m", "roll back"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("/nonexistent/tagback"), "{text}");
+    assert!(text.contains("run `tagback install` again"), "{text}");
+    assert!(text.contains("set TAGBACK=/path/to/tagback"), "{text}");
 }

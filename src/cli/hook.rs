@@ -106,15 +106,26 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
                     );
                     b
                 }
+                None if u.is_new() && !repo.has_remote_refs(remote) => {
+                    // git says the ref is absent there and nothing of the
+                    // remote was ever fetched: a first push to an empty
+                    // remote, with no earlier deploy to move back from.
+                    let _ = writeln!(
+                        out,
+                        "tagback: {why} and this repository knows no ref of {remote} (a first push?); nothing to compare with"
+                    );
+                    continue;
+                }
                 None => {
                     // Fail closed: a push nobody can compare may carry a downgrade.
                     let _ = writeln!(
                         out,
                         "tagback: BLOCKED {}: {why}, and there is no remote-tracking default branch \
                          (refs/remotes/{remote}/HEAD, main or master) sharing history with {} to compare with. \
-                         Run `git fetch {remote}` and push again; if {remote} is empty (a first push), \
-                         nothing can be downgraded: push this once with `git push --no-verify`.",
+                         Run `git fetch {remote}` and push again (or check the range by hand with \
+                         `tagback check --from REV --to {}` and push with `git push --no-verify`).",
                         u.remote_ref,
+                        short(local),
                         short(local)
                     );
                     outcome = outcome.and(Outcome::Unsafe);

@@ -427,6 +427,14 @@ impl Repo {
         })
     }
 
+    /// Whether this repository has any remote-tracking ref of `remote`
+    /// (`false` for a remote never fetched, or pushed to for the first time).
+    pub fn has_remote_refs(&self, remote: &str) -> bool {
+        self.repo
+            .references_glob(&format!("refs/remotes/{remote}/*"))
+            .is_ok_and(|mut refs| refs.next().is_some())
+    }
+
     /// The id (tree or blob) of `path` at a commit snapshot; `None` when
     /// absent or not a commit snapshot.
     pub fn entry_id(&self, snap: &Snapshot, path: &str) -> Option<Oid> {
