@@ -419,3 +419,148 @@ fn r15_hooks_run_the_installed_tagback_without_it_on_path() {
     assert!(text.contains("run `tagback install` again"), "{text}");
     assert!(text.contains("set TAGBACK=/path/to/tagback"), "{text}");
 }
+
+// ---------------------------------------------------------------- submodules
+
+const SUBSHOP_0001: &str = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n    operations = [\n        migrations.CreateModel(\n            name=\"Item\",\n            fields=[(\"id\", models.BigAutoField(primary_key=True))],\n        ),\n    ]\n";
+
+/// A deploy repository whose app `subshop` is a git submodule: at `v1` the
+/// submodule has no migrations, at `v2` it has `0001_initial`. `in_place`
+/// keeps the submodule's repository in its own `subshop/.git` directory
+/// instead of `.git/modules/subshop`.
+fn submodule_repo(in_place: bool) -> (TestRepo, TestRepo) {
+    let mut sub = TestRepo::new();
+    sub.write("__init__.py", "");
+    sub.write("migrations/__init__.py", "");
+    sub.commit("app without migrations", None);
+    let mut r = TestRepo::new();
+    r.copy_fixture("demo/v1", "");
+    let settings = r.read("shopsite/settings.py");
+    r.write(
+        "shopsite/settings.py",
+        settings.replace("    \"shop\",\n", "    \"shop\",\n    \"subshop\",\n"),
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let url = sub.path().to_str().unwrap().to_string();
+    if in_place {
+        r.git(&[
+            "-c",
+            "protocol.file.allow=always",
+            "clone",
+            "-q",
+            &url,
+            "subshop",
+        ]);
+    }
+    r.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        &url,
+        "subshop",
+    ]);
+    r.commit("v1", Some("v1"));
+    sub.write("migrations/0001_initial.py", SUBSHOP_0001);
+    sub.commit("first migration", None);
+    let git_in_sub = |args: &[&str]| {
+        let out = common::git_command(&r.path().join("subshop"), r.home.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    git_in_sub(&[
+        "-c",
+        "protocol.file.allow=always",
+        "pull",
+        "-q",
+        "origin",
+        "main",
+    ]);
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("v2", Some("v2"));
+    (r, sub)
+}
+
+#[test]
+fn r15_an_app_in_a_submodule_is_read_from_the_submodules_objects() {
+    for in_place in [false, true] {
+        let (r, _sub) = submodule_repo(in_place);
+        assert_eq!(
+            r.path().join("subshop/.git").is_dir(),
+            in_place,
+            "the layout under test"
+        );
+        let plan = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        let commands = plan["commands"].to_string();
+        assert!(
+            commands.contains("python manage.py migrate subshop zero"),
+            "in_place={in_place}: {plan}"
+        );
+        // Warm caches give the same plan.
+        let again = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        assert_eq!(again["commands"], plan["commands"]);
+        r.write("stack.yml", STACK.replace("TAG", "1"));
+        r.tagback()
+            .arg("check")
+            .assert()
+            .code(1)
+            .stdout(predicate::str::contains("migrate subshop zero"));
+        // Once the submodule's objects are gone, nothing cached stands in for them.
+        let objects = if in_place {
+            r.path().join("subshop/.git")
+        } else {
+            r.path().join(".git/modules/subshop")
+        };
+        std::fs::remove_dir_all(objects).unwrap();
+        r.tagback()
+            .args(["plan", "--from", "v2", "--to", "v1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(
+                "git submodule update --init subshop",
+            ));
+    }
+}
+
+#[test]
+fn r15_an_app_in_a_submodule_that_is_not_checked_out_is_exit_2_saying_what_to_do() {
+    let (r, _sub) = submodule_repo(false);
+    let clone = tempfile::tempdir().unwrap();
+    let out = common::git_command(clone.path(), r.home.path())
+        .args(["clone", "-q", "--no-recurse-submodules"])
+        .arg(r.path())
+        .arg("c")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = clone.path().join("c");
+    common::git_command(&dir, r.home.path())
+        .args(["fetch", "-q", "--tags"])
+        .output()
+        .unwrap();
+    assert_cmd::Command::cargo_bin("tagback")
+        .unwrap()
+        .current_dir(&dir)
+        .env("HOME", r.home.path())
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("subshop at v"))
+        .stderr(predicate::str::contains("is a git submodule"))
+        .stderr(predicate::str::contains(
+            "git submodule update --init subshop",
+        ));
+}
