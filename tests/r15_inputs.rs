@@ -564,3 +564,53 @@ fn r15_an_app_in_a_submodule_that_is_not_checked_out_is_exit_2_saying_what_to_do
             "git submodule update --init subshop",
         ));
 }
+
+// ---------------------------------------------------------------- wording
+
+#[test]
+fn r15_check_in_a_bare_repository_asks_for_to_instead_of_a_working_tree() {
+    let r = shop_repo();
+    let bare = tempfile::tempdir().unwrap();
+    let out = common::git_command(bare.path(), r.home.path())
+        .args(["clone", "-q", "--bare"])
+        .arg(r.path())
+        .arg("b.git")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let dir = bare.path().join("b.git");
+    for cmd in ["check", "gate"] {
+        assert_cmd::Command::cargo_bin("tagback")
+            .unwrap()
+            .current_dir(&dir)
+            .env("HOME", r.home.path())
+            .arg(cmd)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("is a bare repository"))
+            .stderr(predicate::str::contains("pass --to REV"))
+            .stderr(predicate::str::contains("the working tree").not());
+    }
+    assert_cmd::Command::cargo_bin("tagback")
+        .unwrap()
+        .current_dir(&dir)
+        .env("HOME", r.home.path())
+        .args(["check", "--from", "v1", "--to", "v2"])
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("upgrade"));
+}
+
+#[test]
+fn r15_pre_push_input_past_the_bound_is_refused_not_truncated() {
+    let r = shop_repo();
+    let head = rev(&r, "HEAD");
+    let line = format!("refs/heads/main {head} refs/heads/main {head}\n");
+    let big = line.repeat((1 << 20) / line.len() + 2);
+    r.tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(big)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("larger than 1024 KiB"));
+}

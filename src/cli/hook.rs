@@ -61,6 +61,9 @@ fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
     Ok(!cfg.files.is_empty())
 }
 
+/// The most pre-push input read (one line per pushed ref).
+const MAX_PRE_PUSH_INPUT: u64 = 1 << 20;
+
 fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome> {
     // The pre-commit framework passes the range in the environment.
     if let (Ok(from), Ok(to)) = (
@@ -73,9 +76,16 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
     }
     let mut input = String::new();
     std::io::stdin()
-        .take(1 << 20)
+        .take(MAX_PRE_PUSH_INPUT + 1)
         .read_to_string(&mut input)
         .map_err(|e| Error::input(format!("pre-push hook input is not text: {e}")))?;
+    // Never judge part of a push: refs past the bound would go unchecked.
+    if input.len() as u64 > MAX_PRE_PUSH_INPUT {
+        return Err(Error::input(format!(
+            "pre-push hook input is larger than {} KiB (about 9,000 refs); push fewer refs at a time",
+            MAX_PRE_PUSH_INPUT / 1024
+        )));
+    }
     let updates = parse_pre_push(&input)?;
     let remote = args.first().map(String::as_str).unwrap_or("origin");
     let mut outcome = Outcome::Safe;
