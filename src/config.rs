@@ -145,4 +145,20 @@ mod tests {
     fn unknown_keys_are_errors() {
         assert!(Config::parse("services:\n  web:\n    refs: x\n").is_err());
     }
+
+    #[test]
+    fn r15_deep_nesting_is_an_error_with_its_line() {
+        let n = 100_000;
+        for deep in [
+            format!("x: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            format!(
+                "services:\n  web:\n    installed_apps: {}{}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+        ] {
+            let e = Config::parse(&deep).unwrap_err();
+            assert!(e.starts_with("line "), "{e}");
+        }
+    }
 }

@@ -122,6 +122,7 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
             svc.service,
             svc.note
                 .clone()
+                .or_else(|| svc.findings.first().map(|f| f.message.clone()))
                 .unwrap_or_else(|| "revisions not resolved".into())
         )));
     };

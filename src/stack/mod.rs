@@ -222,8 +222,9 @@ pub struct ImageChange {
 /// run: a service present at both whose image changed or was removed, and a
 /// service that disappeared while another appeared with the same image
 /// repository (a rename in the same commit is that service moving). Each
-/// disappeared service is paired with the first appeared one, by name, of
-/// the same repository.
+/// disappeared service is paired with an appeared one running exactly its
+/// image (a plain rename, no change) first, else with the first appeared
+/// one, by name, of the same repository.
 pub fn changes(from: &Stack, to: &Stack) -> Vec<ImageChange> {
     let mut out = Vec::new();
     let mut appeared: Vec<&Service> = to
@@ -231,8 +232,11 @@ pub fn changes(from: &Stack, to: &Stack) -> Vec<ImageChange> {
         .values()
         .filter(|s| !from.services.contains_key(&s.name) && s.image.is_some())
         .collect();
+    let mut disappeared = Vec::new();
     for (name, a) in &from.services {
-        let Some(old) = &a.image else { continue };
+        if a.image.is_none() {
+            continue;
+        }
         match to.services.get(name) {
             Some(b) if a.image != b.image => out.push(ImageChange {
                 from: a.clone(),
@@ -240,23 +244,25 @@ pub fn changes(from: &Stack, to: &Stack) -> Vec<ImageChange> {
                 renamed: false,
             }),
             Some(_) => {}
-            None => {
-                let same_repo = appeared.iter().position(|b| {
-                    b.image
-                        .as_ref()
-                        .is_some_and(|i| i.repository == old.repository)
-                });
-                if let Some(i) = same_repo {
-                    let b = appeared.remove(i);
-                    if b.image != a.image {
-                        out.push(ImageChange {
-                            from: a.clone(),
-                            to: b.clone(),
-                            renamed: true,
-                        });
-                    }
+            None => match appeared.iter().position(|b| b.image == a.image) {
+                Some(i) => {
+                    appeared.remove(i);
                 }
-            }
+                None => disappeared.push(a),
+            },
+        }
+    }
+    for a in disappeared {
+        let repo = a.image.as_ref().map(|i| &i.repository);
+        let same_repo = appeared
+            .iter()
+            .position(|b| b.image.as_ref().map(|i| &i.repository) == repo);
+        if let Some(i) = same_repo {
+            out.push(ImageChange {
+                from: a.clone(),
+                to: appeared.remove(i).clone(),
+                renamed: true,
+            });
         }
     }
     out
@@ -309,5 +315,50 @@ mod tests {
         assert!(direction_by_tags(&img("shop:latest"), &img("shop:1.0")).is_err());
         assert!(direction_by_tags(&img("shop:1.0"), &img("other:0.9")).is_err());
         assert!(direction_by_tags(&img("shop@sha256:aa"), &img("shop@sha256:bb")).is_err());
+    }
+
+    fn stack(services: &[(&str, &str)]) -> Stack {
+        Stack {
+            services: services
+                .iter()
+                .map(|(name, image)| {
+                    let svc = Service {
+                        name: (*name).to_string(),
+                        image: Some(img(image)),
+                        replicas: None,
+                        file: "stack.yml".into(),
+                        line: 1,
+                    };
+                    ((*name).to_string(), svc)
+                })
+                .collect(),
+        }
+    }
+
+    fn pairs(from: &Stack, to: &Stack) -> Vec<(String, String, bool)> {
+        changes(from, to)
+            .into_iter()
+            .map(|c| (c.from.name, c.to.name, c.renamed))
+            .collect()
+    }
+
+    #[test]
+    fn r15_services_are_matched_by_what_they_run() {
+        let old = stack(&[("web", "shop:2"), ("nginx", "nginx:1.25")]);
+        let renamed_back = stack(&[("webnew", "shop:1"), ("nginx", "nginx:1.25")]);
+        assert_eq!(
+            pairs(&old, &renamed_back),
+            vec![("web".into(), "webnew".into(), true)]
+        );
+        // A plain rename is no change (another new service at an older tag is new).
+        let both = stack(&[
+            ("web2", "shop:2"),
+            ("zz", "shop:1"),
+            ("nginx", "nginx:1.25"),
+        ]);
+        assert!(pairs(&old, &both).is_empty());
+        // A different repository is not the same service.
+        let other = stack(&[("api", "other:1"), ("nginx", "nginx:1.25")]);
+        assert!(pairs(&old, &other).is_empty());
     }
 }
