@@ -53,6 +53,10 @@ pub struct ServiceReport {
     /// removed image).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub findings: Vec<ServiceFinding>,
+    /// The deployed service's name when the stack file renames it: the
+    /// backward migrations run in that service's containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// A finding about a service's entry in the stack files.
@@ -114,7 +118,12 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let mut repos = AppRepos::default();
     let mut services = Vec::new();
     for change in stack::changes(&old, &new) {
-        if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
+        // A renamed service answers to both names.
+        if req
+            .service
+            .as_ref()
+            .is_some_and(|s| *s != change.to.name && !(change.renamed && *s == change.from.name))
+        {
             continue;
         }
         let Some(from_img) = &change.from.image else {
@@ -135,6 +144,7 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
         report.line = change.to.line;
         report.replicas = change.from.replicas;
         if change.renamed {
+            report.renamed_from = Some(change.from.name.clone());
             report.findings.push(ServiceFinding {
                 code: "service-renamed",
                 message: format!(
@@ -218,6 +228,7 @@ fn removed_image(
         replicas: None,
         app_repo: None,
         findings,
+        renamed_from: None,
     }
 }
 
@@ -308,6 +319,7 @@ fn judge(
         replicas: None,
         app_repo: None,
         findings: Vec::new(),
+        renamed_from: None,
     };
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {

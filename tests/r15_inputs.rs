@@ -614,3 +614,25 @@ fn r15_pre_push_input_past_the_bound_is_refused_not_truncated() {
         .code(2)
         .stderr(predicate::str::contains("larger than 1024 KiB"));
 }
+
+#[test]
+fn r15_the_rollback_of_a_renamed_service_runs_where_it_is_deployed() {
+    let r = shop_repo();
+    r.write(
+        "stack.yml",
+        STACK.replace("TAG", "1").replace("  web:", "  webnew:"),
+    );
+    let script = r.path().join("rollback.sh");
+    for name in ["webnew", "web"] {
+        r.tagback()
+            .args(["script", "--service", name, "-o"])
+            .arg(&script)
+            .assert()
+            .code(0);
+        let text = std::fs::read_to_string(&script).unwrap();
+        assert!(text.contains("SERVICE_NAME='web'"), "{text}");
+        assert!(text.contains("migrate shop 0002_product_sku"), "{text}");
+    }
+    let out = r.run_json(&["check", "--format", "json"], 1);
+    assert_eq!(out["services"][0]["renamed_from"], "web");
+}
