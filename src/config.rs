@@ -157,13 +157,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string()
-        })
+        serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))
     }
 
     /// The settings for a service (defaults when not configured).
@@ -225,5 +219,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         assert!(Config::parse("services:\n  web:\n    refs: x\n").is_err());
+    }
+
+    #[test]
+    fn r15_deep_nesting_is_an_error_with_its_line() {
+        let n = 100_000;
+        for deep in [
+            format!("x: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            format!(
+                "services:\n  web:\n    installed_apps: {}{}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+        ] {
+            let e = Config::parse(&deep).unwrap_err();
+            assert!(e.starts_with("line "), "{e}");
+        }
     }
 }

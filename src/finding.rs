@@ -61,6 +61,10 @@ pub enum Code {
     AssumedExternalApps,
     /// A migrations directory gains migrations but belongs to no installed app.
     UnplannedMigrations,
+    /// A service disappears while another runs the same image repository: judged as one service.
+    ServiceRenamed,
+    /// A Django service's `image:` is removed or emptied.
+    ImageRemoved,
 }
 
 impl Code {
@@ -86,6 +90,8 @@ impl Code {
             Code::UnjudgedChange => "unjudged-change",
             Code::AssumedExternalApps => "assumed-external-apps",
             Code::UnplannedMigrations => "unplanned-migrations",
+            Code::ServiceRenamed => "service-renamed",
+            Code::ImageRemoved => "image-removed",
         }
     }
 
@@ -97,7 +103,8 @@ impl Code {
             | Code::UnresolvedRevision
             | Code::NoManagePy
             | Code::StaleRecord
-            | Code::AssumedExternalApps => Severity::Note,
+            | Code::AssumedExternalApps
+            | Code::ServiceRenamed => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -142,11 +149,15 @@ impl Code {
             Code::UnplannedMigrations => {
                 "a migrations directory gains migrations but belongs to no app installed as tagback reads the settings"
             }
+            Code::ServiceRenamed => {
+                "a service renamed in the same change that moves its image is judged as that service"
+            }
+            Code::ImageRemoved => "a Django service's image is removed or emptied",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 19] = [
+    pub const ALL: [Code; 21] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -166,6 +177,8 @@ impl Code {
         Code::UnjudgedChange,
         Code::AssumedExternalApps,
         Code::UnplannedMigrations,
+        Code::ServiceRenamed,
+        Code::ImageRemoved,
     ];
 }
 

@@ -127,7 +127,11 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let cfg = config.service(&svc.service);
     let opts = ScriptOptions {
-        service: svc.service.clone(),
+        // A renamed service is rolled back where it runs now: its old name.
+        service: svc
+            .renamed_from
+            .clone()
+            .unwrap_or_else(|| svc.service.clone()),
         stack: args
             .stack_name
             .clone()
