@@ -32,11 +32,15 @@ for v in 4.2 5.2; do
   if [[ ! -f "$venv/.ready" ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1"
+    "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1" "django-split-settings>=1.2"
     touch "$venv/.ready"
   fi
   # Django's MySQL/MariaDB backend through PyMySQL (pure Python) for the guard.
   "$venv/bin/python" -c 'import pymysql' 2>/dev/null || "$venv/bin/pip" install -q "PyMySQL>=1.1"
+  # jsonschema validates the SARIF output against the official schema;
+  # django-split-settings is a settings pattern the harness checks.
+  "$venv/bin/python" -c "import jsonschema, split_settings" 2>/dev/null ||
+    "$venv/bin/pip" install -q "jsonschema>=4" "django-split-settings>=1.2"
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
 
@@ -65,6 +69,12 @@ else
   cargo test --quiet
 fi
 
+if find . -path ./target -prune -o -name '*.snap.new' -print | grep -q .; then
+  echo "leftover insta .snap.new files (review them with cargo insta review):" >&2
+  find . -path ./target -prune -o -name '*.snap.new' -print >&2
+  exit 1
+fi
+
 step "real Django decides: the plans on SQLite and PostgreSQL"
 for v in 4.2 5.2; do
   python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-$v/bin/python" \
@@ -74,6 +84,9 @@ done
 step "real Django decides: tagback guard on SQLite, PostgreSQL and MariaDB"
 python3 tests/django/guard.py --tagback target/debug/tagback --python "$env_dir/venv-4.2/bin/python" \
   --postgres "127.0.0.1:$pg_port" --mysql "127.0.0.1:$maria_port" --work "$env_dir/guard"
+step "real Django decides: the committed fixture cases (fixtures/cases) replayed"
+python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" \
+  --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-fixtures" --replay-fixtures fixtures/cases
 
 step "real Django decides: the parser against MigrationLoader"
 python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"

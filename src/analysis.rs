@@ -8,15 +8,16 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, ServiceConfig};
-use crate::django::{Loader, ProjectOptions};
+use crate::django::Loader;
 use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
 use crate::ledger::{self, RecordStatus};
 use crate::plan::{self, Plan};
 use crate::stack::{self, Direction, ImageRef};
 
 /// One service whose image changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServiceReport {
     /// Service name.
     pub service: String,
@@ -32,11 +33,14 @@ pub struct ServiceReport {
     pub to_rev: Option<String>,
     /// The backward plan from `from_rev` to `to_rev` (null when not computed).
     pub plan: Option<Plan>,
+    /// For an upgrade: the plan that would roll it back (from the new
+    /// revision to the deployed one), so a pull request shows before the
+    /// release whether it could be undone and what that would drop.
+    pub rollback: Option<Plan>,
     /// Whether a ledger record matching this plan exists.
     pub recorded: bool,
     /// Why the plan is null, the direction is unknown, or a record is stale.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub notes: Vec<Finding>,
     /// Whether this change may go ahead.
     pub safe: bool,
     /// Stack file and line of the new `image:`.
@@ -49,13 +53,14 @@ pub struct ServiceReport {
     /// Where the Django code lives (for scripts).
     #[serde(skip)]
     pub app_repo: Option<PathBuf>,
-    /// Warnings that do not block (`auto-rollback`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub findings: Vec<crate::guard::Finding>,
+    /// The deployed service's name when the stack file renames it: the
+    /// backward migrations run in that service's containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// The result of comparing two snapshots of the deploy repository.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// True when every change is safe.
     pub safe: bool,
@@ -101,17 +106,48 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let mut services = Vec::new();
     let mut rollback_scripts: Option<Vec<(String, u64)>> = None;
     for change in stack::changes(&old, &new) {
-        if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
+        // A renamed service answers to both names.
+        if req
+            .service
+            .as_ref()
+            .is_some_and(|s| *s != change.to.name && !(change.renamed && *s == change.from.name))
+        {
             continue;
         }
-        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else {
+        let Some(from_img) = &change.from.image else {
             continue;
         };
-        let cfg = config.service(&change.to.name);
-        let mut report = judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?;
+        // A renamed service keeps the settings written for its old name
+        // until it has its own.
+        let cfg = if change.renamed && !config.services.contains_key(&change.to.name) {
+            config.service(&change.from.name)
+        } else {
+            config.service(&change.to.name)
+        };
+        let mut report = match &change.to.image {
+            Some(to_img) => judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?,
+            None => removed_image(&change, &cfg, from_img),
+        };
         report.file = change.to.file.clone();
         report.line = change.to.line;
         report.replicas = change.from.replicas;
+        if change.renamed {
+            report.renamed_from = Some(change.from.name.clone());
+            report.notes.push(Finding::new(
+                Code::ServiceRenamed,
+                format!(
+                    "service {:?} ({}:{}) is gone and {:?} runs the same image repository {}: judged as {:?} moving from {} to {}",
+                    change.from.name,
+                    change.from.file,
+                    change.from.line,
+                    change.to.name,
+                    from_img.repository,
+                    change.from.name,
+                    report.from_image,
+                    report.to_image
+                ),
+            ).at(change.to.file.clone(), u32::try_from(change.to.line).unwrap_or(0)));
+        }
         if let Some(p) = &report.plan
             && p.needs_backward_migrations()
         {
@@ -123,47 +159,35 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
                 &p.fingerprint,
             ) {
                 RecordStatus::Recorded => report.recorded = true,
-                RecordStatus::Stale(why) => report.note = Some(why),
+                RecordStatus::Stale(why) => report.notes.push(Finding::new(Code::StaleRecord, why)),
                 RecordStatus::Missing => {}
             }
         }
         report.safe = is_safe(&report, &cfg);
-        if report.plan.is_some()
-            && matches!(report.direction, Direction::Upgrade | Direction::Sideways)
-        {
+        // A release that adds migrations (the plan that would roll it back
+        // is not empty) and can be rolled back behind tagback's back.
+        let added = report.rollback.as_ref().map_or(0, |p| p.unapply.len());
+        if added > 0 {
             let scripts = match &rollback_scripts {
                 Some(s) => s,
                 None => rollback_scripts.insert(stack::rollback_scripts::find(req.repo, &req.to)?),
             };
-            let sources: Vec<(String, u64, &str)> = change
+            let sources = change
                 .to
                 .auto_rollback
                 .iter()
-                .map(|(f, l)| {
-                    (
-                        f.clone(),
-                        *l,
-                        "deploy.update_config.failure_action: rollback",
-                    )
-                })
+                .map(|(f, l)| (f, *l, "deploy.update_config.failure_action: rollback"))
                 .chain(
                     scripts
                         .iter()
-                        .map(|(f, l)| (f.clone(), *l, "docker service rollback")),
-                )
+                        .map(|(f, l)| (f, *l, "docker service rollback")),
+                );
+            let found: Vec<Finding> = sources
+                .map(|(file, line, what)| {
+                    auto_rollback_finding(&report, added, file.clone(), line, what)
+                })
                 .collect();
-            if !sources.is_empty() {
-                let added = migrations_added(req, &mut repos, &cfg, &report)?;
-                if added > 0 {
-                    let found: Vec<_> = sources
-                        .into_iter()
-                        .map(|(file, line, what)| {
-                            auto_rollback_finding(&report, added, file, line, what)
-                        })
-                        .collect();
-                    report.findings = found;
-                }
-            }
+            report.notes.extend(found);
         }
         services.push(report);
     }
@@ -177,52 +201,76 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     })
 }
 
-/// How many migrations the release adds: the size of the plan that would
-/// roll it back (from the new revision to the deployed one).
-fn migrations_added(
-    req: &Request<'_>,
-    repos: &mut AppRepos,
-    cfg: &ServiceConfig,
-    r: &ServiceReport,
-) -> Result<usize> {
-    let (Some(deployed), Some(release)) = (&r.from_rev, &r.to_rev) else {
-        return Ok(0);
-    };
-    let (repo, _) = repos.get(req.repo, cfg)?;
-    let opts = ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    };
-    let loader = Loader::new(repo);
-    let (newer, older) = (repo.snapshot(release)?, repo.snapshot(deployed)?);
-    Ok(match loader.load_pair(&newer, &older, &opts, req.full)? {
-        Some(pair) => plan::compute(&loader, &pair).unapply.len(),
-        None => 0,
-    })
-}
-
+/// An `auto-rollback` warning: a rollback tagback does not see would start
+/// the deployed image's code on the schema this release migrates.
 fn auto_rollback_finding(
     r: &ServiceReport,
     added: usize,
     file: String,
     line: u64,
     what: &str,
-) -> crate::guard::Finding {
-    crate::guard::Finding {
-        code: "auto-rollback",
-        message: format!(
+) -> Finding {
+    Finding::new(
+        Code::AutoRollback,
+        format!(
             "{what}: {} can go back to {} without tagback seeing it, and {} starts on a database this release migrated ({added} migration(s) it does not know); fix: run `tagback guard` in the image's entrypoint so older tasks refuse to start, or make this release's migrations backward-compatible with the code of {}",
             r.service, r.from_image, r.from_image, r.from_image
         ),
-        file: Some(file),
-        line: Some(line as u32),
+    )
+    .at(file, u32::try_from(line).unwrap_or(0))
+}
+
+/// The report for a service whose `image:` was removed or emptied: unless
+/// it is configured as not Django, nobody can tell what will run against
+/// the database, so it is blocked with a finding.
+fn removed_image(
+    change: &stack::ImageChange,
+    cfg: &ServiceConfig,
+    from: &ImageRef,
+) -> ServiceReport {
+    let not_django = cfg.django == Some(false);
+    let mut notes = Vec::new();
+    if not_django {
+        notes.push(Finding::new(
+            Code::NotDjango,
+            "not a Django service (django: false in .tagback.yml)",
+        ));
+    } else {
+        notes.push(Finding::new(
+            Code::ImageRemoved,
+            format!(
+                "service {:?} no longer names an image (it ran {from}): tagback cannot tell what will run against the database; set `image:`, or `django: false` for it in .tagback.yml",
+                change.to.name
+            ),
+        ).at(change.to.file.clone(), u32::try_from(change.to.line).unwrap_or(0)));
+    }
+    ServiceReport {
+        service: change.to.name.clone(),
+        from_image: from.to_string(),
+        to_image: String::new(),
+        direction: Direction::Unknown,
+        from_rev: None,
+        to_rev: None,
+        plan: None,
+        rollback: None,
+        recorded: false,
+        notes,
+        safe: not_django,
+        file: String::new(),
+        line: 0,
+        replicas: None,
+        app_repo: None,
+        renamed_from: None,
     }
 }
 
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
+    if r.to_image.is_empty() {
+        return r.safe;
+    }
     match &r.plan {
-        Some(p) => !p.needs_backward_migrations() || r.recorded,
+        // Nothing to unapply is safe only when nothing was left unread.
+        Some(p) => (!p.needs_backward_migrations() && p.problems.is_empty()) || r.recorded,
         None if cfg.django == Some(false) => true,
         // Not Django (no manage.py at either revision): nothing to migrate.
         None if r.from_rev.is_some() && r.to_rev.is_some() => true,
@@ -296,19 +344,23 @@ fn judge(
         from_rev: None,
         to_rev: None,
         plan: None,
+        rollback: None,
         recorded: false,
-        note: None,
+        notes: Vec::new(),
         safe: false,
         file: String::new(),
         line: 0,
         replicas: None,
         app_repo: None,
-        findings: Vec::new(),
+        renamed_from: None,
     };
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {
         report.direction = by_tags.clone().unwrap_or(Direction::Unknown);
-        report.note = Some("not a Django service (django: false in .tagback.yml)".into());
+        report.notes.push(Finding::new(
+            Code::NotDjango,
+            "not a Django service (django: false in .tagback.yml)",
+        ));
         return Ok(report);
     }
     let (repo, path) = repos.get(req.repo, cfg)?;
@@ -360,26 +412,29 @@ fn judge(
             Err(reason) => format!("{reason}; {}", missing.join("; ")),
             Ok(_) => missing.join("; "),
         };
-        report.note = Some(format!(
-            "plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"
+        report.notes.push(Finding::new(
+            Code::UnresolvedRevision,
+            format!("plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"),
         ));
         return Ok(report);
     };
     let from_snap = repo.snapshot(&fr)?;
     let to_snap = repo.snapshot(&tr)?;
-    let opts = ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    };
+    let opts = cfg.project_options();
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
-        Some(pair) => report.plan = Some(plan::compute(&loader, &pair)),
-        None => {
-            report.note = Some(format!(
-                "no manage.py at {fr} or {tr}: not a Django service"
-            ))
+        Some(pair) => {
+            report.plan = Some(plan::compute(&loader, &pair));
+            if report.direction == Direction::Upgrade
+                && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
+            {
+                report.rollback = Some(plan::compute(&loader, &back));
+            }
         }
+        None => report.notes.push(Finding::new(
+            Code::NoManagePy,
+            format!("no manage.py at {fr} or {tr}: not a Django service"),
+        )),
     }
     Ok(report)
 }

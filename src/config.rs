@@ -27,7 +27,17 @@ use crate::git::{Repo, Snapshot};
 pub const FILE_NAME: &str = ".tagback.yml";
 
 /// How the rollback script runs `manage.py`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// `docker exec` into a running task of the newer image on this node.
@@ -50,7 +60,7 @@ impl Strategy {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Default stack name.
@@ -71,7 +81,7 @@ pub struct Config {
 }
 
 /// `guard:` in `.tagback.yml`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardConfig {
     /// Rows of `django_migrations` the code does not know that are not the
@@ -81,7 +91,7 @@ pub struct GuardConfig {
 }
 
 /// One allowed row: `migration: APP.NAME` and why it is harmless.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GuardAllow {
     /// `APP.NAME`, as in `django_migrations`.
@@ -91,7 +101,7 @@ pub struct GuardAllow {
 }
 
 /// Settings for one service.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// `false` for services that are not Django.
@@ -112,6 +122,11 @@ pub struct ServiceConfig {
     /// Installed apps (labels or module paths), overriding `INSTALLED_APPS`.
     #[serde(default)]
     pub installed_apps: Option<Vec<String>>,
+    /// Migrations directories of the repository whose apps are not installed
+    /// in this deployment (test or example apps): their new migrations are
+    /// not planned and do not block.
+    #[serde(default)]
+    pub not_installed: Option<Vec<String>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -120,9 +135,39 @@ pub struct ServiceConfig {
     pub strategy: Option<Strategy>,
 }
 
+/// The file given with `--config`, read once; it replaces every
+/// repository's own `.tagback.yml` for the whole run.
+static OVERRIDE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
+/// Use `path` instead of any repository's `.tagback.yml` (the `--config`
+/// flag). Errors name the file; a second call keeps the first file.
+pub fn use_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config = Config::parse(&text)
+        .map_err(|e| Error::input(format!("{} (--config): {e}", path.display())))?;
+    let _ = OVERRIDE.set(config);
+    Ok(())
+}
+
+impl ServiceConfig {
+    /// How to find and read the service's Django project.
+    pub fn project_options(&self) -> crate::django::ProjectOptions {
+        crate::django::ProjectOptions {
+            manage_py: self.manage_py.clone(),
+            settings: self.settings.clone(),
+            installed_apps: self.installed_apps.clone(),
+            not_installed: self.not_installed.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl Config {
-    /// Read `.tagback.yml` at a snapshot; the default config when absent.
+    /// Read `.tagback.yml` at a snapshot (or the `--config` file); the
+    /// default config when absent.
     pub fn load(repo: &Repo, snap: &Snapshot) -> Result<Config> {
+        if let Some(c) = OVERRIDE.get() {
+            return Ok(c.clone());
+        }
         let Some((_, text)) = repo.read_text(snap, FILE_NAME)? else {
             return Ok(Config::default());
         };
@@ -135,18 +180,42 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string()
-        })
+        serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))
     }
 
     /// The settings for a service (defaults when not configured).
     pub fn service(&self, name: &str) -> ServiceConfig {
         self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The settings `plan --repo` uses: the named service's, else those of
+    /// the only service that is not `django: false`, else the defaults.
+    /// Several Django services and no name: an error that lists them.
+    pub fn plan_service(&self, name: Option<&str>) -> Result<ServiceConfig, String> {
+        if let Some(n) = name {
+            return self
+                .services
+                .get(n)
+                .cloned()
+                .ok_or_else(|| format!("{FILE_NAME} has no service {n:?}"));
+        }
+        let django: Vec<&String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.django != Some(false))
+            .map(|(n, _)| n)
+            .collect();
+        match django.as_slice() {
+            [] => Ok(ServiceConfig::default()),
+            [one] => Ok(self.services[*one].clone()),
+            many => Err(format!(
+                "{FILE_NAME} configures several Django services ({}); say which with --service",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 }
 
@@ -173,5 +242,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         assert!(Config::parse("services:\n  web:\n    refs: x\n").is_err());
+    }
+
+    #[test]
+    fn r15_deep_nesting_is_an_error_with_its_line() {
+        let n = 100_000;
+        for deep in [
+            format!("x: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            format!(
+                "services:\n  web:\n    installed_apps: {}{}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+        ] {
+            let e = Config::parse(&deep).unwrap_err();
+            assert!(e.starts_with("line "), "{e}");
+        }
     }
 }

@@ -314,6 +314,17 @@ fn release_repo(stack: &str) -> common::TestRepo {
     r
 }
 
+/// The `auto-rollback` findings among the first service's notes.
+fn auto_rollback_notes(report: &serde_json::Value) -> Vec<serde_json::Value> {
+    report["services"][0]["notes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|n| n["code"] == "auto-rollback")
+        .cloned()
+        .collect()
+}
+
 #[test]
 fn r13_check_warns_about_automatic_rollback_of_a_release_that_adds_migrations() {
     let r = release_repo(AUTO_ROLLBACK_STACK);
@@ -321,8 +332,8 @@ fn r13_check_warns_about_automatic_rollback_of_a_release_that_adds_migrations() 
         &["check", "--from", "v1", "--to", "v2", "--format", "json"],
         0,
     );
-    let findings = &report["services"][0]["findings"];
-    assert_eq!(findings.as_array().unwrap().len(), 1, "{report:#}");
+    let findings = auto_rollback_notes(&report);
+    assert_eq!(findings.len(), 1, "{report:#}");
     assert_eq!(findings[0]["code"], "auto-rollback");
     assert_eq!(findings[0]["file"], "stack.yml");
     assert_eq!(findings[0]["line"], 8);
@@ -335,7 +346,7 @@ fn r13_check_warns_about_automatic_rollback_of_a_release_that_adds_migrations() 
         .assert()
         .code(0)
         .stdout(predicate::str::contains(
-            "warning [auto-rollback] stack.yml:8: deploy.update_config.failure_action: rollback",
+            "auto-rollback (stack.yml:8): deploy.update_config.failure_action: rollback",
         ));
     // A release without new migrations: nothing to warn about.
     let report = r.run_json(
@@ -362,8 +373,8 @@ fn r13_check_warns_about_rollback_commands_in_deploy_scripts() {
         &["check", "--from", "v1", "--to", "v2", "--format", "json"],
         0,
     );
-    let findings = &report["services"][0]["findings"];
-    assert_eq!(findings[0]["code"], "auto-rollback", "{report:#}");
+    let findings = auto_rollback_notes(&report);
+    assert_eq!(findings.len(), 1, "{report:#}");
     assert_eq!(findings[0]["file"], "scripts/deploy.sh");
     assert_eq!(findings[0]["line"], 4);
 }

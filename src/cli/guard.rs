@@ -70,7 +70,7 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     let opts = ProjectOptions {
         manage_py: args.manage_py.clone(),
         settings: args.settings.clone(),
-        installed_apps: None,
+        ..ProjectOptions::default()
     };
     let loader = Loader::new(&repo);
     let (project, files) = loader.load_known(&snap, &opts)?.ok_or_else(|| {
