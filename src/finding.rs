@@ -68,6 +68,8 @@ pub enum Code {
     /// A release that adds migrations can be rolled back without tagback
     /// (`failure_action: rollback`, `docker service rollback` in a script).
     AutoRollback,
+    /// `tagback guard` blocks but cannot name the backward commands.
+    GuardNoTargets,
 }
 
 impl Code {
@@ -96,6 +98,7 @@ impl Code {
             Code::ServiceRenamed => "service-renamed",
             Code::ImageRemoved => "image-removed",
             Code::AutoRollback => "auto-rollback",
+            Code::GuardNoTargets => "guard-no-targets",
         }
     }
 
@@ -108,7 +111,8 @@ impl Code {
             | Code::NoManagePy
             | Code::StaleRecord
             | Code::AssumedExternalApps
-            | Code::ServiceRenamed => Severity::Note,
+            | Code::ServiceRenamed
+            | Code::GuardNoTargets => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -160,11 +164,14 @@ impl Code {
             Code::AutoRollback => {
                 "a release that adds migrations can be rolled back behind tagback's back (Swarm's automatic rollback, docker service rollback)"
             }
+            Code::GuardNoTargets => {
+                "the guard blocks but cannot name the backward commands (use tagback script)"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 23] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -187,6 +194,7 @@ impl Code {
         Code::ServiceRenamed,
         Code::ImageRemoved,
         Code::AutoRollback,
+        Code::GuardNoTargets,
     ];
 }
 

@@ -18,6 +18,7 @@ use serde::Serialize;
 use crate::config::GuardAllow;
 use crate::django::{Files, Graph, Key, Project};
 use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
 
 /// One row of `django_migrations`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -46,21 +47,6 @@ pub struct Target {
     pub app: String,
     /// This code's leaf of the app, or `zero`.
     pub target: String,
-}
-
-/// A finding about how far the verdict can be trusted.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    /// Stable code.
-    pub code: &'static str,
-    /// One sentence.
-    pub message: String,
-    /// File, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// Line, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
 }
 
 /// The guard's verdict, as data.
@@ -188,15 +174,13 @@ pub fn judge(
                     [] => "zero".to_string(),
                     [one] => one.1.clone(),
                     _ => {
-                        report.findings.push(Finding {
-                            code: "guard-conflict",
-                            message: format!(
+                        report.findings.push(Finding::new(
+                            Code::GuardNoTargets,
+                            format!(
                                 "app {app} has {} leaf migrations in this code (Django refuses to migrate it until they are merged)",
                                 leaves.len()
                             ),
-                            file: None,
-                            line: None,
-                        });
+                        ));
                         continue;
                     }
                 };
@@ -206,24 +190,23 @@ pub fn judge(
                 });
             }
         }
-        Err(why) => report.findings.push(Finding {
-            code: "guard-no-targets",
-            message: format!("cannot name the backward targets: {why}"),
-            file: None,
-            line: None,
-        }),
+        Err(why) => report.findings.push(Finding::new(
+            Code::GuardNoTargets,
+            format!("cannot name the backward targets: {why}"),
+        )),
     }
     for f in files.iter() {
         for d in &f.migration.dynamic {
-            report.findings.push(Finding {
-                code: "dynamic",
-                message: format!(
-                    "{} (what this code knows may be incomplete)",
-                    d.what.trim_end_matches('.')
-                ),
-                file: Some(f.file.clone()),
-                line: Some(d.line),
-            });
+            report.findings.push(
+                Finding::new(
+                    Code::DynamicMigration,
+                    format!(
+                        "{} (what this code knows may be incomplete)",
+                        d.what.trim_end_matches('.')
+                    ),
+                )
+                .at(f.file.clone(), d.line),
+            );
         }
     }
     Ok(report)
