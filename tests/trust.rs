@@ -350,3 +350,242 @@ fn r15_signatures_interoperate_with_ssh_keygen() {
     r.commit("roll back, signed with ssh-keygen", None);
     gate(&r, "HEAD~1").code(0);
 }
+
+// ---------------------------------------------------------------- the cache
+
+const BACKFILL: &str = "from django.db import migrations\n\n\ndef forwards(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(forwards),\n    ]\n";
+
+/// The shop at v1, v2, and v3 (v2 plus an irreversible `RunPython` in shop
+/// and a new migration in members).
+fn shop_with_v3() -> TestRepo {
+    let mut r = shop_repo();
+    r.write("shop/migrations/0005_backfill.py", BACKFILL);
+    r.write(
+        "accounts/migrations/0004_more.py",
+        "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"members\", \"0003_normalize_nicknames\")]\n    operations = [migrations.AddField(\"member\", \"extra\", models.IntegerField(default=0))]\n",
+    );
+    r.commit("v3", Some("v3"));
+    r
+}
+
+/// Every file of the parse cache.
+fn cache_files(repo: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let root = repo.join(".git/tagback/cache");
+    let Ok(versions) = std::fs::read_dir(&root) else {
+        return out;
+    };
+    for v in versions {
+        for f in std::fs::read_dir(v.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            if p.is_file() {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn r15_edited_cache_file_cannot_hide_an_irreversible_operation() {
+    let r = shop_with_v3();
+    let script = [
+        "script",
+        "--repo",
+        ".",
+        "--from",
+        "v3",
+        "--to",
+        "v2",
+        "--service",
+        "web",
+        "--image",
+        "shop:2",
+        "-o",
+        "rollback.sh",
+    ];
+    r.tagback()
+        .args(script)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("0005_backfill.py:11 (RunPython"));
+    assert!(
+        !cache_files(r.path()).is_empty(),
+        "the first run fills the cache"
+    );
+    // The one-line edit: the cached RunPython becomes reversible.
+    for f in cache_files(r.path()) {
+        let text = std::fs::read_to_string(&f).unwrap_or_default();
+        let edited: Vec<String> = text
+            .lines()
+            .map(|l| {
+                if l.starts_with("RunPython\t") {
+                    l.replacen("\ti\t", "\tr\t", 1)
+                } else {
+                    l.to_string()
+                }
+            })
+            .collect();
+        std::fs::write(&f, edited.join("\n") + "\n").unwrap();
+    }
+    r.tagback()
+        .args(script)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("0005_backfill.py:11 (RunPython"));
+}
+
+/// A small deterministic generator (xorshift), so a failure replays.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: usize) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % n.max(1) as u64) as usize
+    }
+}
+
+/// Damage one cache file: a flipped bit, a truncation, another file's
+/// content, a crafted line (copied from elsewhere, duplicated, dropped or
+/// reordered), or a stale checksum line.
+fn damage(rng: &mut Rng, file: &Path, all: &[Vec<u8>]) {
+    let mut bytes = std::fs::read(file).unwrap_or_default();
+    match rng.below(8) {
+        0 if !bytes.is_empty() => {
+            let at = rng.below(bytes.len());
+            bytes[at] ^= 1 << rng.below(8);
+        }
+        1 => bytes.truncate(rng.below(bytes.len() + 1)),
+        2 => bytes = all[rng.below(all.len())].clone(),
+        3..=6 => {
+            let text = String::from_utf8_lossy(&bytes).into_owned();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            let other = String::from_utf8_lossy(&all[rng.below(all.len())]).into_owned();
+            let donor: Vec<&str> = other.lines().collect();
+            let at = rng.below(lines.len() + 1);
+            match rng.below(4) {
+                0 if !donor.is_empty() => {
+                    lines.insert(at, donor[rng.below(donor.len())].to_string());
+                }
+                1 if at < lines.len() => {
+                    let l = lines[at].clone();
+                    lines.insert(at, l);
+                }
+                2 if at < lines.len() => {
+                    lines.remove(at);
+                }
+                _ if lines.len() > 2 => {
+                    let b = rng.below(lines.len());
+                    let a = at.min(lines.len() - 1);
+                    lines.swap(a, b);
+                }
+                _ => lines.push("tagback-sum 0000".into()),
+            }
+            bytes = (lines.join("\n") + "\n").into_bytes();
+        }
+        _ => {
+            // The content of another file under this file's name, with the
+            // other file's (valid, but not for this key) checksum.
+            let other = &all[rng.below(all.len())];
+            bytes = other.clone();
+        }
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// The plan between two revisions, computed by the library as `plan
+/// --format json` computes it.
+fn library_plan(repo: &Path, from: &str, to: &str) -> Result<String, String> {
+    use tagback::django::{Loader, ProjectOptions};
+    let repo = tagback::git::Repo::open(repo).map_err(|e| e.to_string())?;
+    let newer = repo.snapshot(from).map_err(|e| e.to_string())?;
+    let older = repo.snapshot(to).map_err(|e| e.to_string())?;
+    let loader = Loader::new(&repo);
+    let pair = loader
+        .load_pair(&newer, &older, &ProjectOptions::default(), false)
+        .map_err(|e| e.to_string())?
+        .ok_or("no manage.py")?;
+    let plan = tagback::plan::compute(&loader, &pair);
+    let mut out = Vec::new();
+    tagback::report::json(&plan, &mut out).map_err(|e| e.to_string())?;
+    Ok(String::from_utf8(out).unwrap())
+}
+
+#[test]
+fn r15_damaged_cache_files_never_change_a_plan() {
+    let mut r = shop_with_v3();
+    // A fourth revision that changes the settings module and adds a
+    // migration, so project records and the app memo are exercised too.
+    let settings = r.read("shopsite/settings.py");
+    r.write("shopsite/settings.py", settings + "\nTAGBACK_TEST = 1\n");
+    r.write(
+        "shop/migrations/0006_after.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0005_backfill\")]\n    operations = []\n",
+    );
+    r.commit("v4", Some("v4"));
+    let pairs = [
+        ("v2", "v1"),
+        ("v3", "v1"),
+        ("v3", "v2"),
+        ("v4", "v1"),
+        ("v4", "v3"),
+        ("v1", "v3"),
+    ];
+    let truth: Vec<String> = pairs
+        .iter()
+        .map(|(from, to)| {
+            let out = r
+                .tagback()
+                .env("TAGBACK_NO_CACHE", "1")
+                .args([
+                    "plan", "--repo", ".", "--from", from, "--to", to, "--format", "json",
+                ])
+                .assert()
+                .code(0)
+                .get_output()
+                .stdout
+                .clone();
+            String::from_utf8(out).unwrap()
+        })
+        .collect();
+    for ((from, to), want) in pairs.iter().zip(&truth) {
+        assert_eq!(
+            &library_plan(r.path(), from, to).unwrap(),
+            want,
+            "cold {from}→{to}"
+        );
+    }
+    let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+    let mut mutations = 0;
+    let mut round = 0;
+    while mutations < 10_000 {
+        let files = cache_files(r.path());
+        assert!(files.len() >= 5, "cache files: {files:?}");
+        let all: Vec<Vec<u8>> = files
+            .iter()
+            .map(|f| std::fs::read(f).unwrap_or_default())
+            .collect();
+        for f in &files {
+            damage(&mut rng, f, &all);
+            mutations += 1;
+        }
+        for _ in 0..2 {
+            let i = rng.below(pairs.len());
+            let (from, to) = pairs[i];
+            let got = library_plan(r.path(), from, to).unwrap_or_else(|e| {
+                panic!("round {round}: {from}→{to} failed with damaged cache: {e}")
+            });
+            assert_eq!(
+                got, truth[i],
+                "round {round}: {from}→{to} changed by a damaged cache"
+            );
+        }
+        round += 1;
+    }
+    eprintln!(
+        "{mutations} mutations over {round} rounds, every plan equal to TAGBACK_NO_CACHE=1's"
+    );
+}
