@@ -589,3 +589,160 @@ fn r15_damaged_cache_files_never_change_a_plan() {
         "{mutations} mutations over {round} rounds, every plan equal to TAGBACK_NO_CACHE=1's"
     );
 }
+
+// ---------------------------------------------------------------- kill -9
+
+/// Run tagback in `dir` and kill it with SIGKILL after `delay` (it may have
+/// finished by then).
+fn run_and_kill(dir: &Path, args: &[&str], delay: std::time::Duration) {
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tagback"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("GIT_DIR")
+        .env_remove("GIT_INDEX_FILE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let _ = child.kill(); // SIGKILL on Unix
+    let _ = child.wait();
+}
+
+/// How long an uninterrupted run takes (the kill points are spread over it).
+fn duration_of(dir: &Path, args: &[&str]) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    let out = Command::new(assert_cmd::cargo::cargo_bin("tagback"))
+        .current_dir(dir)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some(), "{args:?} ran to completion");
+    start.elapsed()
+}
+
+fn untracked(r: &TestRepo, under: &str) -> Vec<String> {
+    let out = r.git(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=all",
+        "--",
+        under,
+    ]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| l[3..].to_string())
+        .collect()
+}
+
+#[test]
+fn r15_sigkill_at_random_points_leaves_hooks_ledger_and_outputs_intact() {
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let rounds = 25;
+
+    // record: the records directory only ever holds whole records.
+    let r = downgraded();
+    r.write("after.txt", EVIDENCE_AFTER);
+    let record = [
+        "record",
+        "--from",
+        "HEAD~1",
+        "--to",
+        "HEAD",
+        "--service",
+        "web",
+        "--evidence",
+        "after.txt",
+    ];
+    let full = duration_of(r.path(), &record);
+    for _ in 0..rounds {
+        let delay = full.mul_f64(rng.below(1000) as f64 / 900.0);
+        run_and_kill(r.path(), &record, delay);
+        for rel in untracked(&r, ".tagback") {
+            assert!(
+                rel.ends_with(".json"),
+                "{rel} would be committed by `git add .tagback`"
+            );
+            let text = r.read(&rel);
+            let v: serde_json::Value = serde_json::from_str(&text)
+                .unwrap_or_else(|e| panic!("{rel} is half-written ({e}): {text:?}"));
+            assert_eq!(v["version"], 2, "{rel}");
+        }
+    }
+    let records = untracked(&r, ".tagback").len();
+    assert!(records > 0, "some of the records ran to completion");
+
+    // install: the user's hook survives, whole, as the hook or its chained copy.
+    let reference = TestRepo::new();
+    reference.tagback().arg("install").assert().code(0);
+    let ours = |name: &str| std::fs::read(reference.path().join(".git/hooks").join(name)).unwrap();
+    let r = TestRepo::new();
+    let hooks = r.path().join(".git/hooks");
+    let mine = b"#!/bin/sh\necho mine\n".to_vec();
+    let full = duration_of(r.path(), &["install"]);
+    for _ in 0..rounds {
+        for e in std::fs::read_dir(&hooks).unwrap() {
+            std::fs::remove_file(e.unwrap().path()).unwrap();
+        }
+        std::fs::write(hooks.join("pre-commit"), &mine).unwrap();
+        let delay = full.mul_f64(rng.below(1000) as f64 / 900.0);
+        run_and_kill(r.path(), &["install"], delay);
+        let hook = std::fs::read(hooks.join("pre-commit")).unwrap();
+        let chained = std::fs::read(hooks.join("pre-commit.tagback-chained")).ok();
+        assert!(
+            (hook == mine && chained.as_ref().is_none_or(|c| *c == mine))
+                || (hook == ours("pre-commit") && chained.as_ref() == Some(&mine)),
+            "pre-commit after a kill: {:?} / chained {:?}",
+            String::from_utf8_lossy(&hook),
+            chained.map(|c| String::from_utf8_lossy(&c).into_owned())
+        );
+        for name in ["pre-push", "pre-merge-commit"] {
+            if let Ok(hook) = std::fs::read(hooks.join(name)) {
+                assert_eq!(hook, ours(name), "{name} is whole");
+            }
+        }
+        r.tagback().arg("install").assert().code(0);
+        assert_eq!(
+            std::fs::read(hooks.join("pre-commit.tagback-chained")).unwrap(),
+            mine
+        );
+    }
+
+    // script -o: the previous output stays whole until the new one replaces it.
+    let r = shop_repo();
+    let script = |strategy: &'static str, out: &'static str| {
+        [
+            "script",
+            "--repo",
+            ".",
+            "--from",
+            "v2",
+            "--to",
+            "v1",
+            "--service",
+            "web",
+            "--image",
+            "registry.example.com:5000/shop:1",
+            "--strategy",
+            strategy,
+            "-o",
+            out,
+        ]
+    };
+    r.tagback().args(script("exec", "old.sh")).assert().code(0);
+    r.tagback().args(script("job", "new.sh")).assert().code(0);
+    let (old, new) = (r.read("old.sh"), r.read("new.sh"));
+    assert_ne!(old, new);
+    let full = duration_of(r.path(), &script("job", "new.sh"));
+    for _ in 0..rounds {
+        r.write("out.sh", &old);
+        let delay = full.mul_f64(rng.below(1000) as f64 / 900.0);
+        run_and_kill(r.path(), &script("job", "out.sh"), delay);
+        let now = r.read("out.sh");
+        assert!(
+            now == old || now == new,
+            "out.sh is half-written: {} bytes",
+            now.len()
+        );
+    }
+}

@@ -140,7 +140,8 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         Error::input("the deploy repository has no working tree to write the ledger into")
     })?;
     let dir = root.join(config.ledger.as_deref().unwrap_or(ledger::DEFAULT_DIR));
-    let path = ledger::write(&dir, &record)?;
+    let staging = repo.git_dir().join("tagback").join("tmp");
+    let path = ledger::write(&dir, &staging, &record)?;
     say(
         out,
         format!(

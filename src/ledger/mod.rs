@@ -340,8 +340,10 @@ fn trusted(record: &Record, plan: &Plan, keys: &[TrustedKey]) -> std::result::Re
     trust::verify(keys, &record.signed_message(), signature).map(drop)
 }
 
-/// Write a record atomically into `dir` (on disk); returns its path.
-pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
+/// Write a record atomically into `dir` (on disk), its temporary file in
+/// `staging` (inside the git directory, so an interrupted write leaves
+/// nothing that `git add .tagback` would commit); returns its path.
+pub fn write(dir: &Path, staging: &Path, record: &Record) -> Result<PathBuf> {
     let safe_service: String = record
         .service
         .chars()
@@ -364,6 +366,6 @@ pub fn write(dir: &Path, record: &Record) -> Result<PathBuf> {
         .map_err(|e| Error::input(format!("cannot encode record: {e}")))?;
     let mut body = body.into_bytes();
     body.push(b'\n');
-    fs::write_atomic(&path, &body, Mode::CreateNew)?;
+    fs::write_atomic_via(&path, &body, Mode::CreateNew, Some(staging))?;
     Ok(path)
 }
