@@ -141,7 +141,10 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
 /// The keys whose signatures count: those of the deployed revision's
 /// `.tagback.yml` (a change cannot vouch for itself by adding its own key),
 /// else the new revision's.
-fn trusted_keys(req: &Request<'_>, to_config: &Config) -> Result<Vec<ledger::trust::TrustedKey>> {
+pub fn trusted_keys(
+    req: &Request<'_>,
+    to_config: &Config,
+) -> Result<Vec<ledger::trust::TrustedKey>> {
     let from_config = Config::load(req.repo, &req.from)?;
     let (lines, snap) = if from_config.trusted_keys.is_empty() {
         (&to_config.trusted_keys, &req.to)

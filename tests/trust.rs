@@ -222,16 +222,8 @@ fn r15_trusted_keys_only_records_signed_by_one_of_them_count() {
         .arg("--sign-key")
         .arg(&mallory)
         .assert()
-        .code(0);
-    r.remove("after.txt");
-    r.commit("roll back, signed by mallory", None);
-    gate(&r, "HEAD~1")
-        .code(1)
-        .stdout(predicate::str::contains("not in trusted_keys"));
-    r.git(&["reset", "-q", "--hard", "HEAD~1"]);
-
-    r.write("stack.yml", STACK.replace("TAG", "1"));
-    r.write("after.txt", EVIDENCE_AFTER);
+        .code(2)
+        .stderr(predicate::str::contains("not in trusted_keys"));
     r.tagback()
         .args(record)
         .arg("--sign-key")
@@ -239,11 +231,40 @@ fn r15_trusted_keys_only_records_signed_by_one_of_them_count() {
         .assert()
         .code(0);
     r.remove("after.txt");
+    let path = record_file(&r);
+    let signed_by_alice = std::fs::read_to_string(&path).unwrap();
+
+    // The same record signed by mallory (with ssh-keygen) does not count.
+    let message = keys.path().join("message");
+    std::fs::write(&message, signed_message(&path)).unwrap();
+    let out = ssh_keygen()
+        .unwrap()
+        .args(["-Y", "sign", "-n", "tagback-record", "-f"])
+        .arg(&mallory)
+        .arg(&message)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut by_mallory: serde_json::Value = serde_json::from_str(&signed_by_alice).unwrap();
+    by_mallory["signature"] = std::fs::read_to_string(message.with_extension("sig"))
+        .unwrap()
+        .into();
+    std::fs::write(&path, by_mallory.to_string()).unwrap();
+    r.commit("roll back, signed by mallory", None);
+    gate(&r, "HEAD~1")
+        .code(1)
+        .stdout(predicate::str::contains("not in trusted_keys"));
+    r.git(&["reset", "-q", "--soft", "HEAD~1"]);
+
+    std::fs::write(&path, &signed_by_alice).unwrap();
     r.commit("roll back, signed by alice", None);
     gate(&r, "HEAD~1").code(0);
 
     // Any edit after signing breaks the signature.
-    let path = record_file(&r);
     let text = std::fs::read_to_string(&path).unwrap();
     std::fs::write(
         &path,

@@ -113,8 +113,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         evidence: embedded,
         signature: None,
     };
-    let keys = trust::parse_trusted_keys(&config.trusted_keys)
-        .map_err(|e| Error::input(format!("{}: {e}", crate::config::FILE_NAME)))?;
+    let keys = analysis::trusted_keys(&req, &config)?;
     match &args.sign_key {
         Some(key) => {
             let signature = trust::sign(key, &record.signed_message()).map_err(Error::input)?;
