@@ -767,3 +767,57 @@ fn r15_sigkill_at_random_points_leaves_hooks_ledger_and_outputs_intact() {
         );
     }
 }
+
+#[test]
+fn r15_sign_key_that_cannot_sign_is_a_clear_error() {
+    if ssh_keygen().is_none() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let locked = keys.path().join("locked");
+    let out = ssh_keygen()
+        .unwrap()
+        .args(["-q", "-t", "ed25519", "-N", "secret", "-f"])
+        .arg(&locked)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let rsa = keys.path().join("rsa");
+    let out = ssh_keygen()
+        .unwrap()
+        .args(["-q", "-t", "rsa", "-b", "2048", "-N", "", "-f"])
+        .arg(&rsa)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r = downgraded();
+    r.write("after.txt", EVIDENCE_AFTER);
+    let record = [
+        "record",
+        "--from",
+        "HEAD~1",
+        "--to",
+        "HEAD",
+        "--service",
+        "web",
+        "--evidence",
+        "after.txt",
+        "--sign-key",
+    ];
+    for (key, why) in [
+        (locked, "protected by a passphrase"),
+        (rsa, "ssh-ed25519 keys only"),
+        (keys.path().join("absent"), "is not an OpenSSH private key"),
+    ] {
+        r.tagback()
+            .args(record)
+            .arg(&key)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(why));
+    }
+    assert!(
+        !r.path().join(".tagback/records").exists(),
+        "nothing recorded"
+    );
+}
