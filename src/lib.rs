@@ -12,6 +12,8 @@ pub mod demo;
 pub mod django;
 pub mod error;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod ledger;
 pub mod plan;

@@ -78,7 +78,7 @@ pub struct Dynamic {
 }
 
 /// The whole plan (the JSON object of `plan --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Plan {
     /// The deployed (newer) revision.
     pub from: String,
