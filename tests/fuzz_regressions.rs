@@ -48,9 +48,47 @@ fn replay(kind: &str) -> usize {
     n
 }
 
+/// Run `target` on every file of `dir` (relative to the package root).
+fn feed(target: Target, dir: &str, ends_with: &str) -> usize {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let inputs: Vec<PathBuf> = files(&root.join(dir))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().ends_with(ends_with))
+        .collect();
+    for f in &inputs {
+        target(&std::fs::read(f).unwrap());
+    }
+    inputs.len()
+}
+
 #[test]
 fn fuzz_seeds_run_through_every_target() {
-    assert!(replay("seeds") >= TARGETS.len() - 3);
+    replay("seeds");
+    // The fixtures fuzz/run.sh seeds the other targets with.
+    assert!(feed(fuzzing::stack_file, "fixtures/stack", ".yml") >= 2);
+    assert!(
+        feed(
+            fuzzing::migration,
+            "fixtures/demo/v2/shop/migrations",
+            ".py"
+        ) >= 4
+    );
+    assert!(feed(fuzzing::migration, "fixtures/django/err", ".py") >= 3);
+    assert!(
+        feed(
+            fuzzing::settings,
+            "fixtures/demo/v2/shopsite",
+            "settings.py"
+        ) == 1
+    );
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds");
+    for (name, _) in TARGETS {
+        let seeded = root.join(name).is_dir();
+        assert!(
+            seeded || ["stack_file", "migration"].contains(name),
+            "fuzz target {name} has no seeds"
+        );
+    }
 }
 
 #[test]
