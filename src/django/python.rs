@@ -251,19 +251,27 @@ fn check_nesting(source: &str) -> Result<(), (usize, String)> {
     while i < n {
         let c = b[i];
         match CLASS[c as usize] {
-            OTHER => {}
+            OTHER => {
+                while i + 1 < n && CLASS[b[i + 1] as usize] == OTHER {
+                    i += 1;
+                }
+            }
             IDENT => {
                 let start = i;
                 while i + 1 < n && CLASS[b[i + 1] as usize] == IDENT {
                     i += 1;
                 }
                 let word = &b[start..=i];
-                if (2..=6).contains(&word.len())
-                    && matches!(
-                        word,
-                        b"not" | b"lambda" | b"if" | b"else" | b"await" | b"yield"
-                    )
-                {
+                let keyword = match (word[0], word.len()) {
+                    (b'n', 3) => word == b"not",
+                    (b'l', 6) => word == b"lambda",
+                    (b'i', 2) => word == b"if",
+                    (b'e', 4) => word == b"else",
+                    (b'a', 5) => word == b"await",
+                    (b'y', 5) => word == b"yield",
+                    _ => false,
+                };
+                if keyword {
                     *chains.last_mut().expect("never empty") += 1;
                     chained += 1;
                     if chained > MAX_CHAIN {
