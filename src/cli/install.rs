@@ -175,3 +175,31 @@ fn same_file_contents(a: &Path, b: &Path) -> bool {
     ma.permissions() == mb.permissions()
         && matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_path_reads_back_exactly_in_sh() {
+        for path in [
+            "/opt/tagback/bin/tagback",
+            "/tmp/it's here/$HOME `x`/tagback",
+        ] {
+            let script = hook_script(HOOKS[0].1, Some(Path::new(path)));
+            let line = script
+                .lines()
+                .find(|l| l.starts_with("installed_tagback="))
+                .unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{line}\nprintf %s \"$installed_tagback\""))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), path);
+        }
+        // A path sh cannot quote visibly falls back to PATH.
+        let script = hook_script(HOOKS[0].1, Some(Path::new("/tmp/a\nb/tagback")));
+        assert!(script.contains("installed_tagback=''"));
+    }
+}
