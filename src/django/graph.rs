@@ -514,10 +514,45 @@ fn check_acyclic(graph: &Graph, files: &Files, rev: &str) -> Result<()> {
 }
 
 /// Django refuses to migrate when an app has two leaf migrations.
-pub fn check_conflicts(graph: &Graph, apps: &BTreeSet<String>, rev: &str) -> Result<()> {
+///
+/// When a migration of the app computes its attributes at run time (its
+/// dependencies may join the leaves), the conflict may not be real: instead
+/// of refusing, a blocking finding names the dynamic migration.
+pub fn check_conflicts(
+    graph: &Graph,
+    apps: &BTreeSet<String>,
+    rev: &str,
+) -> Result<Vec<crate::finding::Finding>> {
+    use crate::finding::{Code, Finding};
+    let mut findings = Vec::new();
     for app in apps {
         let leaves = graph.leaves(app);
         if leaves.len() > 1 {
+            let dynamic = graph
+                .nodes
+                .iter()
+                .filter(|f| f.key.0 == *app)
+                .find_map(|f| f.migration.dynamic.first().map(|d| (f, d)));
+            if let Some((f, d)) = dynamic {
+                let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
+                findings.push(
+                    Finding::new(
+                        Code::DynamicMigration,
+                        format!(
+                            "app {app:?} seems to have {} unmerged leaf migrations at {rev} ({}), but {}.{} ({}:{}) cannot be read exactly ({}), so its real dependencies are unknown; make them class attributes (`dependencies = [...]`) so they can be read",
+                            leaves.len(),
+                            names.join(", "),
+                            f.key.0,
+                            f.key.1,
+                            f.file,
+                            d.line,
+                            d.what
+                        ),
+                    )
+                    .at(f.file.clone(), d.line),
+                );
+                continue;
+            }
             let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
             return Err(Error::input(format!(
                 "app {app:?} has {} unmerged leaf migrations at {rev} ({}); Django refuses to migrate until `makemigrations --merge` joins them",
@@ -526,5 +561,5 @@ pub fn check_conflicts(graph: &Graph, apps: &BTreeSet<String>, rev: &str) -> Res
             )));
         }
     }
-    Ok(())
+    Ok(findings)
 }
