@@ -422,3 +422,150 @@ fn install_checks_the_release_checksum_before_putting_tagback_on_path() {
     let run = s.script("install.sh", &[("TAGBACK_INSTALL", "path")]);
     assert_eq!(run.code(), 0, "{}", run.stderr());
 }
+
+/// A stand-in for the three GitHub REST endpoints comment.sh calls (list,
+/// create and edit issue comments), keeping comments in memory; `GET /state`
+/// returns them. It checks the token and answers 403 to a read-only one.
+const FAKE_GITHUB: &str = r#"
+import json, re, sys
+from http.server import BaseHTTPRequestHandler, HTTPServer
+comments = [{"id": 1, "body": "an unrelated comment"}]
+class H(BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def reply(self, code, obj):
+        data = json.dumps(obj).encode()
+        self.send_response(code); self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data))); self.end_headers(); self.wfile.write(data)
+    def authorized(self):
+        return self.headers.get("Authorization") == "Bearer good-token"
+    def do_GET(self):
+        if self.path == "/state": return self.reply(200, comments)
+        if self.headers.get("Authorization") not in ("Bearer good-token", "Bearer read-only"):
+            return self.reply(401, {"message": "Bad credentials"})
+        m = re.fullmatch(r"/repos/shop/deploy/issues/7/comments\?per_page=100&page=(\d+)", self.path)
+        if not m: return self.reply(404, {"message": "Not Found"})
+        page = int(m.group(1))
+        self.reply(200, comments[(page - 1) * 100: page * 100])
+    def body(self):
+        return json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+    def do_POST(self):
+        if self.path != "/repos/shop/deploy/issues/7/comments": return self.reply(404, {})
+        if not self.authorized(): return self.reply(403, {"message": "Resource not accessible by integration"})
+        c = {"id": len(comments) + 1, "body": self.body()["body"]}
+        comments.append(c); self.reply(201, c)
+    def do_PATCH(self):
+        m = re.fullmatch(r"/repos/shop/deploy/issues/comments/(\d+)", self.path)
+        if not m or not self.authorized(): return self.reply(404, {})
+        for c in comments:
+            if c["id"] == int(m.group(1)):
+                c["body"] = self.body()["body"]; return self.reply(200, c)
+        self.reply(404, {})
+s = HTTPServer(("127.0.0.1", 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#;
+
+/// The fake API, stopped when dropped.
+struct FakeGithub {
+    child: std::process::Child,
+    url: String,
+}
+
+impl FakeGithub {
+    fn start() -> FakeGithub {
+        use std::io::BufRead;
+        let mut child = Command::new("python3")
+            .args(["-c", FAKE_GITHUB])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        FakeGithub {
+            child,
+            url: format!("http://127.0.0.1:{}", line.trim()),
+        }
+    }
+
+    fn comments(&self) -> Vec<serde_json::Value> {
+        let out = Command::new("curl")
+            .args(["-fsS", &format!("{}/state", self.url)])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout).unwrap()
+    }
+}
+
+impl Drop for FakeGithub {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn the_pull_request_gets_one_comment_that_later_runs_edit() {
+    let s = Scenario::new();
+    let api = FakeGithub::start();
+    let report = s.runner.path().join("report.md");
+    let env = |token: &'static str| {
+        vec![
+            ("GITHUB_API_URL", api.url.clone()),
+            ("GITHUB_REPOSITORY", "shop/deploy".to_string()),
+            ("GITHUB_TOKEN", token.to_string()),
+            ("TAGBACK_PR", "7".to_string()),
+            ("TAGBACK_REPORT", report.display().to_string()),
+        ]
+    };
+    let run = |token: &'static str| {
+        let e = env(token);
+        let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        s.script("comment.sh", &refs)
+    };
+    std::fs::write(&report, "**BLOCKED** web: downgrade\n").unwrap();
+    let first = run("good-token");
+    assert_eq!(first.code(), 0, "{}", first.stderr());
+    assert!(first.stderr().contains("commented on pull request #7"));
+    std::fs::write(&report, "ok: web recorded\n").unwrap();
+    let second = run("good-token");
+    assert_eq!(second.code(), 0, "{}", second.stderr());
+    assert!(
+        second.stderr().contains("updated the comment"),
+        "{}",
+        second.stderr()
+    );
+    let comments = api.comments();
+    assert_eq!(
+        comments.len(),
+        2,
+        "one tagback comment besides the unrelated one: {comments:?}"
+    );
+    assert_eq!(comments[0]["body"], "an unrelated comment");
+    assert_eq!(
+        comments[1]["body"],
+        "<!-- tagback-report -->\nok: web recorded\n"
+    );
+    // A fork's read-only token: exit 1, saying where the report still is.
+    let api2 = FakeGithub::start();
+    let e: Vec<(&str, String)> = env("read-only")
+        .into_iter()
+        .map(|(k, v)| {
+            if k == "GITHUB_API_URL" {
+                (k, api2.url.clone())
+            } else {
+                (k, v)
+            }
+        })
+        .collect();
+    let refs: Vec<(&str, &str)> = e.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let refused = s.script("comment.sh", &refs);
+    assert_eq!(refused.code(), 1);
+    assert!(
+        refused.stderr().contains("a fork's token is read-only"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(api2.comments().len(), 1, "nothing was written");
+}
