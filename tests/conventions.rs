@@ -230,3 +230,33 @@ fn quiet_prints_nothing_and_keeps_the_verdict() {
         .code(2)
         .stderr(predicate::str::contains("no-such-rev"));
 }
+
+#[test]
+fn a_repository_owned_by_another_user_is_refused_saying_how_to_pass() {
+    let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    if String::from_utf8_lossy(&uid.stdout).trim() != "0" {
+        eprintln!("SKIPPED: changing a repository's owner needs root");
+        return;
+    }
+    let r = shop_repo();
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "4242:4242"])
+        .arg(r.path())
+        .status()
+        .unwrap();
+    assert!(chown.success());
+    r.tagback()
+        .arg("check")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("is owned by another user"))
+        .stderr(predicate::str::contains("--user"));
+    // safe.directory in the global config (HOME is the test's) lets it through.
+    let home = r.home.path().join(".gitconfig");
+    std::fs::write(
+        &home,
+        format!("[safe]\n\tdirectory = {}\n", r.path().display()),
+    )
+    .unwrap();
+    r.tagback().arg("check").assert().code(0);
+}
