@@ -18,18 +18,36 @@ fn every_shipped_file_names_the_crate_version() {
     let cases = [
         ("action.yml", format!("default: \"{VERSION}\"")),
         ("action.yml", format!("default: {image}")),
-        (".pre-commit-hooks.yaml", format!("entry: {image} hook pre-commit")),
-        ("docs/examples/gitlab-ci.yml", format!("TAGBACK_VERSION: \"{VERSION}\"")),
-        ("docs/examples/gitlab-ci.yml", format!("tagback/v{VERSION}/docs/examples/gitlab-ci.yml")),
-        ("docs/examples/github-workflow.yml", format!("uses: tagback/tagback@v{VERSION}")),
-        ("docs/examples/github-workflow-image.yml", format!("image: {image}")),
+        (
+            ".pre-commit-hooks.yaml",
+            format!("entry: {image} hook pre-commit"),
+        ),
+        (
+            "docs/examples/gitlab-ci.yml",
+            format!("TAGBACK_VERSION: \"{VERSION}\""),
+        ),
+        (
+            "docs/examples/gitlab-ci.yml",
+            format!("tagback/v{VERSION}/docs/examples/gitlab-ci.yml"),
+        ),
+        (
+            "docs/examples/github-workflow.yml",
+            format!("uses: tagback/tagback@v{VERSION}"),
+        ),
+        (
+            "docs/examples/github-workflow-image.yml",
+            format!("image: {image}"),
+        ),
         ("README.md", format!("rev: v{VERSION}")),
         ("README.md", format!("uses: tagback/tagback@v{VERSION}")),
         ("README.md", format!("v={VERSION} ")),
         ("CHANGELOG.md", format!("## [{VERSION}]")),
     ];
     for (file, needle) in cases {
-        assert!(read(file).contains(&needle), "{file} does not contain {needle:?}");
+        assert!(
+            read(file).contains(&needle),
+            "{file} does not contain {needle:?}"
+        );
     }
 }
 
@@ -39,7 +57,10 @@ fn binstall_and_the_action_download_what_the_release_packs() {
     let pack = read("scripts/package-release.sh");
     let install = read("scripts/action/install.sh");
     assert!(pack.contains("name=tagback-v$version-$target"));
-    assert!(pack.contains("\"$dist/$name.tar.gz\" \"$name\""), "archive holds NAME/");
+    assert!(
+        pack.contains("\"$dist/$name.tar.gz\" \"$name\""),
+        "archive holds NAME/"
+    );
     assert!(install.contains("name=tagback-v$version-$target"));
     assert!(install.contains("mv \"$dir/$name/tagback\""));
     assert!(cargo.contains(
