@@ -168,6 +168,24 @@ expect 0 docker run --rm -v "$repo:/repo" "$image" check --from v2 --to v2 --for
 python3 -c 'import json,sys; d=json.loads(sys.argv[1]); assert d["safe"] is True, d' "$out"
 pass "check --format json from the image parses"
 
+say "GitHub Action with install: image (the wrapper runs the image as the runner's uid)"
+runner=$work/runner
+rm -rf "$runner" && mkdir -p "$runner"
+repo=$work/action-image
+make_repo "$repo"
+sed 's/TAG/1/' "$root/tests/ship/stack.yml" >"$repo/stack.yml"
+git -C "$repo" commit -qam "roll web back"
+expect 0 env RUNNER_TEMP="$runner" TAGBACK_INSTALL=image TAGBACK_IMAGE="$image" GITHUB_PATH="$runner/path" \
+  "$root/scripts/action/install.sh"
+contains "using tagback 0.1.0 (image)"
+[[ "$(cat "$runner/path")" == "$runner/tagback-bin" ]] || fail "GITHUB_PATH does not name the wrapper's directory"
+: >"$runner/output"
+expect 0 bash -c "cd '$repo' && PATH='$runner/tagback-bin':\$PATH RUNNER_TEMP='$runner' GITHUB_OUTPUT='$runner/output' \
+  GITHUB_STEP_SUMMARY='$runner/summary' TAGBACK_FROM=v2 TAGBACK_TO=HEAD TAGBACK_ARTIFACT_DIR=.tagback-rollback '$root/scripts/action/run.sh'"
+grep -qx 'status=1' "$runner/output" || { cat "$runner/output" >&2; fail "the action would not end with status 1"; }
+grep -q 'downgrade' "$runner/summary" || fail "the step summary lacks the report"
+pass "install: image, then run.sh: the image's gate blocks (status 1) and the summary has the report"
+
 say "pre-commit framework: the docker_image hook with the image"
 repo=$work/precommit-docker
 make_repo "$repo"
