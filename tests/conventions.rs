@@ -87,7 +87,7 @@ fn init_leaves_unknown_services_for_the_user_to_decide() {
     let r = shop_repo();
     r.write(
         "stack.yml",
-        "services:\n  web:\n    image: shop:2\n  worker:\n    image: other/thing:abc123\n  db:\n    image: docker.io/library/postgres:16\n",
+        "services:\n  web:\n    image: shop:2\n  worker:\n    image: other/thing:abc123\n  db:\n    image: docker.io/library/postgres:16\n  assets:\n    build: ./assets\n",
     );
     let out = r
         .tagback()
@@ -103,6 +103,10 @@ fn init_leaves_unknown_services_for_the_user_to_decide() {
     );
     assert!(text.contains("  # worker:\n  #   image other/thing:abc123 (stack.yml:5): tag abc123 is not a revision of this repository."), "{text}");
     assert!(text.contains("  db:\n    # image docker.io/library/postgres:16 (stack.yml:7): not Django\n    django: false\n"), "{text}");
+    assert!(
+        text.contains("  # assets: (in stack.yml) has no image: (build-only)"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -47,6 +47,8 @@ enum Kind {
     NotDjango,
     /// Neither: the user must say.
     Unknown { why: String },
+    /// No `image:` (a build-only service): nothing for tagback to judge.
+    NoImage,
 }
 
 /// What `init` found in the repository.
@@ -104,6 +106,7 @@ pub(super) fn run(dir: &Path, force: bool, stdout: bool, out: &mut dyn Write) ->
             }
             Kind::NotDjango => format!("  {name}: not Django"),
             Kind::Unknown { why } => format!("  {name}: decide in the file ({why})"),
+            Kind::NoImage => format!("  {name}: no image: (build-only), not judged"),
         };
         writeln!(out, "{line}").map_err(io)?;
     }
@@ -137,6 +140,9 @@ fn detect(repo: &Repo) -> Result<Found> {
     };
     for (name, svc) in &stack.services {
         let Some(image) = &svc.image else {
+            found
+                .services
+                .push((name.clone(), format!("(in {})", svc.file), Kind::NoImage));
             continue;
         };
         let shown = image.to_string();
@@ -274,6 +280,11 @@ fn render(f: &Found) -> String {
                 line(&format!("    # image {image}: not Django"));
                 line("    django: false");
             }
+            Kind::NoImage => {
+                line(&format!(
+                    "  # {key}: {image} has no image: (build-only); tagback judges image changes only"
+                ));
+            }
             Kind::Unknown { why } => {
                 line(&format!("  # {key}:"));
                 line(&format!("  #   image {image}: {why}."));
@@ -281,7 +292,9 @@ fn render(f: &Found) -> String {
                     "  #   Uncomment one: django: false (not Django), or where its code lives and how tags map:",
                 );
                 line("  #   django: false");
-                line("  #   repo: ../app            # the Django repository, relative to this one");
+                line(
+                    "  #   repo: app               # the Django repository, inside this one (a submodule, or a second checkout in CI)",
+                );
                 line("  #   ref: \"release-{tag}\"    # image tag -> git revision");
             }
         }
@@ -327,6 +340,7 @@ mod tests {
                         "postgres:16 (stack.yml:7)".into(),
                         Kind::NotDjango,
                     ),
+                    ("builder".into(), "(stack.yml:11)".into(), Kind::NoImage),
                     (
                         "odd: name".into(),
                         "x:latest (stack.yml:9)".into(),
@@ -346,7 +360,9 @@ mod tests {
                 match kind {
                     Kind::Django { .. } => assert_eq!(s.django, Some(true)),
                     Kind::NotDjango => assert_eq!(s.django, Some(false)),
-                    Kind::Unknown { .. } => assert_eq!(s.django, None, "left for the user"),
+                    Kind::Unknown { .. } | Kind::NoImage => {
+                        assert_eq!(s.django, None, "left for the user")
+                    }
                 }
             }
         }
