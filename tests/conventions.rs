@@ -27,6 +27,7 @@ fn long_help_shows_examples_exit_statuses_and_environment() {
         "demo",
         "init",
         "completions",
+        "schema",
     ] {
         let text = help(&[sub, "--help"]);
         assert!(text.contains("Examples:\n  "), "{sub}: no examples");

@@ -101,6 +101,7 @@ pub(super) fn quiet_conflict(command: &super::Command) -> Option<&'static str> {
             Some("script would print the script to stdout; write it with -o FILE")
         }
         super::Command::Completions { .. } => Some("completions prints the script; drop --quiet"),
+        super::Command::Schema { .. } => Some("schema prints the schema; drop --quiet"),
         super::Command::Man { dir: None } => {
             Some("man prints the man page; drop --quiet or use --dir DIR")
         }

@@ -18,6 +18,7 @@ Exit status:
 Environment:
   NO_COLOR          no colour when set (unless --color always)
   CLICOLOR_FORCE    colour even when stdout is not a terminal (--color auto)
+  TAGBACK_CONFIG    the .tagback.yml to read instead of the repositories' own (--config)
   TAGBACK_NO_CACHE  1: do not read or write the parse cache in .git/tagback/cache
   PRE_COMMIT_FROM_REF, PRE_COMMIT_TO_REF
                     the range `hook pre-push` compares (set by the pre-commit framework)
@@ -132,6 +133,16 @@ Examples:
   tagback completions bash > ~/.local/share/bash-completion/completions/tagback
   tagback completions zsh > \"${fpath[1]}/_tagback\"
   tagback completions fish > ~/.config/fish/completions/tagback.fish
+
+Exit status:
+  0  printed
+  2  bad input";
+
+/// `tagback schema`.
+pub(super) const SCHEMA: &str = "\
+Examples:
+  tagback schema plan > plan.schema.json
+  tagback schema config               # for editors: the schema of .tagback.yml
 
 Exit status:
   0  printed

@@ -120,9 +120,9 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
         return Err(Error::input(format!(
             "no plan for service {}: {}",
             svc.service,
-            svc.note
-                .clone()
-                .unwrap_or_else(|| "revisions not resolved".into())
+            svc.notes
+                .first()
+                .map_or_else(|| "revisions not resolved".into(), |n| n.message.clone())
         )));
     };
     let cfg = config.service(&svc.service);

@@ -17,7 +17,7 @@ pub enum Dependency {
 }
 
 /// Whether an operation can be unapplied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reversibility {
     /// Django can unapply it.

@@ -10,6 +10,9 @@ use crate::error::{Error, Result};
 use crate::plan::Plan;
 use crate::stack::Direction;
 
+pub mod ci;
+pub mod schema;
+
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -19,16 +22,51 @@ pub enum Format {
     Json,
     /// For pull requests and CI summaries.
     Markdown,
+    /// GitHub workflow commands (`::error file=…,line=…::…`): annotations in
+    /// the pull request (`check` and `gate`).
+    Github,
+    /// SARIF 2.1.0, for code-scanning uploads (`check` and `gate`).
+    Sarif,
 }
 
 fn io(e: std::io::Error) -> Error {
     Error::io("<stdout>", e)
 }
 
-/// Write any serializable value as pretty JSON plus a newline.
+/// The `version` of every JSON output; raised only with a breaking change.
+pub const JSON_VERSION: u32 = 1;
+
+/// A JSON object with `"version"` first.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Write a serializable object as pretty JSON plus a newline, with
+/// `"version": 1` at the top level.
 pub fn json<T: serde::Serialize>(value: &T, w: &mut dyn Write) -> Result<()> {
+    let value = Versioned {
+        version: JSON_VERSION,
+        body: value,
+    };
     // One write, not one per line (stdout is line-buffered).
-    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    let mut text =
+        serde_json::to_vec_pretty(&value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    text.push(b'\n');
+    w.write_all(&text).map_err(io)
+}
+
+/// A check report as GitHub workflow commands.
+pub fn check_github(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    ci::github(r, w).map_err(io)
+}
+
+/// A check report as a SARIF 2.1.0 log.
+pub fn check_sarif(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    let mut text =
+        serde_json::to_vec_pretty(&ci::sarif(r)).map_err(|e| Error::io("<stdout>", e.into()))?;
     text.push(b'\n');
     w.write_all(&text).map_err(io)
 }
@@ -147,7 +185,7 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
         if let (Some(a), Some(b)) = (&s.from_rev, &s.to_rev) {
             writeln!(w, "  source revisions: {a} → {b}")?;
         }
-        if let Some(n) = &s.note {
+        for n in &s.notes {
             writeln!(w, "  {n}")?;
         }
         if let Some(p) = &s.plan {
@@ -234,7 +272,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
     }
     for s in &r.services {
         let Some(p) = &s.plan else {
-            if let Some(n) = &s.note {
+            for n in &s.notes {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;
             }
             continue;
