@@ -281,6 +281,22 @@ fn a_blocked_downgrade_ends_the_action_with_status_1_after_writing_the_summary()
     let report = std::fs::read_to_string(&run.outputs["report"]).unwrap();
     assert!(run.summary.starts_with(&report[..report.len().min(40)]));
     assert!(run.stdout().contains("::group::tagback gate"));
+    assert!(
+        run.stdout()
+            .contains("::error file=stack.yml,line=3,title=tagback"),
+        "annotations: {}",
+        run.stdout()
+    );
+    let quiet = s.script(
+        "run.sh",
+        &[
+            ("TAGBACK_FROM", &s.base),
+            ("TAGBACK_TO", &s.head),
+            ("TAGBACK_ANNOTATIONS", "false"),
+        ],
+    );
+    assert!(!quiet.stdout().contains("::error"), "{}", quiet.stdout());
+    assert_eq!(quiet.outputs["status"], "1");
 }
 
 #[test]

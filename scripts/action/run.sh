@@ -7,7 +7,8 @@
 # Environment: TAGBACK_FROM, TAGBACK_TO (from revisions.sh), TAGBACK_COMMAND
 # (gate | check), TAGBACK_ARGS (extra arguments, e.g. "-f stack.yml"),
 # TAGBACK_ARTIFACT_DIR (empty: no artifact), TAGBACK_FAIL_ON_IMPOSSIBLE_ROLLBACK
-# (true: exit 1 when an upgrade could not be rolled back), RUNNER_TEMP,
+# (true: exit 1 when an upgrade could not be rolled back), TAGBACK_ANNOTATIONS
+# (false: no ::error/::warning workflow commands), RUNNER_TEMP,
 # GITHUB_STEP_SUMMARY, GITHUB_OUTPUT.
 # Outputs: status (the exit status the action ends with), gate-status,
 # artifact-status, report (path of the markdown report).
@@ -28,6 +29,11 @@ gate_status=$?
 cat "$report"
 echo "::endgroup::"
 { cat "$report"; echo; } >>"$summary"
+
+# Annotations on the pull request's files (::error on the image line, ::warning on data loss).
+if [[ "${TAGBACK_ANNOTATIONS:-true}" == true && $gate_status != 2 ]]; then
+  tagback "$command" --from "$from" --to "$to" "${extra[@]}" --format github || true
+fi
 
 artifact_status=0
 if [[ -n "${TAGBACK_ARTIFACT_DIR:-}" && $gate_status != 2 ]]; then
