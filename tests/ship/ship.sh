@@ -74,7 +74,7 @@ pass "docs/examples/gitlab-ci.yml is valid GitLab CI"
 
 say "GitLab template: its script, run by sh, picks the revisions"
 gitlab_script="$work/gitlab-script.sh"
-python3 - "$root/docs/examples/gitlab-ci.yml" >"$gitlab_script" <<'PY'
+"$venv/bin/python" - "$root/docs/examples/gitlab-ci.yml" >"$gitlab_script" <<'PY'  # PyYAML comes with pre-commit
 import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 job = doc[".tagback"]
@@ -129,6 +129,9 @@ contains "[BLOCKED] web: downgrade"
 pass "try-repo tagback-pre-push: the pushed range v2..HEAD is blocked"
 
 say "Docker: static binary, scratch image, another uid's repository, docker_image hook"
+if [[ "${TAGBACK_SHIP_DOCKER:-1}" != 0 && -n "${TAGBACK_REQUIRE_DOCKER:-}" ]] && ! docker info >/dev/null 2>&1; then
+  fail "Docker Engine not reachable and TAGBACK_REQUIRE_DOCKER is set"
+fi
 if [[ "${TAGBACK_SHIP_DOCKER:-1}" == 0 ]] || ! docker info >/dev/null 2>&1; then
   printf '\n!!! Docker Engine not reachable (or TAGBACK_SHIP_DOCKER=0): the image checks DID NOT RUN\n\n' >&2
   printf '\n%d shipping checks passed (image checks skipped)\n' "$checks"
