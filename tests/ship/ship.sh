@@ -74,14 +74,17 @@ pass "docs/examples/gitlab-ci.yml is valid GitLab CI"
 
 say "GitLab template: its script, run by sh, picks the revisions"
 gitlab_script="$work/gitlab-script.sh"
-"$venv/bin/python" - "$root/docs/examples/gitlab-ci.yml" >"$gitlab_script" <<'PY'  # PyYAML comes with pre-commit
+job_lines() { # SECTION: the lines of the .tagback job's SECTION (PyYAML comes with pre-commit)
+  "$venv/bin/python" - "$root/docs/examples/gitlab-ci.yml" "$1" <<'PY'
 import sys, yaml
 doc = yaml.safe_load(open(sys.argv[1]))
 job = doc[".tagback"]
 print("set -eu")
-for line in job["script"]:
+for line in job[sys.argv[2]]:
     print(line)
 PY
+}
+job_lines script >"$gitlab_script"
 repo=$work/gitlab
 make_repo "$repo"
 git -C "$repo" clone -q --bare . "$work/gitlab-origin.git"
@@ -106,6 +109,23 @@ contains "comparing $v2 with $head"
 pass "merge request pipeline: CI_MERGE_REQUEST_DIFF_BASE_SHA"
 [[ -d "$repo/rollback" ]] || fail "the rollback artifact directory was not created"
 pass "the artifact directory exists for artifacts: paths"
+# before_script: the release download, checked, from a release directory
+# packed like the real one (file://; a stand-in executable keeps it small).
+releases=$work/gitlab-releases
+arch_target=$(uname -m)-unknown-linux-gnu
+mkdir -p "$releases/v0.1.0" "$work/gitlab-bin" "$work/stand-in"
+printf '#!/bin/sh\necho "tagback 0.1.0"\n' >"$work/stand-in/tagback"
+"$root/scripts/package-release.sh" "$work/stand-in/tagback" v0.1.0 "$arch_target" "$releases/v0.1.0" >/dev/null
+job_lines before_script >"$work/gitlab-before.sh"
+gl_before() { env TAGBACK_VERSION=0.1.0 TAGBACK_RELEASES="file://$releases" TAGBACK_BIN_DIR="$work/gitlab-bin" sh "$work/gitlab-before.sh"; }
+expect 0 gl_before
+[[ -x "$work/gitlab-bin/tagback" ]] || fail "before_script did not install tagback"
+pass "before_script: downloads, checks the SHA-256 and installs the release binary"
+rm "$work/gitlab-bin/tagback"
+printf 'x' >>"$releases/v0.1.0/tagback-v0.1.0-$arch_target.tar.gz"
+expect 1 gl_before
+[[ ! -e "$work/gitlab-bin/tagback" ]] || fail "a tampered release was installed"
+pass "before_script: a tampered archive fails the job and installs nothing"
 
 say "pre-commit framework: language system hooks (pre-commit try-repo)"
 expect 0 pre-commit validate-manifest "$root/.pre-commit-hooks.yaml"
