@@ -127,6 +127,22 @@ expect 1 gl_before
 [[ ! -e "$work/gitlab-bin/tagback" ]] || fail "a tampered release was installed"
 pass "before_script: a tampered archive fails the job and installs nothing"
 
+say "install.sh: says what is missing before building"
+fake=$work/fake-toolchain
+mkdir -p "$fake"
+printf '#!/bin/sh\necho "rustc 1.80.0 (abc 2024-07-21)"\n' >"$fake/rustc"
+printf '#!/bin/sh\necho "cargo must not run" >&2; exit 99\n' >"$fake/cargo"
+chmod +x "$fake/rustc" "$fake/cargo"
+expect 2 env PATH="$fake:$PATH" "$root/install.sh"
+contains "rustc 1.80.0 (abc 2024-07-21) is too old: tagback needs Rust 1.95 or newer"
+pass "install.sh refuses Rust 1.80 before building, saying what to do"
+printf '#!/bin/sh\necho "rustc 1.95.0 (abc 2026-04-14)"\n' >"$fake/rustc"
+mkdir -p "$work/no-cc"
+for tool in bash sed env head cat; do ln -sf "$(command -v "$tool")" "$work/no-cc/$tool"; done
+expect 2 env PATH="$fake:$work/no-cc" "$root/install.sh"
+contains "no C compiler (cc)"
+pass "install.sh refuses to start without a C compiler"
+
 say "pre-commit framework: language system hooks (pre-commit try-repo)"
 expect 0 pre-commit validate-manifest "$root/.pre-commit-hooks.yaml"
 pass "pre-commit validate-manifest .pre-commit-hooks.yaml"
