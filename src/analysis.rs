@@ -33,6 +33,10 @@ pub struct ServiceReport {
     pub to_rev: Option<String>,
     /// The backward plan from `from_rev` to `to_rev` (null when not computed).
     pub plan: Option<Plan>,
+    /// For an upgrade: the plan that would roll it back (from the new
+    /// revision to the deployed one), so a pull request shows before the
+    /// release whether it could be undone and what that would drop.
+    pub rollback: Option<Plan>,
     /// Whether a ledger record matching this plan exists.
     pub recorded: bool,
     /// Why the plan is null, the direction is unknown, or a record is stale.
@@ -212,6 +216,7 @@ fn judge(
         from_rev: None,
         to_rev: None,
         plan: None,
+        rollback: None,
         recorded: false,
         notes: Vec::new(),
         safe: false,
@@ -293,7 +298,14 @@ fn judge(
     };
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
-        Some(pair) => report.plan = Some(plan::compute(&loader, &pair)),
+        Some(pair) => {
+            report.plan = Some(plan::compute(&loader, &pair));
+            if report.direction == Direction::Upgrade
+                && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
+            {
+                report.rollback = Some(plan::compute(&loader, &back));
+            }
+        }
         None => report.notes.push(Finding::new(
             Code::NoManagePy,
             format!("no manage.py at {fr} or {tr}: not a Django service"),

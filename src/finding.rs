@@ -57,6 +57,8 @@ pub enum Code {
     UnrecordedBackwardMigrations,
     /// An image change tagback could not judge (no plan): blocked, not waved through.
     UnjudgedChange,
+    /// Settings tagback cannot read are assumed to add only apps from outside the repository.
+    AssumedExternalApps,
 }
 
 impl Code {
@@ -80,6 +82,7 @@ impl Code {
             Code::StaleRecord => "stale-record",
             Code::UnrecordedBackwardMigrations => "unrecorded-backward-migrations",
             Code::UnjudgedChange => "unjudged-change",
+            Code::AssumedExternalApps => "assumed-external-apps",
         }
     }
 
@@ -87,9 +90,11 @@ impl Code {
     pub fn severity(self) -> Severity {
         match self {
             Code::DataLoss => Severity::Warning,
-            Code::NotDjango | Code::UnresolvedRevision | Code::NoManagePy | Code::StaleRecord => {
-                Severity::Note
-            }
+            Code::NotDjango
+            | Code::UnresolvedRevision
+            | Code::NoManagePy
+            | Code::StaleRecord
+            | Code::AssumedExternalApps => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -128,11 +133,14 @@ impl Code {
                 "a downgrade needs backward migrations that are not recorded as run"
             }
             Code::UnjudgedChange => "an image change tagback could not judge is blocked",
+            Code::AssumedExternalApps => {
+                "apps from settings tagback cannot read are assumed to come from outside the repository"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 17] = [
+    pub const ALL: [Code; 18] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -150,6 +158,7 @@ impl Code {
         Code::StaleRecord,
         Code::UnrecordedBackwardMigrations,
         Code::UnjudgedChange,
+        Code::AssumedExternalApps,
     ];
 }
 
@@ -227,5 +236,20 @@ mod tests {
             serde_json::to_value(&f).unwrap(),
             serde_json::json!({"code": "leaf-missing", "message": "x", "file": "a/b.py"})
         );
+    }
+}
+
+#[cfg(test)]
+mod docs {
+    /// Every code is documented in the README with an example.
+    #[test]
+    fn every_code_is_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for code in super::Code::ALL {
+            assert!(
+                readme.contains(&format!("| `{code}` |")),
+                "README lacks a row for finding code `{code}`"
+            );
+        }
     }
 }

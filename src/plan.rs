@@ -119,6 +119,8 @@ pub struct Plan {
     pub dynamic: Vec<Dynamic>,
     /// Why the plan cannot be carried out exactly (empty when it can).
     pub problems: Vec<Finding>,
+    /// What was assumed where the settings cannot be read exactly (one line each).
+    pub notes: Vec<Finding>,
     /// Hash over the steps and the set to unapply.
     pub fingerprint: String,
     /// Migrations of the planned apps that must stay applied (for evidence checks).
@@ -411,6 +413,19 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         })
         .collect();
     let fingerprint = fingerprint(&steps, &unapply);
+    let mut notes: Vec<Finding> = Vec::new();
+    for rev in [newer, older] {
+        for (file, line, what) in &rev.project.assumptions {
+            let note = Finding::new(
+                Code::AssumedExternalApps,
+                format!("{file} line {line}: {what}"),
+            )
+            .at(file.clone(), *line);
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
     Plan {
         from: newer.snap.label.clone(),
         to: older.snap.label.clone(),
@@ -423,6 +438,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         post_commands,
         dynamic,
         problems,
+        notes,
         fingerprint,
         keep_applied,
         squashes,

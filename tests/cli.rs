@@ -1323,3 +1323,145 @@ fn json_outputs_and_config_validate_against_the_published_schemas() {
         config.to_string().as_bytes(),
     );
 }
+
+#[test]
+fn an_upgrade_says_in_the_pull_request_when_it_could_not_be_rolled_back() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("v3", Some("v3"));
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("deploy 2", None);
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    // The upgrade itself is safe ...
+    let v = r.run_json(&["check", "--format", "json"], 0);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "upgrade");
+    // ... and the plan that would roll it back is computed and shown.
+    assert_eq!(web["rollback"]["irreversible"][0]["code"], "irreversible");
+    let md = r
+        .tagback()
+        .args(["check", "--format", "markdown"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.contains("This release could not be rolled back exactly")
+            && md.contains("shop/migrations/0005_backfill.py:11"),
+        "{md}"
+    );
+}
+
+// ---------------------------------------------------------------- settings as real projects write them
+// See: issue 11 ("Real Django projects, zero-config").
+
+/// A project whose settings are `settings` (Python), with apps `shop` and
+/// `blog` (one migration each at v1, a second at v2).
+fn settings_repo(settings: &str) -> TestRepo {
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", settings);
+    for app in ["shop", "blog", "debugonly"] {
+        write_migration(&r, app, "0001_initial", &[], "");
+    }
+    r.commit("v1", Some("v1"));
+    for app in ["shop", "blog", "debugonly"] {
+        write_migration(&r, app, "0002_more", &[(app, "0001_initial")], "");
+    }
+    r.commit("v2", Some("v2"));
+    r
+}
+
+fn planned_apps(r: &TestRepo) -> Vec<String> {
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let mut apps: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["app"].as_str().unwrap().to_string())
+        .collect();
+    apps.sort();
+    apps
+}
+
+#[test]
+fn r11_apps_appended_to_a_helper_list_are_planned() {
+    // Before: CORE_APPS.append("shop") was ignored, and shop's migrations
+    // silently left the plan.
+    let r = settings_repo(
+        "CORE_APPS = ['django.contrib.auth']\nCORE_APPS.append('shop')\nCORE_APPS += ['blog']\nINSTALLED_APPS = CORE_APPS + []\n",
+    );
+    assert_eq!(planned_apps(&r), ["blog", "shop"]);
+    let r = settings_repo(
+        "BASE = ['django.contrib.auth', 'shop', 'blog']\nBASE.remove('blog')\nINSTALLED_APPS = [*BASE]\n",
+    );
+    assert_eq!(planned_apps(&r), ["shop"]);
+}
+
+#[test]
+fn r11_a_conditional_change_of_an_app_outside_the_repository_is_not_a_refusal() {
+    let r = settings_repo(
+        "DEBUG = False\nINSTALLED_APPS = ['django.contrib.auth', 'shop', 'debug_toolbar']\nif not DEBUG:\n    INSTALLED_APPS.remove('debug_toolbar')\n",
+    );
+    assert_eq!(planned_apps(&r), ["shop"]);
+}
+
+#[test]
+fn r11_a_conditional_change_of_a_repository_app_through_a_helper_list_blocks() {
+    // Adding (or removing) an app whose migrations are in the repository
+    // under a condition: tagback cannot know, so it says where and how to fix.
+    for settings in [
+        "import os\nAPPS = ['shop']\nif os.environ.get('X'):\n    APPS.append('debugonly')\nINSTALLED_APPS = ['django.contrib.auth'] + APPS\n",
+        "import os\nINSTALLED_APPS = ['shop', 'debugonly']\nif os.environ.get('X'):\n    INSTALLED_APPS.remove('debugonly')\n",
+        "import os\nEXTRA = []\nif os.environ.get('X'):\n    EXTRA = ['debugonly']\nINSTALLED_APPS = ['shop'] + EXTRA\n",
+    ] {
+        let r = settings_repo(settings);
+        r.tagback()
+            .args(["plan", "--from", "v2", "--to", "v1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("proj/settings.py at v2 line 4"))
+            .stderr(predicate::str::contains("\"debugonly\""))
+            .stderr(predicate::str::contains("installed_apps:"));
+    }
+}
+
+#[test]
+fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
+    let r = settings_repo(
+        "import os\nEXTRA = os.environ.get('EXTRA', '').split(',')\nINSTALLED_APPS = ['shop', *EXTRA]\nfor p in os.environ.get('PLUGINS', '').split(','):\n    INSTALLED_APPS.append(p)\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("`EXTRA`") && notes[0].contains("line 3"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains("`p`") && notes[1].contains("line 5"),
+        "{notes:?}"
+    );
+    assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
+}

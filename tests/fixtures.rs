@@ -98,7 +98,7 @@ fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_case_plans_exactly_what_real_django_confirmed() {
     let cases = cases();
-    assert!(cases.len() >= 7, "fixture cases missing: {cases:?}");
+    assert!(cases.len() >= 8, "fixture cases missing: {cases:?}");
     let mut pairs = 0;
     for (name, dir) in &cases {
         let truth: Value =
@@ -180,6 +180,21 @@ fn every_case_plans_exactly_what_real_django_confirmed() {
                 .map(|a| a.as_str().unwrap())
                 .collect();
             assert_eq!(old_only, want_old, "{ctx}: old-only apps");
+            if let Some(want) = t["expect"].get("note_codes") {
+                let got: std::collections::BTreeSet<&str> = plan["notes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["code"].as_str().unwrap())
+                    .collect();
+                let want: std::collections::BTreeSet<&str> = want
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect();
+                assert_eq!(got, want, "{ctx}: notes");
+            }
             pairs += 1;
         }
     }

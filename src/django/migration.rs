@@ -361,6 +361,12 @@ impl Ctx<'_> {
                     return;
                 }
                 for item in items {
+                    if matches!(item, Value::Starred(_)) {
+                        dynamic(
+                            m,
+                            "`operations` unpacks a value computed at run time".into(),
+                        );
+                    }
                     let op = self.operation(item, line);
                     m.operations.push(op);
                 }

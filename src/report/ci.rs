@@ -90,6 +90,9 @@ pub fn service_findings(s: &ServiceReport) -> Vec<Located> {
                 Finding::new(d.code, d.message.clone()).at(d.file.clone(), d.line),
             );
         }
+        for n in &p.notes {
+            push(Severity::Note, n.clone());
+        }
     }
     for n in &s.notes {
         push(Severity::Note, n.clone().at(s.file.clone(), line));

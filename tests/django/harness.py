@@ -369,6 +369,9 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
     if "problems" in expect:
         ok = any(expect["problems"] in p["message"] and p["code"] for p in plan["problems"])
         record(sc, "static", f"{label} problem reported", ok, f"got {plan['problems']}")
+    if "note_codes" in expect:
+        got = sorted({n["code"] for n in plan.get("notes", [])})
+        record(sc, "static", f"{label} notes say what was assumed", got == expect["note_codes"], f"got {plan.get('notes')}")
     if "old_only" in expect:
         got = [a["app"] for a in plan["old_only_apps"]]
         record(sc, "static", f"{label} old-only apps", got == expect["old_only"], f"got {got}")
@@ -656,6 +659,52 @@ def sc_merge(kinds):
     record("merge", "sqlite", "real Django refuses the unmerged revision too", d.returncode != 0 and "Conflicting migrations" in d.stderr, d.stderr[-200:])
 
 
+SETTINGS_PATTERNS = '''
+DEBUG = False
+CORE_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+]
+CORE_APPS.append("shop.apps.ShopConfig")
+CORE_APPS += ["blog"]
+if DEBUG:
+    CORE_APPS.append("debugonly")
+EXTRA_APPS = [a for a in os.environ.get("TAGBACK_EXTRA_APPS", "").split(",") if a]
+INSTALLED_APPS = CORE_APPS + ["debug_toolbar", *EXTRA_APPS]
+if not DEBUG:
+    INSTALLED_APPS.remove("debug_toolbar")
+for plugin in os.environ.get("TAGBACK_PLUGINS", "").split(","):
+    if plugin:
+        INSTALLED_APPS.append(plugin)
+'''
+
+
+def sc_settings_patterns(kinds):
+    """Settings as real projects write them: a helper list mutated with
+    append/+= before it flows into INSTALLED_APPS (its apps must be planned),
+    an app removed under a condition that is not in the repository, apps from
+    an environment variable spliced with `*` and appended in a loop (assumed
+    to come from outside the repository, said in one line)."""
+    p = Project(os.path.join(ARGS.work, "repos", "settings_patterns"))
+    p.app("shop", label="shop")
+    p.app("blog")
+    p.settings([])
+    p.write("proj/settings.py", p.read("proj/settings.py").replace("INSTALLED_APPS = BASE_APPS + []\n", SETTINGS_PATTERNS))
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(max_length=20, default='')\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n    body = models.TextField(default='')\n")
+    p.makemigrations("shop", name="sku")
+    p.makemigrations("blog", name="body")
+    p.commit("v2")
+    verify_pair("settings_patterns", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0001_initial", "blog": "0001_initial"}, "unapply_count": 2,
+        "note_codes": ["assumed-external-apps"]})
+
+
 def sc_irreversible(kinds):
     """RunPython without reverse_code and RunSQL without reverse_sql: tagback
     names file and line before anything runs; real Django raises IrreversibleError."""
@@ -757,6 +806,7 @@ SCENARIOS = {
     "apps_added_removed": sc_app_added_and_removed,
     "ambiguous": sc_ambiguous,
     "nested_squash": sc_nested_squash,
+    "settings_patterns": sc_settings_patterns,
 }
 
 
