@@ -383,7 +383,11 @@ mod tests {
                 .collect(),
             maybe_apps: vec![("debug_toolbar".into(), "proj/settings.py".into(), 40)],
             maybe_removed: vec![("silk".into(), "proj/settings.py".into(), 44)],
-            assumptions: vec![("proj/settings.py".into(), 45, "apps from `EXTRA` are assumed".into())],
+            assumptions: vec![(
+                "proj/settings.py".into(),
+                45,
+                "apps from `EXTRA` are assumed".into(),
+            )],
             footprint: Some(vec![
                 ("manage.py".into(), Some(oid(1))),
                 ("proj".into(), None),
