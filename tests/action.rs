@@ -270,7 +270,7 @@ fn a_blocked_downgrade_ends_the_action_with_status_1_after_writing_the_summary()
         &[
             ("TAGBACK_FROM", &s.base),
             ("TAGBACK_TO", &s.head),
-            ("TAGBACK_ARTIFACT_DIR", ".tagback-rollback"),
+            ("TAGBACK_ARTIFACT_DIR", "tagback-rollback"),
         ],
     );
     assert_eq!(run.code(), 0, "run.sh itself never fails: {}", run.stderr());
@@ -311,12 +311,12 @@ fn an_upgrade_passes_and_leaves_its_rollback_in_the_artifact_and_the_summary() {
         &[
             ("TAGBACK_FROM", &s.head),
             ("TAGBACK_TO", &tip),
-            ("TAGBACK_ARTIFACT_DIR", ".tagback-rollback"),
+            ("TAGBACK_ARTIFACT_DIR", "tagback-rollback"),
         ],
     );
     assert_eq!(run.outputs["status"], "0", "{}", run.stderr());
     assert_eq!(run.outputs["artifact-status"], "0");
-    let dir = s.repo.path().join(".tagback-rollback");
+    let dir = s.repo.path().join("tagback-rollback");
     let found: Vec<String> = walk(&dir);
     assert!(
         found.iter().any(|f| f.ends_with("rollback.sh")),
@@ -330,7 +330,7 @@ fn an_upgrade_passes_and_leaves_its_rollback_in_the_artifact_and_the_summary() {
         &[
             ("TAGBACK_FROM", &s.head),
             ("TAGBACK_TO", &tip),
-            ("TAGBACK_ARTIFACT_DIR", ".tagback-rollback2"),
+            ("TAGBACK_ARTIFACT_DIR", "tagback-rollback2"),
             ("TAGBACK_FAIL_ON_IMPOSSIBLE_ROLLBACK", "true"),
         ],
     );
@@ -345,12 +345,12 @@ fn bad_input_is_status_2_and_the_artifact_is_not_attempted() {
         &[
             ("TAGBACK_FROM", &s.base),
             ("TAGBACK_TO", "no-such-revision"),
-            ("TAGBACK_ARTIFACT_DIR", ".tagback-rollback"),
+            ("TAGBACK_ARTIFACT_DIR", "tagback-rollback"),
         ],
     );
     assert_eq!(run.outputs["status"], "2", "{}", run.stderr());
     assert_eq!(run.outputs["artifact-status"], "0");
-    assert!(!s.repo.path().join(".tagback-rollback").exists());
+    assert!(!s.repo.path().join("tagback-rollback").exists());
 }
 
 fn walk(dir: &Path) -> Vec<String> {

@@ -71,3 +71,18 @@ fn binstall_and_the_action_download_what_the_release_packs() {
         assert!(read(".github/workflows/release.yml").contains(&format!("target: {target}")));
     }
 }
+
+#[test]
+fn the_action_uploads_the_directory_it_writes_and_it_is_not_hidden() {
+    let action = read("action.yml");
+    // upload-artifact@v4 drops hidden files unless told otherwise.
+    assert!(
+        action.contains("&& 'tagback-rollback' ||"),
+        "run step's artifact dir"
+    );
+    assert!(
+        action.contains("path: ${{ inputs.working-directory }}/tagback-rollback/"),
+        "upload step's path"
+    );
+    assert!(action.contains("if: always() && inputs.rollback-artifact == 'true'"));
+}
