@@ -155,6 +155,26 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
     Ok(())
 }
 
+/// The new image in a headline (a removed image is said, not left blank).
+fn shown_image(image: &str) -> &str {
+    if image.is_empty() {
+        "(no image)"
+    } else {
+        image
+    }
+}
+
+/// A move in a sentence, with its article: "a downgrade", "an unknown move".
+fn move_phrase(d: Direction) -> &'static str {
+    match d {
+        Direction::Upgrade => "an upgrade",
+        Direction::Downgrade => "a downgrade",
+        Direction::Sideways => "a sideways move",
+        Direction::Unchanged => "an unchanged image",
+        Direction::Unknown => "a move in an unknown direction",
+    }
+}
+
 fn verdict(s: &ServiceReport) -> &'static str {
     if s.safe { "ok" } else { "BLOCKED" }
 }
@@ -190,7 +210,7 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             s.service,
             s.direction.as_str(),
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.file,
             s.line
         )?;
@@ -198,7 +218,10 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             writeln!(w, "  source revisions: {a} → {b}")?;
         }
         for n in &s.notes {
-            writeln!(w, "  {n}")?;
+            match (&n.file, n.line) {
+                (Some(f), Some(l)) => writeln!(w, "  {} ({f}:{l}): {n}", n.code)?,
+                _ => writeln!(w, "  {n}")?,
+            }
         }
         if let Some(p) = &s.plan {
             plan_text_indented(p, w, "  ")?;
@@ -271,7 +294,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             "| `{}` | `{}` → `{}` | {} | {} | {} |",
             s.service,
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.direction.as_str(),
             n,
             status
@@ -465,8 +488,8 @@ pub fn next_step(s: &ServiceReport) -> Option<String> {
         )),
         Some(_) => None,
         None => Some(format!(
-            "a {} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",
-            s.direction.as_str()
+            "{} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",
+            move_phrase(s.direction)
         )),
     }
 }
