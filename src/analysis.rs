@@ -289,7 +289,11 @@ fn judge(
     };
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
-        Some(pair) => report.plan = Some(plan::compute(&loader, &pair)),
+        Some(pair) => {
+            let mut plan = plan::compute(&loader, &pair);
+            plan.use_manage_command(cfg.command.as_deref());
+            report.plan = Some(plan);
+        }
         None => {
             report.note = Some(format!(
                 "no manage.py at {fr} or {tr}: not a Django service"

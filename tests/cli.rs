@@ -709,7 +709,7 @@ fn generated_script_is_valid_bash_and_shellcheck_clean() {
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.starts_with("#!/usr/bin/env bash\n"));
     assert!(text.contains("set -euo pipefail"));
-    assert!(text.contains("migrate_newer shop 0002_product_sku"));
+    assert!(text.contains("  backward shop 0002_product_sku\n"));
     let n = std::process::Command::new("bash")
         .arg("-n")
         .arg(&script)
@@ -829,8 +829,8 @@ fn irreversible_plan_refuses_a_script_unless_manual_steps_are_asked_for() {
         .clone();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("# MANUAL STEP 1"));
-    assert!(text.contains("migrate_newer shop 0005_backfill\n"));
-    assert!(text.contains("migrate_newer shop 0004_order_code --fake"));
+    assert!(text.contains("    backward shop 0005_backfill\n"));
+    assert!(text.contains("    backward shop 0004_order_code --fake\n"));
 }
 
 #[test]

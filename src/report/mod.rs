@@ -52,13 +52,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             plan.from, plan.to, plan.from
         )?;
         for (i, s) in plan.steps.iter().enumerate() {
-            writeln!(
-                w,
-                "{ind}  {}. python manage.py migrate {} {}",
-                i + 1,
-                s.app,
-                s.target
-            )?;
+            let command = plan.commands.get(i).cloned();
+            let command = command.unwrap_or_else(|| crate::plan::command(&s.app, &s.target));
+            writeln!(w, "{ind}  {}. {command}", i + 1)?;
             writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
         }
     }
@@ -95,14 +91,33 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             .to_string();
         writeln!(w, "{ind}  {tag} {}.{} {}", d.app, d.migration, d.what)?;
     }
-    for a in &plan.old_only_apps {
+    for (i, a) in plan.old_only_apps.iter().enumerate() {
+        let command = plan.post_commands.get(i).cloned();
+        let command = command.unwrap_or_else(|| format!("python manage.py migrate {}", a.app));
         writeln!(
             w,
-            "{ind}  old-only app: {} (up to {}) is not migrated by {}; after the retag run `python manage.py migrate {}` with the {} code",
-            a.app, a.leaf, plan.from, a.app, plan.to
+            "{ind}  old-only app: {} (up to {}) is not migrated by {}; after the retag run `{command}` with the {} code",
+            a.app, a.leaf, plan.from, plan.to
         )?;
     }
     Ok(())
+}
+
+/// `--from A [--to B] [-f FILE]... --service S`, quoted: the arguments that
+/// make `tagback script` and `tagback record` see the same change as this
+/// report, pasted verbatim (the index and the working tree are the default
+/// `--to`).
+pub fn rerun_args(r: &CheckReport, service: &str) -> String {
+    use crate::script::quote::bash;
+    let mut out = format!("--from {}", bash(&r.from));
+    if r.to != "the working tree" && r.to != "the index" {
+        out.push_str(&format!(" --to {}", bash(&r.to)));
+    }
+    for f in &r.files {
+        out.push_str(&format!(" -f {}", bash(f)));
+    }
+    out.push_str(&format!(" --service {}", bash(service)));
+    out
 }
 
 fn verdict(s: &ServiceReport) -> &'static str {
@@ -160,10 +175,11 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
                         &p.fingerprint[..12]
                     )?;
                 } else {
+                    let revs = rerun_args(r, &s.service);
                     writeln!(
                         w,
-                        "  not recorded: run `tagback script --service {}` (or the commands above) with the {} image, then `tagback record --service {} --evidence FILE`.",
-                        s.service, s.from_image, s.service
+                        "  not recorded: run `tagback script {revs} -o rollback.sh` and then `./rollback.sh` (or the commands above with the {} image), then `tagback record {revs} --evidence FILE` (the script prints the exact command).",
+                        s.from_image
                     )?;
                 }
             }
