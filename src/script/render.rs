@@ -218,7 +218,11 @@ banner() {
   log "record it (in the deploy repository; $RECORD_WHEN):"
   log "  tagback$record"
   log "  git add .tagback && git commit -m 'record the rollback of $SERVICE_NAME'"
-  log "state: $STATE_FILE (only the replica count of this attempt; removed now that it is complete)"
+  if dry; then
+    log "state: $STATE_FILE (would hold only the replica count of this attempt, removed at the end)"
+  else
+    log "state: $STATE_FILE (only the replica count of this attempt; removed now that it is complete)"
+  fi
   log "undo (back to $FROM_IMAGE): $UNDO_HINT"
   log "================================================================"
 }
@@ -257,7 +261,7 @@ retag() {
 running_task() {
   local id img
   for id in $(docker ps -q --filter "label=com.docker.swarm.service.name=$SERVICE" --filter status=running); do
-    img=$(docker inspect --format '{{.Config.Image}}' "$id")
+    img=$(docker inspect --format '{{.Config.Image}}' "$id" 2>/dev/null) || continue # gone meanwhile
     if [[ "$(strip_digest "$img")" == "$1" ]]; then
       printf '%s\n' "$id"
       return 0
@@ -314,7 +318,7 @@ job_options() {
     if [[ -n "$src" ]]; then JOB_OPTS+=(--config "source=$src,target=$tgt"); fi
   done <<<"$out"
   out=$(inspect '{{println .Spec.TaskTemplate.ContainerSpec.Dir}}{{println .Spec.TaskTemplate.ContainerSpec.User}}') || die "cannot read the working directory of $SERVICE"
-  { IFS= read -r src; IFS= read -r tgt; } <<<"$out"
+  { IFS= read -r src || true; IFS= read -r tgt || true; } <<<"$out"
   if [[ -n "$src" ]]; then JOB_OPTS+=(--workdir "$src"); fi
   if [[ -n "$tgt" ]]; then JOB_OPTS+=(--user "$tgt"); fi
   out=$(inspect '{{range .Spec.TaskTemplate.ContainerSpec.Mounts}}{{.Type}}{{"\x1f"}}{{.Source}}{{"\x1f"}}{{.Target}}{{"\x1f"}}{{.ReadOnly}}{{"\x1f"}}{{with .VolumeOptions}}{{.NoCopy}}{{"\x1f"}}{{with .DriverConfig}}{{.Name}}{{"\x1f"}}{{len .Options}}{{else}}{{"\x1f"}}0{{end}}{{else}}false{{"\x1f"}}{{"\x1f"}}0{{end}}{{"\x1f"}}{{with .BindOptions}}{{.Propagation}}{{end}}{{"\x1f"}}{{with .TmpfsOptions}}{{.SizeBytes}}{{"\x1f"}}{{printf "%o" .Mode}}{{else}}0{{"\x1f"}}0{{end}}{{println}}{{end}}') ||
@@ -374,7 +378,8 @@ job() {
   local image=$1 name state deadline next error
   shift
   JOB_SEQ=$((JOB_SEQ + 1))
-  name="${SERVICE}_tagback_${FINGERPRINT:0:8}_${JOB_SEQ}"
+  # Unique also when called inside $(...) (a subshell: JOB_SEQ does not carry back).
+  name="${SERVICE}_tagback_${FINGERPRINT:0:8}_${BASHPID}_${JOB_SEQ}"
   job_options
   if dry; then
     run docker service create --quiet --detach --mode replicated-job --restart-condition none \
@@ -382,7 +387,8 @@ job() {
     return 0
   fi
   docker service create --quiet --detach --mode replicated-job --restart-condition none \
-    --name "$name" "${JOB_OPTS[@]}" "$image" "${MANAGE[@]}" "$@" >/dev/null
+    --name "$name" "${JOB_OPTS[@]}" "$image" "${MANAGE[@]}" "$@" >/dev/null ||
+    die "could not create the job $name (docker's message is above)"
   log "job $name: manage.py $* in $image (waiting up to ${JOB_TIMEOUT}s; TAGBACK_JOB_TIMEOUT=SECONDS changes it)"
   deadline=$((SECONDS + JOB_TIMEOUT))
   next=$((SECONDS + 10))
@@ -405,8 +411,8 @@ job() {
     docker service rm "$name" >/dev/null 2>&1 || true
     die "job $name (manage.py $*) failed in $image; its output is above"
   fi
-  docker service logs --raw "$name"
-  docker service rm "$name" >/dev/null
+  docker service logs --raw "$name" || die "could not read the output of the job $name; it was not removed"
+  docker service rm "$name" >/dev/null || die "could not remove the ended job $name"
 }
 "#;
 
@@ -666,7 +672,7 @@ pub fn render(s: &RollbackScript) -> String {
         }
     }
     for line in HEADER_STEPS {
-        let _ = writeln!(w, "# {line}");
+        let _ = writeln!(w, "#{}{line}", if line.is_empty() { "" } else { " " });
     }
     if s.strategy == Strategy::Job {
         let _ = writeln!(
@@ -687,6 +693,7 @@ pub fn render(s: &RollbackScript) -> String {
         &s.fingerprint[..s.fingerprint.len().min(12)]
     );
     let _ = writeln!(w, "set -euo pipefail");
+    let _ = writeln!(w, "shopt -s inherit_errexit");
     let _ = writeln!(w);
     let _ = writeln!(w, "STACK=${{STACK-{}}}", bash(&s.stack));
     let _ = writeln!(w, "SERVICE_NAME={}", literal(&s.service));
