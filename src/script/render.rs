@@ -466,14 +466,24 @@ OVERRIDE=""
 cleanup_override() { if [[ -n "$OVERRIDE" ]]; then rm -f -- "$OVERRIDE"; fi; }
 trap cleanup_override EXIT
 # The compose files resolve from PROJECT_DIR, whatever the current directory.
-compose() {
-  local args=(--project-directory "$PROJECT_DIR") f
-  if [[ -n "$STACK" ]]; then args+=(-p "$STACK"); fi
+COMPOSE_ARGS=()
+compose_args() {
+  local f
+  COMPOSE_ARGS=(--project-directory "$PROJECT_DIR")
+  if [[ -n "$STACK" ]]; then COMPOSE_ARGS+=(-p "$STACK"); fi
   for f in "${COMPOSE_FILES[@]}"; do
-    if [[ "$f" == /* ]]; then args+=(-f "$f"); else args+=(-f "$PROJECT_DIR/$f"); fi
+    if [[ "$f" == /* ]]; then COMPOSE_ARGS+=(-f "$f"); else COMPOSE_ARGS+=(-f "$PROJECT_DIR/$f"); fi
   done
-  if [[ -n "$OVERRIDE" ]]; then args+=(-f "$OVERRIDE"); fi
-  "${COMPOSE_BIN[@]}" "${args[@]}" "$@"
+  if [[ -n "$OVERRIDE" ]]; then COMPOSE_ARGS+=(-f "$OVERRIDE"); fi
+}
+compose() {
+  compose_args
+  "${COMPOSE_BIN[@]}" "${COMPOSE_ARGS[@]}" "$@"
+}
+# run_compose ARGS...: what changes the project, shown in full by DRY_RUN=1.
+run_compose() {
+  compose_args
+  run "${COMPOSE_BIN[@]}" "${COMPOSE_ARGS[@]}" "$@"
 }
 # with_image IMAGE CMD...: CMD with the service's image replaced by IMAGE.
 with_image() {
@@ -569,9 +579,9 @@ scale() {
   fi
   log "scaling $SERVICE_NAME to $1"
   if [[ "$1" == 0 ]]; then
-    run compose stop "$SERVICE_NAME"
+    run_compose stop "$SERVICE_NAME"
   else
-    with_image "$TO_IMAGE" run compose up -d --no-deps --scale "$SERVICE_NAME=$1" "$SERVICE_NAME"
+    with_image "$TO_IMAGE" run_compose up -d --no-deps --scale "$SERVICE_NAME=$1" "$SERVICE_NAME"
   fi
   if dry; then SIM_REPLICAS=$1; fi
 }
