@@ -927,6 +927,133 @@ mod tests {
         }
     }
 
+    /// Run the script's own state functions (the real bash of `COMMON`) with `body`.
+    fn state_shell(dir: &std::path::Path, env: &[(&str, &str)], body: &str) -> (i32, String) {
+        let text = format!(
+            "set -euo pipefail\nshopt -s inherit_errexit\nSERVICE=shop_web\nSERVICE_NAME=web\nFINGERPRINT=0123456789abcdef\nFROM_IMAGE=shop:2\nTO_IMAGE=shop:1\nDRY_RUN=0\n{COMMON}\n{body}\n"
+        );
+        let mut c = std::process::Command::new("bash");
+        c.arg("-c").arg(text).current_dir(dir);
+        c.env_remove("TAGBACK_STATE_DIR")
+            .env_remove("XDG_STATE_HOME");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let out = c.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code().unwrap_or(-1), text)
+    }
+
+    #[test]
+    fn the_state_is_one_attempt_in_a_private_directory_and_decides_nothing_else() {
+        let tmp = tempfile::tempdir().unwrap();
+        let xdg = tmp.path().join("xdg");
+        let xdg_s = xdg.to_str().unwrap();
+        let env = [("XDG_STATE_HOME", xdg_s)];
+        let file = xdg.join("tagback/shop_web-0123456789ab.state");
+        // Saved under $XDG_STATE_HOME/tagback, mode 0700, and read back for the same service id.
+        let (code, out) = state_shell(
+            tmp.path(),
+            &env,
+            "state_save 3 id1; STATE_REPLICAS=; state_load id1; echo \"replicas=$STATE_REPLICAS\"",
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(out.contains("replicas=3"), "{out}");
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(xdg.join("tagback"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        // Another instance of the service (re-created): its count is not used.
+        let (code, out) = state_shell(
+            tmp.path(),
+            &env,
+            "state_load id2; echo \"replicas=[$STATE_REPLICAS]\"",
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("replicas=[]") && out.contains("belongs to another instance"),
+            "{out}"
+        );
+        // Anything else in the file is reported and ignored.
+        std::fs::write(
+            &file,
+            "service_id=id1\nverified=1\nreplicas=x\nreplicas=2\n",
+        )
+        .unwrap();
+        let (code, out) = state_shell(
+            tmp.path(),
+            &env,
+            "state_load id1; echo \"replicas=$STATE_REPLICAS\"",
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("ignored in") && out.contains("verified=1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("not a replica count") && out.contains("replicas=2"),
+            "{out}"
+        );
+        // Completing the attempt removes the file.
+        let (code, out) = state_shell(tmp.path(), &env, "state_done");
+        assert_eq!(code, 0, "{out}");
+        assert!(!file.exists());
+        // A symlinked file or directory is refused, and nothing is written through it.
+        let victim = tmp.path().join("victim");
+        std::fs::write(&victim, "precious\n").unwrap();
+        std::os::unix::fs::symlink(&victim, &file).unwrap();
+        let (code, out) = state_shell(tmp.path(), &env, "state_save 2 id1");
+        assert_eq!(code, 1, "{out}");
+        assert!(out.contains("is a symbolic link; refusing"), "{out}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let linked = tmp.path().join("linked");
+        std::os::unix::fs::symlink(tmp.path(), &linked).unwrap();
+        let (code, out) = state_shell(
+            tmp.path(),
+            &[("TAGBACK_STATE_DIR", linked.to_str().unwrap())],
+            "state_load id1",
+        );
+        assert_eq!(code, 1, "{out}");
+        assert!(
+            out.contains("state directory") && out.contains("symbolic link"),
+            "{out}"
+        );
+        // A directory of another user is refused (needs root to set up).
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let chown = std::process::Command::new("chown")
+            .arg("65534")
+            .arg(&other)
+            .output();
+        if chown.is_ok_and(|o| o.status.success()) {
+            let (code, out) = state_shell(
+                tmp.path(),
+                &[("TAGBACK_STATE_DIR", other.to_str().unwrap())],
+                "state_save 2 id1",
+            );
+            assert_eq!(code, 1, "{out}");
+            assert!(out.contains("belongs to another user"), "{out}");
+        }
+        // DRY_RUN writes nothing.
+        let fresh = tmp.path().join("fresh");
+        let (code, out) = state_shell(
+            tmp.path(),
+            &[("TAGBACK_STATE_DIR", fresh.to_str().unwrap()), ("DRY", "1")],
+            "DRY_RUN=1; state_save 2 id1",
+        );
+        assert_eq!(code, 0, "{out}");
+        assert!(
+            out.contains("DRY_RUN: would remember") && !fresh.exists(),
+            "{out}"
+        );
+    }
+
     #[test]
     fn the_state_never_decides_whether_migrations_are_needed() {
         let text = render(&model(Strategy::Exec, migrate()));
