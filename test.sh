@@ -34,6 +34,8 @@ for v in 4.2 5.2; do
     "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1"
     touch "$venv/.ready"
   fi
+  # jsonschema validates the SARIF output against the official schema.
+  "$venv/bin/python" -c "import jsonschema" 2>/dev/null || "$venv/bin/pip" install -q "jsonschema>=4"
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
 
@@ -68,11 +70,21 @@ else
   cargo test --quiet
 fi
 
+if find . -path ./target -prune -o -name '*.snap.new' -print | grep -q .; then
+  echo "leftover insta .snap.new files (review them with cargo insta review):" >&2
+  find . -path ./target -prune -o -name '*.snap.new' -print >&2
+  exit 1
+fi
+
 step "real Django decides: the plans on SQLite and PostgreSQL"
 for v in 4.2 5.2; do
   python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-$v/bin/python" \
     --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-$v"
 done
+
+step "real Django decides: the committed fixture cases (fixtures/cases) replayed"
+python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" \
+  --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-fixtures" --replay-fixtures fixtures/cases
 
 step "real Django decides: the parser against MigrationLoader"
 python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"

@@ -4,6 +4,9 @@
 #   - git diff --name-only between the same revisions (the floor: what changed);
 #   - Django's MigrationLoader loading both revisions (what tagback replaces);
 # plus peak memory, and the pre-push hook on a push that touches no stack file.
+# Two workloads (WORKLOADS, default "5 30"): that many of the apps gain two
+# migrations each (5: a small release; 30: a release of a big monolith).
+# Django's MigrationLoader is timed on the first workload only (it takes ~40 s).
 # Usage: bench/run.sh [PYTHON_WITH_DJANGO] [APPS] [MIGS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,12 +15,18 @@ apps=${2:-300}
 migs=${3:-150}
 work=target/bench
 mkdir -p "$work"
-repo=$work/repo-$apps-$migs
 cargo build --release --quiet
 bin=$PWD/target/release/tagback
+first=1
+for changed in ${WORKLOADS:-5 30}; do
+repo=$work/repo-$apps-$migs-$changed
 if [[ ! -d "$repo/.git" ]]; then
-  python3 bench/gen.py "$repo" "$apps" "$migs" 5
+  python3 bench/gen.py "$repo" "$apps" "$migs" "$changed"
 fi
+echo
+echo "== workload: $changed of $apps apps changed"
+[[ $first == 1 ]] || py=/nonexistent/python
+first=0
 python3 - "$bin" "$repo" "$py" <<'PY'
 import os, shutil, statistics, subprocess, sys, tempfile, time
 bin, repo, py = sys.argv[1:]
@@ -57,7 +66,7 @@ mem_warm = peak_kb(plan)
 
 # Django's MigrationLoader on both revisions (the Python way: check out, import, load).
 loader = None
-if subprocess.run([py, "-c", "import django"], capture_output=True).returncode == 0:
+if (shutil.which(py) or os.path.exists(py)) and subprocess.run([py, "-c", "import django"], capture_output=True).returncode == 0:
     with tempfile.TemporaryDirectory() as tmp:
         for rev in ("old", "new"):
             d = os.path.join(tmp, rev)
@@ -82,8 +91,9 @@ print(f"tagback graph --rev new (all 45k files parsed, no cache) {full*1000:8.1f
 if loader:
     print(f"Django MigrationLoader x2             {loader*1000:8.1f} ms   {loader/r['warm'][0]:6.0f}x slower than plan (warm), {loader/r['cold'][0]:6.0f}x (no cache)")
 else:
-    print("Django MigrationLoader: skipped (no Django in the given python)")
+    print("Django MigrationLoader: skipped (timed on the first workload only, or no Django in the given python)")
 PY
+done
 
 # The pre-push hook on a push that touches no stack file.
 hookrepo=$work/hookrepo

@@ -10,13 +10,14 @@ use serde::Serialize;
 use crate::config::{Config, ServiceConfig};
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
+use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
 use crate::ledger::{self, RecordStatus};
 use crate::plan::{self, Plan};
 use crate::stack::{self, Direction, ImageRef};
 
 /// One service whose image changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct ServiceReport {
     /// Service name.
     pub service: String,
@@ -32,11 +33,14 @@ pub struct ServiceReport {
     pub to_rev: Option<String>,
     /// The backward plan from `from_rev` to `to_rev` (null when not computed).
     pub plan: Option<Plan>,
+    /// For an upgrade: the plan that would roll it back (from the new
+    /// revision to the deployed one), so a pull request shows before the
+    /// release whether it could be undone and what that would drop.
+    pub rollback: Option<Plan>,
     /// Whether a ledger record matching this plan exists.
     pub recorded: bool,
     /// Why the plan is null, the direction is unknown, or a record is stale.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub notes: Vec<Finding>,
     /// Whether this change may go ahead.
     pub safe: bool,
     /// Stack file and line of the new `image:`.
@@ -52,7 +56,7 @@ pub struct ServiceReport {
 }
 
 /// The result of comparing two snapshots of the deploy repository.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, schemars::JsonSchema)]
 pub struct CheckReport {
     /// True when every change is safe.
     pub safe: bool,
@@ -119,7 +123,7 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
                 &p.fingerprint,
             ) {
                 RecordStatus::Recorded => report.recorded = true,
-                RecordStatus::Stale(why) => report.note = Some(why),
+                RecordStatus::Stale(why) => report.notes.push(Finding::new(Code::StaleRecord, why)),
                 RecordStatus::Missing => {}
             }
         }
@@ -212,8 +216,9 @@ fn judge(
         from_rev: None,
         to_rev: None,
         plan: None,
+        rollback: None,
         recorded: false,
-        note: None,
+        notes: Vec::new(),
         safe: false,
         file: String::new(),
         line: 0,
@@ -223,7 +228,10 @@ fn judge(
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {
         report.direction = by_tags.clone().unwrap_or(Direction::Unknown);
-        report.note = Some("not a Django service (django: false in .tagback.yml)".into());
+        report.notes.push(Finding::new(
+            Code::NotDjango,
+            "not a Django service (django: false in .tagback.yml)",
+        ));
         return Ok(report);
     }
     let (repo, path) = repos.get(req.repo, cfg)?;
@@ -275,8 +283,9 @@ fn judge(
             Err(reason) => format!("{reason}; {}", missing.join("; ")),
             Ok(_) => missing.join("; "),
         };
-        report.note = Some(format!(
-            "plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"
+        report.notes.push(Finding::new(
+            Code::UnresolvedRevision,
+            format!("plan not computed: {why} (set `ref:` or `django: false` in .tagback.yml)"),
         ));
         return Ok(report);
     };
@@ -293,12 +302,18 @@ fn judge(
             let mut plan = plan::compute(&loader, &pair);
             plan.use_manage_command(cfg.command.as_deref());
             report.plan = Some(plan);
+            if report.direction == Direction::Upgrade
+                && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
+            {
+                let mut rollback = plan::compute(&loader, &back);
+                rollback.use_manage_command(cfg.command.as_deref());
+                report.rollback = Some(rollback);
+            }
         }
-        None => {
-            report.note = Some(format!(
-                "no manage.py at {fr} or {tr}: not a Django service"
-            ))
-        }
+        None => report.notes.push(Finding::new(
+            Code::NoManagePy,
+            format!("no manage.py at {fr} or {tr}: not a Django service"),
+        )),
     }
     Ok(report)
 }

@@ -27,7 +27,17 @@ use crate::git::{Repo, Snapshot};
 pub const FILE_NAME: &str = ".tagback.yml";
 
 /// How the rollback script runs `manage.py`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum, serde::Serialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Deserialize,
+    clap::ValueEnum,
+    serde::Serialize,
+    schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Strategy {
     /// `docker exec` into a running task of the newer image on this node.
@@ -50,7 +60,7 @@ impl Strategy {
 }
 
 /// The whole file.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Default stack name.
@@ -68,7 +78,7 @@ pub struct Config {
 }
 
 /// Settings for one service.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceConfig {
     /// `false` for services that are not Django.
@@ -97,9 +107,27 @@ pub struct ServiceConfig {
     pub strategy: Option<Strategy>,
 }
 
+/// The file given with `--config`, read once; it replaces every
+/// repository's own `.tagback.yml` for the whole run.
+static OVERRIDE: std::sync::OnceLock<Config> = std::sync::OnceLock::new();
+
+/// Use `path` instead of any repository's `.tagback.yml` (the `--config`
+/// flag). Errors name the file; a second call keeps the first file.
+pub fn use_file(path: &std::path::Path) -> Result<()> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let config = Config::parse(&text)
+        .map_err(|e| Error::input(format!("{} (--config): {e}", path.display())))?;
+    let _ = OVERRIDE.set(config);
+    Ok(())
+}
+
 impl Config {
-    /// Read `.tagback.yml` at a snapshot; the default config when absent.
+    /// Read `.tagback.yml` at a snapshot (or the `--config` file); the
+    /// default config when absent.
     pub fn load(repo: &Repo, snap: &Snapshot) -> Result<Config> {
+        if let Some(c) = OVERRIDE.get() {
+            return Ok(c.clone());
+        }
         let Some((_, text)) = repo.read_text(snap, FILE_NAME)? else {
             return Ok(Config::default());
         };
@@ -124,6 +152,36 @@ impl Config {
     /// The settings for a service (defaults when not configured).
     pub fn service(&self, name: &str) -> ServiceConfig {
         self.services.get(name).cloned().unwrap_or_default()
+    }
+
+    /// The settings `plan --repo` uses: the named service's, else those of
+    /// the only service that is not `django: false`, else the defaults.
+    /// Several Django services and no name: an error that lists them.
+    pub fn plan_service(&self, name: Option<&str>) -> Result<ServiceConfig, String> {
+        if let Some(n) = name {
+            return self
+                .services
+                .get(n)
+                .cloned()
+                .ok_or_else(|| format!("{FILE_NAME} has no service {n:?}"));
+        }
+        let django: Vec<&String> = self
+            .services
+            .iter()
+            .filter(|(_, s)| s.django != Some(false))
+            .map(|(n, _)| n)
+            .collect();
+        match django.as_slice() {
+            [] => Ok(ServiceConfig::default()),
+            [one] => Ok(self.services[*one].clone()),
+            many => Err(format!(
+                "{FILE_NAME} configures several Django services ({}); say which with --service",
+                many.iter()
+                    .map(|s| s.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+        }
     }
 }
 

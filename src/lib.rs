@@ -11,6 +11,7 @@ pub mod config;
 pub mod demo;
 pub mod django;
 pub mod error;
+pub mod finding;
 pub mod fs;
 pub mod git;
 pub mod ledger;

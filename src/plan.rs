@@ -11,9 +11,10 @@ use sha2::{Digest, Sha256};
 use crate::django::graph::Node;
 use crate::django::migration::Reversibility;
 use crate::django::{Graph, Key, Loader, Pair};
+use crate::finding::{Code, Finding};
 
 /// One `migrate APP TARGET` command.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Step {
     /// App label.
     pub app: String,
@@ -24,8 +25,12 @@ pub struct Step {
 }
 
 /// An operation that cannot (or may not) be unapplied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Irreversible {
+    /// `irreversible` or `maybe-irreversible`.
+    pub code: Code,
+    /// One sentence for people.
+    pub message: String,
     /// App label.
     pub app: String,
     /// Migration name.
@@ -43,18 +48,26 @@ pub struct Irreversible {
 }
 
 /// Data that unapplying drops.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct DataLoss {
+    /// Always `data-loss`.
+    pub code: Code,
+    /// One sentence for people.
+    pub message: String,
     /// App label.
     pub app: String,
     /// Migration name.
     pub migration: String,
     /// What is dropped.
     pub what: String,
+    /// Repository path of the migration.
+    pub file: String,
+    /// 1-based line of the operation.
+    pub line: u32,
 }
 
 /// An app only the older revision migrates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct OldOnlyApp {
     /// App label.
     pub app: String,
@@ -63,8 +76,12 @@ pub struct OldOnlyApp {
 }
 
 /// A part of a migration that tagback cannot read exactly.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Dynamic {
+    /// `dynamic-migration` or `runtime-swappable`.
+    pub code: Code,
+    /// One sentence for people.
+    pub message: String,
     /// App label.
     pub app: String,
     /// Migration name.
@@ -78,7 +95,7 @@ pub struct Dynamic {
 }
 
 /// The whole plan (the JSON object of `plan --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The deployed (newer) revision.
     pub from: String,
@@ -101,7 +118,9 @@ pub struct Plan {
     /// Parts of relevant migrations that cannot be read exactly.
     pub dynamic: Vec<Dynamic>,
     /// Why the plan cannot be carried out exactly (empty when it can).
-    pub problems: Vec<String>,
+    pub problems: Vec<Finding>,
+    /// What was assumed where the settings cannot be read exactly (one line each).
+    pub notes: Vec<Finding>,
     /// Hash over the steps and the set to unapply.
     pub fingerprint: String,
     /// Migrations of the planned apps that must stay applied (for evidence checks).
@@ -180,10 +199,16 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 .filter(|r| older.files.contains_key(r) && installed_older.contains(r.0.as_str()))
                 .count();
             if n_known > 0 && n_known < leaves.len() {
-                problems.push(format!(
-                    "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
-                    k.0, k.1, f.file, older.snap.label
-                ));
+                problems.push(
+                    Finding::new(
+                        Code::SquashStraddles,
+                        format!(
+                            "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
+                            k.0, k.1, f.file, older.snap.label
+                        ),
+                    )
+                    .at(f.file.clone(), 0),
+                );
             }
         }
         // Nodes come sorted by app: whether the older code migrates the app
@@ -218,16 +243,22 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             match graph.standing_for(leaf) {
                 Some(n) if known(graph.key(n)) => Some(n),
                 Some(n) => {
-                    problems.push(format!(
-                        "{app}: the older leaf {} is replaced in {} by squash {}, which also contains newer migrations; no migrate target reaches the older state",
-                        leaf.1, newer.snap.label, graph.key(n).1
+                    problems.push(Finding::new(
+                        Code::LeafSquashedWithNewer,
+                        format!(
+                            "{app}: the older leaf {} is replaced in {} by squash {}, which also contains newer migrations; no migrate target reaches the older state",
+                            leaf.1, newer.snap.label, graph.key(n).1
+                        ),
                     ));
                     continue;
                 }
                 None => {
-                    problems.push(format!(
-                        "{app}: the older leaf {} does not exist in {}, so the newer code cannot migrate back to it",
-                        leaf.1, newer.snap.label
+                    problems.push(Finding::new(
+                        Code::LeafMissing,
+                        format!(
+                            "{app}: the older leaf {} does not exist in {}, so the newer code cannot migrate back to it",
+                            leaf.1, newer.snap.label
+                        ),
                     ));
                     continue;
                 }
@@ -243,9 +274,12 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 .filter(|f| f.key.1.starts_with(name.as_str()))
                 .count();
             if matching > 1 {
-                problems.push(format!(
-                    "{app}: target {name} is a prefix of another migration name in {}; Django rejects it as ambiguous",
-                    newer.snap.label
+                problems.push(Finding::new(
+                    Code::AmbiguousTarget,
+                    format!(
+                        "{app}: target {name} is a prefix of another migration name in {}; Django rejects it as ambiguous",
+                        newer.snap.label
+                    ),
                 ));
                 continue;
             }
@@ -258,7 +292,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     if problems.is_empty() && to_unapply.contains(&true) {
         match order_commands(graph, &targets, &to_unapply) {
             Ok(s) => steps = s,
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(Finding::new(Code::NoExactOrder, e)),
         }
     }
 
@@ -272,10 +306,13 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         let complete = match loader.complete(newer, f) {
             Ok(m) => m,
             Err(e) => {
-                problems.push(format!(
-                    "cannot read the operations of {}.{}: {e}",
-                    k.0, k.1
-                ));
+                problems.push(
+                    Finding::new(
+                        Code::UnreadableOperations,
+                        format!("cannot read the operations of {}.{}: {e}", k.0, k.1),
+                    )
+                    .at(f.file.clone(), 0),
+                );
                 continue;
             }
         };
@@ -286,26 +323,51 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 (op.reversibility.clone(), op.reason.clone())
             };
             if certainty != Reversibility::Reversible {
+                let reason = reason.unwrap_or_default();
+                let (code, verb) = if certainty == Reversibility::Irreversible {
+                    (Code::Irreversible, "cannot be unapplied")
+                } else {
+                    (Code::MaybeIrreversible, "may not be unapplied")
+                };
+                let why = if reason.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {reason}")
+                };
                 irreversible.push(Irreversible {
+                    code,
+                    message: format!(
+                        "{} in {}.{} ({}:{}) {verb}{why}",
+                        op.kind, k.0, k.1, f.file, op.line
+                    ),
                     app: k.0.clone(),
                     migration: k.1.clone(),
                     operation: op.kind.clone(),
                     file: f.file.clone(),
                     line: op.line,
                     certainty,
-                    reason: reason.unwrap_or_default(),
+                    reason,
                 });
             }
             if let Some(what) = &op.data_loss {
                 data_loss.push(DataLoss {
+                    code: Code::DataLoss,
+                    message: format!("unapplying {}.{} {what}", k.0, k.1),
                     app: k.0.clone(),
                     migration: k.1.clone(),
                     what: what.clone(),
+                    file: f.file.clone(),
+                    line: op.line,
                 });
             }
         }
         for d in &f.migration.dynamic {
             dynamic.push(Dynamic {
+                code: Code::DynamicMigration,
+                message: format!(
+                    "{}.{} ({}:{}) cannot be read exactly: {}",
+                    k.0, k.1, f.file, d.line, d.what
+                ),
                 app: k.0.clone(),
                 migration: k.1.clone(),
                 file: f.file.clone(),
@@ -314,12 +376,17 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             });
         }
         for s in crate::django::graph::unresolved_swappables(&newer.project, &f.migration) {
+            let what = format!(
+                "depends on swappable setting {s}, which the settings module does not define (set at run time?)"
+            );
             dynamic.push(Dynamic {
+                code: Code::RuntimeSwappable,
+                message: format!("{}.{} ({}) {what}", k.0, k.1, f.file),
                 app: k.0.clone(),
                 migration: k.1.clone(),
                 file: f.file.clone(),
                 line: 0,
-                what: format!("depends on swappable setting {s}, which the settings module does not define (set at run time?)"),
+                what,
             });
         }
     }
@@ -367,6 +434,19 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         })
         .collect();
     let fingerprint = fingerprint(&steps, &unapply);
+    let mut notes: Vec<Finding> = Vec::new();
+    for rev in [newer, older] {
+        for (file, line, what) in &rev.project.assumptions {
+            let note = Finding::new(
+                Code::AssumedExternalApps,
+                format!("{file} line {line}: {what}"),
+            )
+            .at(file.clone(), *line);
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
+    }
     Plan {
         from: newer.snap.label.clone(),
         to: older.snap.label.clone(),
@@ -379,6 +459,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         post_commands,
         dynamic,
         problems,
+        notes,
         fingerprint,
         keep_applied,
         squashes,

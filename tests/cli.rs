@@ -1301,3 +1301,363 @@ fn warm_caches_never_change_a_plan() {
     assert_eq!(v["steps"][0]["app"], "blog", "{v}");
     assert_eq!(v["steps"][0]["target"], "zero", "{v}");
 }
+
+// ---------------------------------------------------------------- config and contract additions
+
+#[test]
+fn plan_reads_the_repositorys_own_config_and_config_flag_overrides_it() {
+    let r = shop_repo();
+    let apps = |v: &serde_json::Value| -> Vec<String> {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["app"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let args = ["plan", "--from", "v2", "--to", "v1", "--format", "json"];
+    assert_eq!(apps(&r.run_json(&args, 0)), ["shop", "members"]);
+    // The repository's .tagback.yml says only `shop` is installed.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    installed_apps: [django.contrib.contenttypes, django.contrib.auth, shop]\n  nginx:\n    django: false\n",
+    );
+    let v = r.run_json(&args, 0);
+    assert_eq!(v["version"], 1);
+    assert_eq!(apps(&v), ["shop"]);
+    // --config replaces it.
+    r.write("other.yml", "services: {}\n");
+    let mut with_config = vec!["--config", "other.yml"];
+    with_config.extend(args);
+    assert_eq!(apps(&r.run_json(&with_config, 0)), ["shop", "members"]);
+    // A missing --config file is bad input naming it.
+    r.tagback()
+        .args(["--config", "nope.yml"])
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("nope.yml"));
+    // Two Django services and no --service: say which to pick.
+    r.write(".tagback.yml", "services:\n  web: {}\n  worker: {}\n");
+    r.tagback()
+        .args(args)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--service"));
+    assert_eq!(
+        apps(&r.run_json(&[&args[..], &["--service", "web"]].concat(), 0)),
+        ["shop", "members"]
+    );
+}
+
+#[test]
+fn every_json_output_is_versioned_and_findings_have_codes() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "0.9"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    assert_eq!(v["version"], 1);
+    let note = &v["services"][0]["notes"][0];
+    assert_eq!(note["code"], "unresolved-revision", "{v}");
+    assert!(
+        note["message"]
+            .as_str()
+            .unwrap()
+            .contains("plan not computed")
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    let plan = &v["services"][0]["plan"];
+    for loss in plan["data_loss"].as_array().unwrap() {
+        assert_eq!(loss["code"], "data-loss");
+        assert!(
+            loss["message"]
+                .as_str()
+                .unwrap()
+                .contains(loss["what"].as_str().unwrap())
+        );
+    }
+    assert!(!plan["data_loss"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn github_format_annotates_the_stack_file_and_the_migrations() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "github"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    insta::assert_snapshot!(String::from_utf8(out).unwrap());
+    // The gate speaks the same format.
+    r.tagback()
+        .args(["gate", "--format", "github"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::starts_with(
+            "::error file=stack.yml,line=3,title=tagback unrecorded-backward-migrations (web)::",
+        ));
+}
+
+#[test]
+fn sarif_output_validates_against_the_official_schema() {
+    let r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["gate", "--format", "sarif"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let log: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(log["version"], "2.1.0");
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results[0]["ruleId"], "unrecorded-backward-migrations");
+    assert_eq!(
+        results[0]["locations"][0]["physicalLocation"]["region"]["startLine"],
+        3
+    );
+    assert!(
+        results
+            .iter()
+            .any(|x| x["ruleId"] == "data-loss" && x["level"] == "warning")
+    );
+    // The official OASIS schema (tests/fixtures/schemas) judges the log.
+    validate_json(
+        "tests/fixtures/schemas/sarif-schema-2.1.0.json",
+        "Draft4Validator",
+        &out,
+    );
+}
+
+/// Validate `json` against a schema file of this repository with Python's
+/// jsonschema from the test venv (./test.sh sets TAGBACK_TEST_PYTHON; CI
+/// without it fails rather than skipping the check).
+fn validate_json(schema: &str, validator: &str, json: &[u8]) {
+    let Ok(python) = std::env::var("TAGBACK_TEST_PYTHON") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must set TAGBACK_TEST_PYTHON so the schema checks run"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("out.json");
+    std::fs::write(&file, json).unwrap();
+    let schema = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(schema);
+    let check = std::process::Command::new(python)
+        .args([
+            "-c",
+            &format!("import json, sys, jsonschema; jsonschema.{validator}(json.load(open(sys.argv[1]))).validate(json.load(open(sys.argv[2])))"),
+        ])
+        .arg(&schema)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{} does not validate against {}: {}",
+        String::from_utf8_lossy(json),
+        schema.display(),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+#[test]
+fn json_outputs_and_config_validate_against_the_published_schemas() {
+    let r = shop_repo();
+    let stdout = |args: &[&str], code: i32| {
+        r.tagback()
+            .args(args)
+            .assert()
+            .code(code)
+            .get_output()
+            .stdout
+            .clone()
+    };
+    let plan = stdout(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    validate_json(
+        "docs/schema/plan.schema.json",
+        "Draft202012Validator",
+        &plan,
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let check = stdout(&["check", "--format", "json"], 1);
+    validate_json(
+        "docs/schema/check.schema.json",
+        "Draft202012Validator",
+        &check,
+    );
+    r.write("stack.yml", STACK.replace("TAG", "0.9"));
+    let check = stdout(&["gate", "--format", "json"], 1);
+    validate_json(
+        "docs/schema/check.schema.json",
+        "Draft202012Validator",
+        &check,
+    );
+    // The README's example configuration, as JSON (YAML's data model).
+    let config = serde_json::json!({
+        "stack": "shop", "files": ["stack.yml"], "ledger": ".tagback/records",
+        "services": {
+            "web": {"repo": "../shop-app", "ref": "release-{tag}", "manage_py": "src/manage.py",
+                    "settings": "shop.settings", "installed_apps": ["shop"], "command": "python manage.py",
+                    "strategy": "exec"},
+            "nginx": {"django": false}
+        }
+    });
+    validate_json(
+        "docs/schema/tagback-yml.schema.json",
+        "Draft202012Validator",
+        config.to_string().as_bytes(),
+    );
+}
+
+#[test]
+fn an_upgrade_says_in_the_pull_request_when_it_could_not_be_rolled_back() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [\n        migrations.RunPython(fill),\n    ]\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("v3", Some("v3"));
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("deploy 2", None);
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    // The upgrade itself is safe ...
+    let v = r.run_json(&["check", "--format", "json"], 0);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "upgrade");
+    // ... and the plan that would roll it back is computed and shown.
+    assert_eq!(web["rollback"]["irreversible"][0]["code"], "irreversible");
+    let md = r
+        .tagback()
+        .args(["check", "--format", "markdown"])
+        .assert()
+        .code(0)
+        .get_output()
+        .stdout
+        .clone();
+    let md = String::from_utf8(md).unwrap();
+    assert!(
+        md.contains("This release could not be rolled back exactly")
+            && md.contains("shop/migrations/0005_backfill.py:11"),
+        "{md}"
+    );
+}
+
+// ---------------------------------------------------------------- settings as real projects write them
+// See: issue 11 ("Real Django projects, zero-config").
+
+/// A project whose settings are `settings` (Python), with apps `shop` and
+/// `blog` (one migration each at v1, a second at v2).
+fn settings_repo(settings: &str) -> TestRepo {
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", settings);
+    for app in ["shop", "blog", "debugonly"] {
+        write_migration(&r, app, "0001_initial", &[], "");
+    }
+    r.commit("v1", Some("v1"));
+    for app in ["shop", "blog", "debugonly"] {
+        write_migration(&r, app, "0002_more", &[(app, "0001_initial")], "");
+    }
+    r.commit("v2", Some("v2"));
+    r
+}
+
+fn planned_apps(r: &TestRepo) -> Vec<String> {
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let mut apps: Vec<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["app"].as_str().unwrap().to_string())
+        .collect();
+    apps.sort();
+    apps
+}
+
+#[test]
+fn r11_apps_appended_to_a_helper_list_are_planned() {
+    // Before: CORE_APPS.append("shop") was ignored, and shop's migrations
+    // silently left the plan.
+    let r = settings_repo(
+        "CORE_APPS = ['django.contrib.auth']\nCORE_APPS.append('shop')\nCORE_APPS += ['blog']\nINSTALLED_APPS = CORE_APPS + []\n",
+    );
+    assert_eq!(planned_apps(&r), ["blog", "shop"]);
+    let r = settings_repo(
+        "BASE = ['django.contrib.auth', 'shop', 'blog']\nBASE.remove('blog')\nINSTALLED_APPS = [*BASE]\n",
+    );
+    assert_eq!(planned_apps(&r), ["shop"]);
+}
+
+#[test]
+fn r11_a_conditional_change_of_an_app_outside_the_repository_is_not_a_refusal() {
+    let r = settings_repo(
+        "DEBUG = False\nINSTALLED_APPS = ['django.contrib.auth', 'shop', 'debug_toolbar']\nif not DEBUG:\n    INSTALLED_APPS.remove('debug_toolbar')\n",
+    );
+    assert_eq!(planned_apps(&r), ["shop"]);
+}
+
+#[test]
+fn r11_a_conditional_change_of_a_repository_app_through_a_helper_list_blocks() {
+    // Adding (or removing) an app whose migrations are in the repository
+    // under a condition: tagback cannot know, so it says where and how to fix.
+    for settings in [
+        "import os\nAPPS = ['shop']\nif os.environ.get('X'):\n    APPS.append('debugonly')\nINSTALLED_APPS = ['django.contrib.auth'] + APPS\n",
+        "import os\nINSTALLED_APPS = ['shop', 'debugonly']\nif os.environ.get('X'):\n    INSTALLED_APPS.remove('debugonly')\n",
+        "import os\nEXTRA = []\nif os.environ.get('X'):\n    EXTRA = ['debugonly']\nINSTALLED_APPS = ['shop'] + EXTRA\n",
+    ] {
+        let r = settings_repo(settings);
+        r.tagback()
+            .args(["plan", "--from", "v2", "--to", "v1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("proj/settings.py at v2 line 4"))
+            .stderr(predicate::str::contains("\"debugonly\""))
+            .stderr(predicate::str::contains("installed_apps:"));
+    }
+}
+
+#[test]
+fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
+    let r = settings_repo(
+        "import os\nEXTRA = os.environ.get('EXTRA', '').split(',')\nINSTALLED_APPS = ['shop', *EXTRA]\nfor p in os.environ.get('PLUGINS', '').split(','):\n    INSTALLED_APPS.append(p)\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 2, "{notes:?}");
+    assert!(
+        notes[0].contains("`EXTRA`") && notes[0].contains("line 3"),
+        "{notes:?}"
+    );
+    assert!(
+        notes[1].contains("`p`") && notes[1].contains("line 5"),
+        "{notes:?}"
+    );
+    assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
+}

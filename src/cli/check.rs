@@ -48,6 +48,8 @@ pub(super) fn run(
         Format::Json => report::json(&report, out)?,
         Format::Text => report::check_text(&report, out)?,
         Format::Markdown => report::check_markdown(&report, out)?,
+        Format::Github => report::check_github(&report, out)?,
+        Format::Sarif => report::check_sarif(&report, out)?,
     }
     Ok(if report.safe {
         Outcome::Safe

@@ -24,6 +24,9 @@ use crate::report::Format;
 #[derive(Debug, Parser)]
 #[command(name = "tagback", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Read this file instead of the repositories' own `.tagback.yml`.
+    #[arg(long, global = true, value_name = "FILE", env = "TAGBACK_CONFIG")]
+    pub config: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -75,6 +78,10 @@ pub enum Command {
         /// Read every app's migrations, not only those that changed.
         #[arg(long)]
         full: bool,
+        /// Which service of the repository's `.tagback.yml` to take settings
+        /// from (default: the only Django service configured there).
+        #[arg(long)]
+        service: Option<String>,
     },
     /// Compare stack files between two revisions and judge every image change.
     Check {
@@ -124,6 +131,12 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         rev: String,
     },
+    /// Print the JSON Schema of an output or of `.tagback.yml` (also in docs/schema/).
+    Schema {
+        /// Which schema.
+        #[arg(value_enum)]
+        kind: crate::report::schema::SchemaKind,
+    },
     /// Run the main job on an embedded example project.
     Demo {
         /// Keep the demo repository in this directory instead of a temporary one.
@@ -134,6 +147,9 @@ pub enum Command {
 
 /// Run a parsed command line.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
+    if let Some(file) = &cli.config {
+        crate::config::use_file(file)?;
+    }
     match cli.command {
         Command::Plan {
             repo,
@@ -143,6 +159,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             manage_py,
             settings,
             full,
+            service,
         } => plan::run(
             &plan::PlanRequest {
                 repo,
@@ -152,6 +169,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
                 manage_py,
                 settings,
                 full,
+                service,
             },
             out,
         ),
@@ -162,6 +180,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
         Command::Hook { name, args } => hook::run(name, &args, out),
         Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
         Command::Graph { repo, rev } => plan::graph(&repo, &rev, out),
+        Command::Schema { kind } => {
+            out.write_all(crate::report::schema::schema(kind).as_bytes())
+                .map_err(|e| crate::Error::io("<stdout>", e))?;
+            Ok(Outcome::Safe)
+        }
         Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
     }
 }

@@ -3,6 +3,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::config::Config;
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::git::Repo;
@@ -17,17 +18,37 @@ pub(super) struct PlanRequest {
     pub(super) manage_py: Option<String>,
     pub(super) settings: Option<String>,
     pub(super) full: bool,
+    pub(super) service: Option<String>,
 }
 
 pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
+    if matches!(req.format, Format::Github | Format::Sarif) {
+        return Err(Error::input(
+            "--format github and --format sarif are for `check` and `gate` (they annotate the stack file); use json for a plan",
+        ));
+    }
     let repo = Repo::open(&req.repo)?;
     let newer = repo.snapshot(&req.from)?;
     let older = repo.snapshot(&req.to)?;
     let loader = Loader::new(&repo);
+    // The repository's own `.tagback.yml` (its working tree, or HEAD in a
+    // bare repository), unless `--config` named another file.
+    let config_snap = match repo.workdir() {
+        Some(_) => repo.worktree_snapshot(),
+        None => repo.snapshot("HEAD")?,
+    };
+    let config = Config::load(&repo, &config_snap)?;
+    let cfg = config.plan_service(req.service.as_deref()).map_err(|e| {
+        Error::input(format!(
+            "{} in {}: {e}",
+            crate::config::FILE_NAME,
+            repo.label()
+        ))
+    })?;
     let opts = ProjectOptions {
-        manage_py: req.manage_py.clone(),
-        settings: req.settings.clone(),
-        installed_apps: None,
+        manage_py: req.manage_py.clone().or(cfg.manage_py),
+        settings: req.settings.clone().or(cfg.settings),
+        installed_apps: cfg.installed_apps,
     };
     let pair = loader
         .load_pair(&newer, &older, &opts, req.full)?
@@ -48,6 +69,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
         Format::Json => report::json(&plan, out)?,
         Format::Text => report::plan_text(&plan, out)?,
         Format::Markdown => report::plan_markdown("plan", &plan, out)?,
+        Format::Github | Format::Sarif => unreachable!("refused before planning"),
     }
     Ok(Outcome::Safe)
 }

@@ -120,9 +120,9 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
         return Err(Error::input(format!(
             "no plan for service {}: {}",
             svc.service,
-            svc.note
-                .clone()
-                .unwrap_or_else(|| "revisions not resolved".into())
+            svc.notes
+                .first()
+                .map_or_else(|| "revisions not resolved".into(), |n| n.message.clone())
         )));
     };
     let cfg = config.service(&svc.service);
@@ -356,9 +356,10 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
                 svc.service,
                 svc.to_image,
                 svc.from_image,
-                svc.note
-                    .as_deref()
-                    .unwrap_or("the image tags do not resolve to git revisions")
+                svc.notes.first().map_or_else(
+                    || "the image tags do not resolve to git revisions".to_string(),
+                    |n| n.message.clone()
+                )
             )));
         };
         let app_repo = match &svc.app_repo {

@@ -17,7 +17,7 @@ pub enum Dependency {
 }
 
 /// Whether an operation can be unapplied.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Reversibility {
     /// Django can unapply it.
@@ -361,6 +361,12 @@ impl Ctx<'_> {
                     return;
                 }
                 for item in items {
+                    if matches!(item, Value::Starred(_)) {
+                        dynamic(
+                            m,
+                            "`operations` unpacks a value computed at run time".into(),
+                        );
+                    }
                     let op = self.operation(item, line);
                     m.operations.push(op);
                 }

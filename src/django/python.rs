@@ -26,6 +26,8 @@ pub enum Value {
     Call(Box<Call>),
     /// `a + b`.
     Add(Box<Value>, Box<Value>),
+    /// `*value` inside a list, tuple or set literal.
+    Starred(Box<Value>),
     /// Anything computed at run time (comprehension, f-string, subscript…).
     Dynamic {
         /// 1-based line.
@@ -395,13 +397,15 @@ impl Lower<'_> {
         }
     }
 
-    fn seq(&self, elts: &[Expr], whole: &Expr) -> Value {
-        if elts.iter().any(|x| matches!(x, Expr::Starred(_))) {
-            return Value::Dynamic {
-                line: self.line_of(whole),
-            };
-        }
-        Value::List(elts.iter().map(|x| self.value(x)).collect())
+    fn seq(&self, elts: &[Expr], _whole: &Expr) -> Value {
+        Value::List(
+            elts.iter()
+                .map(|x| match x {
+                    Expr::Starred(s) => Value::Starred(Box::new(self.value(&s.value))),
+                    _ => self.value(x),
+                })
+                .collect(),
+        )
     }
 }
 

@@ -7,8 +7,12 @@ use owo_colors::{OwoColorize, Stream};
 
 use crate::analysis::{CheckReport, ServiceReport};
 use crate::error::{Error, Result};
+use crate::finding::Code;
 use crate::plan::Plan;
 use crate::stack::Direction;
+
+pub mod ci;
+pub mod schema;
 
 /// Output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -19,16 +23,51 @@ pub enum Format {
     Json,
     /// For pull requests and CI summaries.
     Markdown,
+    /// GitHub workflow commands (`::error file=…,line=…::…`): annotations in
+    /// the pull request (`check` and `gate`).
+    Github,
+    /// SARIF 2.1.0, for code-scanning uploads (`check` and `gate`).
+    Sarif,
 }
 
 fn io(e: std::io::Error) -> Error {
     Error::io("<stdout>", e)
 }
 
-/// Write any serializable value as pretty JSON plus a newline.
+/// The `version` of every JSON output; raised only with a breaking change.
+pub const JSON_VERSION: u32 = 1;
+
+/// A JSON object with `"version"` first.
+#[derive(serde::Serialize)]
+struct Versioned<'a, T: serde::Serialize> {
+    version: u32,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Write a serializable object as pretty JSON plus a newline, with
+/// `"version": 1` at the top level.
 pub fn json<T: serde::Serialize>(value: &T, w: &mut dyn Write) -> Result<()> {
+    let value = Versioned {
+        version: JSON_VERSION,
+        body: value,
+    };
     // One write, not one per line (stdout is line-buffered).
-    let mut text = serde_json::to_vec_pretty(value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    let mut text =
+        serde_json::to_vec_pretty(&value).map_err(|e| Error::io("<stdout>", e.into()))?;
+    text.push(b'\n');
+    w.write_all(&text).map_err(io)
+}
+
+/// A check report as GitHub workflow commands.
+pub fn check_github(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    ci::github(r, w).map_err(io)
+}
+
+/// A check report as a SARIF 2.1.0 log.
+pub fn check_sarif(r: &CheckReport, w: &mut dyn Write) -> Result<()> {
+    let mut text =
+        serde_json::to_vec_pretty(&ci::sarif(r)).map_err(|e| Error::io("<stdout>", e.into()))?;
     text.push(b'\n');
     w.write_all(&text).map_err(io)
 }
@@ -51,11 +90,19 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             "{ind}Backward migrations from {} to {} (run with the {} code):",
             plan.from, plan.to, plan.from
         )?;
+        writeln!(w, "{ind}  {}", totals(plan, ""))?;
         for (i, s) in plan.steps.iter().enumerate() {
             let command = plan.commands.get(i).cloned();
             let command = command.unwrap_or_else(|| crate::plan::command(&s.app, &s.target));
             writeln!(w, "{ind}  {}. {command}", i + 1)?;
-            writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
+            if s.unapply.len() <= 4 {
+                writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
+            } else {
+                writeln!(w, "{ind}       unapplies {}:", s.unapply.len())?;
+                for m in &s.unapply {
+                    writeln!(w, "{ind}         {m}")?;
+                }
+            }
         }
     }
     for p in &plan.problems {
@@ -90,6 +137,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             .if_supports_color(Stream::Stdout, |t| t.yellow().to_string())
             .to_string();
         writeln!(w, "{ind}  {tag} {}.{} {}", d.app, d.migration, d.what)?;
+    }
+    for n in &plan.notes {
+        writeln!(w, "{ind}  assumed: {}", n.message)?;
     }
     for (i, a) in plan.old_only_apps.iter().enumerate() {
         let command = plan.post_commands.get(i).cloned();
@@ -162,7 +212,7 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
         if let (Some(a), Some(b)) = (&s.from_rev, &s.to_rev) {
             writeln!(w, "  source revisions: {a} → {b}")?;
         }
-        if let Some(n) = &s.note {
+        for n in &s.notes {
             writeln!(w, "  {n}")?;
         }
         if let Some(p) = &s.plan {
@@ -174,21 +224,15 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
                         "  recorded: the backward migrations were recorded as run (plan {}).",
                         &p.fingerprint[..12]
                     )?;
-                } else {
-                    let revs = rerun_args(r, &s.service);
-                    writeln!(
-                        w,
-                        "  not recorded: run `tagback script {revs} -o rollback.sh` and then `./rollback.sh` (or the commands above with the {} image), then `tagback record {revs} --evidence FILE` (the script prints the exact command).",
-                        s.from_image
-                    )?;
+                } else if let Some(next) = next_step(r, s) {
+                    writeln!(w, "  not recorded: {next}")?;
                 }
             }
-        } else if !s.safe && s.direction != Direction::Upgrade {
-            writeln!(
-                w,
-                "  a {} that tagback cannot plan is not waved through.",
-                s.direction.as_str()
-            )?;
+        } else if !s.safe
+            && s.direction != Direction::Upgrade
+            && let Some(next) = next_step(r, s)
+        {
+            writeln!(w, "  {next}")?;
         }
     }
     let summary = if r.safe {
@@ -249,9 +293,15 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
         )?;
     }
     for s in &r.services {
+        if let Some(back) = &s.rollback {
+            rollback_warning_markdown(s, back, w)?;
+        }
         let Some(p) = &s.plan else {
-            if let Some(n) = &s.note {
+            for n in &s.notes {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;
+            }
+            if let Some(next) = next_step(r, s) {
+                writeln!(w, "\n**Next step** for `{}`: {next}", s.service)?;
             }
             continue;
         };
@@ -259,6 +309,60 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             continue;
         }
         plan_markdown_inner(&s.service, p, w)?;
+        if let Some(next) = next_step(r, s) {
+            writeln!(w, "\n**Next step**: {next}")?;
+        }
+    }
+    Ok(())
+}
+
+/// On an upgrade: say before the release whether it could be rolled back,
+/// and what rolling it back would drop.
+fn rollback_warning_markdown(
+    s: &ServiceReport,
+    back: &Plan,
+    w: &mut dyn Write,
+) -> std::io::Result<()> {
+    let impossible =
+        !back.irreversible.is_empty() || !back.problems.is_empty() || !back.dynamic.is_empty();
+    if !impossible && back.data_loss.is_empty() {
+        return Ok(());
+    }
+    writeln!(
+        w,
+        "\n#### `{}`: rolling this release back ({} → {})\n",
+        s.service, back.from, back.to
+    )?;
+    if impossible {
+        writeln!(
+            w,
+            "> ⚠️ **This release could not be rolled back exactly**: {} irreversible operation(s), {} problem(s). Make the migrations reversible (`reverse_code`, `reverse_sql`) before releasing, or plan a manual rollback.\n",
+            back.irreversible.len(),
+            back.problems.len() + back.dynamic.len()
+        )?;
+        for i in &back.irreversible {
+            writeln!(w, "- `{}:{}` {}", i.file, i.line, i.message)?;
+        }
+        for x in back
+            .problems
+            .iter()
+            .map(|f| &f.message)
+            .chain(back.dynamic.iter().map(|d| &d.message))
+        {
+            writeln!(w, "- {x}")?;
+        }
+    }
+    if !back.data_loss.is_empty() {
+        writeln!(
+            w,
+            "\n> Rolling it back would drop data: {} table(s) or column(s).\n",
+            back.data_loss.len()
+        )?;
+        writeln!(w, "<details><summary>What a rollback drops</summary>\n")?;
+        for d in &back.data_loss {
+            writeln!(w, "- `{}.{}` {}", d.app, d.migration, d.what)?;
+        }
+        writeln!(w, "\n</details>")?;
     }
     Ok(())
 }
@@ -270,22 +374,12 @@ pub fn plan_markdown(service: &str, p: &Plan, w: &mut dyn Write) -> Result<()> {
 
 fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::Result<()> {
     writeln!(w, "\n#### `{service}`: {} → {}\n", p.from, p.to)?;
+    writeln!(w, "{}\n", totals(p, "**"))?;
     if !p.irreversible.is_empty() {
         writeln!(
             w,
             "> **Rollback impossible as planned**: {} operation(s) cannot be unapplied.\n",
             p.irreversible.len()
-        )?;
-    }
-    if !p.data_loss.is_empty() {
-        writeln!(
-            w,
-            "> **Drops data**: {}\n",
-            p.data_loss
-                .iter()
-                .map(|d| d.what.as_str())
-                .collect::<Vec<_>>()
-                .join("; ")
         )?;
     }
     if !p.commands.is_empty() {
@@ -295,15 +389,102 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
         }
         writeln!(w, "```")?;
     }
+    for x in &p.problems {
+        writeln!(w, "- cannot plan (`{}`): {x}", x.code)?;
+    }
     for i in &p.irreversible {
         writeln!(
             w,
-            "- irreversible: `{}.{}` {} at `{}:{}` ({})",
-            i.app, i.migration, i.operation, i.file, i.line, i.reason
+            "- {} (`{}`): `{}.{}` {} at `{}:{}` ({})",
+            if i.code == Code::Irreversible {
+                "irreversible"
+            } else {
+                "maybe irreversible"
+            },
+            i.code,
+            i.app,
+            i.migration,
+            i.operation,
+            i.file,
+            i.line,
+            i.reason
         )?;
     }
-    for x in &p.problems {
-        writeln!(w, "- cannot plan: {x}")?;
+    for d in &p.dynamic {
+        writeln!(w, "- dynamic (`{}`): {}", d.code, d.message)?;
+    }
+    for n in &p.notes {
+        writeln!(w, "- assumed (`{}`): {}", n.code, n.message)?;
+    }
+    if !p.unapply.is_empty() {
+        writeln!(
+            w,
+            "\n<details><summary>{} migration(s) to unapply, last first</summary>\n",
+            p.unapply.len()
+        )?;
+        for (app, name) in &p.unapply {
+            writeln!(w, "- `{app}.{name}`")?;
+        }
+        writeln!(w, "\n</details>")?;
+    }
+    if !p.data_loss.is_empty() {
+        writeln!(
+            w,
+            "\n<details><summary>Drops data: {} table(s) or column(s)</summary>\n",
+            p.data_loss.len()
+        )?;
+        for d in &p.data_loss {
+            writeln!(w, "- `{}.{}` {}", d.app, d.migration, d.what)?;
+        }
+        writeln!(w, "\n</details>")?;
     }
     Ok(())
+}
+
+/// One line of totals: what a plan unapplies, in how many apps and commands,
+/// what it drops, what blocks it. `strong` wraps the counts (`**` in markdown).
+fn totals(p: &Plan, strong: &str) -> String {
+    let apps: std::collections::BTreeSet<&str> =
+        p.unapply.iter().map(|(a, _)| a.as_str()).collect();
+    let mut parts = vec![format!(
+        "{strong}{} migration(s) to unapply{strong} in {} app(s) with {} command(s)",
+        p.unapply.len(),
+        apps.len(),
+        p.commands.len()
+    )];
+    if !p.data_loss.is_empty() {
+        parts.push(format!("{strong}{} drop data{strong}", p.data_loss.len()));
+    }
+    if !p.irreversible.is_empty() {
+        parts.push(format!(
+            "{strong}{} irreversible{strong}",
+            p.irreversible.len()
+        ));
+    }
+    let blocking = p.problems.len() + p.dynamic.len();
+    if blocking > 0 {
+        parts.push(format!("{strong}{blocking} problem(s){strong}"));
+    }
+    parts.join(" · ")
+}
+
+/// What to do next for a blocked service (`None` when nothing is to do).
+pub fn next_step(r: &CheckReport, s: &ServiceReport) -> Option<String> {
+    if s.safe {
+        return None;
+    }
+    match &s.plan {
+        Some(p) if p.needs_backward_migrations() && !s.recorded => {
+            let revs = rerun_args(r, &s.service);
+            Some(format!(
+                "run `tagback script {revs} -o rollback.sh` and then `./rollback.sh` (or the commands above with the {} image), then `tagback record {revs} --evidence FILE` (the script prints the exact command).",
+                s.from_image
+            ))
+        }
+        Some(_) => None,
+        None => Some(format!(
+            "a {} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",
+            s.direction.as_str()
+        )),
+    }
 }

@@ -122,7 +122,7 @@ fn check_name(kind: &str, s: &str, max: usize, extra: &[char]) -> Result<()> {
 
 /// Why the plan cannot become a script without a person's help; empty when it can.
 pub fn refusals(plan: &Plan) -> Vec<String> {
-    let mut out: Vec<String> = plan.problems.clone();
+    let mut out: Vec<String> = plan.problems.iter().map(|p| p.message.clone()).collect();
     for d in &plan.dynamic {
         out.push(format!(
             "{}:{} {}.{} is dynamic: {}",

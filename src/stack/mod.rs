@@ -145,7 +145,7 @@ pub fn load(repo: &Repo, snap: &Snapshot, files: &[String]) -> Result<Option<Sta
 }
 
 /// How an image change moves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Direction {
     /// The new tag is newer.

@@ -267,7 +267,88 @@ def run_commands(db, code_dir, commands, check=True):
 
 
 def verify_pair(sc, proj, newer, older, kinds, expect):
-    """Run the plan for newer -> older on every database kind and compare."""
+    """Run the plan for newer -> older on every database kind and compare;
+    with --export-fixtures, store both revisions and the verified truth."""
+    first = len(RESULTS)
+    _verify_pair(sc, proj, newer, older, kinds, expect)
+    if ARGS.export_fixtures:
+        export_case(sc, newer, older, expect, all(r[3] for r in RESULTS[first:]))
+
+
+def export_case(sc, newer, older, expect, django_agrees):
+    """Copy the two revisions (as tagback reads them: the committed trees)
+    to EXPORT/<scenario>/<tag>/ and add the pair to truth.json. The truth is
+    the plan real Django just confirmed: its commands, run on a database the
+    newer code migrated, gave exactly a fresh migrate of the older code (or,
+    for refused plans, real Django failed where tagback refused)."""
+    work = os.path.join(ARGS.work, sc)
+    case = os.path.join(ARGS.export_fixtures, sc)
+    for tag, code in ((newer, "newer"), (older, "older")):
+        dest = os.path.join(case, tag)
+        if os.path.exists(dest):
+            shutil.rmtree(dest)
+        shutil.copytree(os.path.join(work, code), dest,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.sqlite3", "*.pyc"))
+    plan = tagback_plan(EXPORT_ROOTS[sc], newer, older)
+    truth_file = os.path.join(case, "truth.json")
+    truth = json.load(open(truth_file)) if os.path.exists(truth_file) else {"scenario": sc, "pairs": []}
+    truth["pairs"] = [t for t in truth["pairs"] if (t["newer"], t["older"]) != (newer, older)]
+    truth["pairs"].append({
+        "newer": newer,
+        "older": older,
+        "django": ("refuses as tagback says" if expect.get("django_fails") else "verified") if django_agrees else "DISAGREES",
+        "targets": {st["app"]: st["target"] for st in plan["steps"]},
+        "unapply": sorted(plan["unapply"]),
+        "problem_codes": sorted({pr["code"] for pr in plan["problems"]}),
+        "irreversible": sorted([i["migration"], i["operation"], i["line"]] for i in plan["irreversible"]),
+        "old_only_apps": [a["app"] for a in plan["old_only_apps"]],
+        "expect": expect,
+    })
+    truth["pairs"].sort(key=lambda t: (t["newer"], t["older"]))
+    with open(truth_file, "w") as f:
+        json.dump(truth, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
+EXPORT_ROOTS = {}
+
+
+def replay_fixtures(kinds):
+    """The committed fixture cases (fixtures/cases/<case>/<tag>/ + truth.json)
+    judged by real Django again: each case becomes a git repository, and every
+    pair is verified exactly as when it was exported, with the same
+    expectations. So one case is both a snapshot (tests/fixtures.rs) and a
+    Django-verified truth."""
+    root = ARGS.replay_fixtures
+    for case in sorted(os.listdir(root)):
+        truth_file = os.path.join(root, case, "truth.json")
+        if not os.path.isfile(truth_file):
+            continue
+        print(f"fixture case {case}", flush=True)
+        try:
+            truth = json.load(open(truth_file))
+            p = Project(os.path.join(ARGS.work, "repos", f"fixture-{case}"))
+            for tag in sorted(d for d in os.listdir(os.path.join(root, case)) if os.path.isdir(os.path.join(root, case, d))):
+                for e in os.listdir(p.root):
+                    if e != ".git":
+                        p.remove(e)
+                shutil.copytree(os.path.join(root, case, tag), p.root, dirs_exist_ok=True)
+                p.commit(tag)
+            for t in truth["pairs"]:
+                exp = dict(t["expect"])
+                exp["targets"] = t["targets"]
+                if "irreversible" in exp:
+                    exp["irreversible"] = [tuple(i) for i in exp["irreversible"]]
+                verify_pair(f"fixture-{case}", p, t["newer"], t["older"], kinds, exp)
+                want = sorted(map(list, t["unapply"]))
+                got = sorted(map(list, tagback_plan(p.root, t["newer"], t["older"])["unapply"]))
+                record(f"fixture-{case}", "static", f"{t['newer']}->{t['older']} unapply equals truth.json", got == want, f"got {got}")
+        except Exception as e:  # a crash is a failed check, with its trace
+            record(f"fixture-{case}", "-", "case ran", False, "".join(traceback.format_exception(e))[-2000:])
+
+
+def _verify_pair(sc, proj, newer, older, kinds, expect):
+    EXPORT_ROOTS[sc] = proj.root
     work = os.path.join(ARGS.work, sc)
     ncode, ocode = os.path.join(work, "newer"), os.path.join(work, "older")
     proj.export(newer, ncode)
@@ -286,8 +367,11 @@ def verify_pair(sc, proj, newer, older, kinds, expect):
         got = sorted((i["migration"], i["operation"], i["line"]) for i in plan["irreversible"])
         record(sc, "static", f"{label} irreversible found with lines", got == sorted(expect["irreversible"]), f"got {got}")
     if "problems" in expect:
-        ok = any(expect["problems"] in p for p in plan["problems"])
+        ok = any(expect["problems"] in p["message"] and p["code"] for p in plan["problems"])
         record(sc, "static", f"{label} problem reported", ok, f"got {plan['problems']}")
+    if "note_codes" in expect:
+        got = sorted({n["code"] for n in plan.get("notes", [])})
+        record(sc, "static", f"{label} notes say what was assumed", got == expect["note_codes"], f"got {plan.get('notes')}")
     if "old_only" in expect:
         got = [a["app"] for a in plan["old_only_apps"]]
         record(sc, "static", f"{label} old-only apps", got == expect["old_only"], f"got {got}")
@@ -575,6 +659,52 @@ def sc_merge(kinds):
     record("merge", "sqlite", "real Django refuses the unmerged revision too", d.returncode != 0 and "Conflicting migrations" in d.stderr, d.stderr[-200:])
 
 
+SETTINGS_PATTERNS = '''
+DEBUG = False
+CORE_APPS = [
+    "django.contrib.contenttypes",
+    "django.contrib.auth",
+]
+CORE_APPS.append("shop.apps.ShopConfig")
+CORE_APPS += ["blog"]
+if DEBUG:
+    CORE_APPS.append("debugonly")
+EXTRA_APPS = [a for a in os.environ.get("TAGBACK_EXTRA_APPS", "").split(",") if a]
+INSTALLED_APPS = CORE_APPS + ["debug_toolbar", *EXTRA_APPS]
+if not DEBUG:
+    INSTALLED_APPS.remove("debug_toolbar")
+for plugin in os.environ.get("TAGBACK_PLUGINS", "").split(","):
+    if plugin:
+        INSTALLED_APPS.append(plugin)
+'''
+
+
+def sc_settings_patterns(kinds):
+    """Settings as real projects write them: a helper list mutated with
+    append/+= before it flows into INSTALLED_APPS (its apps must be planned),
+    an app removed under a condition that is not in the repository, apps from
+    an environment variable spliced with `*` and appended in a loop (assumed
+    to come from outside the repository, said in one line)."""
+    p = Project(os.path.join(ARGS.work, "repos", "settings_patterns"))
+    p.app("shop", label="shop")
+    p.app("blog")
+    p.settings([])
+    p.write("proj/settings.py", p.read("proj/settings.py").replace("INSTALLED_APPS = BASE_APPS + []\n", SETTINGS_PATTERNS))
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(max_length=20, default='')\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n    body = models.TextField(default='')\n")
+    p.makemigrations("shop", name="sku")
+    p.makemigrations("blog", name="body")
+    p.commit("v2")
+    verify_pair("settings_patterns", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0001_initial", "blog": "0001_initial"}, "unapply_count": 2,
+        "note_codes": ["assumed-external-apps"]})
+
+
 def sc_irreversible(kinds):
     """RunPython without reverse_code and RunSQL without reverse_sql: tagback
     names file and line before anything runs; real Django raises IrreversibleError."""
@@ -676,6 +806,7 @@ SCENARIOS = {
     "apps_added_removed": sc_app_added_and_removed,
     "ambiguous": sc_ambiguous,
     "nested_squash": sc_nested_squash,
+    "settings_patterns": sc_settings_patterns,
 }
 
 
@@ -687,14 +818,23 @@ def main():
     ap.add_argument("--postgres")
     ap.add_argument("--work", required=True)
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--replay-fixtures", metavar="DIR",
+                    help="instead of building the scenarios, judge the committed fixture cases in DIR")
+    ap.add_argument("--export-fixtures", metavar="DIR",
+                    help="store every verified pair as a fixture case under DIR (tests/fixtures/cases)")
     ARGS = ap.parse_args()
+    if ARGS.export_fixtures:
+        ARGS.export_fixtures = os.path.abspath(ARGS.export_fixtures)
     ARGS.tagback = os.path.abspath(ARGS.tagback)
     ARGS.work = os.path.abspath(ARGS.work)
     os.makedirs(ARGS.work, exist_ok=True)
     kinds = ["sqlite"] + (["postgresql"] if ARGS.postgres else [])
     version = sh([ARGS.python, "-c", "import django; print(django.get_version())"]).stdout.strip()
     print(f"Django {version}; databases: {', '.join(kinds)}", flush=True)
-    for name, fn in SCENARIOS.items():
+    if ARGS.replay_fixtures:
+        ARGS.replay_fixtures = os.path.abspath(ARGS.replay_fixtures)
+        replay_fixtures(kinds)
+    for name, fn in ({} if ARGS.replay_fixtures else SCENARIOS).items():
         if ARGS.only and name not in ARGS.only:
             continue
         print(f"scenario {name}", flush=True)

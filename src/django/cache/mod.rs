@@ -29,7 +29,7 @@ use super::migration::Operation;
 use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model or the file format changes.
-const VERSION: &str = "v4";
+const VERSION: &str = "v5";
 
 /// The cache directory (`None`: caching off).
 #[derive(Debug, Clone)]

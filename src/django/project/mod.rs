@@ -54,6 +54,8 @@ pub struct Project {
     pub apps: Vec<Rc<App>>,
     /// String settings that dependencies may name (`AUTH_USER_MODEL`).
     pub string_settings: BTreeMap<String, String>,
+    /// What was assumed about settings tagback cannot read: (file, line, what).
+    pub assumptions: Vec<(String, u32, String)>,
     /// Index of `apps` by label.
     by_label: BTreeMap<String, usize>,
     /// What the apps were resolved from, for reuse by another revision.
@@ -323,8 +325,16 @@ pub fn load_shared(
     }
     // Apps added only under a condition: harmless when their migrations are
     // not in the repository; otherwise tagback cannot know whether they run.
-    for (entry, file, line) in &settings.maybe_apps {
-        if entries.contains(entry) {
+    let maybe = settings.maybe_apps.iter().map(|m| (m, "adds", "to")).chain(
+        settings
+            .maybe_removed
+            .iter()
+            .map(|m| (m, "removes", "from")),
+    );
+    for ((entry, file, line), verb, prep) in maybe {
+        // Added under a condition but installed anyway: no doubt. Removed
+        // under a condition: in doubt whether or not it is listed.
+        if verb == "adds" && entries.contains(entry) {
             continue;
         }
         let app = resolve_app(repo, snap, &root, entry, memo)?;
@@ -334,7 +344,7 @@ pub fn load_shared(
         );
         if migrated && opts.installed_apps.is_none() {
             return Err(Error::input(format!(
-                "{file} at {} line {line} adds {entry:?} to INSTALLED_APPS only under a condition; list the apps under `installed_apps:` in .tagback.yml",
+                "{file} at {} line {line} {verb} {entry:?} {prep} INSTALLED_APPS only under a condition, and its migrations are in the repository; list the apps under `installed_apps:` in .tagback.yml",
                 snap.label
             )));
         }
@@ -344,6 +354,12 @@ pub fn load_shared(
         settings_module: settings.settings_module.clone(),
         apps,
         string_settings: settings.string_settings.clone(),
+        // With `installed_apps:` configured, nothing about INSTALLED_APPS is assumed.
+        assumptions: if opts.installed_apps.is_some() {
+            Vec::new()
+        } else {
+            settings.assumptions.clone()
+        },
         by_label,
         resolved_from: Some(ResolvedFrom {
             settings,

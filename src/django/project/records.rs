@@ -188,6 +188,12 @@ pub(super) fn encode(records: &[Record]) -> String {
         for (entry, file, line) in &s.maybe_apps {
             out.push(format!("Y\t{entry}\t{file}\t{line}"));
         }
+        for (entry, file, line) in &s.maybe_removed {
+            out.push(format!("R\t{entry}\t{file}\t{line}"));
+        }
+        for (file, line, what) in &s.assumptions {
+            out.push(format!("U\t{file}\t{line}\t{what}"));
+        }
         for (entry, alternatives) in r.entries.iter().zip(&r.resolutions) {
             out.push(format!("E\t{entry}"));
             for ((top, mtop), app) in alternatives {
@@ -207,7 +213,7 @@ pub(super) fn encode(records: &[Record]) -> String {
             Some(b'P') => 6,
             Some(b'F' | b'M' | b'S') => 3,
             Some(b'I' | b'E') => 2,
-            Some(b'D' | b'Y') => 4,
+            Some(b'D' | b'Y' | b'R' | b'U') => 4,
             Some(b'N' | b'X' | b'L') => 1,
             Some(b'A') => 7,
             _ => 0,
@@ -256,6 +262,8 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
         let mut migration_modules = BTreeMap::new();
         let mut string_settings = BTreeMap::new();
         let mut maybe_apps = Vec::new();
+        let mut maybe_removed = Vec::new();
+        let mut assumptions = Vec::new();
         let mut entries = Vec::new();
         let mut resolutions: Vec<Vec<(Tops, Rc<App>)>> = Vec::new();
         while let Some(line) = lines.next_if(|l| !l.starts_with("P\t")) {
@@ -307,6 +315,14 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                     let (entry, file, line) = (next()?, next()?, next()?);
                     maybe_apps.push((entry.to_string(), file.to_string(), line.parse().ok()?))
                 }
+                "R" => {
+                    let (entry, file, line) = (next()?, next()?, next()?);
+                    maybe_removed.push((entry.to_string(), file.to_string(), line.parse().ok()?))
+                }
+                "U" => {
+                    let (file, line, what) = (next()?, next()?, next()?);
+                    assumptions.push((file.to_string(), line.parse().ok()?, what.to_string()))
+                }
                 _ => return None,
             }
             if f.next().is_some() {
@@ -329,6 +345,8 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                 migration_modules,
                 string_settings,
                 maybe_apps,
+                maybe_removed,
+                assumptions,
                 footprint: Some(footprint),
             }),
             entries,
@@ -364,6 +382,12 @@ mod tests {
                 .into_iter()
                 .collect(),
             maybe_apps: vec![("debug_toolbar".into(), "proj/settings.py".into(), 40)],
+            maybe_removed: vec![("silk".into(), "proj/settings.py".into(), 44)],
+            assumptions: vec![(
+                "proj/settings.py".into(),
+                45,
+                "apps from `EXTRA` are assumed".into(),
+            )],
             footprint: Some(vec![
                 ("manage.py".into(), Some(oid(1))),
                 ("proj".into(), None),
@@ -389,6 +413,7 @@ mod tests {
             by_label: BTreeMap::new(),
             apps: apps.into_iter().map(Rc::new).collect(),
             string_settings: settings.string_settings.clone(),
+            assumptions: settings.assumptions.clone(),
             resolved_from: Some(ResolvedFrom {
                 settings,
                 entries: vec!["django.contrib.auth".into(), "shop.apps.ShopConfig".into()],
@@ -424,6 +449,8 @@ mod tests {
         assert_eq!(a.migration_modules, b.migration_modules);
         assert_eq!(a.string_settings, b.string_settings);
         assert_eq!(a.maybe_apps, b.maybe_apps);
+        assert_eq!(a.maybe_removed, b.maybe_removed);
+        assert_eq!(a.assumptions, b.assumptions);
         // Nothing new: nothing to write, in either order.
         assert!(merge(&back, &[&newer, &older]).is_none());
         assert!(merge(&back, &[&older, &newer]).is_none());
@@ -463,6 +490,8 @@ mod tests {
             migration_modules: s.migration_modules.clone(),
             string_settings: s.string_settings.clone(),
             maybe_apps: s.maybe_apps.clone(),
+            maybe_removed: s.maybe_removed.clone(),
+            assumptions: s.assumptions.clone(),
             footprint: s.footprint.clone(),
         }
     }

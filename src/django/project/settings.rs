@@ -24,6 +24,10 @@ pub(super) struct SettingsRead {
     pub(super) string_settings: BTreeMap<String, String>,
     /// Apps appended under a condition: (entry, file, line).
     pub(super) maybe_apps: Vec<(String, String, u32)>,
+    /// Apps removed under a condition: (entry, file, line).
+    pub(super) maybe_removed: Vec<(String, String, u32)>,
+    /// What was assumed about parts tagback cannot read: (file, line, what).
+    pub(super) assumptions: Vec<(String, u32, String)>,
     /// The top-level entries it read, with their ids (`None`: not reusable).
     pub(super) footprint: Option<Footprint>,
 }
@@ -110,6 +114,9 @@ pub(super) fn read_settings(
         root,
         env: BTreeMap::new(),
         maybe_apps: Vec::new(),
+        maybe_removed: Vec::new(),
+        maybe_by_var: BTreeMap::new(),
+        assumptions: Vec::new(),
         dynamic: BTreeMap::new(),
         depth: 0,
         seen: BTreeSet::new(),
@@ -154,6 +161,8 @@ pub(super) fn read_settings(
         migration_modules,
         string_settings,
         maybe_apps: reader.maybe_apps,
+        maybe_removed: reader.maybe_removed,
+        assumptions: reader.assumptions,
         footprint: Resolutions::footprint(repo, snap, &touched),
     });
     memo.settings.borrow_mut().push(read.clone());
@@ -196,6 +205,29 @@ fn settings_from_manage_py(
         })
 }
 
+/// An entry a condition may add to or remove from a list.
+#[derive(Debug, Clone)]
+struct MaybeEntry {
+    entry: String,
+    file: String,
+    line: u32,
+    removed: bool,
+}
+
+/// The names a value reads (`BASE_APPS + EXTRA_APPS` → both).
+fn names_in(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Name(n) => out.push(n.clone()),
+        Value::Add(a, b) => {
+            names_in(a, out);
+            names_in(b, out);
+        }
+        Value::List(items) => items.iter().for_each(|i| names_in(i, out)),
+        Value::Starred(inner) => names_in(inner, out),
+        _ => {}
+    }
+}
+
 /// Executes a settings module's top-level statements over literal values.
 struct SettingsReader<'a> {
     repo: &'a Repo,
@@ -205,6 +237,14 @@ struct SettingsReader<'a> {
     env: BTreeMap<String, Value>,
     /// Apps appended under a condition: (entry, file, line).
     maybe_apps: Vec<(String, String, u32)>,
+    /// Apps removed from INSTALLED_APPS under a condition: (entry, file, line).
+    maybe_removed: Vec<(String, String, u32)>,
+    /// Entries added to or removed from a helper list under a condition, by
+    /// the list's name; they become maybe-apps when the list flows into
+    /// INSTALLED_APPS.
+    maybe_by_var: BTreeMap<String, Vec<MaybeEntry>>,
+    /// What was assumed about parts tagback cannot read: (file, line, what).
+    assumptions: Vec<(String, u32, String)>,
     /// Settings changed in ways that cannot be followed: name → (file, line, why).
     dynamic: BTreeMap<String, (String, u32, String)>,
     depth: u32,
@@ -242,7 +282,22 @@ impl SettingsReader<'_> {
                 (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
                 _ => Value::Dynamic { line: 0 },
             },
-            Value::List(items) => Value::List(items.iter().map(|i| self.eval(i)).collect()),
+            Value::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for i in items {
+                    match i {
+                        // `[*BASE_APPS, "x"]`: a list tagback knows is spliced;
+                        // anything else stays a marked unknown part.
+                        Value::Starred(inner) => match self.eval(inner) {
+                            Value::List(xs) => out.extend(xs),
+                            // Unevaluated, so messages can name it.
+                            _ => out.push(i.clone()),
+                        },
+                        _ => out.push(self.eval(i)),
+                    }
+                }
+                Value::List(out)
+            }
             Value::Dict(items) => Value::Dict(
                 items
                     .iter()
@@ -278,7 +333,12 @@ impl SettingsReader<'_> {
                     for t in targets {
                         if conditional {
                             if t == "INSTALLED_APPS" {
-                                self.maybe_list(&v, file, *line);
+                                self.maybe_list(t, &v, file, *line, false);
+                            } else if matches!(self.env.get(t), Some(Value::List(_)))
+                                || matches!(v, Value::List(_))
+                            {
+                                // `if DEBUG: EXTRA_APPS = [...]`: its entries may be there.
+                                self.maybe_list(t, &v, file, *line, false);
                             } else {
                                 self.mark_dynamic(
                                     t,
@@ -294,7 +354,9 @@ impl SettingsReader<'_> {
                         } else {
                             self.dynamic.remove(t.as_str());
                         }
-                        self.env.insert(t.clone(), v.clone());
+                        self.flow(value, t);
+                        let kept = self.strip_unknown_parts(t, v.clone(), file, *line);
+                        self.env.insert(t.clone(), kept);
                     }
                 }
                 Stmt::AugAdd {
@@ -304,11 +366,10 @@ impl SettingsReader<'_> {
                 } => {
                     let add = self.eval(value);
                     if conditional {
-                        if target == "INSTALLED_APPS" {
-                            self.maybe_list(&add, file, *line);
-                        }
+                        self.maybe_list(target, &add, file, *line, false);
                         continue;
                     }
+                    self.flow(value, target);
                     let cur = self
                         .env
                         .get(target)
@@ -323,6 +384,7 @@ impl SettingsReader<'_> {
                             "is extended with a value tagback cannot read",
                         );
                     }
+                    let v = self.strip_unknown_parts(target, v, file, *line);
                     self.env.insert(target.clone(), v);
                 }
                 Stmt::DynamicAssign { target, line } => {
@@ -332,12 +394,23 @@ impl SettingsReader<'_> {
                         *line,
                         "is changed in a way tagback cannot follow",
                     );
+                    if self.env.contains_key(target) {
+                        self.env
+                            .insert(target.clone(), Value::Dynamic { line: *line });
+                    }
                 }
                 Stmt::Call(c) => {
                     let Some((target, method)) = c.func.rsplit_once('.') else {
                         continue;
                     };
-                    if target != "INSTALLED_APPS" {
+                    // INSTALLED_APPS itself, or a helper list that may flow
+                    // into it later (`CORE_APPS.append("x")`).
+                    let helper = target != "INSTALLED_APPS";
+                    if helper && !matches!(self.env.get(target), Some(Value::List(_))) {
+                        continue;
+                    }
+                    if method == "remove" {
+                        self.remove(target, c, file, conditional);
                         continue;
                     }
                     let arg = match method {
@@ -353,11 +426,18 @@ impl SettingsReader<'_> {
                             c.line,
                             &format!("is changed by .{method}()"),
                         );
+                        if helper {
+                            self.env
+                                .insert(target.to_string(), Value::Dynamic { line: c.line });
+                        }
                         continue;
                     };
                     if conditional {
-                        self.maybe_list(&arg, file, c.line);
+                        self.maybe_list(target, &arg, file, c.line, false);
                         continue;
+                    }
+                    if let Some(raw) = c.args.last() {
+                        self.flow(raw, target);
                     }
                     let cur = self
                         .env
@@ -389,6 +469,7 @@ impl SettingsReader<'_> {
                             Value::Dynamic { line: c.line }
                         }
                     };
+                    let v = self.strip_unknown_parts(target, v, file, c.line);
                     self.env.insert(target.to_string(), v);
                 }
                 Stmt::ImportFrom {
@@ -424,17 +505,43 @@ impl SettingsReader<'_> {
                             root: self.root,
                             env: BTreeMap::new(),
                             maybe_apps: Vec::new(),
+                            maybe_removed: Vec::new(),
+                            maybe_by_var: BTreeMap::new(),
+                            assumptions: Vec::new(),
                             dynamic: BTreeMap::new(),
                             depth: self.depth + 1,
                             seen: self.seen.clone(),
                         };
                         sub.exec_file(&path, &absolute)?;
                         for (n, alias) in names {
+                            let local = alias.clone().unwrap_or_else(|| n.clone());
                             if let Some(v) = sub.env.get(n) {
-                                self.env
-                                    .insert(alias.clone().unwrap_or_else(|| n.clone()), v.clone());
+                                self.env.insert(local.clone(), v.clone());
+                            }
+                            // What a condition may change in the imported
+                            // list travels with it.
+                            let mut maybe = sub.maybe_by_var.remove(n).unwrap_or_default();
+                            if n == "INSTALLED_APPS" {
+                                maybe.extend(sub.maybe_apps.iter().map(|(e, f, l)| MaybeEntry {
+                                    entry: e.clone(),
+                                    file: f.clone(),
+                                    line: *l,
+                                    removed: false,
+                                }));
+                                maybe.extend(sub.maybe_removed.iter().map(|(e, f, l)| {
+                                    MaybeEntry {
+                                        entry: e.clone(),
+                                        file: f.clone(),
+                                        line: *l,
+                                        removed: true,
+                                    }
+                                }));
+                            }
+                            if !maybe.is_empty() {
+                                self.maybe_by_var.entry(local).or_default().extend(maybe);
                             }
                         }
+                        self.assumptions.extend(sub.assumptions);
                     }
                 }
                 Stmt::Block {
@@ -450,20 +557,148 @@ impl SettingsReader<'_> {
         Ok(())
     }
 
-    fn maybe_list(&mut self, v: &Value, file: &str, line: u32) {
-        match v {
-            Value::List(items) => {
-                for i in items {
-                    if let Value::Str(s) = i {
-                        self.maybe_apps.push((s.clone(), file.to_string(), line));
+    /// Entries a condition may add to `target` (or remove from it).
+    fn maybe_list(&mut self, target: &str, v: &Value, file: &str, line: u32, removed: bool) {
+        let Value::List(items) = v else {
+            if target == "INSTALLED_APPS" {
+                self.mark_dynamic(
+                    "INSTALLED_APPS",
+                    file,
+                    line,
+                    "is changed under a condition with a value tagback cannot read",
+                );
+            } else {
+                self.env.insert(target.to_string(), Value::Dynamic { line });
+            }
+            return;
+        };
+        for i in items {
+            match i {
+                Value::Str(s) => self.maybe_entry(target, s, file, line, removed),
+                // A loop variable (`for app in PLUGINS: INSTALLED_APPS.append(app)`)
+                // or `*EXTRA`: apps from configuration, assumed to be packages.
+                Value::Name(n) if !self.env.contains_key(n) => self.assume(target, n, file, line),
+                Value::Starred(inner) => {
+                    let mut names = Vec::new();
+                    names_in(inner, &mut names);
+                    self.assume(target, &names.join(", "), file, line)
+                }
+                _ => {
+                    if target == "INSTALLED_APPS" {
+                        self.mark_dynamic(
+                            target,
+                            file,
+                            line,
+                            "is changed under a condition with a value tagback cannot read",
+                        );
+                    } else {
+                        self.env.insert(target.to_string(), Value::Dynamic { line });
                     }
                 }
             }
-            _ => self.mark_dynamic(
-                "INSTALLED_APPS",
+        }
+    }
+
+    fn maybe_entry(&mut self, target: &str, entry: &str, file: &str, line: u32, removed: bool) {
+        let t = (entry.to_string(), file.to_string(), line);
+        match (target, removed) {
+            ("INSTALLED_APPS", false) => self.maybe_apps.push(t),
+            ("INSTALLED_APPS", true) => self.maybe_removed.push(t),
+            _ => self
+                .maybe_by_var
+                .entry(target.to_string())
+                .or_default()
+                .push(MaybeEntry {
+                    entry: t.0,
+                    file: t.1,
+                    line,
+                    removed,
+                }),
+        }
+    }
+
+    /// Say in one line what is assumed about apps tagback cannot read.
+    fn assume(&mut self, target: &str, source: &str, file: &str, line: u32) {
+        let source = if source.is_empty() {
+            "a value computed at run time"
+        } else {
+            source
+        };
+        self.assumptions.push((
+            file.to_string(),
+            line,
+            format!(
+                "apps added to {target} from `{source}` cannot be read statically; they are assumed to come from outside this repository (list them under `installed_apps:` in .tagback.yml if not)"
+            ),
+        ));
+    }
+
+    /// What a condition may change in the lists `value` reads now also may
+    /// change `target` (`INSTALLED_APPS = CORE_APPS + EXTRA`).
+    fn flow(&mut self, value: &Value, target: &str) {
+        let mut names = Vec::new();
+        names_in(value, &mut names);
+        for n in names {
+            if n == target {
+                continue;
+            }
+            let Some(maybe) = self.maybe_by_var.get(&n).cloned() else {
+                continue;
+            };
+            for m in maybe {
+                self.maybe_entry(target, &m.entry, &m.file, m.line, m.removed);
+            }
+        }
+    }
+
+    /// `INSTALLED_APPS = [..., *env_apps]`: the unknown `*` parts of a list
+    /// become an assumption (apps from outside the repository) and leave the
+    /// list; other unknown parts stay and make it unreadable.
+    fn strip_unknown_parts(&mut self, target: &str, v: Value, file: &str, line: u32) -> Value {
+        let Value::List(items) = v else { return v };
+        let mut kept = Vec::with_capacity(items.len());
+        for i in items {
+            if let Value::Starred(inner) = &i {
+                let mut names = Vec::new();
+                names_in(inner, &mut names);
+                self.assume(target, &names.join(", "), file, line);
+            } else {
+                kept.push(i);
+            }
+        }
+        Value::List(kept)
+    }
+
+    /// `LIST.remove("x")`: gone, or (under a condition) maybe gone.
+    fn remove(&mut self, target: &str, c: &python::Call, file: &str, conditional: bool) {
+        let Some(Value::Str(entry)) = c.args.first().map(|a| self.eval(a)) else {
+            self.mark_dynamic(
+                target,
                 file,
-                line,
-                "is changed under a condition with a value tagback cannot read",
+                c.line,
+                "is changed by .remove() with a value tagback cannot read",
+            );
+            if target != "INSTALLED_APPS" {
+                self.env
+                    .insert(target.to_string(), Value::Dynamic { line: c.line });
+            }
+            return;
+        };
+        if conditional {
+            self.maybe_entry(target, &entry, file, c.line, true);
+            return;
+        }
+        match self.env.get_mut(target) {
+            Some(Value::List(items)) => {
+                if let Some(i) = items.iter().position(|v| *v == Value::Str(entry.clone())) {
+                    items.remove(i);
+                }
+            }
+            _ => self.mark_dynamic(
+                target,
+                file,
+                c.line,
+                "is changed by .remove() before tagback can read it",
             ),
         }
     }

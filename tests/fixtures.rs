@@ -1,0 +1,282 @@
+//! Fixture cases: every `fixtures/cases/<case>/` holds revisions of a Django
+//! project built with real `makemigrations`/`squashmigrations` and a
+//! `truth.json` of the plans real Django confirmed (its commands, run on a
+//! database the newer code migrated, give exactly a fresh migrate of the
+//! older code — or real Django fails where tagback refuses). They are written
+//! by `tests/django/harness.py --export-fixtures fixtures/cases` (see
+//! `fixtures/cases/README.md`).
+//!
+//! Each case becomes a git repository (one commit and tag per revision); every
+//! pair must plan exactly to its truth, and what the user sees — the plan as
+//! text, JSON and markdown, `check` in every format, the rollback script of
+//! every strategy — is pinned by insta snapshots (`tests/snapshots/`).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::{TestRepo, copy_tree};
+use serde_json::Value;
+
+fn cases_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases")
+}
+
+/// Every case directory with a truth file, sorted.
+fn cases() -> Vec<(String, PathBuf)> {
+    let mut out: Vec<(String, PathBuf)> = std::fs::read_dir(cases_dir())
+        .unwrap()
+        .filter_map(|e| {
+            let p = e.unwrap().path();
+            p.join("truth.json")
+                .is_file()
+                .then(|| (p.file_name().unwrap().to_string_lossy().into_owned(), p))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// A repository with one commit and tag per revision directory of `case`.
+fn build_repo(case: &Path) -> TestRepo {
+    let mut r = TestRepo::new();
+    let mut tags: Vec<String> = std::fs::read_dir(case)
+        .unwrap()
+        .filter_map(|e| {
+            let e = e.unwrap();
+            e.file_type()
+                .unwrap()
+                .is_dir()
+                .then(|| e.file_name().to_string_lossy().into_owned())
+        })
+        .collect();
+    tags.sort();
+    for tag in &tags {
+        for e in std::fs::read_dir(r.path()).unwrap() {
+            let name = e.unwrap().file_name();
+            if name != ".git" {
+                r.remove(&name.to_string_lossy());
+            }
+        }
+        copy_tree(&case.join(tag), r.path());
+        r.commit(tag, Some(tag));
+    }
+    r
+}
+
+fn run(r: &TestRepo, args: &[&str]) -> (i32, String) {
+    let out = r.tagback().args(args).output().unwrap();
+    assert!(
+        out.stderr.is_empty(),
+        "tagback {args:?} wrote to stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    (
+        out.status.code().unwrap(),
+        text.replace(&*r.path().to_string_lossy(), "[REPO]"),
+    )
+}
+
+fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p[0].as_str().unwrap().to_string(),
+                p[1].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[test]
+fn every_case_plans_exactly_what_real_django_confirmed() {
+    let cases = cases();
+    assert!(cases.len() >= 8, "fixture cases missing: {cases:?}");
+    let mut pairs = 0;
+    for (name, dir) in &cases {
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
+                .unwrap();
+        let r = build_repo(dir);
+        for t in truth["pairs"].as_array().unwrap() {
+            let (newer, older) = (t["newer"].as_str().unwrap(), t["older"].as_str().unwrap());
+            let ctx = format!("{name} {newer}->{older}");
+            assert_ne!(
+                t["django"], "DISAGREES",
+                "{ctx}: real Django disagreed when exported"
+            );
+            let (code, json) = run(
+                &r,
+                &["plan", "--from", newer, "--to", older, "--format", "json"],
+            );
+            assert_eq!(code, 0, "{ctx}: {json}");
+            let plan: Value = serde_json::from_str(&json).unwrap();
+            assert_eq!(plan["version"], 1, "{ctx}");
+            let targets: BTreeMap<String, String> = plan["steps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| {
+                    (
+                        s["app"].as_str().unwrap().to_string(),
+                        s["target"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect();
+            let want: BTreeMap<String, String> =
+                serde_json::from_value(t["targets"].clone()).unwrap();
+            assert_eq!(targets, want, "{ctx}: targets");
+            assert_eq!(
+                sorted_pairs(&plan["unapply"]),
+                sorted_pairs(&t["unapply"]),
+                "{ctx}: unapply"
+            );
+            let codes: std::collections::BTreeSet<&str> = plan["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["code"].as_str().unwrap())
+                .collect();
+            let want_codes: std::collections::BTreeSet<&str> = t["problem_codes"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c.as_str().unwrap())
+                .collect();
+            assert_eq!(codes, want_codes, "{ctx}: problem codes");
+            let mut irr: Vec<(String, String, u64)> = plan["irreversible"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    (
+                        i["migration"].as_str().unwrap().to_string(),
+                        i["operation"].as_str().unwrap().to_string(),
+                        i["line"].as_u64().unwrap(),
+                    )
+                })
+                .collect();
+            irr.sort();
+            let want_irr: Vec<(String, String, u64)> =
+                serde_json::from_value(t["irreversible"].clone()).unwrap();
+            assert_eq!(irr, want_irr, "{ctx}: irreversible operations");
+            let old_only: Vec<&str> = plan["old_only_apps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a["app"].as_str().unwrap())
+                .collect();
+            let want_old: Vec<&str> = t["old_only_apps"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_str().unwrap())
+                .collect();
+            assert_eq!(old_only, want_old, "{ctx}: old-only apps");
+            if let Some(want) = t["expect"].get("note_codes") {
+                let got: std::collections::BTreeSet<&str> = plan["notes"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|n| n["code"].as_str().unwrap())
+                    .collect();
+                let want: std::collections::BTreeSet<&str> = want
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c.as_str().unwrap())
+                    .collect();
+                assert_eq!(got, want, "{ctx}: notes");
+            }
+            pairs += 1;
+        }
+    }
+    assert!(pairs >= 10, "only {pairs} verified pairs");
+}
+
+/// What a user sees for every pair with something to unapply: the plan in
+/// text, JSON and markdown.
+#[test]
+fn plan_outputs_are_pinned() {
+    for (name, dir) in cases() {
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
+                .unwrap();
+        let r = build_repo(&dir);
+        for t in truth["pairs"].as_array().unwrap() {
+            let (newer, older) = (t["newer"].as_str().unwrap(), t["older"].as_str().unwrap());
+            if t["unapply"].as_array().unwrap().is_empty()
+                && t["problem_codes"] == Value::Array(vec![])
+            {
+                continue;
+            }
+            for format in ["text", "json", "markdown"] {
+                let (_, out) = run(
+                    &r,
+                    &["plan", "--from", newer, "--to", older, "--format", format],
+                );
+                insta::assert_snapshot!(format!("plan@{name}@{newer}-{older}.{format}"), out);
+            }
+        }
+    }
+}
+
+/// The deploy story on each case's first verified downgrade with steps: the
+/// stack file at HEAD deploys the newer tag, the working tree the older one.
+/// `check` in every format and the rollback script of every strategy.
+#[test]
+fn check_and_script_outputs_are_pinned() {
+    for (name, dir) in cases() {
+        let truth: Value =
+            serde_json::from_str(&std::fs::read_to_string(dir.join("truth.json")).unwrap())
+                .unwrap();
+        let Some(t) =
+            truth["pairs"].as_array().unwrap().iter().find(|t| {
+                t["django"] == "verified" && !t["targets"].as_object().unwrap().is_empty()
+            })
+        else {
+            continue;
+        };
+        let (newer, older) = (t["newer"].as_str().unwrap(), t["older"].as_str().unwrap());
+        let mut r = build_repo(&dir);
+        let stack = |tag: &str| {
+            format!(
+                "services:\n  web:\n    image: registry.example.com:5000/shop:{tag}\n    deploy:\n      replicas: 2\n"
+            )
+        };
+        r.write("stack.yml", stack(newer));
+        r.commit("deploy", None);
+        r.write("stack.yml", stack(older));
+        for format in ["text", "json", "markdown"] {
+            let (code, out) = run(&r, &["check", "--format", format]);
+            assert_eq!(code, 1, "{name}: an unrecorded downgrade blocks: {out}");
+            insta::assert_snapshot!(format!("check@{name}.{format}"), out);
+        }
+        for strategy in ["exec", "job", "compose"] {
+            let (code, out) = run(
+                &r,
+                &[
+                    "script",
+                    "--service",
+                    "web",
+                    "--strategy",
+                    strategy,
+                    "--stack-name",
+                    "shop",
+                ],
+            );
+            assert!(
+                code == 0 || code == 1,
+                "{name} {strategy}: exit {code}: {out}"
+            );
+            insta::assert_snapshot!(format!("script@{name}.{strategy}"), out);
+        }
+    }
+}
