@@ -31,11 +31,13 @@ for v in 4.2 5.2; do
   if [[ ! -f "$venv/.ready" ]]; then
     rm -rf "$venv"
     python3 -m venv "$venv"
-    "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1"
+    "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1" "django-split-settings>=1.2"
     touch "$venv/.ready"
   fi
-  # jsonschema validates the SARIF output against the official schema.
-  "$venv/bin/python" -c "import jsonschema" 2>/dev/null || "$venv/bin/pip" install -q "jsonschema>=4"
+  # jsonschema validates the SARIF output against the official schema;
+  # django-split-settings is a settings pattern the harness checks.
+  "$venv/bin/python" -c "import jsonschema, split_settings" 2>/dev/null ||
+    "$venv/bin/pip" install -q "jsonschema>=4" "django-split-settings>=1.2"
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
 

@@ -1661,3 +1661,39 @@ fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     );
     assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
 }
+
+#[test]
+fn r11_split_settings_include_reads_components_and_refuses_a_missing_one() {
+    let settings = |include: &str| {
+        let mut r = settings_repo(
+            "INSTALLED_APPS = ['shop', 'blog']\nMIGRATION_MODULES = {'blog': None}\n",
+        );
+        r.remove("proj/settings.py");
+        r.write(
+            "proj/settings/__init__.py",
+            format!("from split_settings.tools import include, optional\ninclude({include})\n"),
+        );
+        r.write(
+            "proj/settings/components/apps.py",
+            "INSTALLED_APPS = ['shop']\nMIGRATION_MODULES = {'blog': None}\n",
+        );
+        r.write(
+            "proj/settings/components/more_x.py",
+            "INSTALLED_APPS += ['blog']\n",
+        );
+        r.commit("v2", Some("v2"));
+        r
+    };
+    let r = settings(r#""components/apps.py", "components/more_*.py", optional("local.py")"#);
+    // blog is installed by the glob but its migrations are disabled
+    // (MIGRATION_MODULES = None), so only shop is planned.
+    assert_eq!(planned_apps(&r), ["shop"]);
+    let r = settings(r#""components/apps.py", "local.py""#);
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "proj/settings/__init__.py at v2 line 2: include() names \"local.py\"",
+        ));
+}

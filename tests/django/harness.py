@@ -705,6 +705,36 @@ def sc_settings_patterns(kinds):
         "note_codes": ["assumed-external-apps"]})
 
 
+def sc_split_settings(kinds):
+    """django-split-settings: the settings package include()s its components
+    (a glob among them) and an optional local file that is absent; one
+    component sets MIGRATION_MODULES, so shop's migrations live in
+    shop/db_migrations (shop/migrations stays empty and must not be read)."""
+    p = Project(os.path.join(ARGS.work, "repos", "split_settings"))
+    p.app("shop")
+    p.app("blog")
+    p.settings([])
+    base = p.read("proj/settings.py").replace("INSTALLED_APPS = BASE_APPS + []\n", "INSTALLED_APPS = BASE_APPS + []\n")
+    p.remove("proj/settings.py")
+    p.write("proj/settings/__init__.py", 'from split_settings.tools import include, optional\n\ninclude("components/base.py")\nINSTALLED_APPS = BASE_APPS + ["shop"]\ninclude(\n    "components/apps_*.py",\n    optional("local.py"),\n)\n')
+    p.write("proj/settings/components/base.py", base)
+    p.write("proj/settings/components/apps_a.py", 'MIGRATION_MODULES = {"shop": "shop.db_migrations"}\n')
+    p.write("proj/settings/components/apps_b.py", 'INSTALLED_APPS += ["blog"]\n')
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    for i, f in enumerate(["sku", "size", "colour"]):
+        p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n" + "".join(
+            f"    {x} = models.CharField(max_length=20, default='')\n" for x in ["sku", "size", "colour"][:i + 1]))
+        p.makemigrations("shop", name=f)
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n    body = models.TextField(default='')\n")
+    p.makemigrations("blog", name="body")
+    p.commit("v2")
+    verify_pair("split_settings", p, "v2", "v1", kinds, {"targets": {"shop": "0001_initial", "blog": "0001_initial"}, "unapply_count": 4})
+
+
 def sc_irreversible(kinds):
     """RunPython without reverse_code and RunSQL without reverse_sql: tagback
     names file and line before anything runs; real Django raises IrreversibleError."""
@@ -807,6 +837,7 @@ SCENARIOS = {
     "ambiguous": sc_ambiguous,
     "nested_squash": sc_nested_squash,
     "settings_patterns": sc_settings_patterns,
+    "split_settings": sc_split_settings,
 }
 
 

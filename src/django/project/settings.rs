@@ -117,6 +117,7 @@ pub(super) fn read_settings(
         maybe_removed: Vec::new(),
         maybe_by_var: BTreeMap::new(),
         assumptions: Vec::new(),
+        split_settings: BTreeMap::new(),
         dynamic: BTreeMap::new(),
         depth: 0,
         seen: BTreeSet::new(),
@@ -245,6 +246,8 @@ struct SettingsReader<'a> {
     maybe_by_var: BTreeMap<String, Vec<MaybeEntry>>,
     /// What was assumed about parts tagback cannot read: (file, line, what).
     assumptions: Vec<(String, u32, String)>,
+    /// Local names of django-split-settings' `include` and `optional`.
+    split_settings: BTreeMap<String, &'static str>,
     /// Settings changed in ways that cannot be followed: name → (file, line, why).
     dynamic: BTreeMap<String, (String, u32, String)>,
     depth: u32,
@@ -253,11 +256,6 @@ struct SettingsReader<'a> {
 
 impl SettingsReader<'_> {
     fn exec_file(&mut self, file: &str, module: &str) -> Result<()> {
-        if self.depth > 16 || !self.seen.insert(file.to_string()) {
-            return Ok(());
-        }
-        self.memo.touch(file);
-        let stmts = self.memo.python(self.repo, self.snap, file)?;
         let package = if file.ends_with("/__init__.py") {
             module.to_string()
         } else {
@@ -265,10 +263,102 @@ impl SettingsReader<'_> {
                 .rsplit_once('.')
                 .map_or(String::new(), |(p, _)| p.to_string())
         };
+        self.exec_in(file, &package, false)
+    }
+
+    /// Run `file`'s statements in this reader's namespace, as a module of
+    /// `package` (an included file runs in the including module's globals).
+    fn exec_in(&mut self, file: &str, package: &str, conditional: bool) -> Result<()> {
+        if self.depth > 16 || !self.seen.insert(file.to_string()) {
+            return Ok(());
+        }
+        self.memo.touch(file);
+        let stmts = self.memo.python(self.repo, self.snap, file)?;
         self.depth += 1;
-        let r = self.exec(&stmts, file, &package, false);
+        let r = self.exec(&stmts, file, package, conditional);
         self.depth -= 1;
         r
+    }
+
+    /// django-split-settings: `include("components/base.py", optional("local.py"))`
+    /// runs each file (glob patterns sorted, relative to the including file)
+    /// in this namespace; an `optional` one that is absent is skipped, a
+    /// required one that is absent fails the settings import.
+    fn include(
+        &mut self,
+        c: &python::Call,
+        file: &str,
+        package: &str,
+        conditional: bool,
+    ) -> Result<()> {
+        let dir = file.rsplit_once('/').map_or("", |(d, _)| d);
+        for arg in &c.args {
+            let (pattern, optional) = match self.eval(arg) {
+                Value::Str(s) => (s, false),
+                Value::Call(o) if self.split_settings.get(&o.func) == Some(&"optional") => {
+                    match o.args.first().map(|a| self.eval(a)) {
+                        Some(Value::Str(s)) => (s, true),
+                        _ => {
+                            self.include_unknown(file, c.line);
+                            continue;
+                        }
+                    }
+                }
+                _ => {
+                    self.include_unknown(file, c.line);
+                    continue;
+                }
+            };
+            let Some(path) = normalize(&super::join(dir, &pattern)) else {
+                self.include_unknown(file, c.line);
+                continue;
+            };
+            let files = self.expand(&path)?;
+            if files.is_empty() && !optional {
+                return Err(Error::input(format!(
+                    "{file} at {} line {}: include() names {pattern:?}, which is not in the repository (django-split-settings fails the settings import)",
+                    self.snap.label, c.line
+                )));
+            }
+            for f in files {
+                self.exec_in(&f, package, conditional)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn include_unknown(&mut self, file: &str, line: u32) {
+        for name in ["INSTALLED_APPS", "MIGRATION_MODULES"] {
+            self.mark_dynamic(
+                name,
+                file,
+                line,
+                "may be set by an include() of a file tagback cannot name",
+            );
+        }
+    }
+
+    /// The files a path or a glob in its last component names, sorted.
+    fn expand(&self, path: &str) -> Result<Vec<String>> {
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        if !name.contains(['*', '?', '[']) {
+            return Ok(if self.repo.exists(self.snap, path)? {
+                vec![path.to_string()]
+            } else {
+                Vec::new()
+            });
+        }
+        self.memo.touch(dir);
+        let mut out: Vec<String> = self
+            .repo
+            .list_dir(self.snap, dir)?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| !e.is_dir && glob_match(name, &e.name) == Some(true))
+            .map(|e| super::join(dir, &e.name))
+            .collect();
+        out.sort();
+        Ok(out)
     }
 
     fn eval(&self, v: &Value) -> Value {
@@ -399,6 +489,9 @@ impl SettingsReader<'_> {
                             .insert(target.clone(), Value::Dynamic { line: *line });
                     }
                 }
+                Stmt::Call(c) if self.split_settings.get(&c.func) == Some(&"include") => {
+                    self.include(c, file, package, conditional)?;
+                }
                 Stmt::Call(c) => {
                     let Some((target, method)) = c.func.rsplit_once('.') else {
                         continue;
@@ -480,6 +573,18 @@ impl SettingsReader<'_> {
                 } => {
                     let absolute = resolve_relative(package, module, *level);
                     let Some(absolute) = absolute else { continue };
+                    if absolute == "split_settings.tools" || absolute == "split_settings" {
+                        for (n, alias) in names {
+                            let role = match n.as_str() {
+                                "include" => "include",
+                                "optional" => "optional",
+                                _ => continue,
+                            };
+                            self.split_settings
+                                .insert(alias.clone().unwrap_or_else(|| n.clone()), role);
+                        }
+                        continue;
+                    }
                     self.memo.touch(&join(self.root, top_of_module(&absolute)));
                     let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
                     else {
@@ -508,6 +613,7 @@ impl SettingsReader<'_> {
                             maybe_removed: Vec::new(),
                             maybe_by_var: BTreeMap::new(),
                             assumptions: Vec::new(),
+                            split_settings: BTreeMap::new(),
                             dynamic: BTreeMap::new(),
                             depth: self.depth + 1,
                             seen: self.seen.clone(),
@@ -702,6 +808,36 @@ impl SettingsReader<'_> {
             ),
         }
     }
+}
+
+/// `a/b/../c` → `a/c`; `None` when it climbs out of the repository.
+fn normalize(path: &str) -> Option<String> {
+    let mut parts: Vec<&str> = Vec::new();
+    for p in path.split('/') {
+        match p {
+            "" | "." => {}
+            ".." => {
+                parts.pop()?;
+            }
+            _ => parts.push(p),
+        }
+    }
+    Some(parts.join("/"))
+}
+
+/// Python's glob matching of one path component (`*`, `?`, `[abc]`; a
+/// leading `.` only when the pattern has one). `None`: not a pattern.
+fn glob_match(pattern: &str, name: &str) -> Option<bool> {
+    let options = glob::MatchOptions {
+        case_sensitive: true,
+        require_literal_separator: true,
+        require_literal_leading_dot: true,
+    };
+    Some(
+        glob::Pattern::new(pattern)
+            .ok()?
+            .matches_with(name, options),
+    )
 }
 
 /// `from ..x import y` inside `package` → the absolute module name.
