@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, ServiceConfig};
-use crate::django::{Loader, ProjectOptions};
+use crate::django::Loader;
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
@@ -53,6 +53,10 @@ pub struct ServiceReport {
     /// Where the Django code lives (for scripts).
     #[serde(skip)]
     pub app_repo: Option<PathBuf>,
+    /// The deployed service's name when the stack file renames it: the
+    /// backward migrations run in that service's containers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
 }
 
 /// The result of comparing two snapshots of the deploy repository.
@@ -101,17 +105,48 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let mut repos = AppRepos::default();
     let mut services = Vec::new();
     for change in stack::changes(&old, &new) {
-        if req.service.as_ref().is_some_and(|s| *s != change.to.name) {
+        // A renamed service answers to both names.
+        if req
+            .service
+            .as_ref()
+            .is_some_and(|s| *s != change.to.name && !(change.renamed && *s == change.from.name))
+        {
             continue;
         }
-        let (Some(from_img), Some(to_img)) = (&change.from.image, &change.to.image) else {
+        let Some(from_img) = &change.from.image else {
             continue;
         };
-        let cfg = config.service(&change.to.name);
-        let mut report = judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?;
+        // A renamed service keeps the settings written for its old name
+        // until it has its own.
+        let cfg = if change.renamed && !config.services.contains_key(&change.to.name) {
+            config.service(&change.from.name)
+        } else {
+            config.service(&change.to.name)
+        };
+        let mut report = match &change.to.image {
+            Some(to_img) => judge(req, &mut repos, &cfg, &change.to.name, from_img, to_img)?,
+            None => removed_image(&change, &cfg, from_img),
+        };
         report.file = change.to.file.clone();
         report.line = change.to.line;
         report.replicas = change.from.replicas;
+        if change.renamed {
+            report.renamed_from = Some(change.from.name.clone());
+            report.notes.push(Finding::new(
+                Code::ServiceRenamed,
+                format!(
+                    "service {:?} ({}:{}) is gone and {:?} runs the same image repository {}: judged as {:?} moving from {} to {}",
+                    change.from.name,
+                    change.from.file,
+                    change.from.line,
+                    change.to.name,
+                    from_img.repository,
+                    change.from.name,
+                    report.from_image,
+                    report.to_image
+                ),
+            ).at(change.to.file.clone(), u32::try_from(change.to.line).unwrap_or(0)));
+        }
         if let Some(p) = &report.plan
             && p.needs_backward_migrations()
         {
@@ -140,9 +175,57 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     })
 }
 
+/// The report for a service whose `image:` was removed or emptied: unless
+/// it is configured as not Django, nobody can tell what will run against
+/// the database, so it is blocked with a finding.
+fn removed_image(
+    change: &stack::ImageChange,
+    cfg: &ServiceConfig,
+    from: &ImageRef,
+) -> ServiceReport {
+    let not_django = cfg.django == Some(false);
+    let mut notes = Vec::new();
+    if not_django {
+        notes.push(Finding::new(
+            Code::NotDjango,
+            "not a Django service (django: false in .tagback.yml)",
+        ));
+    } else {
+        notes.push(Finding::new(
+            Code::ImageRemoved,
+            format!(
+                "service {:?} no longer names an image (it ran {from}): tagback cannot tell what will run against the database; set `image:`, or `django: false` for it in .tagback.yml",
+                change.to.name
+            ),
+        ).at(change.to.file.clone(), u32::try_from(change.to.line).unwrap_or(0)));
+    }
+    ServiceReport {
+        service: change.to.name.clone(),
+        from_image: from.to_string(),
+        to_image: String::new(),
+        direction: Direction::Unknown,
+        from_rev: None,
+        to_rev: None,
+        plan: None,
+        rollback: None,
+        recorded: false,
+        notes,
+        safe: not_django,
+        file: String::new(),
+        line: 0,
+        replicas: None,
+        app_repo: None,
+        renamed_from: None,
+    }
+}
+
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {
+    if r.to_image.is_empty() {
+        return r.safe;
+    }
     match &r.plan {
-        Some(p) => !p.needs_backward_migrations() || r.recorded,
+        // Nothing to unapply is safe only when nothing was left unread.
+        Some(p) => (!p.needs_backward_migrations() && p.problems.is_empty()) || r.recorded,
         None if cfg.django == Some(false) => true,
         // Not Django (no manage.py at either revision): nothing to migrate.
         None if r.from_rev.is_some() && r.to_rev.is_some() => true,
@@ -224,6 +307,7 @@ fn judge(
         line: 0,
         replicas: None,
         app_repo: None,
+        renamed_from: None,
     };
     let by_tags = stack::direction_by_tags(from, to);
     if cfg.django == Some(false) {
@@ -291,11 +375,7 @@ fn judge(
     };
     let from_snap = repo.snapshot(&fr)?;
     let to_snap = repo.snapshot(&tr)?;
-    let opts = ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    };
+    let opts = cfg.project_options();
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {

@@ -99,6 +99,11 @@ pub struct ServiceConfig {
     /// Installed apps (labels or module paths), overriding `INSTALLED_APPS`.
     #[serde(default)]
     pub installed_apps: Option<Vec<String>>,
+    /// Migrations directories of the repository whose apps are not installed
+    /// in this deployment (test or example apps): their new migrations are
+    /// not planned and do not block.
+    #[serde(default)]
+    pub not_installed: Option<Vec<String>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -121,6 +126,18 @@ pub fn use_file(path: &std::path::Path) -> Result<()> {
     Ok(())
 }
 
+impl ServiceConfig {
+    /// How to find and read the service's Django project.
+    pub fn project_options(&self) -> crate::django::ProjectOptions {
+        crate::django::ProjectOptions {
+            manage_py: self.manage_py.clone(),
+            settings: self.settings.clone(),
+            installed_apps: self.installed_apps.clone(),
+            not_installed: self.not_installed.clone().unwrap_or_default(),
+        }
+    }
+}
+
 impl Config {
     /// Read `.tagback.yml` at a snapshot (or the `--config` file); the
     /// default config when absent.
@@ -140,13 +157,7 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| {
-            e.to_string()
-                .lines()
-                .next()
-                .unwrap_or("invalid YAML")
-                .to_string()
-        })
+        serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))
     }
 
     /// The settings for a service (defaults when not configured).
@@ -208,5 +219,21 @@ mod tests {
     #[test]
     fn unknown_keys_are_errors() {
         assert!(Config::parse("services:\n  web:\n    refs: x\n").is_err());
+    }
+
+    #[test]
+    fn r15_deep_nesting_is_an_error_with_its_line() {
+        let n = 100_000;
+        for deep in [
+            format!("x: {}{}\n", "[".repeat(n), "]".repeat(n)),
+            format!(
+                "services:\n  web:\n    installed_apps: {}{}\n",
+                "[".repeat(n),
+                "]".repeat(n)
+            ),
+        ] {
+            let e = Config::parse(&deep).unwrap_err();
+            assert!(e.starts_with("line "), "{e}");
+        }
     }
 }

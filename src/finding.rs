@@ -59,6 +59,12 @@ pub enum Code {
     UnjudgedChange,
     /// Settings tagback cannot read are assumed to add only apps from outside the repository.
     AssumedExternalApps,
+    /// A migrations directory gains migrations but belongs to no installed app.
+    UnplannedMigrations,
+    /// A service disappears while another runs the same image repository: judged as one service.
+    ServiceRenamed,
+    /// A Django service's `image:` is removed or emptied.
+    ImageRemoved,
 }
 
 impl Code {
@@ -83,6 +89,9 @@ impl Code {
             Code::UnrecordedBackwardMigrations => "unrecorded-backward-migrations",
             Code::UnjudgedChange => "unjudged-change",
             Code::AssumedExternalApps => "assumed-external-apps",
+            Code::UnplannedMigrations => "unplanned-migrations",
+            Code::ServiceRenamed => "service-renamed",
+            Code::ImageRemoved => "image-removed",
         }
     }
 
@@ -94,7 +103,8 @@ impl Code {
             | Code::UnresolvedRevision
             | Code::NoManagePy
             | Code::StaleRecord
-            | Code::AssumedExternalApps => Severity::Note,
+            | Code::AssumedExternalApps
+            | Code::ServiceRenamed => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -136,11 +146,18 @@ impl Code {
             Code::AssumedExternalApps => {
                 "apps from settings tagback cannot read are assumed to come from outside the repository"
             }
+            Code::UnplannedMigrations => {
+                "a migrations directory gains migrations but belongs to no app installed as tagback reads the settings"
+            }
+            Code::ServiceRenamed => {
+                "a service renamed in the same change that moves its image is judged as that service"
+            }
+            Code::ImageRemoved => "a Django service's image is removed or emptied",
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 18] = [
+    pub const ALL: [Code; 21] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -159,6 +176,9 @@ impl Code {
         Code::UnrecordedBackwardMigrations,
         Code::UnjudgedChange,
         Code::AssumedExternalApps,
+        Code::UnplannedMigrations,
+        Code::ServiceRenamed,
+        Code::ImageRemoved,
     ];
 }
 

@@ -434,6 +434,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         })
         .collect();
     let fingerprint = fingerprint(&steps, &unapply);
+    problems.extend(pair.unplanned.iter().cloned());
     let mut notes: Vec<Finding> = Vec::new();
     for rev in [newer, older] {
         for (file, line, what) in &rev.project.assumptions {

@@ -1697,3 +1697,34 @@ fn r11_split_settings_include_reads_components_and_refuses_a_missing_one() {
             "proj/settings/__init__.py at v2 line 2: include() names \"local.py\"",
         ));
 }
+
+#[test]
+fn r11_new_migrations_in_a_directory_no_installed_app_reads_block_until_configured() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
+    // testapp is not installed; a migration appears in it in v3.
+    write_migration(&r, "testapp", "0001_initial", &[], "");
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("v3", Some("v3"));
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["unapply"], serde_json::json!([]));
+    assert_eq!(v["problems"][0]["code"], "unplanned-migrations", "{v}");
+    assert_eq!(v["problems"][0]["file"], "testapp/migrations");
+    // check blocks the downgrade although nothing is planned ...
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.tagback()
+        .args(["check"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "not_installed: [testapp/migrations]",
+        ));
+    // ... until .tagback.yml says the app is not installed.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    not_installed: [testapp/migrations]\n",
+    );
+    r.tagback().args(["check"]).assert().code(0);
+}

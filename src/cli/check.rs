@@ -5,7 +5,7 @@ use std::io::Write;
 use super::StackArgs;
 use crate::Outcome;
 use crate::analysis::{self, Request};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::report::{self, Format};
 
@@ -18,6 +18,13 @@ pub(super) fn request<'a>(
     let from = repo.snapshot(&args.from)?;
     let to = match &args.to {
         Some(rev) => repo.snapshot(rev)?,
+        None if repo.workdir().is_none() => {
+            return Err(Error::input(format!(
+                "{} is a bare repository: it has no working tree to compare with {}; pass --to REV (for example --from HEAD~1 --to HEAD)",
+                repo.label(),
+                args.from
+            )));
+        }
         None => repo.worktree_snapshot(),
     };
     Ok(Request {

@@ -61,6 +61,9 @@ fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
     Ok(!cfg.files.is_empty())
 }
 
+/// The most pre-push input read (one line per pushed ref).
+const MAX_PRE_PUSH_INPUT: u64 = 1 << 20;
+
 fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome> {
     // The pre-commit framework passes the range in the environment.
     if let (Ok(from), Ok(to)) = (
@@ -73,9 +76,16 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
     }
     let mut input = String::new();
     std::io::stdin()
-        .take(1 << 20)
+        .take(MAX_PRE_PUSH_INPUT + 1)
         .read_to_string(&mut input)
         .map_err(|e| Error::input(format!("pre-push hook input is not text: {e}")))?;
+    // Never judge part of a push: refs past the bound would go unchecked.
+    if input.len() as u64 > MAX_PRE_PUSH_INPUT {
+        return Err(Error::input(format!(
+            "pre-push hook input is larger than {} KiB (about 9,000 refs); push fewer refs at a time",
+            MAX_PRE_PUSH_INPUT / 1024
+        )));
+    }
     let updates = parse_pre_push(&input)?;
     let remote = args.first().map(String::as_str).unwrap_or("origin");
     let mut outcome = Outcome::Safe;
@@ -85,6 +95,15 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
         }
         let local = repo.resolve_commit(&u.local_sha)?;
         let base = if u.is_new() || !repo.has_revision(&u.remote_sha) {
+            let why = if u.is_new() {
+                format!("{} is new on {remote}", u.remote_ref)
+            } else {
+                format!(
+                    "{} on {remote} is at {}, which is not in this repository",
+                    u.remote_ref,
+                    &u.remote_sha[..10]
+                )
+            };
             match repo
                 .remote_default_branch(remote)
                 .and_then(|(name, tip)| repo.merge_base(local, tip).map(|b| (name, b)))
@@ -92,18 +111,34 @@ fn pre_push(repo: &Repo, args: &[String], out: &mut dyn Write) -> Result<Outcome
                 Some((name, b)) => {
                     let _ = writeln!(
                         out,
-                        "tagback: {} is new on {remote}; comparing with its merge base with {name} ({})",
-                        u.remote_ref,
+                        "tagback: {why}; comparing with its merge base with {name} ({})",
                         short(b)
                     );
                     b
                 }
-                None => {
+                None if u.is_new() && !repo.has_remote_refs(remote) => {
+                    // git says the ref is absent there and nothing of the
+                    // remote was ever fetched: a first push to an empty
+                    // remote, with no earlier deploy to move back from.
                     let _ = writeln!(
                         out,
-                        "tagback: {}: nothing on {remote} to compare with; skipped",
-                        u.remote_ref
+                        "tagback: {why} and this repository knows no ref of {remote} (a first push?); nothing to compare with"
                     );
+                    continue;
+                }
+                None => {
+                    // Fail closed: a push nobody can compare may carry a downgrade.
+                    let _ = writeln!(
+                        out,
+                        "tagback: BLOCKED {}: {why}, and there is no remote-tracking default branch \
+                         (refs/remotes/{remote}/HEAD, main or master) sharing history with {} to compare with. \
+                         Run `git fetch {remote}` and push again (or check the range by hand with \
+                         `tagback check --from REV --to {}` and push with `git push --no-verify`).",
+                        u.remote_ref,
+                        short(local),
+                        short(local)
+                    );
+                    outcome = outcome.and(Outcome::Unsafe);
                     continue;
                 }
             }

@@ -48,34 +48,66 @@ fn shellexpand_home(p: &str) -> String {
     }
 }
 
+/// The hook script with the absolute path of the running tagback recorded
+/// in it (git GUI clients run hooks without the user's PATH); the script
+/// falls back to PATH when that path cannot be known or quoted.
+fn hook_script(template: &str, exe: Option<&Path>) -> String {
+    let quoted = exe
+        .and_then(Path::to_str)
+        .and_then(crate::script::quote::posix_sh);
+    match quoted {
+        Some(q) => template.replacen("installed_tagback=''", &format!("installed_tagback={q}"), 1),
+        None => template.to_string(),
+    }
+}
+
+/// The executable of this process, when it is still a file (not deleted or
+/// replaced while running).
+fn running_tagback() -> Option<PathBuf> {
+    std::env::current_exe()
+        .ok()
+        .filter(|p| p.is_absolute() && p.is_file())
+}
+
+/// Whether anything (a file, a directory, a symlink, dangling or not) is at `p`.
+fn occupied(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok()
+}
+
+/// Our hook: a regular file (never a symlink) carrying the marker.
+fn is_ours(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_file())
+        && std::fs::read(p).is_ok_and(|b| String::from_utf8_lossy(&b).contains(MARKER))
+}
+
 pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(dir)?;
     let hooks = hooks_dir(&repo)?;
     std::fs::create_dir_all(&hooks).map_err(|e| Error::io(&hooks, e))?;
     let say =
         |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
-    for (name, script) in HOOKS {
+    let exe = running_tagback();
+    for (name, template) in HOOKS {
         let path = hooks.join(name);
         let chained = hooks.join(format!("{name}{CHAINED}"));
-        let existing = std::fs::read(&path).ok();
-        let ours = existing
-            .as_deref()
-            .is_some_and(|b| String::from_utf8_lossy(b).contains(MARKER));
+        let ours = is_ours(&path);
         if uninstall {
-            if !ours {
-                continue;
-            }
-            if chained.exists() {
-                std::fs::rename(&chained, &path).map_err(|e| Error::io(&path, e))?;
-                say(out, format!("restored {}", path.display()))?;
-            } else {
-                std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
-                say(out, format!("removed {}", path.display()))?;
+            // The user's hook was moved aside by rename, so moving it back
+            // restores it exactly: bytes, mode, a symlink (dangling too).
+            if ours || !occupied(&path) {
+                if occupied(&chained) {
+                    std::fs::rename(&chained, &path).map_err(|e| Error::io(&path, e))?;
+                    say(out, format!("restored {}", path.display()))?;
+                } else if ours {
+                    std::fs::remove_file(&path).map_err(|e| Error::io(&path, e))?;
+                    say(out, format!("removed {}", path.display()))?;
+                }
             }
             continue;
         }
+        let script = hook_script(template, exe.as_deref());
         if ours {
-            if existing.as_deref() != Some(script.as_bytes()) {
+            if std::fs::read(&path).ok().as_deref() != Some(script.as_bytes()) {
                 fs::write_atomic(&path, script.as_bytes(), Mode::ReplaceExecutable)?;
                 say(out, format!("updated {}", path.display()))?;
             } else {
@@ -83,19 +115,17 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
             }
             continue;
         }
-        if let Some(old) = &existing {
-            // Keep the user's hook first; never overwrite a different chained copy.
-            match std::fs::read(&chained) {
-                Ok(prev) if prev != *old => {
-                    return Err(Error::input(format!(
-                        "{} and {} both exist and differ; move one away, then run `tagback install` again",
-                        path.display(),
-                        chained.display()
-                    )));
-                }
-                Ok(_) => {}
-                Err(_) => fs::write_atomic(&chained, old, Mode::ReplaceExecutable)?,
+        if occupied(&path) {
+            // Keep the user's hook, exactly as it is, to run first; never
+            // overwrite a different chained hook.
+            if occupied(&chained) && !same_file_contents(&path, &chained) {
+                return Err(Error::input(format!(
+                    "{} and {} both exist and differ; move one away, then run `tagback install` again",
+                    path.display(),
+                    chained.display()
+                )));
             }
+            std::fs::rename(&path, &chained).map_err(|e| Error::io(&chained, e))?;
             say(
                 out,
                 format!("kept the existing {name} hook as {}", chained.display()),
@@ -104,5 +134,25 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
         fs::write_atomic(&path, script.as_bytes(), Mode::ReplaceExecutable)?;
         say(out, format!("installed {}", path.display()))?;
     }
+    if !uninstall && exe.is_none() {
+        say(
+            out,
+            "note: the path of this tagback is unknown; the hooks look for tagback on PATH (or set TAGBACK)".into(),
+        )?;
+    }
     Ok(Outcome::Safe)
+}
+
+/// Two entries that are the same symlink, or regular files with the same bytes and mode.
+fn same_file_contents(a: &Path, b: &Path) -> bool {
+    let (Ok(ma), Ok(mb)) = (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) else {
+        return false;
+    };
+    if ma.file_type().is_symlink() || mb.file_type().is_symlink() {
+        return ma.file_type().is_symlink()
+            && mb.file_type().is_symlink()
+            && std::fs::read_link(a).ok() == std::fs::read_link(b).ok();
+    }
+    ma.permissions() == mb.permissions()
+        && matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
 }

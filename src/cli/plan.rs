@@ -45,11 +45,9 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
             repo.label()
         ))
     })?;
-    let opts = ProjectOptions {
-        manage_py: req.manage_py.clone().or(cfg.manage_py),
-        settings: req.settings.clone().or(cfg.settings),
-        installed_apps: cfg.installed_apps,
-    };
+    let mut opts = cfg.project_options();
+    opts.manage_py = req.manage_py.clone().or(opts.manage_py);
+    opts.settings = req.settings.clone().or(opts.settings);
     let pair = loader
         .load_pair(&newer, &older, &opts, req.full)?
         .ok_or_else(|| {

@@ -127,7 +127,11 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     let cfg = config.service(&svc.service);
     let opts = ScriptOptions {
-        service: svc.service.clone(),
+        // A renamed service is rolled back where it runs now: its old name.
+        service: svc
+            .renamed_from
+            .clone()
+            .unwrap_or_else(|| svc.service.clone()),
         stack: args
             .stack_name
             .clone()
@@ -188,11 +192,7 @@ fn record_args(
 }
 
 fn cfg_options(cfg: &crate::config::ServiceConfig) -> ProjectOptions {
-    ProjectOptions {
-        manage_py: cfg.manage_py.clone(),
-        settings: cfg.settings.clone(),
-        installed_apps: cfg.installed_apps.clone(),
-    }
+    cfg.project_options()
 }
 
 /// Same-app parent of a migration in the newer graph (for manual steps).

@@ -39,6 +39,15 @@ pub struct Revision {
     pub graph: Graph,
 }
 
+/// Django's rule for a migration module in a migrations package (the
+/// package itself needs an `__init__.py`): a `NAME.py` whose name does not
+/// start with `_` or `~` and holds no other dot.
+pub fn is_migration_file_name(file_name: &str) -> bool {
+    file_name
+        .strip_suffix(".py")
+        .is_some_and(|n| !n.is_empty() && !n.starts_with(['_', '~']) && !n.contains('.'))
+}
+
 /// The deployed (newer) and target (older) revisions of a downgrade.
 #[derive(Debug)]
 pub struct Pair {
@@ -46,6 +55,9 @@ pub struct Pair {
     pub newer: Revision,
     /// The revision to go back to.
     pub older: Revision,
+    /// Migrations directories that gain migrations in the newer revision but
+    /// belong to no installed app at either revision: never silently left out.
+    pub unplanned: Vec<crate::finding::Finding>,
 }
 
 /// Reads projects and migration files, parsing each blob once.
@@ -170,13 +182,76 @@ impl<'r> Loader<'r> {
                     loaded,
                     graph: go,
                 };
+                let unplanned = self.unplanned_dirs(&nrev, &orev, opts)?;
                 return Ok(Some(Pair {
                     newer: nrev,
                     older: orev,
+                    unplanned,
                 }));
             }
             loaded.extend(reached);
         }
+    }
+
+    /// Directories named `migrations` where the newer revision adds files
+    /// while no app installed at either revision reads them (not in
+    /// INSTALLED_APPS as tagback reads it, or moved by MIGRATION_MODULES):
+    /// if the app is installed after all, those migrations would be left
+    /// applied, so they block unless `.tagback.yml` says `not_installed:`.
+    fn unplanned_dirs(
+        &self,
+        newer: &Revision,
+        older: &Revision,
+        opts: &ProjectOptions,
+    ) -> Result<Vec<crate::finding::Finding>> {
+        use crate::finding::{Code, Finding};
+        let read: BTreeSet<&str> = newer
+            .project
+            .apps
+            .iter()
+            .chain(older.project.apps.iter())
+            .filter_map(|a| a.migrations_dir.as_deref())
+            .collect();
+        let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for path in self.repo.changed_paths(&older.snap, &newer.snap)? {
+            let Some((dir, name)) = path.rsplit_once('/') else {
+                continue;
+            };
+            let is_migrations_dir = dir == "migrations" || dir.ends_with("/migrations");
+            if !is_migrations_dir
+                || !is_migration_file_name(name)
+                || read.contains(dir)
+                || opts
+                    .not_installed
+                    .iter()
+                    .any(|d| d.trim_end_matches('/') == dir)
+            {
+                continue;
+            }
+            if self.repo.exists(&newer.snap, &path)? && !self.repo.exists(&older.snap, &path)? {
+                added
+                    .entry(dir.to_string())
+                    .or_default()
+                    .push(name.to_string());
+            }
+        }
+        Ok(added
+            .into_iter()
+            .map(|(dir, names)| {
+                Finding::new(
+                    Code::UnplannedMigrations,
+                    format!(
+                        "{dir} gains {} migration(s) in {} ({}) but is the migrations module of no app installed at {} or {} as tagback reads the settings; if that app is installed, list it under `installed_apps:` (or its module under `migration_modules:`) in .tagback.yml, otherwise say `not_installed: [{dir}]`",
+                        names.len(),
+                        newer.snap.label,
+                        names.join(", "),
+                        newer.snap.label,
+                        older.snap.label
+                    ),
+                )
+                .at(dir, 0)
+            })
+            .collect())
     }
 
     fn graph(
@@ -220,9 +295,8 @@ impl<'r> Loader<'r> {
         }
         let names: BTreeSet<String> = entries
             .into_iter()
-            .filter(|e| !e.is_dir)
+            .filter(|e| !e.is_dir && is_migration_file_name(&e.name))
             .filter_map(|e| e.name.strip_suffix(".py").map(str::to_string))
-            .filter(|n| !n.starts_with(['_', '~']) && !n.contains('.'))
             .collect();
         self.listings.borrow_mut().insert(key, names.clone());
         Ok(names)

@@ -161,15 +161,187 @@ pub struct SyntaxError {
     pub message: String,
 }
 
+/// Brackets nested deeper than this are refused: CPython's own tokenizer
+/// refuses more ("too many nested parentheses"), so Django could not import
+/// the file either, and the parser recurses once per level.
+pub const MAX_BRACKET_DEPTH: usize = 200;
+
+/// Indentation levels beyond this are refused (CPython's own limit).
+pub const MAX_INDENT_DEPTH: usize = 100;
+
+/// Operators, attribute accesses and calls chained in one expression
+/// (`a + a + …`, `- - …`, `a.a.…`, `f()()…`) beyond this are refused: each
+/// one is a level of the parser's recursion.
+pub const MAX_CHAIN: usize = 1000;
+
 /// Parse a module into statements.
 pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
     let lines = LineIndex::new(source);
+    check_nesting(source).map_err(|(offset, message)| SyntaxError {
+        line: lines.line(offset),
+        message,
+    })?;
     let parsed = ruff_python_parser::parse_module(source).map_err(|e| SyntaxError {
         line: lines.line(e.location.start().to_usize()),
         message: e.error.to_string(),
     })?;
     let lower = Lower { lines: &lines };
     Ok(parsed.suite().iter().map(|s| lower.stmt(s)).collect())
+}
+
+/// A cheap scan of the tokens that make the parser recurse, before it runs
+/// (a file nested 100,000 deep would overflow the stack): brackets,
+/// indentation, and chains of operators within one expression (reset at a
+/// comma or the end of a statement). Strings and comments are skipped.
+/// `Err((byte offset, message))` at the first bound passed.
+fn check_nesting(source: &str) -> Result<(), (usize, String)> {
+    let b = source.as_bytes();
+    // Per open bracket (and the statement itself), the chained tokens since
+    // the last comma at that level.
+    let mut chains: Vec<usize> = vec![0];
+    let mut chained = 0usize;
+    let mut indents: Vec<usize> = vec![0];
+    let mut line_start = true;
+    let mut i = 0;
+    while i < b.len() {
+        let c = b[i];
+        if line_start && chains.len() == 1 {
+            line_start = false;
+            let mut width = 0;
+            let mut j = i;
+            while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\x0c') {
+                width = if b[j] == b'\t' {
+                    (width / 8 + 1) * 8
+                } else {
+                    width + 1
+                };
+                j += 1;
+            }
+            if j < b.len() && !matches!(b[j], b'\n' | b'\r' | b'#') {
+                while indents.last().is_some_and(|&w| w > width) {
+                    indents.pop();
+                }
+                if indents.last().is_some_and(|&w| w < width) {
+                    indents.push(width);
+                    if indents.len() > MAX_INDENT_DEPTH + 1 {
+                        return Err((
+                            j,
+                            format!(
+                                "indented more than {MAX_INDENT_DEPTH} levels (Python refuses more)"
+                            ),
+                        ));
+                    }
+                }
+            }
+            i = j;
+            continue;
+        }
+        match c {
+            b'#' => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+                continue;
+            }
+            b'\'' | b'"' => {
+                i = skip_string(b, i);
+                continue;
+            }
+            b'\\' => i += 1,
+            b'\n' if chains.len() == 1 => {
+                chained = 0;
+                chains[0] = 0;
+                line_start = true;
+            }
+            b';' if chains.len() == 1 => {
+                chained = 0;
+                chains[0] = 0;
+            }
+            b',' => {
+                let last = chains.last_mut().expect("never empty");
+                chained -= *last;
+                *last = 0;
+            }
+            b'(' | b'[' | b'{' => {
+                *chains.last_mut().expect("never empty") += 1;
+                chained += 1;
+                chains.push(0);
+                if chains.len() > MAX_BRACKET_DEPTH + 1 {
+                    return Err((
+                        i,
+                        format!(
+                            "brackets nested deeper than {MAX_BRACKET_DEPTH} (Python refuses more)"
+                        ),
+                    ));
+                }
+            }
+            b')' | b']' | b'}' if chains.len() > 1 => {
+                chained -= chains.pop().expect("more than one");
+            }
+            b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<' | b'>'
+            | b'.' => {
+                *chains.last_mut().expect("never empty") += 1;
+                chained += 1;
+            }
+            c if c.is_ascii_alphabetic() || c == b'_' => {
+                let start = i;
+                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
+                    i += 1;
+                }
+                if i < b.len() && matches!(b[i], b'\'' | b'"') {
+                    // A string prefix (`r"…"`, `f'…'`).
+                    continue;
+                }
+                if matches!(
+                    &b[start..i],
+                    b"not" | b"lambda" | b"if" | b"else" | b"await" | b"yield"
+                ) {
+                    *chains.last_mut().expect("never empty") += 1;
+                    chained += 1;
+                }
+                if chained > MAX_CHAIN {
+                    return Err((
+                        start,
+                        format!("more than {MAX_CHAIN} operators chained in one expression"),
+                    ));
+                }
+                continue;
+            }
+            _ => {}
+        }
+        if chained > MAX_CHAIN {
+            return Err((
+                i,
+                format!("more than {MAX_CHAIN} operators chained in one expression"),
+            ));
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// The index just past the string literal starting at `i` (a quote).
+fn skip_string(b: &[u8], i: usize) -> usize {
+    let q = b[i];
+    let triple = b.len() >= i + 3 && b[i + 1] == q && b[i + 2] == q;
+    let mut j = if triple { i + 3 } else { i + 1 };
+    while j < b.len() {
+        match b[j] {
+            b'\\' => j += 2,
+            c if c == q => {
+                if !triple {
+                    return j + 1;
+                }
+                if b.len() >= j + 3 && b[j + 1] == q && b[j + 2] == q {
+                    return j + 3;
+                }
+                j += 1;
+            }
+            b'\n' if !triple => return j,
+            _ => j += 1,
+        }
+    }
+    b.len()
 }
 
 struct LineIndex {
@@ -510,5 +682,76 @@ mod tests {
     fn raising_functions() {
         let m = parse_module("def f():\n    \"doc\"\n    raise NotImplementedError\n").unwrap();
         assert!(matches!(&m[0], Stmt::Def { raises: true, .. }));
+    }
+
+    /// Parse on a 2 MiB stack, as the parsing workers have.
+    fn parse_small_stack(src: String) -> Result<Vec<Stmt>, SyntaxError> {
+        std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || parse_module(&src))
+            .unwrap()
+            .join()
+            .expect("no stack overflow")
+    }
+
+    #[test]
+    fn r15_deep_nesting_is_refused_with_the_line_never_a_stack_overflow() {
+        let n = 100_000;
+        let cases = [
+            format!("x = 1\ny = {}{}\n", "[".repeat(n), "]".repeat(n)),
+            format!("x = 1\ny = {}{}\n", "{".repeat(n), "}".repeat(n)),
+            format!("x = 1\ny = 1{}\n", "+1".repeat(n)),
+            format!("x = 1\ny = {}1\n", "-".repeat(n)),
+            format!("x = 1\ny = {}1\n", "not ".repeat(n)),
+            format!("x = 1\ny = a{}\n", ".a".repeat(n)),
+            format!("x = 1\ny = a{}\n", "()".repeat(n)),
+            format!("x = 1\ny = {}1\n", "lambda: ".repeat(n)),
+            format!("x = 1\ny = 1{}\n", " if 1 else 1".repeat(n)),
+        ];
+        for src in cases {
+            let e = parse_small_stack(src).unwrap_err();
+            assert_eq!(e.line, 2, "{e:?}");
+            assert!(
+                e.message.contains("nested deeper than 200")
+                    || e.message.contains("more than 1000 operators"),
+                "{e:?}"
+            );
+        }
+        let mut deep = String::new();
+        for level in 0..150 {
+            deep.push_str(&" ".repeat(level));
+            deep.push_str("if x:\n");
+        }
+        let e = parse_small_stack(deep).unwrap_err();
+        assert_eq!(e.line, 102, "{e:?}");
+        assert!(e.message.contains("more than 100 levels"), "{e:?}");
+    }
+
+    #[test]
+    fn nesting_up_to_the_bounds_parses_on_a_small_stack() {
+        let mut src = String::new();
+        for level in 0..MAX_INDENT_DEPTH {
+            src.push_str(&" ".repeat(level));
+            src.push_str("if x:\n");
+        }
+        src.push_str(&" ".repeat(MAX_INDENT_DEPTH));
+        let inner = MAX_CHAIN - MAX_BRACKET_DEPTH;
+        src.push_str(&format!(
+            "x = {}1{}{}\n",
+            "[".repeat(MAX_BRACKET_DEPTH),
+            "+1".repeat(inner),
+            "]".repeat(MAX_BRACKET_DEPTH)
+        ));
+        assert!(parse_small_stack(src).is_ok());
+    }
+
+    #[test]
+    fn strings_comments_and_commas_do_not_count_as_nesting() {
+        let brackets = "(".repeat(500);
+        let src = format!(
+            "a = '{brackets}'\nb = \"\"\"\n{brackets}\n\"\"\"\n# {brackets}\nc = r'\\'{brackets}'\nd = [{}]\n",
+            "x.y + 1, ".repeat(2000)
+        );
+        parse_module(&src).unwrap();
     }
 }

@@ -61,16 +61,23 @@ struct TreeEntries {
     names: String,
     /// `(name start, name end, object id, is a tree)`.
     entries: Vec<(u32, u32, Oid, bool)>,
+    /// Names of the entries that are submodules (gitlinks: the id is a
+    /// commit of another repository), few and rare.
+    gitlinks: Vec<String>,
 }
 
 impl TreeEntries {
     fn read(tree: &git2::Tree<'_>) -> TreeEntries {
         let mut names = String::new();
         let mut entries = Vec::with_capacity(tree.len());
+        let mut gitlinks = Vec::new();
         for e in tree.iter() {
             let Ok(name) = std::str::from_utf8(e.name_bytes()) else {
                 continue;
             };
+            if e.kind() == Some(ObjectType::Commit) {
+                gitlinks.push(name.to_string());
+            }
             let start = names.len() as u32;
             names.push_str(name);
             entries.push((
@@ -80,7 +87,11 @@ impl TreeEntries {
                 e.kind() == Some(ObjectType::Tree),
             ));
         }
-        let mut t = TreeEntries { names, entries };
+        let mut t = TreeEntries {
+            names,
+            entries,
+            gitlinks,
+        };
         // Git sorts directories as if their names ended in `/`; search by name.
         let names = std::mem::take(&mut t.names);
         t.entries.sort_unstable_by(|a, b| {
@@ -104,6 +115,10 @@ impl TreeEntries {
     fn iter(&self) -> impl Iterator<Item = (&str, Oid, bool)> {
         self.entries.iter().map(|e| (self.name(e), e.2, e.3))
     }
+
+    fn is_gitlink(&self, name: &str) -> bool {
+        !self.gitlinks.is_empty() && self.gitlinks.iter().any(|g| g == name)
+    }
 }
 
 /// An opened git repository.
@@ -113,6 +128,10 @@ pub struct Repo {
     label: String,
     /// Trees read so far, by id: every tree is read and parsed once per run.
     trees: RefCell<BTreeMap<OidKey, Rc<TreeEntries>>>,
+    /// Object directories of submodules added as alternates of this
+    /// repository's object database (so their commits, trees and blobs are
+    /// read like this repository's own).
+    alternates: RefCell<std::collections::BTreeSet<PathBuf>>,
 }
 
 /// Where file contents come from.
@@ -202,6 +221,7 @@ impl Repo {
             repo,
             label,
             trees: RefCell::new(BTreeMap::new()),
+            alternates: RefCell::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -219,19 +239,94 @@ impl Repo {
     }
 
     /// Walk `path` from a root tree through the cache: `(id, is_tree)`.
+    /// A submodule on the way is entered through its commit's tree (an
+    /// error naming it when its objects are not in this clone).
     fn lookup(&self, root: Oid, path: &str, snap: &Snapshot) -> Result<Option<(Oid, bool)>> {
         let mut cur = (root, true);
-        for part in path.split('/').filter(|p| !p.is_empty()) {
+        // Where the current part ends in `path` (to name a submodule).
+        let mut end = 0;
+        for part in path.split('/') {
+            end += part.len() + 1;
+            if part.is_empty() {
+                continue;
+            }
             if !cur.1 {
                 return Ok(None);
             }
             let entries = self.tree_entries(cur.0, snap)?;
             match entries.get(part) {
+                Some((commit, false)) if entries.is_gitlink(part) => {
+                    let at = path[..(end - 1).min(path.len())].trim_start_matches('/');
+                    cur = (self.submodule_tree(commit, at, snap)?, true);
+                }
                 Some(e) => cur = e,
                 None => return Ok(None),
             }
         }
         Ok(Some(cur))
+    }
+
+    /// The root tree of submodule commit `commit` at `path`, read from the
+    /// submodule's own repository (`.git/modules/NAME`, or `PATH/.git` in the
+    /// working tree) when this clone has it.
+    fn submodule_tree(&self, commit: Oid, path: &str, snap: &Snapshot) -> Result<Oid> {
+        if let Ok(c) = self.repo.find_commit(commit) {
+            return Ok(c.tree_id());
+        }
+        for dir in self.submodule_git_dirs(path, snap) {
+            let objects = dir.join("objects");
+            if !objects.is_dir() || self.alternates.borrow().contains(&objects) {
+                continue;
+            }
+            let added = objects.to_str().is_some_and(|o| {
+                self.repo
+                    .odb()
+                    .and_then(|odb| odb.add_disk_alternate(o))
+                    .is_ok()
+            });
+            if added {
+                self.alternates.borrow_mut().insert(objects);
+                if let Ok(c) = self.repo.find_commit(commit) {
+                    return Ok(c.tree_id());
+                }
+            }
+        }
+        Err(Error::input(format!(
+            "{path} at {} is a git submodule whose commit {} is not in {}; run `git submodule update --init {path}` (in CI: check out with submodules) and try again",
+            snap.label,
+            short(commit),
+            self.label
+        )))
+    }
+
+    /// Where the repository of the submodule at `path` may be: under the
+    /// common git directory's `modules/` by its name in `.gitmodules` (and by
+    /// its path), and the working tree's `PATH/.git` (a directory, or a file
+    /// saying `gitdir: …`).
+    fn submodule_git_dirs(&self, path: &str, snap: &Snapshot) -> Vec<PathBuf> {
+        let modules = self.repo.commondir().join("modules");
+        let mut names = vec![path.to_string()];
+        if let Source::Commit { tree, .. } = snap.source
+            && let Ok(Some((oid, false))) = self.lookup(tree, ".gitmodules", snap)
+            && let Ok(blob) = self.repo.find_blob(oid)
+        {
+            names.extend(gitmodules_names(
+                &String::from_utf8_lossy(blob.content()),
+                path,
+            ));
+        }
+        let mut dirs: Vec<PathBuf> = names.iter().map(|n| modules.join(n)).collect();
+        if let Some(work) = self.repo.workdir() {
+            let dot_git = work.join(path).join(".git");
+            if dot_git.is_dir() {
+                dirs.push(dot_git);
+            } else if let Ok(text) = std::fs::read_to_string(&dot_git)
+                && let Some(gitdir) = text.trim().strip_prefix("gitdir:")
+            {
+                dirs.push(work.join(path).join(gitdir.trim()));
+            }
+        }
+        dirs
     }
 
     /// The blob id of a file at a commit snapshot, without reading it
@@ -427,16 +522,35 @@ impl Repo {
         })
     }
 
+    /// Whether this repository has any remote-tracking ref of `remote`
+    /// (`false` for a remote never fetched, or pushed to for the first time).
+    pub fn has_remote_refs(&self, remote: &str) -> bool {
+        self.repo
+            .references_glob(&format!("refs/remotes/{remote}/*"))
+            .is_ok_and(|mut refs| refs.next().is_some())
+    }
+
     /// The id (tree or blob) of `path` at a commit snapshot; `None` when
     /// absent or not a commit snapshot.
     pub fn entry_id(&self, snap: &Snapshot, path: &str) -> Option<Oid> {
         let Source::Commit { tree, .. } = snap.source else {
             return None;
         };
-        self.lookup(tree, path, snap)
-            .ok()
-            .flatten()
-            .map(|(oid, _)| oid)
+        match self.lookup(tree, path, snap) {
+            Ok(found) => found.map(|(oid, _)| oid),
+            // A submodule that is not in this clone: its commit id, which is
+            // neither "absent" nor any tree id, so nothing cached matches it.
+            Err(_) => {
+                let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+                let Ok(Some((parent, true))) = self.lookup(tree, dir, snap) else {
+                    return None;
+                };
+                self.tree_entries(parent, snap)
+                    .ok()?
+                    .get(name)
+                    .map(|(oid, _)| oid)
+            }
+        }
     }
 
     /// The tree id of `dir` at a commit snapshot (`None` when absent or not a
@@ -541,11 +655,15 @@ impl Repo {
                 let Some((oid, true)) = self.lookup(*tree, dir, snap)? else {
                     return Ok(None);
                 };
-                self.tree_entries(oid, snap)?
+                let entries = self.tree_entries(oid, snap)?;
+                entries
                     .iter()
-                    .map(|(name, _, is_dir)| DirEntry {
+                    .map(|(name, id, is_dir)| DirEntry {
                         name: name.to_string(),
-                        is_dir,
+                        // A submodule is a directory when its objects are here.
+                        is_dir: is_dir
+                            || (entries.is_gitlink(name)
+                                && self.submodule_tree(id, &join_path(dir, name), snap).is_ok()),
                     })
                     .collect::<Vec<_>>()
             }
@@ -681,6 +799,39 @@ impl Repo {
     }
 }
 
+fn join_path(dir: &str, name: &str) -> String {
+    if dir.is_empty() {
+        name.to_string()
+    } else {
+        format!("{}/{name}", dir.trim_end_matches('/'))
+    }
+}
+
+/// The names of the submodules at `path` in a `.gitmodules` file
+/// (`[submodule "NAME"]` sections whose `path = PATH`).
+fn gitmodules_names(text: &str, path: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current: Option<String> = None;
+    for line in text.lines().map(str::trim) {
+        if let Some(rest) = line.strip_prefix("[submodule") {
+            current = rest
+                .trim()
+                .trim_end_matches(']')
+                .trim()
+                .strip_prefix('"')
+                .and_then(|n| n.strip_suffix('"'))
+                .map(str::to_string);
+        } else if let (Some(name), Some((key, value))) = (&current, line.split_once('='))
+            && key.trim() == "path"
+            && value.trim().trim_matches('"') == path
+            && !name.contains("..")
+        {
+            out.push(name.clone());
+        }
+    }
+    out
+}
+
 fn too_big(path: &str, rev: &str) -> Error {
     Error::input(format!(
         "{path} at {rev} is larger than {} MiB; refusing to read it",
@@ -693,4 +844,20 @@ pub fn short(oid: Oid) -> String {
     let mut s = oid.to_string();
     s.truncate(10);
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gitmodules_names_by_path() {
+        let text = "[submodule \"libs/app\"]\n\tpath = subshop\n\turl = ../app.git\n[submodule \"other\"]\n\tpath = other\n[submodule \"../escape\"]\n\tpath = subshop\n";
+        assert_eq!(
+            gitmodules_names(text, "subshop"),
+            vec!["libs/app".to_string()]
+        );
+        assert_eq!(gitmodules_names(text, "other"), vec!["other".to_string()]);
+        assert!(gitmodules_names(text, "none").is_empty());
+    }
 }

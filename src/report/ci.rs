@@ -95,7 +95,12 @@ pub fn service_findings(s: &ServiceReport) -> Vec<Located> {
         }
     }
     for n in &s.notes {
-        push(Severity::Note, n.clone().at(s.file.clone(), line));
+        let placed = if n.file.is_some() {
+            n.clone()
+        } else {
+            n.clone().at(s.file.clone(), line)
+        };
+        push(n.code.severity(), placed);
     }
     out
 }

@@ -170,6 +170,26 @@ pub fn rerun_args(r: &CheckReport, service: &str) -> String {
     out
 }
 
+/// The new image in a headline (a removed image is said, not left blank).
+fn shown_image(image: &str) -> &str {
+    if image.is_empty() {
+        "(no image)"
+    } else {
+        image
+    }
+}
+
+/// A move in a sentence, with its article: "a downgrade", "an unknown move".
+fn move_phrase(d: Direction) -> &'static str {
+    match d {
+        Direction::Upgrade => "an upgrade",
+        Direction::Downgrade => "a downgrade",
+        Direction::Sideways => "a sideways move",
+        Direction::Unchanged => "an unchanged image",
+        Direction::Unknown => "a move in an unknown direction",
+    }
+}
+
 fn verdict(s: &ServiceReport) -> &'static str {
     if s.safe { "ok" } else { "BLOCKED" }
 }
@@ -205,7 +225,7 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             s.service,
             s.direction.as_str(),
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.file,
             s.line
         )?;
@@ -213,7 +233,10 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
             writeln!(w, "  source revisions: {a} → {b}")?;
         }
         for n in &s.notes {
-            writeln!(w, "  {n}")?;
+            match (&n.file, n.line) {
+                (Some(f), Some(l)) => writeln!(w, "  {} ({f}:{l}): {n}", n.code)?,
+                _ => writeln!(w, "  {n}")?,
+            }
         }
         if let Some(p) = &s.plan {
             plan_text_indented(p, w, "  ")?;
@@ -286,7 +309,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             "| `{}` | `{}` → `{}` | {} | {} | {} |",
             s.service,
             s.from_image,
-            s.to_image,
+            shown_image(&s.to_image),
             s.direction.as_str(),
             n,
             status
@@ -483,8 +506,8 @@ pub fn next_step(r: &CheckReport, s: &ServiceReport) -> Option<String> {
         }
         Some(_) => None,
         None => Some(format!(
-            "a {} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",
-            s.direction.as_str()
+            "{} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",
+            move_phrase(s.direction)
         )),
     }
 }

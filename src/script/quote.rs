@@ -42,6 +42,16 @@ pub fn comment(s: &str) -> String {
         .collect()
 }
 
+/// Quote a value for POSIX `sh` (git hooks): single quotes, `'` written as
+/// `'\''`. `None` when it has control characters, which `sh` cannot quote
+/// visibly.
+pub fn posix_sh(s: &str) -> Option<String> {
+    if s.chars().any(char::is_control) {
+        return None;
+    }
+    Some(format!("'{}'", s.replace('\'', "'\\''")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

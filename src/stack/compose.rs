@@ -18,12 +18,17 @@ pub struct RawService {
     pub replicas: Option<(String, u64)>,
     /// The line of the service's first key.
     pub line: u64,
+    /// The line of an `image:` key written without a value.
+    pub image_line: Option<u64>,
 }
 
 #[derive(Deserialize)]
 struct File {
     #[serde(default)]
     services: Option<BTreeMap<String, Option<Service>>>,
+    /// Present in Kubernetes manifests (named in the error).
+    #[serde(default, rename = "apiVersion")]
+    api_version: Option<serde::de::IgnoredAny>,
 }
 
 #[derive(Deserialize)]
@@ -65,31 +70,73 @@ impl<'de> Deserialize<'de> for Scalar {
     }
 }
 
+/// YAML nested deeper than this is refused (serde-saphyr's budget; its
+/// parser also stops flow collections at a recursion limit).
+pub const MAX_YAML_DEPTH: usize = 64;
+
+/// One line for a YAML error: `line L column C: message`, with the nesting
+/// bounds said in words.
+pub fn yaml_error(e: &serde_saphyr::Error) -> String {
+    let mut first = e
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid YAML")
+        .trim()
+        .to_string();
+    if let Some(rest) = first.strip_prefix("error: ") {
+        first = rest.to_string();
+    }
+    if let Some(at) = first
+        .find("budget breached: Depth")
+        .or_else(|| first.find("recursion limit exceeded"))
+    {
+        first = format!("{}nested deeper than {MAX_YAML_DEPTH} levels", &first[..at]);
+    }
+    match e.location() {
+        Some(loc) if !first.contains("line ") => {
+            format!("line {} column {}: {first}", loc.line(), loc.column())
+        }
+        _ => first,
+    }
+}
+
 /// Parse one stack file. Errors are one line: `line L column C: message`.
+/// A file without a top-level `services:` mapping (a Kubernetes manifest,
+/// Helm values, an empty file) is not a compose/stack file: an error.
 pub fn parse(text: &str) -> Result<BTreeMap<String, RawService>, String> {
     let file: File = serde_saphyr::from_str(text).map_err(|e| {
-        let first = e
-            .to_string()
-            .lines()
-            .next()
-            .unwrap_or("invalid YAML")
-            .trim()
-            .to_string();
-        match e.location() {
-            Some(loc) if !first.contains("line ") => {
-                format!("line {} column {}: {first}", loc.line(), loc.column())
-            }
-            _ => first,
+        // Valid YAML whose top level is not a mapping: say what is wrong with it.
+        let msg = yaml_error(&e);
+        let wrong_shape = msg.contains("expected mapping") || msg.contains("expected struct File");
+        if wrong_shape
+            && serde_saphyr::from_str::<BTreeMap<String, serde::de::IgnoredAny>>(text).is_err()
+            && serde_saphyr::from_str::<serde::de::IgnoredAny>(text).is_ok()
+        {
+            "not a compose/stack file: the top level is not a mapping with `services:`".to_string()
+        } else {
+            msg
         }
     })?;
+    let Some(services) = file.services else {
+        let looks_like = if file.api_version.is_some() {
+            " (it has `apiVersion:`: a Kubernetes manifest?)"
+        } else {
+            ""
+        };
+        return Err(format!(
+            "not a compose/stack file: no `services:` mapping at the top level{looks_like}"
+        ));
+    };
     let mut out = BTreeMap::new();
-    for (name, svc) in file.services.unwrap_or_default() {
+    for (name, svc) in services {
         let mut raw = RawService::default();
         if let Some(svc) = svc {
             if let Some(img) = svc.image {
                 raw.line = img.referenced.line();
-                if let Some(v) = img.value {
-                    raw.image = Some((v, img.referenced.line()));
+                match img.value {
+                    Some(v) => raw.image = Some((v, img.referenced.line())),
+                    None => raw.image_line = Some(img.referenced.line()),
                 }
             }
             if let Some(r) = svc.deploy.and_then(|d| d.replicas) {
@@ -140,5 +187,43 @@ mod tests {
         let s = parse("services:\n  web:\n    build: .\n  empty:\n").unwrap();
         assert!(s["web"].image.is_none());
         assert!(s["empty"].image.is_none());
+    }
+
+    #[test]
+    fn r15_kubernetes_helm_and_empty_files_are_not_stack_files() {
+        let k8s = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n        - name: web\n          image: shop:1\n";
+        let e = parse(k8s).unwrap_err();
+        assert!(
+            e.contains("not a compose/stack file: no `services:`"),
+            "{e}"
+        );
+        assert!(e.contains("Kubernetes"), "{e}");
+        let helm = "replicaCount: 2\nimage:\n  repository: shop\n  tag: \"1\"\n";
+        let e = parse(helm).unwrap_err();
+        assert!(e.contains("not a compose/stack file"), "{e}");
+        for text in ["", "\n# only a comment\n", "- a\n- b\n", "just text\n"] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains("not a compose/stack file"), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn r15_deep_yaml_names_the_bound() {
+        let n = 100_000;
+        let y = format!(
+            "services:\n  web:\n    image: shop:1\nx-deep: {}{}\n",
+            "[".repeat(n),
+            "]".repeat(n)
+        );
+        let e = parse(&y).unwrap_err();
+        assert!(e.starts_with("line 4"), "{e}");
+        assert!(e.contains("nested deeper than 64 levels"), "{e}");
+        let mut y = String::from("services:\n  web:\n    image: shop:1\nx-deep:\n");
+        for level in 0..100 {
+            y.push_str(&" ".repeat(level * 2 + 2));
+            y.push_str("a:\n");
+        }
+        let e = parse(&y).unwrap_err();
+        assert!(e.contains("nested deeper than 64 levels"), "{e}");
     }
 }

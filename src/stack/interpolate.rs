@@ -1,9 +1,35 @@
 //! Compose-style variable interpolation: `$VAR`, `${VAR}`, `${VAR:-d}`,
 //! `${VAR-d}`, `${VAR:?msg}`, `${VAR?msg}`, `${VAR:+alt}`, `${VAR+alt}`, `$$`.
 
+/// `${…}` nested deeper than this is refused (each level is a recursion and
+/// a scan of the rest of the value).
+pub const MAX_INTERPOLATION_DEPTH: usize = 32;
+
 /// Substitute variables in `input` using `lookup`. The error is one sentence
 /// without location; the caller adds the file and line.
 pub fn interpolate(input: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let b = input.as_bytes();
+    for (i, &c) in b.iter().enumerate() {
+        if c == b'{' && i > 0 && b[i - 1] == b'$' {
+            depth += 1;
+            deepest = deepest.max(depth);
+        } else if c == b'}' {
+            depth = depth.saturating_sub(1);
+        }
+    }
+    if deepest > MAX_INTERPOLATION_DEPTH {
+        return Err(format!(
+            "variables are nested deeper than {MAX_INTERPOLATION_DEPTH} levels of \"${{\""
+        ));
+    }
+    interpolate_bounded(input, lookup)
+}
+
+fn interpolate_bounded(
+    input: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<String, String> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(i) = rest.find('$') {
@@ -74,7 +100,7 @@ fn braced(body: &str, lookup: &dyn Fn(&str) -> Option<String>) -> Result<String,
     let value = lookup(name);
     let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
     let is_set = value.is_some();
-    let arg = |k: usize| interpolate(&op[k..], lookup);
+    let arg = |k: usize| interpolate_bounded(&op[k..], lookup);
     match op {
         "" => Ok(value.unwrap_or_default()),
         _ if op.starts_with(":-") => {
@@ -225,5 +251,15 @@ mod tests {
                 ("C".into(), "v".into())
             ]
         );
+    }
+
+    #[test]
+    fn r15_deep_nesting_is_refused_quickly() {
+        let n = 100_000;
+        let deep = format!("shop:{}1{}", "${NOPE:-".repeat(n), "}".repeat(n));
+        let e = interpolate(&deep, &env).unwrap_err();
+        assert!(e.contains("nested deeper than 32"), "{e}");
+        let ok = format!("shop:{}1{}", "${NOPE:-".repeat(32), "}".repeat(32));
+        assert_eq!(interpolate(&ok, &env).unwrap(), "shop:1");
     }
 }

@@ -47,14 +47,35 @@ pub struct Stack {
     pub services: BTreeMap<String, Service>,
 }
 
-/// Which files to read: explicit `-f` files, or the first default that exists
-/// at either snapshot.
+/// Which files to read: explicit `-f` (or configured) files, which must each
+/// be a file at one of the snapshots at least, or the first default that
+/// exists at either snapshot.
 pub fn discover_files(
     repo: &Repo,
     snaps: &[&Snapshot],
     explicit: &[String],
 ) -> Result<Vec<String>> {
     if !explicit.is_empty() {
+        for file in explicit {
+            let mut found = false;
+            for snap in snaps {
+                if repo.dir_exists(snap, file)? {
+                    return Err(Error::input(format!(
+                        "stack file {file} at {} is a directory, not a compose/stack file",
+                        snap.label
+                    )));
+                }
+                found |= repo.exists(snap, file)?;
+            }
+            if !found {
+                let labels: Vec<&str> = snaps.iter().map(|s| s.label.as_str()).collect();
+                return Err(Error::input(format!(
+                    "stack file {file} does not exist at {} in {}; check the -f argument or `files:` in .tagback.yml",
+                    labels.join(" or "),
+                    repo.label()
+                )));
+            }
+        }
         return Ok(explicit.to_vec());
     }
     for name in DEFAULT_FILES {
@@ -121,9 +142,20 @@ pub fn load(repo: &Repo, snap: &Snapshot, files: &[String]) -> Result<Option<Sta
                     ))
                 };
                 let value = interpolate::interpolate(&img, &lookup).map_err(at)?;
-                entry.image = Some(ImageRef::parse(&value).map_err(at)?);
+                // `image: ""` (or a variable that is empty) names no image:
+                // the same as no `image:`, which `changes` reports.
+                entry.image = if value.trim().is_empty() {
+                    None
+                } else {
+                    Some(ImageRef::parse(&value).map_err(at)?)
+                };
                 entry.file = file.clone();
                 entry.line = line;
+            } else if r.image_line.is_some() {
+                // `image:` with no value overrides an earlier file's image.
+                entry.image = None;
+                entry.file = file.clone();
+                entry.line = r.line;
             }
             if let Some((rep, line)) = r.replicas {
                 let at = |e: String| {
@@ -178,22 +210,62 @@ impl Direction {
 pub struct ImageChange {
     /// The service as deployed now (the older snapshot of the deploy repo).
     pub from: Service,
-    /// The service as it will be deployed.
+    /// The service as it will be deployed; its `image` is `None` when the
+    /// image was removed or emptied.
     pub to: Service,
+    /// The service was renamed: `from` disappeared and `to` appeared
+    /// running the same image repository.
+    pub renamed: bool,
 }
 
-/// Services present at both snapshots whose image reference changed.
+/// Every image change between two stacks, matching services by what they
+/// run: a service present at both whose image changed or was removed, and a
+/// service that disappeared while another appeared with the same image
+/// repository (a rename in the same commit is that service moving). Each
+/// disappeared service is paired with an appeared one running exactly its
+/// image (a plain rename, no change) first, else with the first appeared
+/// one, by name, of the same repository.
 pub fn changes(from: &Stack, to: &Stack) -> Vec<ImageChange> {
-    from.services
-        .iter()
-        .filter_map(|(name, a)| {
-            let b = to.services.get(name)?;
-            (a.image.is_some() && b.image.is_some() && a.image != b.image).then(|| ImageChange {
+    let mut out = Vec::new();
+    let mut appeared: Vec<&Service> = to
+        .services
+        .values()
+        .filter(|s| !from.services.contains_key(&s.name) && s.image.is_some())
+        .collect();
+    let mut disappeared = Vec::new();
+    for (name, a) in &from.services {
+        if a.image.is_none() {
+            continue;
+        }
+        match to.services.get(name) {
+            Some(b) if a.image != b.image => out.push(ImageChange {
                 from: a.clone(),
                 to: b.clone(),
-            })
-        })
-        .collect()
+                renamed: false,
+            }),
+            Some(_) => {}
+            None => match appeared.iter().position(|b| b.image == a.image) {
+                Some(i) => {
+                    appeared.remove(i);
+                }
+                None => disappeared.push(a),
+            },
+        }
+    }
+    for a in disappeared {
+        let repo = a.image.as_ref().map(|i| &i.repository);
+        let same_repo = appeared
+            .iter()
+            .position(|b| b.image.as_ref().map(|i| &i.repository) == repo);
+        if let Some(i) = same_repo {
+            out.push(ImageChange {
+                from: a.clone(),
+                to: appeared.remove(i).clone(),
+                renamed: true,
+            });
+        }
+    }
+    out
 }
 
 /// Direction judged from the tags alone; `Err(reason)` when they cannot be ordered.
@@ -243,5 +315,50 @@ mod tests {
         assert!(direction_by_tags(&img("shop:latest"), &img("shop:1.0")).is_err());
         assert!(direction_by_tags(&img("shop:1.0"), &img("other:0.9")).is_err());
         assert!(direction_by_tags(&img("shop@sha256:aa"), &img("shop@sha256:bb")).is_err());
+    }
+
+    fn stack(services: &[(&str, &str)]) -> Stack {
+        Stack {
+            services: services
+                .iter()
+                .map(|(name, image)| {
+                    let svc = Service {
+                        name: (*name).to_string(),
+                        image: Some(img(image)),
+                        replicas: None,
+                        file: "stack.yml".into(),
+                        line: 1,
+                    };
+                    ((*name).to_string(), svc)
+                })
+                .collect(),
+        }
+    }
+
+    fn pairs(from: &Stack, to: &Stack) -> Vec<(String, String, bool)> {
+        changes(from, to)
+            .into_iter()
+            .map(|c| (c.from.name, c.to.name, c.renamed))
+            .collect()
+    }
+
+    #[test]
+    fn r15_services_are_matched_by_what_they_run() {
+        let old = stack(&[("web", "shop:2"), ("nginx", "nginx:1.25")]);
+        let renamed_back = stack(&[("webnew", "shop:1"), ("nginx", "nginx:1.25")]);
+        assert_eq!(
+            pairs(&old, &renamed_back),
+            vec![("web".into(), "webnew".into(), true)]
+        );
+        // A plain rename is no change (another new service at an older tag is new).
+        let both = stack(&[
+            ("web2", "shop:2"),
+            ("zz", "shop:1"),
+            ("nginx", "nginx:1.25"),
+        ]);
+        assert!(pairs(&old, &both).is_empty());
+        // A different repository is not the same service.
+        let other = stack(&[("api", "other:1"), ("nginx", "nginx:1.25")]);
+        assert!(pairs(&old, &other).is_empty());
     }
 }

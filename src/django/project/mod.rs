@@ -27,6 +27,8 @@ pub struct ProjectOptions {
     pub settings: Option<String>,
     /// Installed apps overriding `INSTALLED_APPS`.
     pub installed_apps: Option<Vec<String>>,
+    /// Migrations directories of apps that are not installed (test apps…).
+    pub not_installed: Vec<String>,
 }
 
 /// An installed app.
