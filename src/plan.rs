@@ -143,6 +143,27 @@ impl Plan {
     }
 }
 
+impl Plan {
+    /// Write `commands` and `post_commands` with the configured command that
+    /// runs manage.py in the container (`command:` in `.tagback.yml`), so
+    /// that what is printed is what works when pasted.
+    pub fn use_manage_command(&mut self, manage: Option<&str>) {
+        let Some(manage) = manage.map(str::trim).filter(|m| !m.is_empty()) else {
+            return;
+        };
+        self.commands = self
+            .steps
+            .iter()
+            .map(|s| format!("{manage} migrate {} {}", s.app, s.target))
+            .collect();
+        self.post_commands = self
+            .old_only_apps
+            .iter()
+            .map(|a| format!("{manage} migrate {}", a.app))
+            .collect();
+    }
+}
+
 /// The `manage.py migrate` command line of a step (without `--noinput`).
 pub fn command(app: &str, target: &str) -> String {
     format!("python manage.py migrate {app} {target}")
