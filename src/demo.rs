@@ -226,6 +226,8 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
             manage: vec!["python".into(), "manage.py".into()],
             replicas: svc.replicas,
             compose_files: Vec::new(),
+            project_dir: String::new(),
+            record_args: ["record", "--service", "web"].map(String::from).to_vec(),
             allow_manual_steps: false,
         };
         let model = crate::script::build(plan, &opts, &|_, _| None)?;

@@ -70,6 +70,8 @@ pub enum Code {
     AutoRollback,
     /// `tagback guard` blocks but cannot name the backward commands.
     GuardNoTargets,
+    /// A ledger record matches the plan but is not signed by a trusted key, or its evidence does not prove it.
+    UntrustedRecord,
 }
 
 impl Code {
@@ -99,6 +101,7 @@ impl Code {
             Code::ImageRemoved => "image-removed",
             Code::AutoRollback => "auto-rollback",
             Code::GuardNoTargets => "guard-no-targets",
+            Code::UntrustedRecord => "untrusted-record",
         }
     }
 
@@ -110,6 +113,7 @@ impl Code {
             | Code::UnresolvedRevision
             | Code::NoManagePy
             | Code::StaleRecord
+            | Code::UntrustedRecord
             | Code::AssumedExternalApps
             | Code::ServiceRenamed
             | Code::GuardNoTargets => Severity::Note,
@@ -167,11 +171,14 @@ impl Code {
             Code::GuardNoTargets => {
                 "the guard blocks but cannot name the backward commands (use tagback script)"
             }
+            Code::UntrustedRecord => {
+                "a ledger record is not signed by a trusted key or its evidence does not prove the plan"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 23] = [
+    pub const ALL: [Code; 24] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -195,6 +202,7 @@ impl Code {
         Code::ImageRemoved,
         Code::AutoRollback,
         Code::GuardNoTargets,
+        Code::UntrustedRecord,
     ];
 }
 

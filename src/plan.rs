@@ -95,7 +95,7 @@ pub struct Dynamic {
 }
 
 /// The whole plan (the JSON object of `plan --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The deployed (newer) revision.
     pub from: String,
@@ -140,6 +140,27 @@ impl Plan {
     /// Whether running the plan can fail halfway or is not exact.
     pub fn is_blocked(&self) -> bool {
         !self.irreversible.is_empty() || !self.problems.is_empty() || !self.dynamic.is_empty()
+    }
+}
+
+impl Plan {
+    /// Write `commands` and `post_commands` with the configured command that
+    /// runs manage.py in the container (`command:` in `.tagback.yml`), so
+    /// that what is printed is what works when pasted.
+    pub fn use_manage_command(&mut self, manage: Option<&str>) {
+        let Some(manage) = manage.map(str::trim).filter(|m| !m.is_empty()) else {
+            return;
+        };
+        self.commands = self
+            .steps
+            .iter()
+            .map(|s| format!("{manage} migrate {} {}", s.app, s.target))
+            .collect();
+        self.post_commands = self
+            .old_only_apps
+            .iter()
+            .map(|a| format!("{manage} migrate {}", a.app))
+            .collect();
     }
 }
 

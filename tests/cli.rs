@@ -709,7 +709,7 @@ fn generated_script_is_valid_bash_and_shellcheck_clean() {
     let text = std::fs::read_to_string(&script).unwrap();
     assert!(text.starts_with("#!/usr/bin/env bash\n"));
     assert!(text.contains("set -euo pipefail"));
-    assert!(text.contains("migrate_newer shop 0002_product_sku"));
+    assert!(text.contains("  backward shop 0002_product_sku\n"));
     let n = std::process::Command::new("bash")
         .arg("-n")
         .arg(&script)
@@ -829,8 +829,8 @@ fn irreversible_plan_refuses_a_script_unless_manual_steps_are_asked_for() {
         .clone();
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(text.contains("# MANUAL STEP 1"));
-    assert!(text.contains("migrate_newer shop 0005_backfill\n"));
-    assert!(text.contains("migrate_newer shop 0004_order_code --fake"));
+    assert!(text.contains("    backward shop 0005_backfill\n"));
+    assert!(text.contains("    backward shop 0004_order_code --fake\n"));
 }
 
 #[test]
@@ -860,6 +860,202 @@ fn release_artifact_for_an_upgrade() {
     assert!(r.path().join("out/web/rollback.sh").exists());
     let plan: serde_json::Value = serde_json::from_str(&r.read("out/web/plan.json")).unwrap();
     assert_eq!(plan["from"], "v2");
+}
+
+/// Every `tagback …` command quoted in backticks in `text`.
+fn hinted_commands(text: &str) -> Vec<String> {
+    text.split('`')
+        .skip(1)
+        .step_by(2)
+        .filter(|c| c.starts_with("tagback "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Run a command exactly as a person would paste it, in the repository.
+fn paste(r: &TestRepo, command: &str) -> std::process::Output {
+    let mut c = std::process::Command::new("bash");
+    c.arg("-c")
+        .arg(command)
+        .current_dir(r.path())
+        .env("PATH", path_with_tagback())
+        .env("NO_COLOR", "1")
+        .env("HOME", r.home.path());
+    for (k, _) in std::env::vars() {
+        if k.starts_with("GIT_") {
+            c.env_remove(k);
+        }
+    }
+    c.output().unwrap()
+}
+
+// See: issue 14 item 5 ("hints that work verbatim").
+#[test]
+fn r14_the_pre_push_hint_after_a_committed_downgrade_works_when_pasted() {
+    let mut r = shop_repo();
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    command: \"python3 manage.py\"\n",
+    );
+    r.commit("configure", None);
+    let before = String::from_utf8(r.git(&["rev-parse", "HEAD"]).stdout).unwrap();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("roll web back", None);
+    let head = String::from_utf8(r.git(&["rev-parse", "HEAD"]).stdout).unwrap();
+    let out = r
+        .tagback()
+        .args(["hook", "pre-push", "origin", "url"])
+        .write_stdin(format!(
+            "refs/heads/main {} refs/heads/main {}\n",
+            head.trim(),
+            before.trim()
+        ))
+        .assert()
+        .code(1)
+        .get_output()
+        .clone();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("1. python3 manage.py migrate shop 0002_product_sku"),
+        "the configured command: {text}"
+    );
+    let hints = hinted_commands(&text);
+    let [script, record] = hints.as_slice() else {
+        panic!("expected a script and a record hint: {text}");
+    };
+    assert!(
+        script.contains(" --from ")
+            && script.contains(" --to ")
+            && script.contains(" --service web"),
+        "{script}"
+    );
+    let ran = paste(&r, script);
+    assert!(
+        ran.status.success(),
+        "`{script}`: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    let rollback = r.read("rollback.sh");
+    assert!(
+        rollback.contains("MANAGE=(python3 manage.py)"),
+        "configured command in the script"
+    );
+    assert!(
+        rollback.contains("RECORD_ARGS=(record --from "),
+        "the banner's record command names revisions"
+    );
+    r.write("evidence.txt", EVIDENCE_AFTER);
+    let record = record.replace("FILE", "evidence.txt");
+    let ran = paste(&r, &record);
+    assert!(
+        ran.status.success(),
+        "`{record}`: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&ran.stdout).contains("recorded"),
+        "{}",
+        String::from_utf8_lossy(&ran.stdout)
+    );
+}
+
+#[test]
+fn r14_the_banner_record_command_of_a_generated_script_works_when_pasted() {
+    let mut r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("roll web back", None);
+    r.tagback()
+        .args([
+            "script",
+            "--from",
+            "HEAD~1",
+            "--to",
+            "HEAD",
+            "--service",
+            "web",
+            "-o",
+            "rollback.sh",
+        ])
+        .assert()
+        .code(0);
+    // The array the banner prints, expanded by bash exactly as the script does.
+    let text = r.read("rollback.sh");
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("RECORD_ARGS=("))
+        .unwrap();
+    // A later commit (the record itself is one) must not change what it names.
+    r.write("notes.txt", "later work\n");
+    r.commit("later", None);
+    r.write("evidence.txt", EVIDENCE_AFTER);
+    let ran = paste(
+        &r,
+        &format!("{line}; tagback \"${{RECORD_ARGS[@]}}\" --evidence evidence.txt"),
+    );
+    assert!(
+        ran.status.success(),
+        "{line}: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+}
+
+#[test]
+fn r14_release_artifact_fails_when_the_upgrade_cannot_be_planned() {
+    let mut r = shop_repo();
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("release 3, whose tag this clone lacks", None);
+    r.tagback()
+        .args([
+            "script",
+            "--from",
+            "HEAD~1",
+            "--to",
+            "HEAD",
+            "--release-artifact",
+            "out",
+        ])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot plan the rollback of web"))
+        .stderr(predicate::str::contains("git fetch --tags"));
+    assert!(!r.path().join("out").exists(), "nothing half-written");
+}
+
+#[test]
+fn r14_release_artifact_with_manual_steps_writes_the_script() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_backfill.py",
+        "from django.db import migrations\n\n\ndef fill(apps, schema_editor):\n    pass\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [migrations.RunPython(fill)]\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "3"));
+    r.commit("release 3", Some("v3"));
+    let args = [
+        "script",
+        "--from",
+        "HEAD~1",
+        "--to",
+        "HEAD",
+        "--release-artifact",
+        "out",
+    ];
+    r.tagback()
+        .args(args)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("no rollback.sh for web"));
+    assert!(r.path().join("out/web/summary.md").exists());
+    assert!(!r.path().join("out/web/rollback.sh").exists());
+    r.tagback()
+        .args(args)
+        .arg("--allow-manual-steps")
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("wrote out/web/rollback.sh"));
+    let script = r.read("out/web/rollback.sh");
+    assert!(script.contains("# MANUAL STEP 1"), "{script}");
+    assert!(script.contains("FROM_IMAGE='registry.example.com:5000/shop:3'"));
+    assert!(script.contains("TO_IMAGE='registry.example.com:5000/shop:2'"));
 }
 
 // ---------------------------------------------------------------- record and gate
@@ -1531,4 +1727,28 @@ fn r11_new_migrations_in_a_directory_no_installed_app_reads_block_until_configur
         "services:\n  web:\n    not_installed: [testapp/migrations]\n",
     );
     r.tagback().args(["check"]).assert().code(0);
+}
+
+#[test]
+fn r11_dependencies_set_in_init_are_a_dynamic_migration_not_a_false_conflict() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "shop/migrations/0003_late.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    operations = []\n\n    def __init__(self, *args):\n        super().__init__(*args)\n        self.dependencies = [('shop', '0002_more')]\n",
+    );
+    r.commit("v3", Some("v3"));
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    // Before: exit 2, "app shop has 2 unmerged leaf migrations".
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "dynamic-migration")
+        .unwrap_or_else(|| panic!("no dynamic-migration problem: {v}"));
+    assert_eq!(p["file"], "shop/migrations/0003_late.py");
+    assert_eq!(p["line"], 7);
+    assert_eq!(v["dynamic"][0]["line"], 7);
 }

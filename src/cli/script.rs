@@ -146,6 +146,8 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
         manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
         replicas: svc.replicas,
         compose_files: report.files.clone(),
+        project_dir: project_dir(&repo),
+        record_args: record_args(&repo, &args.stack, &report.files, &svc.service)?,
         allow_manual_steps: args.allow_manual_steps,
     };
     let app_repo = match &svc.app_repo {
@@ -155,6 +157,38 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     let popts = cfg_options(&cfg);
     let parent = parent_lookup(&app_repo, plan, &popts)?;
     emit(plan, &opts, &parent, args.output.as_deref(), out)
+}
+
+/// The deploy repository's work tree, absolute: compose files resolve from it.
+fn project_dir(repo: &Repo) -> String {
+    repo.workdir()
+        .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+        .map(|p| p.to_string_lossy().trim_end_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+/// `record --from COMMIT [--to COMMIT] [-f FILE]... --service NAME`: the
+/// revisions as commit ids, so that the command still names this change
+/// after more commits (the record itself is one).
+fn record_args(
+    repo: &Repo,
+    stack: &super::StackArgs,
+    files: &[String],
+    service: &str,
+) -> Result<Vec<String>> {
+    let mut out = vec!["record".to_string(), "--from".to_string()];
+    out.push(repo.resolve_commit(&stack.from)?.to_string());
+    if let Some(to) = &stack.to {
+        out.push("--to".into());
+        out.push(repo.resolve_commit(to)?.to_string());
+    }
+    for f in files {
+        out.push("-f".into());
+        out.push(f.clone());
+    }
+    out.push("--service".into());
+    out.push(service.to_string());
+    Ok(out)
 }
 
 fn cfg_options(cfg: &crate::config::ServiceConfig) -> ProjectOptions {
@@ -288,13 +322,19 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
         manage: manage_words(args.manage_command.as_deref()),
         replicas: None,
         compose_files: args.stack.files.clone(),
+        project_dir: project_dir(&repo),
+        record_args: ["record", "--service", service.as_str()]
+            .map(String::from)
+            .to_vec(),
         allow_manual_steps: args.allow_manual_steps,
     };
     let parent = parent_lookup(&repo, &plan, &opts)?;
     emit(&plan, &sopts, &parent, args.output.as_deref(), out)
 }
 
-/// For every upgraded service, the rollback of that upgrade.
+/// For every upgraded service, the rollback of that upgrade, written to
+/// `DIR/SERVICE/{plan.json,summary.md,rollback.sh}`. An upgrade whose
+/// rollback cannot be planned is an error (exit 2), never an empty artifact.
 fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
@@ -306,10 +346,22 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
         if svc.direction != Direction::Upgrade && svc.direction != Direction::Sideways {
             continue;
         }
-        let (Some(new_rev), Some(old_rev)) = (&svc.to_rev, &svc.from_rev) else {
-            continue;
-        };
         let cfg = config.service(&svc.service);
+        if cfg.django == Some(false) {
+            continue;
+        }
+        let (Some(new_rev), Some(old_rev)) = (&svc.to_rev, &svc.from_rev) else {
+            return Err(Error::input(format!(
+                "cannot plan the rollback of {} from {} to {}: {}; a shallow clone lacks the tags (fetch with `git fetch --tags --unshallow`, or `fetch-depth: 0` in actions/checkout)",
+                svc.service,
+                svc.to_image,
+                svc.from_image,
+                svc.notes.first().map_or_else(
+                    || "the image tags do not resolve to git revisions".to_string(),
+                    |n| n.message.clone()
+                )
+            )));
+        };
         let app_repo = match &svc.app_repo {
             Some(p) => Repo::open(p)?,
             None => Repo::open(&args.stack.deploy_repo)?,
@@ -323,17 +375,20 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
             false,
         )?
         else {
+            let _ = writeln!(
+                out,
+                "tagback: {}: no manage.py at {new_rev} or {old_rev}: not a Django service; no rollback written",
+                svc.service
+            );
             continue;
         };
-        let plan = plan::compute(&loader, &pair);
+        let mut plan = plan::compute(&loader, &pair);
+        plan.use_manage_command(cfg.command.as_deref());
         let sdir = dir.join(&svc.service);
-        std::fs::create_dir_all(&sdir).map_err(|e| Error::io(&sdir, e))?;
         let mut json = Vec::new();
         report::json(&plan, &mut json)?;
-        std::fs::write(sdir.join("plan.json"), json)
-            .map_err(|e| Error::io(sdir.join("plan.json"), e))?;
-        let impossible =
-            !plan.irreversible.is_empty() || !plan.problems.is_empty() || !plan.dynamic.is_empty();
+        fs::write_atomic(&sdir.join("plan.json"), &json, Mode::Replace)?;
+        let impossible = plan.is_blocked();
         let mut md = Vec::new();
         let first = if impossible {
             format!(
@@ -367,8 +422,8 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
         };
         let _ = writeln!(md, "{first}");
         report::plan_markdown(&svc.service, &plan, &mut md)?;
-        std::fs::write(sdir.join("summary.md"), md)
-            .map_err(|e| Error::io(sdir.join("summary.md"), e))?;
+        fs::write_atomic(&sdir.join("summary.md"), &md, Mode::Replace)?;
+        let summary_path = sdir.join("summary.md");
         if impossible {
             outcome = Outcome::Unsafe;
             let _ = writeln!(
@@ -376,10 +431,30 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
                 "tagback: WARNING: rolling back {} to {} is not possible automatically; see {}",
                 svc.service,
                 svc.from_image,
-                sdir.join("summary.md").display()
+                summary_path.display()
+            );
+        }
+        let refusals = script::refusals(&plan);
+        if impossible && !(args.allow_manual_steps && refusals.is_empty()) {
+            let _ = writeln!(
+                out,
+                "tagback: no rollback.sh for {}: {}",
+                svc.service,
+                if refusals.is_empty() {
+                    "irreversible operations (--allow-manual-steps writes one with manual steps in their place)".to_string()
+                } else {
+                    refusals.join("; ")
+                }
             );
             continue;
         }
+        let mut record = vec!["record".to_string()];
+        for f in &report.files {
+            record.push("-f".into());
+            record.push(f.clone());
+        }
+        record.push("--service".into());
+        record.push(svc.service.clone());
         let opts = ScriptOptions {
             service: svc.service.clone(),
             stack: args
@@ -394,15 +469,14 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
                 .or(cfg.strategy)
                 .unwrap_or_else(|| default_strategy(&report.files)),
             manage: manage_words(args.manage_command.as_deref().or(cfg.command.as_deref())),
-            replicas: report
-                .services
-                .iter()
-                .find(|s| s.service == svc.service)
-                .and_then(|s| s.replicas),
+            replicas: svc.replicas,
             compose_files: report.files.clone(),
-            allow_manual_steps: false,
+            project_dir: project_dir(&repo),
+            record_args: record,
+            allow_manual_steps: args.allow_manual_steps,
         };
-        let model = script::build(&plan, &opts, &|_, _| None)?;
+        let parent = parent_lookup(&app_repo, &plan, &popts)?;
+        let model = script::build(&plan, &opts, &parent)?;
         write_script(&sdir.join("rollback.sh"), &script::render::render(&model))?;
         wrote += 1;
         let _ = writeln!(out, "tagback: wrote {}", sdir.join("rollback.sh").display());
@@ -411,16 +485,23 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
                 out,
                 "tagback: WARNING: rolling back {} drops data; see {}",
                 svc.service,
-                sdir.join("summary.md").display()
+                summary_path.display()
             );
         }
     }
     if wrote == 0 && outcome == Outcome::Safe {
         let _ = writeln!(
             out,
-            "tagback: no upgraded Django service between {} and {}",
+            "tagback: no upgraded Django service between {} and {}; nothing written",
             report.from, report.to
         );
     }
     Ok(outcome)
+}
+
+impl ScriptArgs {
+    /// Whether the script goes to stdout (no `-o`, no `--release-artifact`).
+    pub(super) fn writes_stdout(&self) -> bool {
+        self.output.is_none() && self.release_artifact.is_none()
+    }
 }

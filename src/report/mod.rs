@@ -92,13 +92,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
         )?;
         writeln!(w, "{ind}  {}", totals(plan, ""))?;
         for (i, s) in plan.steps.iter().enumerate() {
-            writeln!(
-                w,
-                "{ind}  {}. python manage.py migrate {} {}",
-                i + 1,
-                s.app,
-                s.target
-            )?;
+            let command = plan.commands.get(i).cloned();
+            let command = command.unwrap_or_else(|| crate::plan::command(&s.app, &s.target));
+            writeln!(w, "{ind}  {}. {command}", i + 1)?;
             if s.unapply.len() <= 4 {
                 writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
             } else {
@@ -145,14 +141,33 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
     for n in &plan.notes {
         writeln!(w, "{ind}  assumed: {}", n.message)?;
     }
-    for a in &plan.old_only_apps {
+    for (i, a) in plan.old_only_apps.iter().enumerate() {
+        let command = plan.post_commands.get(i).cloned();
+        let command = command.unwrap_or_else(|| format!("python manage.py migrate {}", a.app));
         writeln!(
             w,
-            "{ind}  old-only app: {} (up to {}) is not migrated by {}; after the retag run `python manage.py migrate {}` with the {} code",
-            a.app, a.leaf, plan.from, a.app, plan.to
+            "{ind}  old-only app: {} (up to {}) is not migrated by {}; after the retag run `{command}` with the {} code",
+            a.app, a.leaf, plan.from, plan.to
         )?;
     }
     Ok(())
+}
+
+/// `--from A [--to B] [-f FILE]... --service S`, quoted: the arguments that
+/// make `tagback script` and `tagback record` see the same change as this
+/// report, pasted verbatim (the index and the working tree are the default
+/// `--to`).
+pub fn rerun_args(r: &CheckReport, service: &str) -> String {
+    use crate::script::quote::bash;
+    let mut out = format!("--from {}", bash(&r.from));
+    if r.to != "the working tree" && r.to != "the index" {
+        out.push_str(&format!(" --to {}", bash(&r.to)));
+    }
+    for f in &r.files {
+        out.push_str(&format!(" -f {}", bash(f)));
+    }
+    out.push_str(&format!(" --service {}", bash(service)));
+    out
 }
 
 /// The new image in a headline (a removed image is said, not left blank).
@@ -232,13 +247,13 @@ fn check_text_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<()> {
                         "  recorded: the backward migrations were recorded as run (plan {}).",
                         &p.fingerprint[..12]
                     )?;
-                } else if let Some(next) = next_step(s) {
+                } else if let Some(next) = next_step(r, s) {
                     writeln!(w, "  not recorded: {next}")?;
                 }
             }
         } else if !s.safe
             && s.direction != Direction::Upgrade
-            && let Some(next) = next_step(s)
+            && let Some(next) = next_step(r, s)
         {
             writeln!(w, "  {next}")?;
         }
@@ -319,7 +334,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             for n in &s.notes {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;
             }
-            if let Some(next) = next_step(s) {
+            if let Some(next) = next_step(r, s) {
                 writeln!(w, "\n**Next step** for `{}`: {next}", s.service)?;
             }
             continue;
@@ -328,7 +343,7 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
             continue;
         }
         plan_markdown_inner(&s.service, p, w)?;
-        if let Some(next) = next_step(s) {
+        if let Some(next) = next_step(r, s) {
             writeln!(w, "\n**Next step**: {next}")?;
         }
     }
@@ -488,15 +503,18 @@ fn totals(p: &Plan, strong: &str) -> String {
 }
 
 /// What to do next for a blocked service (`None` when nothing is to do).
-pub fn next_step(s: &ServiceReport) -> Option<String> {
+pub fn next_step(r: &CheckReport, s: &ServiceReport) -> Option<String> {
     if s.safe {
         return None;
     }
     match &s.plan {
-        Some(p) if p.needs_backward_migrations() && !s.recorded => Some(format!(
-            "run `tagback script --service {}` (or the commands above) with the {} image, then `tagback record --service {} --evidence FILE`.",
-            s.service, s.from_image, s.service
-        )),
+        Some(p) if p.needs_backward_migrations() && !s.recorded => {
+            let revs = rerun_args(r, &s.service);
+            Some(format!(
+                "run `tagback script {revs} -o rollback.sh` and then `./rollback.sh` (or the commands above with the {} image), then `tagback record {revs} --evidence FILE` (the script prints the exact command).",
+                s.from_image
+            ))
+        }
         Some(_) => None,
         None => Some(format!(
             "{} that tagback cannot plan is not waved through: map the tags to git revisions (`ref:` in .tagback.yml) or mark the service `django: false`.",

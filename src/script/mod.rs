@@ -19,13 +19,19 @@ pub enum Action {
         app: String,
         /// Target migration or `zero`.
         target: String,
-        /// `--fake`: mark unapplied without running (after a manual step).
-        fake: bool,
     },
-    /// A manual step: the script stops unless `TAGBACK_MANUAL_<n>=done`.
+    /// A manual step in place of an irreversible migration, taken only while
+    /// that migration is applied: migrate down to it, stop unless
+    /// `TAGBACK_MANUAL_<n>=done`, then `--fake` it unapplied (to `parent`).
     Manual {
         /// Step number (1-based).
         number: usize,
+        /// App of the irreversible migration.
+        app: String,
+        /// The irreversible migration.
+        migration: String,
+        /// Its same-app parent (or `zero`): the `--fake` target.
+        parent: String,
         /// What the person must do.
         instructions: String,
     },
@@ -50,6 +56,10 @@ pub struct RollbackScript {
     pub default_replicas: Option<u64>,
     /// Compose files (compose strategy).
     pub compose_files: Vec<String>,
+    /// Directory the compose files are relative to (compose strategy).
+    pub project_dir: String,
+    /// `tagback record` arguments (without `--evidence FILE`) for the closing banner.
+    pub record_args: Vec<String>,
     /// Backward actions in order.
     pub actions: Vec<Action>,
     /// `(app, migration)` that must be unapplied afterwards.
@@ -85,6 +95,10 @@ pub struct ScriptOptions {
     pub replicas: Option<u64>,
     /// Compose files.
     pub compose_files: Vec<String>,
+    /// Directory the compose files are relative to.
+    pub project_dir: String,
+    /// `tagback record` arguments (without `--evidence FILE`) that record this rollback.
+    pub record_args: Vec<String>,
     /// Replace irreversible operations with manual steps instead of refusing.
     pub allow_manual_steps: bool,
 }
@@ -179,11 +193,6 @@ pub fn build(
                 )));
             };
             manual += 1;
-            actions.push(Action::Migrate {
-                app: step.app.clone(),
-                target: i.migration.clone(),
-                fake: false,
-            });
             let ops: Vec<String> = irreversible
                 .iter()
                 .filter(|x| x.migration == i.migration)
@@ -191,6 +200,9 @@ pub fn build(
                 .collect();
             actions.push(Action::Manual {
                 number: manual,
+                app: i.app.clone(),
+                migration: i.migration.clone(),
+                parent,
                 instructions: format!(
                     "undo by hand what {}.{} did ({}); then re-run with TAGBACK_MANUAL_{manual}=done",
                     i.app,
@@ -198,16 +210,10 @@ pub fn build(
                     ops.join(", ")
                 ),
             });
-            actions.push(Action::Migrate {
-                app: step.app.clone(),
-                target: parent,
-                fake: true,
-            });
         }
         actions.push(Action::Migrate {
             app: step.app.clone(),
             target: step.target.clone(),
-            fake: false,
         });
     }
     let mut summary = Vec::new();
@@ -250,6 +256,8 @@ pub fn build(
         manage: opts.manage.clone(),
         default_replicas: opts.replicas,
         compose_files: opts.compose_files.clone(),
+        project_dir: opts.project_dir.clone(),
+        record_args: opts.record_args.clone(),
         actions,
         unapplied: plan.unapply.clone(),
         keep_applied,

