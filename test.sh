@@ -17,11 +17,11 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v mariadbd >/dev/null || missing+=(mariadb-server)
-command -v mariadb >/dev/null || missing+=(mariadb-client)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v jq >/dev/null || missing+=(jq)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v mariadbd >/dev/null || missing+=(mariadb-server)
+command -v mariadb >/dev/null || missing+=(mariadb-client)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo

@@ -65,13 +65,13 @@ pub enum Code {
     ServiceRenamed,
     /// A Django service's `image:` is removed or emptied.
     ImageRemoved,
+    /// A ledger record matches the plan but is not signed by a trusted key, or its evidence does not prove it.
+    UntrustedRecord,
     /// A release that adds migrations can be rolled back without tagback
     /// (`failure_action: rollback`, `docker service rollback` in a script).
     AutoRollback,
     /// `tagback guard` blocks but cannot name the backward commands.
     GuardNoTargets,
-    /// A ledger record matches the plan but is not signed by a trusted key, or its evidence does not prove it.
-    UntrustedRecord,
 }
 
 impl Code {
@@ -99,9 +99,9 @@ impl Code {
             Code::UnplannedMigrations => "unplanned-migrations",
             Code::ServiceRenamed => "service-renamed",
             Code::ImageRemoved => "image-removed",
+            Code::UntrustedRecord => "untrusted-record",
             Code::AutoRollback => "auto-rollback",
             Code::GuardNoTargets => "guard-no-targets",
-            Code::UntrustedRecord => "untrusted-record",
         }
     }
 
@@ -165,14 +165,14 @@ impl Code {
                 "a service renamed in the same change that moves its image is judged as that service"
             }
             Code::ImageRemoved => "a Django service's image is removed or emptied",
+            Code::UntrustedRecord => {
+                "a ledger record is not signed by a trusted key or its evidence does not prove the plan"
+            }
             Code::AutoRollback => {
                 "a release that adds migrations can be rolled back behind tagback's back (Swarm's automatic rollback, docker service rollback)"
             }
             Code::GuardNoTargets => {
                 "the guard blocks but cannot name the backward commands (use tagback script)"
-            }
-            Code::UntrustedRecord => {
-                "a ledger record is not signed by a trusted key or its evidence does not prove the plan"
             }
         }
     }
@@ -200,9 +200,9 @@ impl Code {
         Code::UnplannedMigrations,
         Code::ServiceRenamed,
         Code::ImageRemoved,
+        Code::UntrustedRecord,
         Code::AutoRollback,
         Code::GuardNoTargets,
-        Code::UntrustedRecord,
     ];
 }
 

@@ -243,8 +243,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             },
             out,
         ),
-        Command::Check { stack, format } => check::run(&stack, format, false, out),
-        Command::Gate { stack, format } => check::run(&stack, format, true, out),
+        Command::Check { stack, format } | Command::Gate { stack, format } => {
+            check::run(&stack, format, out)
+        }
         Command::Script(args) => script::run(&args, out),
         Command::Record(args) => record::run(&args, out),
         Command::Hook { name, args } => hook::run(name, &args, out),

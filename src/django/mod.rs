@@ -220,11 +220,12 @@ impl<'r> Loader<'r> {
     }
 
     /// The graph of files from [`Loader::load_known`] (built only when the
-    /// guard needs to name backward targets).
+    /// guard needs to name backward targets). A leaf conflict that a
+    /// dynamic migration may explain only costs the guard its targets.
     pub fn known_graph(&self, snap: &Snapshot, project: &Project, files: &Files) -> Result<Graph> {
         let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
         self.graph(files, &apps, project, snap)
-            .map(|(graph, _)| graph)
+            .map(|(graph, _doubts)| graph)
     }
 
     /// Directories named `migrations` where the newer revision adds files
