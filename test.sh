@@ -18,6 +18,7 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v jq >/dev/null || missing+=(jq)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -72,6 +73,10 @@ if find . -path ./target -prune -o -name '*.snap.new' -print | grep -q .; then
   find . -path ./target -prune -o -name '*.snap.new' -print >&2
   exit 1
 fi
+
+step "fuzz smoke run: every cargo-fuzz target for a few seconds"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+fuzz/run.sh smoke
 
 step "real Django decides: the plans on SQLite and PostgreSQL"
 for v in 4.2 5.2; do

@@ -309,7 +309,20 @@ pub fn build(
     // Files by index, in key order.
     let fkeys: Vec<&Key> = files.iter().map(|f| &f.key).collect();
     let fvals: Vec<&MigrationFile> = files.iter().collect();
-    let find = |a: &str, n: &str| files.position(a, n);
+    // A migration a squash replaces may be gone from disk while others still
+    // depend on it: Django's loader points those dependencies at the squash
+    // (`MigrationGraph.remove_replaced_nodes`).
+    let mut squash_of: BTreeMap<&Key, usize> = BTreeMap::new();
+    for (i, f) in fvals.iter().enumerate() {
+        for r in &f.migration.replaces {
+            squash_of.insert(r, i);
+        }
+    }
+    let find = |a: &str, n: &str| {
+        files
+            .position(a, n)
+            .or_else(|| squash_of.get(&(a.to_string(), n.to_string())).copied())
+    };
     let app_range = |app: &str| files.app_range(app);
     // Edges `(child, parent)` between files.
     let mut edges: Vec<(usize, usize)> = Vec::with_capacity(fkeys.len() + 8);

@@ -447,7 +447,9 @@ impl<'r> Loader<'r> {
     }
 
     /// The migration with its operations, parsing the blob when it came
-    /// from the on-disk cache without them.
+    /// from the on-disk cache without them. Operations decide safety
+    /// (irreversible, data loss): they come from the blob on every run,
+    /// never from the on-disk cache.
     pub fn complete(&self, rev: &Revision, f: &MigrationFile) -> Result<Arc<Migration>> {
         let Some(oid) = f.blob else {
             return Ok(f.migration.clone());
@@ -455,18 +457,8 @@ impl<'r> Loader<'r> {
         if let Some(m) = self.parsed.borrow().get(&f.key.0, oid) {
             return Ok(m);
         }
-        if let Some(operations) = self.disk.get_operations(&f.key.0, oid) {
-            let m = Arc::new(Migration {
-                operations,
-                ..(*f.migration).clone()
-            });
-            self.parsed.borrow_mut().insert(&f.key.0, oid, m.clone());
-            return Ok(m);
-        }
         let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
-        let m = self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)?;
-        self.disk.put_operations(&f.key.0, oid, &m.operations);
-        Ok(m)
+        self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.
