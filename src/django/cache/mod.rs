@@ -131,6 +131,8 @@ impl DiskCache {
 /// whatever the bytes, a decoder returns a value or a miss, never panics).
 #[doc(hidden)]
 pub fn decode_any(text: &str) {
+    let path = std::path::Path::new("v5-0.1.0/shop-0123456789abcdef0123456789abcdef01234567");
+    let _ = strip_checksum(path, text.to_string());
     let cached = CachedDir::new(text.to_string());
     for line in cached.lines().flatten() {
         let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
@@ -181,7 +183,11 @@ fn checksum(path: &std::path::Path, body: &str) -> String {
 
 /// The content of a cache file whose checksum matches its path and content.
 fn read_checked(path: &std::path::Path) -> Option<String> {
-    let mut text = std::fs::read_to_string(path).ok()?;
+    strip_checksum(path, std::fs::read_to_string(path).ok()?)
+}
+
+/// `text` without its checksum line, if the checksum holds for `path`.
+fn strip_checksum(path: &std::path::Path, mut text: String) -> Option<String> {
     let (sum, body) = text.strip_prefix(SUM_PREFIX)?.split_once('\n')?;
     if sum.len() != 64 || checksum(path, body) != sum {
         return None;
@@ -266,6 +272,30 @@ pub(crate) mod tests {
             cache.write("apps.tsv", &text);
             let _ = cache.app_memo();
         }
+    }
+
+    #[test]
+    fn checksums_bind_content_and_key() {
+        let git_dir = tempfile::tempdir().unwrap();
+        let cache = DiskCache::new(git_dir.path());
+        cache.write("probes", "tagback probes v1\n");
+        assert_eq!(cache.read("probes").as_deref(), Some("tagback probes v1\n"));
+        let dir = cache.dir.clone().unwrap();
+        std::fs::copy(dir.join("probes"), dir.join("projects")).unwrap();
+        assert_eq!(
+            cache.read("projects"),
+            None,
+            "a file under another name is a miss"
+        );
+        let text = std::fs::read_to_string(dir.join("probes")).unwrap();
+        std::fs::write(dir.join("probes"), text.replace("v1", "v2")).unwrap();
+        assert_eq!(cache.read("probes"), None, "an edited file is a miss");
+        std::fs::write(dir.join("probes"), "tagback probes v1\n").unwrap();
+        assert_eq!(
+            cache.read("probes"),
+            None,
+            "a file without a checksum is a miss"
+        );
     }
 
     #[test]
