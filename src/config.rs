@@ -75,6 +75,10 @@ pub struct Config {
     /// Per-service settings.
     #[serde(default)]
     pub services: BTreeMap<String, ServiceConfig>,
+    /// Keys whose signatures make a record count (git `allowed_signers`
+    /// lines, ssh-ed25519); when set, unsigned records do not count.
+    #[serde(default)]
+    pub trusted_keys: Vec<String>,
 }
 
 /// Settings for one service.

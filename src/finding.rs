@@ -65,6 +65,8 @@ pub enum Code {
     ServiceRenamed,
     /// A Django service's `image:` is removed or emptied.
     ImageRemoved,
+    /// A ledger record matches the plan but is not signed by a trusted key, or its evidence does not prove it.
+    UntrustedRecord,
 }
 
 impl Code {
@@ -92,6 +94,7 @@ impl Code {
             Code::UnplannedMigrations => "unplanned-migrations",
             Code::ServiceRenamed => "service-renamed",
             Code::ImageRemoved => "image-removed",
+            Code::UntrustedRecord => "untrusted-record",
         }
     }
 
@@ -103,6 +106,7 @@ impl Code {
             | Code::UnresolvedRevision
             | Code::NoManagePy
             | Code::StaleRecord
+            | Code::UntrustedRecord
             | Code::AssumedExternalApps
             | Code::ServiceRenamed => Severity::Note,
             _ => Severity::Error,
@@ -153,11 +157,14 @@ impl Code {
                 "a service renamed in the same change that moves its image is judged as that service"
             }
             Code::ImageRemoved => "a Django service's image is removed or emptied",
+            Code::UntrustedRecord => {
+                "a ledger record is not signed by a trusted key or its evidence does not prove the plan"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -179,6 +186,7 @@ impl Code {
         Code::UnplannedMigrations,
         Code::ServiceRenamed,
         Code::ImageRemoved,
+        Code::UntrustedRecord,
     ];
 }
 

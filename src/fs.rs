@@ -1,7 +1,8 @@
 //! The one way tagback writes files (hooks, scripts, ledger records, the parse
 //! cache): a temporary file in the same directory, flushed to disk, then
 //! renamed over the target, so no reader ever sees half a file and an
-//! interrupted write leaves only a `.tmp-*.partial` file that nothing reads.
+//! interrupted write leaves only a `.tmp-*.partial` file that nothing reads
+//! (for the ledger, outside the records directory: [`write_atomic_via`]).
 
 use std::io::Write;
 use std::path::Path;
@@ -24,15 +25,30 @@ pub enum Mode {
 
 /// Write `contents` to `path` atomically, creating its directory.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
+    write_atomic_via(path, contents, mode, None)
+}
+
+/// [`write_atomic`] with the temporary file in `staging` rather than next to
+/// the target, so that a write killed halfway leaves nothing in the target's
+/// directory (the ledger: `git add .tagback` must never pick up a partial
+/// file). Falls back to the target's directory when `staging` is on another
+/// file system (a rename cannot cross it).
+pub fn write_atomic_via(
+    path: &Path,
+    contents: &[u8],
+    mode: Mode,
+    staging: Option<&Path>,
+) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d,
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let staging = staging.filter(|s| std::fs::create_dir_all(s).is_ok() && same_device(s, dir));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .suffix(".partial")
-        .tempfile_in(dir)
+        .tempfile_in(staging.unwrap_or(dir))
         .map_err(|e| Error::io(dir, e))?;
     tmp.write_all(contents)
         .map_err(|e| Error::io(tmp.path(), e))?;
@@ -54,6 +70,20 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: Mode) -> Result<()> {
         let _ = d.sync_all();
     }
     Ok(())
+}
+
+#[cfg(unix)]
+fn same_device(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(a), Ok(b)) => a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(not(unix))]
+fn same_device(_: &Path, _: &Path) -> bool {
+    false
 }
 
 #[cfg(unix)]
@@ -85,5 +115,21 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("file")]);
+    }
+
+    #[test]
+    fn staged_writes_leave_nothing_but_the_target() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("records/r.json");
+        let staging = dir.path().join("git/tagback/tmp");
+        write_atomic_via(&target, b"{}", Mode::CreateNew, Some(&staging)).unwrap();
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+        assert!(write_atomic_via(&target, b"x", Mode::CreateNew, Some(&staging)).is_err());
+        assert_eq!(std::fs::read(&target).unwrap(), b"{}");
+        assert_eq!(
+            std::fs::read_dir(target.parent().unwrap()).unwrap().count(),
+            1
+        );
+        assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
     }
 }

@@ -13,6 +13,8 @@ pub mod django;
 pub mod error;
 pub mod finding;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod git;
 pub mod ledger;
 pub mod plan;

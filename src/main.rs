@@ -3,8 +3,6 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(
@@ -12,7 +10,11 @@ fn main() -> ExitCode {
             "tagback: internal error ({info}); please report it at https://github.com/tagback/tagback/issues"
         );
     }));
-    let cli = tagback::cli::Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let color =
+        tagback::cli::color_from_args(&args, std::env::var("TAGBACK_COLOR").ok().as_deref());
+    tagback::cli::apply_color(color);
+    let cli = tagback::cli::parse(args, color);
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     match tagback::cli::run(cli, &mut out) {

@@ -95,7 +95,7 @@ pub struct Dynamic {
 }
 
 /// The whole plan (the JSON object of `plan --format json`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, schemars::JsonSchema)]
 pub struct Plan {
     /// The deployed (newer) revision.
     pub from: String,

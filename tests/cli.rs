@@ -1728,3 +1728,27 @@ fn r11_new_migrations_in_a_directory_no_installed_app_reads_block_until_configur
     );
     r.tagback().args(["check"]).assert().code(0);
 }
+
+#[test]
+fn r11_dependencies_set_in_init_are_a_dynamic_migration_not_a_false_conflict() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "shop/migrations/0003_late.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    operations = []\n\n    def __init__(self, *args):\n        super().__init__(*args)\n        self.dependencies = [('shop', '0002_more')]\n",
+    );
+    r.commit("v3", Some("v3"));
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    // Before: exit 2, "app shop has 2 unmerged leaf migrations".
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "dynamic-migration")
+        .unwrap_or_else(|| panic!("no dynamic-migration problem: {v}"));
+    assert_eq!(p["file"], "shop/migrations/0003_late.py");
+    assert_eq!(p["line"], 7);
+    assert_eq!(v["dynamic"][0]["line"], 7);
+}

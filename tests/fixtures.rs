@@ -98,7 +98,7 @@ fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
 #[test]
 fn every_case_plans_exactly_what_real_django_confirmed() {
     let cases = cases();
-    assert!(cases.len() >= 8, "fixture cases missing: {cases:?}");
+    assert!(cases.len() >= 10, "fixture cases missing: {cases:?}");
     let mut pairs = 0;
     for (name, dir) in &cases {
         let truth: Value =

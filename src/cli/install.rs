@@ -125,7 +125,7 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
                     chained.display()
                 )));
             }
-            std::fs::rename(&path, &chained).map_err(|e| Error::io(&chained, e))?;
+            keep_aside(&path, &chained)?;
             say(
                 out,
                 format!("kept the existing {name} hook as {}", chained.display()),
@@ -143,6 +143,25 @@ pub(super) fn run(dir: &Path, uninstall: bool, out: &mut dyn Write) -> Result<Ou
     Ok(Outcome::Safe)
 }
 
+/// Keep the user's hook at `chained` exactly as it is (a second hard link
+/// to the same file, or a symlink to the same target) while it stays in
+/// place: the new hook then replaces `path` by rename, so there is no moment
+/// without a hook, and uninstall's rename back restores bytes, mode and
+/// symlink alike.
+fn keep_aside(path: &Path, chained: &Path) -> Result<()> {
+    if occupied(chained) {
+        // Checked to be the same by the caller (a rerun after an interruption).
+        return Ok(());
+    }
+    let meta = std::fs::symlink_metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.file_type().is_symlink() {
+        let target = std::fs::read_link(path).map_err(|e| Error::io(path, e))?;
+        std::os::unix::fs::symlink(target, chained).map_err(|e| Error::io(chained, e))
+    } else {
+        std::fs::hard_link(path, chained).map_err(|e| Error::io(chained, e))
+    }
+}
+
 /// Two entries that are the same symlink, or regular files with the same bytes and mode.
 fn same_file_contents(a: &Path, b: &Path) -> bool {
     let (Ok(ma), Ok(mb)) = (std::fs::symlink_metadata(a), std::fs::symlink_metadata(b)) else {
@@ -155,4 +174,32 @@ fn same_file_contents(a: &Path, b: &Path) -> bool {
     }
     ma.permissions() == mb.permissions()
         && matches!((std::fs::read(a), std::fs::read(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_recorded_path_reads_back_exactly_in_sh() {
+        for path in [
+            "/opt/tagback/bin/tagback",
+            "/tmp/it's here/$HOME `x`/tagback",
+        ] {
+            let script = hook_script(HOOKS[0].1, Some(Path::new(path)));
+            let line = script
+                .lines()
+                .find(|l| l.starts_with("installed_tagback="))
+                .unwrap();
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{line}\nprintf %s \"$installed_tagback\""))
+                .output()
+                .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), path);
+        }
+        // A path sh cannot quote visibly falls back to PATH.
+        let script = hook_script(HOOKS[0].1, Some(Path::new("/tmp/a\nb/tagback")));
+        assert!(script.contains("installed_tagback=''"));
+    }
 }

@@ -2,7 +2,10 @@
 //! requests here; nothing below this module sees clap.
 
 mod check;
+mod conventions;
+mod help;
 mod hook;
+mod init;
 mod install;
 mod plan;
 mod record;
@@ -16,6 +19,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::Outcome;
 use crate::error::Result;
 use crate::report::Format;
+pub use conventions::{ColorWhen, apply_color, color_from_args, parse};
 
 /// Catch Django downgrades in Docker stack files and generate the exact
 /// backward-migration rollback.
@@ -23,6 +27,7 @@ use crate::report::Format;
 /// Exit status: 0 safe, 1 unsafe (blocked), 2 error or bad input.
 #[derive(Debug, Parser)]
 #[command(name = "tagback", version, about, max_term_width = 100)]
+#[command(after_long_help = help::TOP)]
 pub struct Cli {
     /// Read this file instead of the repositories' own `.tagback.yml`.
     #[arg(long, global = true, value_name = "FILE", env = "TAGBACK_CONFIG")]
@@ -30,6 +35,19 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+    /// When to colour output (NO_COLOR and CLICOLOR_FORCE are honoured in auto).
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        value_name = "WHEN",
+        default_value = "auto",
+        env = "TAGBACK_COLOR"
+    )]
+    pub color: ColorWhen,
+    /// Print nothing on stdout; the exit status says the verdict and errors still go to stderr.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
 }
 
 /// Stack-file selection shared by `check`, `script`, `record` and `gate`.
@@ -56,6 +74,7 @@ pub struct StackArgs {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Backward plan between two revisions of the Django code (no stack file).
+    #[command(after_long_help = help::PLAN)]
     Plan {
         /// Git repository holding the Django code.
         #[arg(long, default_value = ".")]
@@ -84,6 +103,7 @@ pub enum Command {
         service: Option<String>,
     },
     /// Compare stack files between two revisions and judge every image change.
+    #[command(after_long_help = help::CHECK)]
     Check {
         #[command(flatten)]
         stack: StackArgs,
@@ -92,10 +112,13 @@ pub enum Command {
         format: Format,
     },
     /// Write the rollback script (bash) for a downgrade.
+    #[command(after_long_help = help::SCRIPT)]
     Script(script::ScriptArgs),
     /// Record, after verifying evidence, that the backward migrations ran.
+    #[command(after_long_help = help::RECORD)]
     Record(record::RecordArgs),
     /// CI gate: exit 1 while a downgrade's backward migrations are not recorded.
+    #[command(after_long_help = help::GATE)]
     Gate {
         #[command(flatten)]
         stack: StackArgs,
@@ -104,6 +127,7 @@ pub enum Command {
         format: Format,
     },
     /// Git hook entry points.
+    #[command(after_long_help = help::HOOK)]
     Hook {
         /// Which hook.
         #[arg(value_enum)]
@@ -112,6 +136,7 @@ pub enum Command {
         args: Vec<String>,
     },
     /// Install the git hooks into a repository (chains existing hooks).
+    #[command(after_long_help = help::INSTALL)]
     Install {
         /// The repository.
         #[arg(long, default_value = ".")]
@@ -132,16 +157,45 @@ pub enum Command {
         rev: String,
     },
     /// Print the JSON Schema of an output or of `.tagback.yml` (also in docs/schema/).
+    #[command(after_long_help = help::SCHEMA)]
     Schema {
         /// Which schema.
         #[arg(value_enum)]
         kind: crate::report::schema::SchemaKind,
     },
     /// Run the main job on an embedded example project.
+    #[command(after_long_help = help::DEMO)]
     Demo {
         /// Keep the demo repository in this directory instead of a temporary one.
         #[arg(long)]
         keep: Option<PathBuf>,
+    },
+    /// Write a commented .tagback.yml from what this repository shows.
+    #[command(after_long_help = help::INIT)]
+    Init {
+        /// The deploy repository.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Replace an existing .tagback.yml.
+        #[arg(long)]
+        force: bool,
+        /// Print the file instead of writing it.
+        #[arg(long, conflicts_with = "force")]
+        stdout: bool,
+    },
+    /// Print a shell completion script.
+    #[command(after_long_help = help::COMPLETIONS)]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into DIR.
+    #[command(hide = true)]
+    Man {
+        /// Write tagback.1, tagback-check.1, … into this directory.
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -150,6 +204,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
     if let Some(file) = &cli.config {
         crate::config::use_file(file)?;
     }
+    let mut sink = std::io::sink();
+    let out: &mut dyn Write = if cli.quiet {
+        if let Some(why) = conventions::quiet_conflict(&cli.command) {
+            return Err(crate::Error::input(format!("--quiet: {why}")));
+        }
+        &mut sink
+    } else {
+        out
+    };
     match cli.command {
         Command::Plan {
             repo,
@@ -186,6 +249,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             Ok(Outcome::Safe)
         }
         Command::Demo { keep } => crate::demo::run(keep.as_deref(), out),
+        Command::Init {
+            repo,
+            force,
+            stdout,
+        } => init::run(&repo, force, stdout, out),
+        Command::Completions { shell } => conventions::completions(shell, out),
+        Command::Man { dir } => conventions::man(dir.as_deref(), out),
     }
 }
 

@@ -12,8 +12,8 @@ use crate::analysis;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::git::Repo;
-use crate::ledger::{self, Record, database, evidence};
-use crate::plan::{self, Plan};
+use crate::ledger::{self, Evidence, Record, database, evidence, trust};
+use crate::plan::Plan;
 
 /// Arguments of `tagback record`.
 #[derive(Debug, Args)]
@@ -33,6 +33,10 @@ pub struct RecordArgs {
     /// Read django_migrations directly: postgres://… or sqlite:///path.
     #[arg(long)]
     database_url: Option<String>,
+    /// Sign the record with this OpenSSH ed25519 private key (required when
+    /// `.tagback.yml` lists `trusted_keys:`).
+    #[arg(long, value_name = "FILE")]
+    sign_key: Option<PathBuf>,
 }
 
 pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
@@ -63,32 +67,25 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
     let say =
         |out: &mut dyn Write, s: String| writeln!(out, "{s}").map_err(|e| Error::io("<stdout>", e));
 
-    let (kind, digest, verdict) = if let Some(path) = &args.evidence {
+    let embedded = if let Some(path) = &args.evidence {
         let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
         let text = String::from_utf8(bytes.clone())
             .map_err(|_| Error::input(format!("evidence {} is not UTF-8 text", path.display())))?;
         let applied = evidence::parse_showmigrations(&text)
             .map_err(|e| Error::input(format!("evidence {}: {e}", path.display())))?;
-        let verdict = plan::verify_state(plan, &|k| applied.get(k).copied());
-        ("showmigrations", sha256(&bytes), verdict)
+        Evidence::from_showmigrations(plan, &applied, sha256(&bytes))
     } else {
         let url = args.database_url.as_deref().unwrap_or_default();
         let rows = database::applied_rows(url).map_err(Error::input)?;
-        let verdict = plan::verify_state(plan, &|k| {
-            let row = rows.contains(k);
-            Some(match plan.squashes.get(k) {
-                // Django treats a squash as applied when every replaced migration is.
-                Some(replaced) if !row => replaced.iter().all(|r| rows.contains(r)),
-                _ => row,
-            })
-        });
         let mut listing = String::new();
         for (a, n) in &rows {
             listing.push_str(&format!("{a}.{n}\n"));
         }
-        ("database", sha256(listing.as_bytes()), verdict)
+        Evidence::from_rows(plan, &rows, sha256(listing.as_bytes()))
     };
-    if let Err(why) = verdict {
+    // The gate verifies the embedded (reduced) evidence again: verify that
+    // very form here, so a record that is written is one the gate accepts.
+    if let Err(why) = embedded.proves(plan) {
         say(
             out,
             format!(
@@ -98,7 +95,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         )?;
         return Ok(Outcome::Unsafe);
     }
-    let record = Record {
+    let mut record = Record {
         version: ledger::FORMAT_VERSION,
         service: svc.service.clone(),
         from_image: svc.from_image.clone(),
@@ -113,14 +110,37 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
             .collect(),
         recorded_at: now_rfc3339(),
         recorded_by: identity(&repo),
-        evidence_kind: kind.into(),
-        evidence_sha256: digest,
+        evidence: embedded,
+        signature: None,
     };
+    let keys = analysis::trusted_keys(&req, &config)?;
+    match &args.sign_key {
+        Some(key) => {
+            let signature = trust::sign(key, &record.signed_message()).map_err(Error::input)?;
+            if !keys.is_empty() {
+                trust::verify(&keys, &record.signed_message(), &signature).map_err(|why| {
+                    Error::input(format!(
+                        "the record signed with {} would not count: {why}",
+                        key.display()
+                    ))
+                })?;
+            }
+            record.signature = Some(signature);
+        }
+        None if !keys.is_empty() => {
+            return Err(Error::input(format!(
+                "{} lists trusted_keys: sign the record with --sign-key FILE (an ed25519 key listed there)",
+                crate::config::FILE_NAME
+            )));
+        }
+        None => {}
+    }
     let root = repo.workdir().ok_or_else(|| {
         Error::input("the deploy repository has no working tree to write the ledger into")
     })?;
     let dir = root.join(config.ledger.as_deref().unwrap_or(ledger::DEFAULT_DIR));
-    let path = ledger::write(&dir, &record)?;
+    let staging = repo.git_dir().join("tagback").join("tmp");
+    let path = ledger::write(&dir, &staging, &record)?;
     say(
         out,
         format!(

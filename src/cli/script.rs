@@ -498,3 +498,10 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
     }
     Ok(outcome)
 }
+
+impl ScriptArgs {
+    /// Whether the script goes to stdout (no `-o`, no `--release-artifact`).
+    pub(super) fn writes_stdout(&self) -> bool {
+        self.output.is_none() && self.release_artifact.is_none()
+    }
+}

@@ -309,7 +309,20 @@ pub fn build(
     // Files by index, in key order.
     let fkeys: Vec<&Key> = files.iter().map(|f| &f.key).collect();
     let fvals: Vec<&MigrationFile> = files.iter().collect();
-    let find = |a: &str, n: &str| files.position(a, n);
+    // A migration a squash replaces may be gone from disk while others still
+    // depend on it: Django's loader points those dependencies at the squash
+    // (`MigrationGraph.remove_replaced_nodes`).
+    let mut squash_of: BTreeMap<&Key, usize> = BTreeMap::new();
+    for (i, f) in fvals.iter().enumerate() {
+        for r in &f.migration.replaces {
+            squash_of.insert(r, i);
+        }
+    }
+    let find = |a: &str, n: &str| {
+        files
+            .position(a, n)
+            .or_else(|| squash_of.get(&(a.to_string(), n.to_string())).copied())
+    };
     let app_range = |app: &str| files.app_range(app);
     // Edges `(child, parent)` between files.
     let mut edges: Vec<(usize, usize)> = Vec::with_capacity(fkeys.len() + 8);
@@ -501,10 +514,45 @@ fn check_acyclic(graph: &Graph, files: &Files, rev: &str) -> Result<()> {
 }
 
 /// Django refuses to migrate when an app has two leaf migrations.
-pub fn check_conflicts(graph: &Graph, apps: &BTreeSet<String>, rev: &str) -> Result<()> {
+///
+/// When a migration of the app computes its attributes at run time (its
+/// dependencies may join the leaves), the conflict may not be real: instead
+/// of refusing, a blocking finding names the dynamic migration.
+pub fn check_conflicts(
+    graph: &Graph,
+    apps: &BTreeSet<String>,
+    rev: &str,
+) -> Result<Vec<crate::finding::Finding>> {
+    use crate::finding::{Code, Finding};
+    let mut findings = Vec::new();
     for app in apps {
         let leaves = graph.leaves(app);
         if leaves.len() > 1 {
+            let dynamic = graph
+                .nodes
+                .iter()
+                .filter(|f| f.key.0 == *app)
+                .find_map(|f| f.migration.dynamic.first().map(|d| (f, d)));
+            if let Some((f, d)) = dynamic {
+                let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
+                findings.push(
+                    Finding::new(
+                        Code::DynamicMigration,
+                        format!(
+                            "app {app:?} seems to have {} unmerged leaf migrations at {rev} ({}), but {}.{} ({}:{}) cannot be read exactly ({}), so its real dependencies are unknown; make them class attributes (`dependencies = [...]`) so they can be read",
+                            leaves.len(),
+                            names.join(", "),
+                            f.key.0,
+                            f.key.1,
+                            f.file,
+                            d.line,
+                            d.what
+                        ),
+                    )
+                    .at(f.file.clone(), d.line),
+                );
+                continue;
+            }
             let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
             return Err(Error::input(format!(
                 "app {app:?} has {} unmerged leaf migrations at {rev} ({}); Django refuses to migrate until `makemigrations --merge` joins them",
@@ -513,5 +561,5 @@ pub fn check_conflicts(graph: &Graph, apps: &BTreeSet<String>, rev: &str) -> Res
             )));
         }
     }
-    Ok(())
+    Ok(findings)
 }

@@ -55,8 +55,9 @@ pub struct Pair {
     pub newer: Revision,
     /// The revision to go back to.
     pub older: Revision,
-    /// Migrations directories that gain migrations in the newer revision but
-    /// belong to no installed app at either revision: never silently left out.
+    /// What blocks the plan before it is computed: migrations directories
+    /// that gain migrations but belong to no installed app, apparent leaf
+    /// conflicts that a dynamic migration may explain.
     pub unplanned: Vec<crate::finding::Finding>,
 }
 
@@ -163,8 +164,9 @@ impl<'r> Loader<'r> {
                 })
                 .collect();
             if reached.is_empty() {
-                let gn = self.graph(&files_n, &loaded, &pn, newer)?;
-                let go = self.graph(&files_o, &loaded, &po, older)?;
+                let (gn, mut doubts) = self.graph(&files_n, &loaded, &pn, newer)?;
+                let (go, doubts_o) = self.graph(&files_o, &loaded, &po, older)?;
+                doubts.extend(doubts_o);
                 if let Some(probes) = self.probes.get() {
                     self.disk.put_probes(&probes.borrow());
                 }
@@ -182,7 +184,8 @@ impl<'r> Loader<'r> {
                     loaded,
                     graph: go,
                 };
-                let unplanned = self.unplanned_dirs(&nrev, &orev, opts)?;
+                let mut unplanned = self.unplanned_dirs(&nrev, &orev, opts)?;
+                unplanned.extend(doubts);
                 return Ok(Some(Pair {
                     newer: nrev,
                     older: orev,
@@ -260,7 +263,7 @@ impl<'r> Loader<'r> {
         loaded: &BTreeSet<String>,
         project: &Project,
         snap: &Snapshot,
-    ) -> Result<Graph> {
+    ) -> Result<(Graph, Vec<crate::finding::Finding>)> {
         let index = UnloadedIndex {
             loader: self,
             project,
@@ -272,8 +275,8 @@ impl<'r> Loader<'r> {
             .cloned()
             .collect();
         let g = graph::build(files, &apps, project, &snap.label, &index)?;
-        graph::check_conflicts(&g, &apps, &snap.label)?;
-        Ok(g)
+        let findings = graph::check_conflicts(&g, &apps, &snap.label)?;
+        Ok((g, findings))
     }
 
     fn probes(&self) -> &RefCell<cache::Probes> {
@@ -447,7 +450,9 @@ impl<'r> Loader<'r> {
     }
 
     /// The migration with its operations, parsing the blob when it came
-    /// from the on-disk cache without them.
+    /// from the on-disk cache without them. Operations decide safety
+    /// (irreversible, data loss): they come from the blob on every run,
+    /// never from the on-disk cache.
     pub fn complete(&self, rev: &Revision, f: &MigrationFile) -> Result<Arc<Migration>> {
         let Some(oid) = f.blob else {
             return Ok(f.migration.clone());
@@ -455,18 +460,8 @@ impl<'r> Loader<'r> {
         if let Some(m) = self.parsed.borrow().get(&f.key.0, oid) {
             return Ok(m);
         }
-        if let Some(operations) = self.disk.get_operations(&f.key.0, oid) {
-            let m = Arc::new(Migration {
-                operations,
-                ..(*f.migration).clone()
-            });
-            self.parsed.borrow_mut().insert(&f.key.0, oid, m.clone());
-            return Ok(m);
-        }
         let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
-        let m = self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)?;
-        self.disk.put_operations(&f.key.0, oid, &m.operations);
-        Ok(m)
+        self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.

@@ -189,6 +189,47 @@ pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
     Ok(parsed.suite().iter().map(|s| lower.stmt(s)).collect())
 }
 
+/// Byte classes for [`check_nesting`]: most bytes of a migration are
+/// `OTHER` or `IDENT` and cost one table lookup.
+const OTHER: u8 = 0;
+const IDENT: u8 = 1;
+const OPERATOR: u8 = 2;
+const OPEN: u8 = 3;
+const CLOSE: u8 = 4;
+const COMMA: u8 = 5;
+const QUOTE: u8 = 6;
+const HASH: u8 = 7;
+const NEWLINE: u8 = 8;
+const BACKSLASH: u8 = 9;
+const SEMICOLON: u8 = 10;
+
+static CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut c = 0;
+    while c < 256 {
+        let b = c as u8;
+        t[c] = if b.is_ascii_alphanumeric() || b == b'_' {
+            IDENT
+        } else {
+            match b {
+                b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<'
+                | b'>' | b'.' => OPERATOR,
+                b'(' | b'[' | b'{' => OPEN,
+                b')' | b']' | b'}' => CLOSE,
+                b',' => COMMA,
+                b'\'' | b'"' => QUOTE,
+                b'#' => HASH,
+                b'\n' => NEWLINE,
+                b'\\' => BACKSLASH,
+                b';' => SEMICOLON,
+                _ => OTHER,
+            }
+        };
+        c += 1;
+    }
+    t
+};
+
 /// A cheap scan of the tokens that make the parser recurse, before it runs
 /// (a file nested 100,000 deep would overflow the stack): brackets,
 /// indentation, and chains of operators within one expression (reset at a
@@ -196,73 +237,58 @@ pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
 /// `Err((byte offset, message))` at the first bound passed.
 fn check_nesting(source: &str) -> Result<(), (usize, String)> {
     let b = source.as_bytes();
+    let n = b.len();
     // Per open bracket (and the statement itself), the chained tokens since
-    // the last comma at that level.
+    // the last comma at that level; `chained` is their sum.
     let mut chains: Vec<usize> = vec![0];
     let mut chained = 0usize;
     let mut indents: Vec<usize> = vec![0];
-    let mut line_start = true;
-    let mut i = 0;
-    while i < b.len() {
+    let too_long = |at: usize| {
+        Err((
+            at,
+            format!("more than {MAX_CHAIN} operators chained in one expression"),
+        ))
+    };
+    let mut i = indentation(b, 0, &mut indents)?;
+    while i < n {
         let c = b[i];
-        if line_start && chains.len() == 1 {
-            line_start = false;
-            let mut width = 0;
-            let mut j = i;
-            while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\x0c') {
-                width = if b[j] == b'\t' {
-                    (width / 8 + 1) * 8
-                } else {
-                    width + 1
-                };
-                j += 1;
-            }
-            if j < b.len() && !matches!(b[j], b'\n' | b'\r' | b'#') {
-                while indents.last().is_some_and(|&w| w > width) {
-                    indents.pop();
+        match CLASS[c as usize] {
+            OTHER => {
+                while i + 1 < n && CLASS[b[i + 1] as usize] == OTHER {
+                    i += 1;
                 }
-                if indents.last().is_some_and(|&w| w < width) {
-                    indents.push(width);
-                    if indents.len() > MAX_INDENT_DEPTH + 1 {
-                        return Err((
-                            j,
-                            format!(
-                                "indented more than {MAX_INDENT_DEPTH} levels (Python refuses more)"
-                            ),
-                        ));
+            }
+            IDENT => {
+                let start = i;
+                while i + 1 < n && CLASS[b[i + 1] as usize] == IDENT {
+                    i += 1;
+                }
+                let word = &b[start..=i];
+                let keyword = match (word[0], word.len()) {
+                    (b'n', 3) => word == b"not",
+                    (b'l', 6) => word == b"lambda",
+                    (b'i', 2) => word == b"if",
+                    (b'e', 4) => word == b"else",
+                    (b'a', 5) => word == b"await",
+                    (b'y', 5) => word == b"yield",
+                    _ => false,
+                };
+                if keyword {
+                    *chains.last_mut().expect("never empty") += 1;
+                    chained += 1;
+                    if chained > MAX_CHAIN {
+                        return too_long(start);
                     }
                 }
             }
-            i = j;
-            continue;
-        }
-        match c {
-            b'#' => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
+            OPERATOR => {
+                *chains.last_mut().expect("never empty") += 1;
+                chained += 1;
+                if chained > MAX_CHAIN {
+                    return too_long(i);
                 }
-                continue;
             }
-            b'\'' | b'"' => {
-                i = skip_string(b, i);
-                continue;
-            }
-            b'\\' => i += 1,
-            b'\n' if chains.len() == 1 => {
-                chained = 0;
-                chains[0] = 0;
-                line_start = true;
-            }
-            b';' if chains.len() == 1 => {
-                chained = 0;
-                chains[0] = 0;
-            }
-            b',' => {
-                let last = chains.last_mut().expect("never empty");
-                chained -= *last;
-                *last = 0;
-            }
-            b'(' | b'[' | b'{' => {
+            OPEN => {
                 *chains.last_mut().expect("never empty") += 1;
                 chained += 1;
                 chains.push(0);
@@ -274,50 +300,70 @@ fn check_nesting(source: &str) -> Result<(), (usize, String)> {
                         ),
                     ));
                 }
-            }
-            b')' | b']' | b'}' if chains.len() > 1 => {
-                chained -= chains.pop().expect("more than one");
-            }
-            b'+' | b'-' | b'*' | b'/' | b'%' | b'@' | b'&' | b'|' | b'^' | b'~' | b'<' | b'>'
-            | b'.' => {
-                *chains.last_mut().expect("never empty") += 1;
-                chained += 1;
-            }
-            c if c.is_ascii_alphabetic() || c == b'_' => {
-                let start = i;
-                while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'_') {
-                    i += 1;
-                }
-                if i < b.len() && matches!(b[i], b'\'' | b'"') {
-                    // A string prefix (`r"…"`, `f'…'`).
-                    continue;
-                }
-                if matches!(
-                    &b[start..i],
-                    b"not" | b"lambda" | b"if" | b"else" | b"await" | b"yield"
-                ) {
-                    *chains.last_mut().expect("never empty") += 1;
-                    chained += 1;
-                }
                 if chained > MAX_CHAIN {
-                    return Err((
-                        start,
-                        format!("more than {MAX_CHAIN} operators chained in one expression"),
-                    ));
+                    return too_long(i);
                 }
+            }
+            CLOSE if chains.len() > 1 => chained -= chains.pop().expect("more than one"),
+            COMMA => {
+                let last = chains.last_mut().expect("never empty");
+                chained -= *last;
+                *last = 0;
+            }
+            QUOTE => {
+                i = skip_string(b, i);
                 continue;
             }
+            HASH => {
+                i = b[i..].iter().position(|&x| x == b'\n').map_or(n, |p| i + p);
+                continue;
+            }
+            NEWLINE if chains.len() == 1 => {
+                chained = 0;
+                chains[0] = 0;
+                i = indentation(b, i + 1, &mut indents)?;
+                continue;
+            }
+            BACKSLASH => i += 1,
+            SEMICOLON if chains.len() == 1 => {
+                chained = 0;
+                chains[0] = 0;
+            }
             _ => {}
-        }
-        if chained > MAX_CHAIN {
-            return Err((
-                i,
-                format!("more than {MAX_CHAIN} operators chained in one expression"),
-            ));
         }
         i += 1;
     }
     Ok(())
+}
+
+/// At the start of a logical line at `i`: track its indentation level
+/// (blank and comment lines do not count) and return where its text starts.
+fn indentation(b: &[u8], i: usize, indents: &mut Vec<usize>) -> Result<usize, (usize, String)> {
+    let mut width = 0;
+    let mut j = i;
+    while j < b.len() && matches!(b[j], b' ' | b'\t' | b'\x0c') {
+        width = if b[j] == b'\t' {
+            (width / 8 + 1) * 8
+        } else {
+            width + 1
+        };
+        j += 1;
+    }
+    if j < b.len() && !matches!(b[j], b'\n' | b'\r' | b'#') {
+        while indents.last().is_some_and(|&w| w > width) {
+            indents.pop();
+        }
+        if indents.last().is_some_and(|&w| w < width) {
+            indents.push(width);
+            if indents.len() > MAX_INDENT_DEPTH + 1 {
+                return Err((
+                    j,
+                    format!("indented more than {MAX_INDENT_DEPTH} levels (Python refuses more)"),
+                ));
+            }
+        }
+    }
+    Ok(j)
 }
 
 /// The index just past the string literal starting at `i` (a quote).
@@ -326,9 +372,18 @@ fn skip_string(b: &[u8], i: usize) -> usize {
     let triple = b.len() >= i + 3 && b[i + 1] == q && b[i + 2] == q;
     let mut j = if triple { i + 3 } else { i + 1 };
     while j < b.len() {
+        let Some(p) = b[j..]
+            .iter()
+            .position(|&c| c == q || c == b'\\' || c == b'\n')
+        else {
+            return b.len();
+        };
+        j += p;
         match b[j] {
             b'\\' => j += 2,
-            c if c == q => {
+            b'\n' if !triple => return j,
+            b'\n' => j += 1,
+            _ => {
                 if !triple {
                     return j + 1;
                 }
@@ -337,8 +392,6 @@ fn skip_string(b: &[u8], i: usize) -> usize {
                 }
                 j += 1;
             }
-            b'\n' if !triple => return j,
-            _ => j += 1,
         }
     }
     b.len()

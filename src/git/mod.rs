@@ -187,6 +187,14 @@ impl Repo {
             std::iter::empty::<&std::ffi::OsStr>(),
         )
         .map_err(|source| {
+            if source.code() == git2::ErrorCode::Owner {
+                // git's own check (CVE-2022-24765) stays on; say how to pass it.
+                return Error::input(format!(
+                    "{} is owned by another user, and git refuses such repositories ({}); run tagback as its owner (in Docker: --user \"$(id -u):$(id -g)\") or add the path to safe.directory in the global or system git config",
+                    dir.display(),
+                    source.message()
+                ));
+            }
             Error::input(format!(
                 "{} is not a git repository ({})",
                 dir.display(),

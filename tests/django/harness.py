@@ -606,6 +606,30 @@ def sc_squash_old_leaf(kinds):
         "naive_noop": ["python manage.py migrate shop 0003_add_color"], "record": True})
 
 
+def sc_squash_replaced_deleted(kinds):
+    """A squash whose replaced files were deleted while a later migration
+    still depends on one of them by its old name: Django's loader points that
+    dependency at the squash (no NodeNotFoundError), and the plan works."""
+    p = Project(os.path.join(ARGS.work, "repos", "squash_replaced_deleted"))
+    p.app("shop")
+    p.settings(["shop"])
+    fields = []
+    for i, f in enumerate(["name", "sku", "color", "size"], 1):
+        fields.append(f)
+        p.models("shop", "class Product(models.Model):\n" + "".join(f"    {x} = models.CharField(max_length=20, default='')\n" for x in fields))
+        p.makemigrations("shop", name=f"add_{f}" if i > 1 else None)
+    p.commit("v1")
+    p.squash("shop", "0001", "0003")
+    for old in ("0001_initial", "0002_add_sku", "0003_add_color"):
+        p.remove(f"shop/migrations/{old}.py")
+    fields.append("weight")
+    p.models("shop", "class Product(models.Model):\n" + "".join(f"    {x} = models.CharField(max_length=20, default='')\n" for x in fields))
+    p.makemigrations("shop", name="add_weight")
+    p.commit("v2")
+    verify_pair("squash_replaced_deleted", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0004_add_size"}, "unapply_count": 1})
+
+
 def sc_squash_straddles(kinds):
     """A squash replacing migrations the older revision has and newer ones:
     no target can reach the older state."""
@@ -838,6 +862,7 @@ SCENARIOS = {
     "nested_squash": sc_nested_squash,
     "settings_patterns": sc_settings_patterns,
     "split_settings": sc_split_settings,
+    "squash_replaced_deleted": sc_squash_replaced_deleted,
 }
 
 

@@ -2,13 +2,11 @@
 //! id (`apps.tsv`) and migrations known to exist in unchanged apps (`probes`).
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 
 use git2::Oid;
 
 use super::DiskCache;
 use super::text::{cut, fields_of, oid_from_hex};
-use crate::fs::{self, Mode};
 use crate::git::OidKey;
 
 /// How many probes the cache keeps.
@@ -44,10 +42,16 @@ impl Probes {
 impl DiskCache {
     /// The probes of earlier runs.
     pub fn probes(&self) -> Probes {
+        self.read("probes")
+            .map(|text| Probes::decode(&text))
+            .unwrap_or_default()
+    }
+}
+
+impl Probes {
+    /// The probes of a `probes` file (empty when it is not one).
+    pub(super) fn decode(text: &str) -> Probes {
         let mut probes = Probes::default();
-        let Some(text) = self.read("probes") else {
-            return probes;
-        };
         let mut lines = text.lines();
         if lines.next() != Some(PROBES_HEADER) {
             return probes;
@@ -61,7 +65,9 @@ impl DiskCache {
         }
         probes
     }
+}
 
+impl DiskCache {
     /// Store the probes when this run added any (best effort). Past the
     /// limit, only this run's are kept.
     pub fn put_probes(&self, probes: &Probes) {
@@ -89,6 +95,9 @@ impl DiskCache {
 /// How many app and directory resolutions the cache keeps (the ones used by
 /// the latest run first).
 const APP_MEMO_LIMIT: usize = 50_000;
+
+/// The cache file of [`AppMemo`].
+const APP_MEMO_FILE: &str = "apps.tsv";
 
 /// `INSTALLED_APPS` entries resolved to `(label, name)` by `(project root,
 /// entry, tree id of the entry's top-level package)`, and whether migrations
@@ -148,7 +157,7 @@ impl AppMemo {
         out
     }
 
-    fn from_lines(text: &str) -> AppMemo {
+    pub(super) fn from_lines(text: &str) -> AppMemo {
         let mut memo = AppMemo::default();
         for line in text.lines() {
             let mut f = fields_of(line, b'\t');
@@ -182,14 +191,9 @@ impl AppMemo {
 }
 
 impl DiskCache {
-    fn memo_path(&self) -> Option<PathBuf> {
-        Some(self.dir.as_ref()?.join("apps.tsv"))
-    }
-
     /// The app resolutions of earlier runs (empty when none or caching is off).
     pub fn app_memo(&self) -> AppMemo {
-        self.memo_path()
-            .and_then(|p| std::fs::read_to_string(p).ok())
+        self.read(APP_MEMO_FILE)
             .map(|t| AppMemo::from_lines(&t))
             .unwrap_or_default()
     }
@@ -199,8 +203,6 @@ impl DiskCache {
         if !memo.changed {
             return;
         }
-        if let Some(path) = self.memo_path() {
-            let _ = fs::write_atomic(&path, memo.to_lines().as_bytes(), Mode::ReplaceCache);
-        }
+        self.write(APP_MEMO_FILE, &memo.to_lines());
     }
 }

@@ -4,17 +4,19 @@
 //!
 //! - `LABEL-TREE`: the graph part of every migration of one app's migrations
 //!   directory (`directory.rs`);
-//! - `LABEL-BLOB.ops`: the operations of one migration blob (`operations.rs`);
 //! - `projects`, `apps.tsv`, `probes`: settings reads and app resolutions by
 //!   tree id, and migrations known to exist (`memo.rs`, `project/records.rs`).
 //!
-//! Best effort throughout: a missing, stale, malformed or half-written file is
-//! a miss and is derived again from git objects; files are replaced
-//! atomically; past a few thousand files the oldest half is pruned.
+//! The cache never changes a result. Every file starts with a SHA-256 of its
+//! name (which holds its key) and its content: a damaged, truncated,
+//! swapped or half-written file is a miss and is derived again from git
+//! objects. The facts that decide safety, the operations of the migrations
+//! to unapply (irreversible, data loss), are never cached: they are parsed
+//! from the blobs on every run. Files are replaced atomically; past a few
+//! thousand files the oldest half is pruned.
 
 mod directory;
 mod memo;
-mod operations;
 mod text;
 
 use std::path::PathBuf;
@@ -25,7 +27,8 @@ pub use directory::{CachedDir, CachedLine, Entry};
 pub use memo::{AppMemo, Probes};
 pub(crate) use text::{fields_of, oid_from_hex, optional, parse_optional};
 
-use super::migration::Operation;
+use sha2::{Digest, Sha256};
+
 use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model or the file format changes.
@@ -62,8 +65,7 @@ impl DiskCache {
 
     /// The cached parse of an app's migrations directory.
     pub fn get(&self, label: &str, tree: Oid) -> Option<CachedDir> {
-        let text = std::fs::read_to_string(self.path(label, tree)?).ok()?;
-        let dir = CachedDir::new(text);
+        let dir = CachedDir::new(read_checked(&self.path(label, tree)?)?);
         dir.is_valid().then_some(dir)
     }
 
@@ -72,33 +74,8 @@ impl DiskCache {
         let (Some(path), Some(text)) = (self.path(label, tree), directory::encode(entries)) else {
             return;
         };
-        let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
+        write_checked(&path, &text);
         self.prune();
-    }
-}
-
-impl DiskCache {
-    fn operations_path(&self, label: &str, blob: Oid) -> Option<PathBuf> {
-        let mut p = self.path(label, blob)?;
-        p.set_extension("ops");
-        Some(p)
-    }
-
-    /// The operations of a migration blob, as parsed by an earlier run.
-    pub fn get_operations(&self, label: &str, blob: Oid) -> Option<Vec<Operation>> {
-        let text = std::fs::read_to_string(self.operations_path(label, blob)?).ok()?;
-        operations::decode(&text)
-    }
-
-    /// Store the operations of a migration blob (best effort).
-    pub fn put_operations(&self, label: &str, blob: Oid, operations: &[Operation]) {
-        if let (Some(path), Some(text)) = (
-            self.operations_path(label, blob),
-            operations::encode(operations),
-        ) {
-            let _ = fs::write_atomic(&path, text.as_bytes(), Mode::ReplaceCache);
-            self.prune();
-        }
     }
 
     /// Keep the cache bounded: past [`FILES_KEPT`] files, the least recently
@@ -142,22 +119,74 @@ impl DiskCache {
     }
 }
 
+/// Every decoder of the cache's file formats run on `text` (for the fuzzer:
+/// whatever the bytes, a decoder returns a value or a miss, never panics).
+#[doc(hidden)]
+pub fn decode_any(text: &str) {
+    let cached = CachedDir::new(text.to_string());
+    for line in cached.lines().flatten() {
+        let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
+    }
+    let _ = AppMemo::from_lines(text);
+    let _ = Probes::decode(text);
+    crate::django::project::decode_records(text);
+}
+
 /// How many files the parse cache keeps before pruning (a few hundred bytes
 /// to a few tens of kilobytes each).
 const FILES_KEPT: usize = 4096;
 
 impl DiskCache {
-    /// A file of the cache directory, if it exists.
+    /// A file of the cache directory, if it exists and its checksum holds.
     pub fn read(&self, name: &str) -> Option<String> {
-        std::fs::read_to_string(self.dir.as_ref()?.join(name)).ok()
+        read_checked(&self.dir.as_ref()?.join(name))
     }
 
     /// Replace a file of the cache directory (best effort).
     pub fn write(&self, name: &str, text: &str) {
         if let Some(dir) = &self.dir {
-            let _ = fs::write_atomic(&dir.join(name), text.as_bytes(), Mode::ReplaceCache);
+            write_checked(&dir.join(name), text);
         }
     }
+}
+
+/// First bytes of every cache file, before the checksum.
+const SUM_PREFIX: &str = "tagback-sum ";
+
+/// SHA-256 (hex) of a cache file's key and content. The key is the file's
+/// path below the cache root: version, label and object id, so a file
+/// copied over another one's name is a miss too.
+fn checksum(path: &std::path::Path, body: &str) -> String {
+    let key = path
+        .iter()
+        .rev()
+        .take(2)
+        .map(|c| c.to_string_lossy())
+        .collect::<Vec<_>>()
+        .join("/");
+    let mut h = Sha256::new();
+    h.update(key.as_bytes());
+    h.update([0]);
+    h.update(body.as_bytes());
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The content of a cache file whose checksum matches its path and content.
+fn read_checked(path: &std::path::Path) -> Option<String> {
+    let mut text = std::fs::read_to_string(path).ok()?;
+    let (sum, body) = text.strip_prefix(SUM_PREFIX)?.split_once('\n')?;
+    if sum.len() != 64 || checksum(path, body) != sum {
+        return None;
+    }
+    let skip = SUM_PREFIX.len() + sum.len() + 1;
+    text.drain(..skip);
+    Some(text)
+}
+
+/// Write a cache file with its checksum line (best effort).
+fn write_checked(path: &std::path::Path, body: &str) {
+    let text = format!("{SUM_PREFIX}{}\n{body}", checksum(path, body));
+    let _ = fs::write_atomic(path, text.as_bytes(), Mode::ReplaceCache);
 }
 
 #[cfg(test)]
@@ -210,15 +239,11 @@ pub(crate) mod tests {
             migration: std::sync::Arc::new(m.clone()),
         };
         let dir = directory::encode(&[entry.clone(), entry]).unwrap();
-        let ops = operations::encode(&m.operations).unwrap();
         for text in mutations(&dir, 3000) {
             let cached = CachedDir::new(text);
             for line in cached.lines().flatten() {
                 let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
             }
-        }
-        for text in mutations(&ops, 3000) {
-            let _ = operations::decode(&text);
         }
         let mut probes = Probes::default();
         probes.add(blob, "0002_b");

@@ -193,6 +193,12 @@ pub fn find_manage_py(
     Ok(None)
 }
 
+/// Decode a cached `projects` file (for the fuzzer).
+#[doc(hidden)]
+pub fn decode_records(text: &str) {
+    let _ = records::decode(text);
+}
+
 /// Load the project at a snapshot, reusing `memo` across revisions, and the
 /// apps of `prior` (another revision of the same run) whose packages have
 /// the same tree ids.
