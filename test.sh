@@ -17,9 +17,11 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || missing+=(postgresql)
 command -v psql >/dev/null || missing+=(postgresql-client)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
-command -v docker-compose >/dev/null || missing+=(docker-compose)
 command -v ssh-keygen >/dev/null || missing+=(openssh-client)
 command -v jq >/dev/null || missing+=(jq)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
+command -v mariadbd >/dev/null || missing+=(mariadb-server)
+command -v mariadb >/dev/null || missing+=(mariadb-client)
 if ((${#missing[@]})); then
   sudo=""
   [[ $(id -u) == 0 ]] || sudo=sudo
@@ -36,6 +38,8 @@ for v in 4.2 5.2; do
     "$venv/bin/pip" install -q "Django==$v.*" "psycopg[binary]>=3.1" "django-split-settings>=1.2"
     touch "$venv/.ready"
   fi
+  # Django's MySQL/MariaDB backend through PyMySQL (pure Python) for the guard.
+  "$venv/bin/python" -c 'import pymysql' 2>/dev/null || "$venv/bin/pip" install -q "PyMySQL>=1.1"
   # jsonschema validates the SARIF output against the official schema;
   # django-split-settings is a settings pattern the harness checks.
   "$venv/bin/python" -c "import jsonschema, split_settings" 2>/dev/null ||
@@ -73,6 +77,12 @@ cleanup() { scripts/postgres.sh stop "$env_dir/pg" "$pg_port"; }
 trap cleanup EXIT
 export TAGBACK_TEST_POSTGRES="127.0.0.1:$pg_port"
 
+step "MariaDB on a private port"
+maria_port=${TAGBACK_MARIADB_PORT:-33069}
+scripts/mariadb.sh start "$env_dir/mariadb" "$maria_port"
+cleanup_mariadb() { scripts/mariadb.sh stop "$env_dir/mariadb" "$maria_port"; }
+trap 'cleanup_mariadb; cleanup' EXIT
+
 step "Rust tests"
 cargo build --quiet
 if command -v cargo-nextest >/dev/null; then
@@ -97,6 +107,9 @@ for v in 4.2 5.2; do
     --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-$v"
 done
 
+step "real Django decides: tagback guard on SQLite, PostgreSQL and MariaDB"
+python3 tests/django/guard.py --tagback target/debug/tagback --python "$env_dir/venv-4.2/bin/python" \
+  --postgres "127.0.0.1:$pg_port" --mysql "127.0.0.1:$maria_port" --work "$env_dir/guard"
 step "real Django decides: the committed fixture cases (fixtures/cases) replayed"
 python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" \
   --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-fixtures" --replay-fixtures fixtures/cases
@@ -107,6 +120,7 @@ python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env
 step "Docker end to end"
 if docker info >/dev/null 2>&1; then
   tests/docker/e2e.sh "$env_dir/docker"
+  tests/docker/guard.sh "$env_dir/docker-guard"
 elif [[ -n "${TAGBACK_REQUIRE_DOCKER:-}" ]]; then
   echo "Docker Engine not reachable and TAGBACK_REQUIRE_DOCKER is set" >&2
   exit 1

@@ -105,6 +105,7 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
     let keys = trusted_keys(req, &config)?;
     let mut repos = AppRepos::default();
     let mut services = Vec::new();
+    let mut rollback_scripts: Option<Vec<(String, u64)>> = None;
     for change in stack::changes(&old, &new) {
         // A renamed service answers to both names.
         if req
@@ -168,6 +169,31 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
             }
         }
         report.safe = is_safe(&report, &cfg);
+        // A release that adds migrations (the plan that would roll it back
+        // is not empty) and can be rolled back behind tagback's back.
+        let added = report.rollback.as_ref().map_or(0, |p| p.unapply.len());
+        if added > 0 {
+            let scripts = match &rollback_scripts {
+                Some(s) => s,
+                None => rollback_scripts.insert(stack::rollback_scripts::find(req.repo, &req.to)?),
+            };
+            let sources = change
+                .to
+                .auto_rollback
+                .iter()
+                .map(|(f, l)| (f, *l, "deploy.update_config.failure_action: rollback"))
+                .chain(
+                    scripts
+                        .iter()
+                        .map(|(f, l)| (f, *l, "docker service rollback")),
+                );
+            let found: Vec<Finding> = sources
+                .map(|(file, line, what)| {
+                    auto_rollback_finding(&report, added, file.clone(), line, what)
+                })
+                .collect();
+            report.notes.extend(found);
+        }
         services.push(report);
     }
     let safe = services.iter().all(|s| s.safe);
@@ -178,6 +204,25 @@ pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
         files,
         services,
     })
+}
+
+/// An `auto-rollback` warning: a rollback tagback does not see would start
+/// the deployed image's code on the schema this release migrates.
+fn auto_rollback_finding(
+    r: &ServiceReport,
+    added: usize,
+    file: String,
+    line: u64,
+    what: &str,
+) -> Finding {
+    Finding::new(
+        Code::AutoRollback,
+        format!(
+            "{what}: {} can go back to {} without tagback seeing it, and {} starts on a database this release migrated ({added} migration(s) it does not know); fix: run `tagback guard` in the image's entrypoint so older tasks refuse to start, or make this release's migrations backward-compatible with the code of {}",
+            r.service, r.from_image, r.from_image, r.from_image
+        ),
+    )
+    .at(file, u32::try_from(line).unwrap_or(0))
 }
 
 /// The report for a service whose `image:` was removed or emptied: unless

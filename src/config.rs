@@ -79,6 +79,29 @@ pub struct Config {
     /// lines, ssh-ed25519); when set, unsigned records do not count.
     #[serde(default)]
     pub trusted_keys: Vec<String>,
+    /// Settings of `tagback guard`.
+    #[serde(default)]
+    pub guard: GuardConfig,
+}
+
+/// `guard:` in `.tagback.yml`.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardConfig {
+    /// Rows of `django_migrations` the code does not know that are not the
+    /// database being ahead (each with the reason a person checked).
+    #[serde(default)]
+    pub allow: Vec<GuardAllow>,
+}
+
+/// One allowed row: `migration: APP.NAME` and why it is harmless.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GuardAllow {
+    /// `APP.NAME`, as in `django_migrations`.
+    pub migration: String,
+    /// Why this row is not a newer migration (required).
+    pub reason: String,
 }
 
 /// Settings for one service.

@@ -67,6 +67,11 @@ pub enum Code {
     ImageRemoved,
     /// A ledger record matches the plan but is not signed by a trusted key, or its evidence does not prove it.
     UntrustedRecord,
+    /// A release that adds migrations can be rolled back without tagback
+    /// (`failure_action: rollback`, `docker service rollback` in a script).
+    AutoRollback,
+    /// `tagback guard` blocks but cannot name the backward commands.
+    GuardNoTargets,
 }
 
 impl Code {
@@ -95,20 +100,23 @@ impl Code {
             Code::ServiceRenamed => "service-renamed",
             Code::ImageRemoved => "image-removed",
             Code::UntrustedRecord => "untrusted-record",
+            Code::AutoRollback => "auto-rollback",
+            Code::GuardNoTargets => "guard-no-targets",
         }
     }
 
     /// How much findings of this code weigh.
     pub fn severity(self) -> Severity {
         match self {
-            Code::DataLoss => Severity::Warning,
+            Code::DataLoss | Code::AutoRollback => Severity::Warning,
             Code::NotDjango
             | Code::UnresolvedRevision
             | Code::NoManagePy
             | Code::StaleRecord
             | Code::UntrustedRecord
             | Code::AssumedExternalApps
-            | Code::ServiceRenamed => Severity::Note,
+            | Code::ServiceRenamed
+            | Code::GuardNoTargets => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -160,11 +168,17 @@ impl Code {
             Code::UntrustedRecord => {
                 "a ledger record is not signed by a trusted key or its evidence does not prove the plan"
             }
+            Code::AutoRollback => {
+                "a release that adds migrations can be rolled back behind tagback's back (Swarm's automatic rollback, docker service rollback)"
+            }
+            Code::GuardNoTargets => {
+                "the guard blocks but cannot name the backward commands (use tagback script)"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 22] = [
+    pub const ALL: [Code; 24] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -187,6 +201,8 @@ impl Code {
         Code::ServiceRenamed,
         Code::ImageRemoved,
         Code::UntrustedRecord,
+        Code::AutoRollback,
+        Code::GuardNoTargets,
     ];
 }
 

@@ -16,6 +16,7 @@ pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod git;
+pub mod guard;
 pub mod ledger;
 pub mod plan;
 pub mod report;

@@ -37,20 +37,13 @@ pub(super) fn request<'a>(
     })
 }
 
-pub(super) fn run(
-    args: &StackArgs,
-    format: Format,
-    gate: bool,
-    out: &mut dyn Write,
-) -> Result<Outcome> {
+/// `check` and `gate` judge alike (the gate is the merge-time form of
+/// check: it blocks unrecorded backward migrations and changes it cannot
+/// judge); they differ in their help and in where they are run.
+pub(super) fn run(args: &StackArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.deploy_repo)?;
     let req = request(&repo, args, None)?;
-    let mut report = analysis::analyze(&req)?;
-    if gate {
-        // The gate only blocks downgrades with unrecorded backward migrations
-        // (and changes it cannot judge); it is the merge-time form of check.
-        report.safe = report.services.iter().all(|s| s.safe);
-    }
+    let report = analysis::analyze(&req)?;
     match format {
         Format::Json => report::json(&report, out)?,
         Format::Text => report::check_text(&report, out)?,

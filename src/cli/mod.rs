@@ -3,6 +3,7 @@
 
 mod check;
 mod conventions;
+mod guard;
 mod help;
 mod hook;
 mod init;
@@ -156,6 +157,9 @@ pub enum Command {
         #[arg(long, default_value = "HEAD")]
         rev: String,
     },
+    /// Run in the container before the app: exit 1 when the database has
+    /// applied migrations this code does not know (it is ahead of the code).
+    Guard(guard::GuardArgs),
     /// Print the JSON Schema of an output or of `.tagback.yml` (also in docs/schema/).
     #[command(after_long_help = help::SCHEMA)]
     Schema {
@@ -236,13 +240,15 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<Outcome> {
             },
             out,
         ),
-        Command::Check { stack, format } => check::run(&stack, format, false, out),
-        Command::Gate { stack, format } => check::run(&stack, format, true, out),
+        Command::Check { stack, format } | Command::Gate { stack, format } => {
+            check::run(&stack, format, out)
+        }
         Command::Script(args) => script::run(&args, out),
         Command::Record(args) => record::run(&args, out),
         Command::Hook { name, args } => hook::run(name, &args, out),
         Command::Install { repo, uninstall } => install::run(&repo, uninstall, out),
         Command::Graph { repo, rev } => plan::graph(&repo, &rev, out),
+        Command::Guard(args) => guard::run(&args, out),
         Command::Schema { kind } => {
             out.write_all(crate::report::schema::schema(kind).as_bytes())
                 .map_err(|e| crate::Error::io("<stdout>", e))?;

@@ -30,7 +30,7 @@ pub struct RecordArgs {
         required_unless_present = "database_url"
     )]
     evidence: Option<PathBuf>,
-    /// Read django_migrations directly: postgres://… or sqlite:///path.
+    /// Read django_migrations directly: postgres://…, mysql://… (MySQL/MariaDB) or sqlite:///path.
     #[arg(long)]
     database_url: Option<String>,
     /// Sign the record with this OpenSSH ed25519 private key (required when

@@ -88,7 +88,11 @@ impl<'r> Loader<'r> {
             previous_dir: RefCell::new(BTreeMap::new()),
             resolutions: std::cell::OnceCell::new(),
             probes: std::cell::OnceCell::new(),
-            disk: cache::DiskCache::new(repo.git_dir()),
+            disk: if repo.is_plain_dir() {
+                cache::DiskCache::off()
+            } else {
+                cache::DiskCache::new(repo.git_dir())
+            },
             listings: RefCell::new(BTreeMap::new()),
         }
     }
@@ -194,6 +198,34 @@ impl<'r> Loader<'r> {
             }
             loaded.extend(reached);
         }
+    }
+
+    /// One revision with the migration files of every app whose migrations
+    /// are in the repository (what the code knows, for `tagback guard`).
+    /// `Ok(None)` without a `manage.py`.
+    pub fn load_known(
+        &self,
+        snap: &Snapshot,
+        opts: &ProjectOptions,
+    ) -> Result<Option<(Project, Files)>> {
+        let memo = self
+            .resolutions
+            .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
+        let Some(project) = project::load_shared(self.repo, snap, opts, memo, None)? else {
+            return Ok(None);
+        };
+        let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
+        let files = self.load_files(snap, &project, &apps)?;
+        Ok(Some((project, files)))
+    }
+
+    /// The graph of files from [`Loader::load_known`] (built only when the
+    /// guard needs to name backward targets). A leaf conflict that a
+    /// dynamic migration may explain only costs the guard its targets.
+    pub fn known_graph(&self, snap: &Snapshot, project: &Project, files: &Files) -> Result<Graph> {
+        let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
+        self.graph(files, &apps, project, snap)
+            .map(|(graph, _doubts)| graph)
     }
 
     /// Directories named `migrations` where the newer revision adds files

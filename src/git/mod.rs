@@ -128,6 +128,13 @@ pub struct Repo {
     label: String,
     /// Trees read so far, by id: every tree is read and parsed once per run.
     trees: RefCell<BTreeMap<OidKey, Rc<TreeEntries>>>,
+    /// A plain directory opened with [`Repo::open_dir`]: its files are the
+    /// working tree, and there is no git history.
+    plain_dir: Option<PathBuf>,
+    /// The working-tree file read last by [`Repo::blob_id`], handed to the
+    /// [`Repo::read_blob_at`] that usually follows instead of reading and
+    /// hashing it again.
+    last_read: RefCell<Option<(String, Blob)>>,
     /// Object directories of submodules added as alternates of this
     /// repository's object database (so their commits, trees and blobs are
     /// read like this repository's own).
@@ -221,6 +228,36 @@ impl Repo {
         Ok(Repo::new(repo, label))
     }
 
+    /// Open a plain directory that need not be a git repository (the code
+    /// inside a container image): only [`Repo::worktree_snapshot`] reads
+    /// it, with the same rules as a working tree; revisions do not exist.
+    pub fn open_dir(dir: &Path) -> Result<Repo> {
+        if !dir.is_dir() {
+            return Err(Error::input(format!(
+                "{} is not a directory",
+                dir.display()
+            )));
+        }
+        // A repository over an empty in-memory object database: nothing is
+        // read from it, and no `.git` is looked for or created.
+        let repo = git2::Odb::new()
+            .and_then(Repository::from_odb)
+            .map_err(|source| Error::Git {
+                context: format!("opening {}", dir.display()),
+                source,
+            })?;
+        // Messages name the directory absolutely (`/app`, not `.`).
+        let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+        let mut r = Repo::new(repo, dir.display().to_string());
+        r.plain_dir = Some(dir);
+        Ok(r)
+    }
+
+    /// Whether this is a plain directory (see [`Repo::open_dir`]).
+    pub fn is_plain_dir(&self) -> bool {
+        self.plain_dir.is_some()
+    }
+
     fn new(repo: Repository, label: String) -> Repo {
         // Objects are read from the user's own repository; re-hashing every
         // object on read (libgit2's default) costs more than the rest of a run.
@@ -229,6 +266,8 @@ impl Repo {
             repo,
             label,
             trees: RefCell::new(BTreeMap::new()),
+            plain_dir: None,
+            last_read: RefCell::new(None),
             alternates: RefCell::new(std::collections::BTreeSet::new()),
         }
     }
@@ -345,7 +384,13 @@ impl Repo {
                 Some((oid, false)) => Some(oid),
                 _ => None,
             }),
-            _ => Ok(self.read(snap, path)?.map(|b| b.oid)),
+            Source::WorkTree => {
+                let blob = self.read(snap, path)?;
+                let oid = blob.as_ref().map(|b| b.oid);
+                *self.last_read.borrow_mut() = blob.map(|b| (path.to_string(), b));
+                Ok(oid)
+            }
+            Source::Index => Ok(self.read(snap, path)?.map(|b| b.oid)),
         }
     }
 
@@ -353,6 +398,16 @@ impl Repo {
     pub fn read_blob_at(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
         match &snap.source {
             Source::Commit { .. } => self.read_blob(oid, snap, path),
+            Source::WorkTree
+                if self
+                    .last_read
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|(p, b)| p == path && b.oid == oid) =>
+            {
+                let (_, blob) = self.last_read.borrow_mut().take().expect("checked");
+                Ok(blob)
+            }
             _ => self.read(snap, path)?.ok_or_else(|| {
                 Error::input(format!(
                     "{path} at {} disappeared while reading",
@@ -378,7 +433,11 @@ impl Repo {
             Source::Commit { tree, .. } => {
                 Ok(matches!(self.lookup(*tree, path, snap)?, Some((_, false))))
             }
-            _ => Ok(self.read(snap, path)?.is_some()),
+            // A file on disk is not read to know that it is there.
+            Source::WorkTree => Ok(self
+                .worktree_path(path)
+                .is_some_and(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file()))),
+            Source::Index => Ok(self.read(snap, path)?.is_some()),
         }
     }
 
@@ -404,7 +463,7 @@ impl Repo {
 
     /// The working directory, if the repository has one.
     pub fn workdir(&self) -> Option<&Path> {
-        self.repo.workdir()
+        self.plain_dir.as_deref().or_else(|| self.repo.workdir())
     }
 
     /// The `.git` directory.
@@ -760,7 +819,7 @@ impl Repo {
     }
 
     fn worktree_path(&self, path: &str) -> Option<PathBuf> {
-        let root = self.repo.workdir()?;
+        let root = self.workdir()?;
         if Path::new(path)
             .components()
             .any(|c| matches!(c, std::path::Component::ParentDir))
@@ -857,6 +916,31 @@ pub fn short(oid: Oid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plain_directory_reads_like_a_working_tree_and_has_no_revisions() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("shop/migrations")).unwrap();
+        std::fs::write(dir.path().join("manage.py"), "print()\n").unwrap();
+        std::fs::write(dir.path().join("shop/migrations/__init__.py"), "").unwrap();
+        let repo = Repo::open_dir(dir.path()).unwrap();
+        assert!(repo.is_plain_dir());
+        assert!(!dir.path().join(".git").exists(), "nothing is created");
+        let snap = repo.worktree_snapshot();
+        let (_, text) = repo.read_text(&snap, "manage.py").unwrap().unwrap();
+        assert_eq!(text, "print()\n");
+        let names: Vec<String> = repo
+            .list_dir(&snap, "shop/migrations")
+            .unwrap()
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+        assert_eq!(names, ["__init__.py"]);
+        assert!(repo.read(&snap, "../escape").unwrap().is_none());
+        assert!(repo.snapshot("HEAD").is_err());
+        assert!(Repo::open_dir(&dir.path().join("missing")).is_err());
+    }
 
     #[test]
     fn gitmodules_names_by_path() {

@@ -5,16 +5,31 @@ use std::collections::BTreeSet;
 /// `(app, name)` rows of `django_migrations`.
 pub type Rows = BTreeSet<(String, String)>;
 
-/// Read `django_migrations` from `postgres://…` or `sqlite:///path`.
+/// Read `django_migrations` from `postgres://…`, `mysql://…` (MySQL and
+/// MariaDB) or `sqlite:///path`; a database without the table is an error.
 pub fn applied_rows(url: &str) -> Result<Rows, String> {
+    applied_rows_if_migrated(url)?.ok_or_else(|| {
+        format!(
+            "{} has no django_migrations table (never migrated)",
+            redact(url)
+        )
+    })
+}
+
+/// Like [`applied_rows`], but `None` for a database that has no
+/// `django_migrations` table yet (never migrated: nothing is applied).
+pub fn applied_rows_if_migrated(url: &str) -> Result<Option<Rows>, String> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         return sqlite(path);
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return postgres(url);
     }
+    if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        return mysql(url);
+    }
     Err(format!(
-        "unsupported database URL scheme in {:?}; use postgres://… or sqlite:///path",
+        "unsupported database URL scheme in {:?}; use postgres://…, mysql://… or sqlite:///path",
         redact(url)
     ))
 }
@@ -33,16 +48,32 @@ pub fn redact(url: &str) -> String {
     }
 }
 
-fn sqlite(path: &str) -> Result<Rows, String> {
+fn sqlite(path: &str) -> Result<Option<Rows>, String> {
     if path.is_empty() {
         return Err("sqlite URL has no path (use sqlite:///absolute/path)".into());
     }
-    if !std::path::Path::new(path).is_file() {
+    let file = std::path::Path::new(path);
+    if !file.is_file() {
+        // Django's SQLite backend creates the file on first use: a missing
+        // file in an existing directory is a database never migrated.
+        if !file.exists() && file.parent().is_some_and(|d| d.is_dir()) {
+            return Ok(None);
+        }
         return Err(format!("sqlite database {path} does not exist"));
     }
     let conn =
         rusqlite::Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| format!("cannot open sqlite database {path}: {e}"))?;
+    let tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'django_migrations'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(|e| format!("cannot read sqlite database {path}: {e}"))?;
+    if tables == 0 {
+        return Ok(None);
+    }
     let mut stmt = conn
         .prepare("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
@@ -50,10 +81,11 @@ fn sqlite(path: &str) -> Result<Rows, String> {
         .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
     rows.collect::<Result<Rows, _>>()
+        .map(Some)
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))
 }
 
-fn postgres(url: &str) -> Result<Rows, String> {
+fn postgres(url: &str) -> Result<Option<Rows>, String> {
     let config: postgres::Config = url
         .parse()
         .map_err(|e| format!("invalid database URL {}: {e}", redact(url)))?;
@@ -62,13 +94,54 @@ fn postgres(url: &str) -> Result<Rows, String> {
     let mut client = config
         .connect(postgres::NoTls)
         .map_err(|e| format!("cannot connect to {}: {e}", redact(url)))?;
+    // The table Django would use: the first schema of the search path.
+    let exists = client
+        .query_one("SELECT to_regclass('django_migrations') IS NOT NULL", &[])
+        .map_err(|e| format!("cannot read {}: {e}", redact(url)))?;
+    if !exists.get::<_, bool>(0) {
+        return Ok(None);
+    }
     let rows = client
         .query("SELECT app, name FROM django_migrations", &[])
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(url)))?;
-    Ok(rows
-        .iter()
-        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
-        .collect())
+    Ok(Some(
+        rows.iter()
+            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .collect(),
+    ))
+}
+
+/// MySQL and MariaDB, without TLS (the `mysql` crate built without it: a
+/// database on the same host or network, as in a Swarm stack).
+fn mysql(url: &str) -> Result<Option<Rows>, String> {
+    use mysql::prelude::Queryable;
+
+    let url = match url.strip_prefix("mariadb://") {
+        Some(rest) => format!("mysql://{rest}"),
+        None => url.to_string(),
+    };
+    let opts = mysql::Opts::from_url(&url)
+        .map_err(|e| format!("invalid database URL {}: {e}", redact(&url)))?;
+    let timeout = Some(std::time::Duration::from_secs(10));
+    let opts = mysql::OptsBuilder::from_opts(opts)
+        .tcp_connect_timeout(timeout)
+        .read_timeout(timeout)
+        .write_timeout(timeout)
+        .prefer_socket(false);
+    let mut conn =
+        mysql::Conn::new(opts).map_err(|e| format!("cannot connect to {}: {e}", redact(&url)))?;
+    let tables: Option<u64> = conn
+        .query_first(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = 'django_migrations'",
+        )
+        .map_err(|e| format!("cannot read {}: {e}", redact(&url)))?;
+    if tables.unwrap_or(0) == 0 {
+        return Ok(None);
+    }
+    let rows: Vec<(String, String)> = conn
+        .query("SELECT app, name FROM django_migrations")
+        .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(&url)))?;
+    Ok(Some(rows.into_iter().collect()))
 }
 
 #[cfg(test)]
@@ -94,6 +167,18 @@ mod tests {
         let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
         assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
         assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
-        assert!(applied_rows("mysql://x").is_err());
+        let missing = format!("sqlite://{}", dir.path().join("not-yet.sqlite3").display());
+        assert_eq!(applied_rows_if_migrated(&missing), Ok(None));
+        let empty = dir.path().join("empty.sqlite3");
+        rusqlite::Connection::open(&empty).unwrap();
+        let url = format!("sqlite://{}", empty.display());
+        assert_eq!(applied_rows_if_migrated(&url), Ok(None));
+        assert!(
+            applied_rows(&url)
+                .unwrap_err()
+                .contains("no django_migrations table")
+        );
+        assert!(applied_rows("mysql://u@127.0.0.1:1/db").is_err());
+        assert!(applied_rows("oracle://x").is_err());
     }
 }

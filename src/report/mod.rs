@@ -319,6 +319,17 @@ fn check_markdown_inner(r: &CheckReport, w: &mut dyn Write) -> std::io::Result<(
         if let Some(back) = &s.rollback {
             rollback_warning_markdown(s, back, w)?;
         }
+        for n in s
+            .notes
+            .iter()
+            .filter(|n| n.code == crate::finding::Code::AutoRollback)
+        {
+            let at = match (&n.file, n.line) {
+                (Some(file), Some(line)) => format!(" (`{file}:{line}`)"),
+                _ => String::new(),
+            };
+            writeln!(w, "\n> **Warning** `{}`{at}: {}", n.code, n.message)?;
+        }
         let Some(p) = &s.plan else {
             for n in &s.notes {
                 writeln!(w, "\n**{}**: {}", s.service, n)?;

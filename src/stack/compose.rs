@@ -18,6 +18,8 @@ pub struct RawService {
     pub replicas: Option<(String, u64)>,
     /// The line of the service's first key.
     pub line: u64,
+    /// `deploy.update_config.failure_action:` and its line.
+    pub failure_action: Option<(String, u64)>,
     /// The line of an `image:` key written without a value.
     pub image_line: Option<u64>,
 }
@@ -43,6 +45,14 @@ struct Service {
 struct Deploy {
     #[serde(default)]
     replicas: Option<Spanned<Scalar>>,
+    #[serde(default)]
+    update_config: Option<UpdateConfig>,
+}
+
+#[derive(Deserialize)]
+struct UpdateConfig {
+    #[serde(default)]
+    failure_action: Option<Spanned<Scalar>>,
 }
 
 /// A YAML scalar that may be a number or a string.
@@ -139,8 +149,13 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, RawService>, String> {
                     None => raw.image_line = Some(img.referenced.line()),
                 }
             }
-            if let Some(r) = svc.deploy.and_then(|d| d.replicas) {
-                raw.replicas = Some((r.value.0, r.referenced.line()));
+            if let Some(d) = svc.deploy {
+                if let Some(r) = d.replicas {
+                    raw.replicas = Some((r.value.0, r.referenced.line()));
+                }
+                if let Some(a) = d.update_config.and_then(|u| u.failure_action) {
+                    raw.failure_action = Some((a.value.0, a.referenced.line()));
+                }
             }
         }
         out.insert(name, raw);
@@ -180,6 +195,12 @@ mod tests {
         }
         y.push_str("services:\n  web:\n    image: shop:1\n");
         assert!(parse(&y).is_err());
+    }
+
+    #[test]
+    fn failure_action_with_its_line() {
+        let s = parse("services:\n  web:\n    image: shop:1\n    deploy:\n      update_config:\n        failure_action: rollback\n").unwrap();
+        assert_eq!(s["web"].failure_action, Some(("rollback".to_string(), 6)));
     }
 
     #[test]

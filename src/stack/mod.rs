@@ -4,6 +4,7 @@
 pub mod compose;
 pub mod image_ref;
 pub mod interpolate;
+pub mod rollback_scripts;
 pub mod tag_order;
 
 use std::cmp::Ordering;
@@ -38,6 +39,9 @@ pub struct Service {
     pub file: String,
     /// The line of `image:` in that file.
     pub line: u64,
+    /// File and line of `deploy.update_config.failure_action: rollback`
+    /// (Swarm rolls the service back on its own when an update fails).
+    pub auto_rollback: Option<(String, u64)>,
 }
 
 /// All services of a stack at one snapshot.
@@ -133,7 +137,12 @@ pub fn load(repo: &Repo, snap: &Snapshot, files: &[String]) -> Result<Option<Sta
                     replicas: None,
                     file: file.clone(),
                     line: r.line,
+                    auto_rollback: None,
                 });
+            if let Some((action, line)) = &r.failure_action {
+                // A later file overrides an earlier one, like `docker stack deploy`.
+                entry.auto_rollback = (action.trim() == "rollback").then(|| (file.clone(), *line));
+            }
             if let Some((img, line)) = r.image {
                 let at = |e: String| {
                     Error::input(format!(
@@ -328,6 +337,7 @@ mod tests {
                         replicas: None,
                         file: "stack.yml".into(),
                         line: 1,
+                        auto_rollback: None,
                     };
                     ((*name).to_string(), svc)
                 })

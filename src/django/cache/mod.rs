@@ -55,6 +55,14 @@ impl DiskCache {
         }
     }
 
+    /// No cache at all (a plain directory has no git directory to keep it in).
+    pub fn off() -> Self {
+        DiskCache {
+            dir: None,
+            pruned: std::cell::Cell::new(false),
+        }
+    }
+
     fn path(&self, label: &str, tree: Oid) -> Option<PathBuf> {
         let label: String = label
             .chars()
