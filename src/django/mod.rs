@@ -248,13 +248,14 @@ impl<'r> Loader<'r> {
             .filter_map(|a| a.migrations_dir.as_deref())
             .collect();
         let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for path in self.repo.changed_paths(&older.snap, &newer.snap)? {
+        for path in self
+            .repo
+            .added_files_in_dirs_named(&newer.snap, &older.snap, "migrations")?
+        {
             let Some((dir, name)) = path.rsplit_once('/') else {
                 continue;
             };
-            let is_migrations_dir = dir == "migrations" || dir.ends_with("/migrations");
-            if !is_migrations_dir
-                || !is_migration_file_name(name)
+            if !is_migration_file_name(name)
                 || read.contains(dir)
                 || opts
                     .not_installed
@@ -263,12 +264,10 @@ impl<'r> Loader<'r> {
             {
                 continue;
             }
-            if self.repo.exists(&newer.snap, &path)? && !self.repo.exists(&older.snap, &path)? {
-                added
-                    .entry(dir.to_string())
-                    .or_default()
-                    .push(name.to_string());
-            }
+            added
+                .entry(dir.to_string())
+                .or_default()
+                .push(name.to_string());
         }
         Ok(added
             .into_iter()

@@ -273,6 +273,52 @@ impl Repo {
     }
 
     /// The entries of a tree, read once and cached.
+    /// Files `newer` has and `older` lacks under directories whose last
+    /// component is `dir_name`, found by walking both trees in step as `git
+    /// diff` does: a subtree with the same id at both is never opened.
+    /// Only commits are compared (empty for the index or working tree).
+    pub fn added_files_in_dirs_named(
+        &self,
+        newer: &Snapshot,
+        older: &Snapshot,
+        dir_name: &str,
+    ) -> Result<Vec<String>> {
+        let (Source::Commit { tree: tn, .. }, Source::Commit { tree: to, .. }) =
+            (&newer.source, &older.source)
+        else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mut stack: Vec<(String, Oid, Option<Oid>)> = vec![(String::new(), *tn, Some(*to))];
+        while let Some((path, n, o)) = stack.pop() {
+            if Some(n) == o {
+                continue;
+            }
+            let ne = self.tree_entries(n, newer)?;
+            let oe = match o {
+                Some(o) => Some(self.tree_entries(o, older)?),
+                None => None,
+            };
+            let here = path.rsplit('/').next() == Some(dir_name);
+            for (name, id, is_dir) in ne.iter() {
+                let full = if path.is_empty() {
+                    name.to_string()
+                } else {
+                    format!("{path}/{name}")
+                };
+                let other = oe.as_ref().and_then(|t| t.get(name));
+                if is_dir {
+                    let other_tree = other.and_then(|(oid, d)| d.then_some(oid));
+                    stack.push((full, id, other_tree));
+                } else if here && other.is_none_or(|(_, d)| d) {
+                    out.push(full);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn tree_entries(&self, oid: Oid, snap: &Snapshot) -> Result<Rc<TreeEntries>> {
         if let Some(t) = self.trees.borrow().get(&OidKey::of(oid)) {
             return Ok(t.clone());
