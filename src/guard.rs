@@ -331,7 +331,9 @@ fn render(report: &Report, dir: &str, warn_only: bool, w: &mut dyn Write) -> std
             "  Fix: with the NEWER image (the one that applied them), run the backward migrations, then start this image again:"
         )?;
         for t in &report.targets {
-            writeln!(w, "    python manage.py migrate {} {}", t.app, t.target)?;
+            let line =
+                crate::plan::migrate_command(crate::plan::DEFAULT_MANAGE, &t.app, Some(&t.target));
+            writeln!(w, "    {line}")?;
         }
     } else {
         writeln!(

@@ -148,25 +148,36 @@ impl Plan {
     /// runs manage.py in the container (`command:` in `.tagback.yml`), so
     /// that what is printed is what works when pasted.
     pub fn use_manage_command(&mut self, manage: Option<&str>) {
-        let Some(manage) = manage.map(str::trim).filter(|m| !m.is_empty()) else {
-            return;
-        };
+        if let Some(manage) = manage.map(str::trim).filter(|m| !m.is_empty()) {
+            self.write_commands(manage);
+        }
+    }
+
+    /// `commands` from `steps` and `post_commands` from `old_only_apps`.
+    fn write_commands(&mut self, manage: &str) {
         self.commands = self
             .steps
             .iter()
-            .map(|s| format!("{manage} migrate {} {}", s.app, s.target))
+            .map(|s| migrate_command(manage, &s.app, Some(&s.target)))
             .collect();
         self.post_commands = self
             .old_only_apps
             .iter()
-            .map(|a| format!("{manage} migrate {}", a.app))
+            .map(|a| migrate_command(manage, &a.app, None))
             .collect();
     }
 }
 
-/// The `manage.py migrate` command line of a step (without `--noinput`).
-pub fn command(app: &str, target: &str) -> String {
-    format!("python manage.py migrate {app} {target}")
+/// How `manage.py` runs when `.tagback.yml` says nothing (`command:`).
+pub const DEFAULT_MANAGE: &str = "python manage.py";
+
+/// `MANAGE migrate APP [TARGET]` (without `--noinput`): the one place a
+/// migrate command line is spelled.
+pub fn migrate_command(manage: &str, app: &str, target: Option<&str>) -> String {
+    match target {
+        Some(t) => format!("{manage} migrate {app} {t}"),
+        None => format!("{manage} migrate {app}"),
+    }
 }
 
 /// Compute the backward plan for going from `pair.newer` to `pair.older`.
@@ -409,15 +420,6 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             });
         }
     }
-    let post_commands = old_only_apps
-        .iter()
-        .map(|a| format!("python manage.py migrate {}", a.app))
-        .collect();
-
-    let commands = steps
-        .iter()
-        .map(|s: &Step| command(&s.app, &s.target))
-        .collect();
     let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
     let keep: Vec<Node> = (0..graph.len())
         .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
@@ -448,23 +450,25 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             }
         }
     }
-    Plan {
+    let mut plan = Plan {
         from: newer.snap.label.clone(),
         to: older.snap.label.clone(),
         steps,
         unapply,
         irreversible,
         data_loss,
-        commands,
+        commands: Vec::new(),
         old_only_apps,
-        post_commands,
+        post_commands: Vec::new(),
         dynamic,
         problems,
         notes,
         fingerprint,
         keep_applied,
         squashes,
-    }
+    };
+    plan.write_commands(DEFAULT_MANAGE);
+    plan
 }
 
 /// Check an observed migration state against the plan: every planned

@@ -70,7 +70,7 @@ fn default_strategy(files: &[String]) -> Strategy {
 }
 
 fn manage_words(cmd: Option<&str>) -> Vec<String> {
-    cmd.unwrap_or("python manage.py")
+    cmd.unwrap_or(plan::DEFAULT_MANAGE)
         .split_whitespace()
         .map(str::to_string)
         .collect()

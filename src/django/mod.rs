@@ -674,9 +674,9 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         else {
             return Ok(true);
         };
-        // One lookup instead of listing the whole directory: a migration is
-        // a `NAME.py` file whose name does not start with `_` or `~`.
-        if name.starts_with(['_', '~']) || name.contains(['.', '/']) {
+        // One lookup instead of listing the whole directory, for a name
+        // that can be a migration at all.
+        if name.contains('/') || !is_migration_file_name(&format!("{name}.py")) {
             return Ok(false);
         }
         let file = migration_path(dir, name);

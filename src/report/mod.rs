@@ -93,7 +93,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
         writeln!(w, "{ind}  {}", totals(plan, ""))?;
         for (i, s) in plan.steps.iter().enumerate() {
             let command = plan.commands.get(i).cloned();
-            let command = command.unwrap_or_else(|| crate::plan::command(&s.app, &s.target));
+            let command = command.unwrap_or_else(|| {
+                crate::plan::migrate_command(crate::plan::DEFAULT_MANAGE, &s.app, Some(&s.target))
+            });
             writeln!(w, "{ind}  {}. {command}", i + 1)?;
             if s.unapply.len() <= 4 {
                 writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
@@ -143,7 +145,9 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
     }
     for (i, a) in plan.old_only_apps.iter().enumerate() {
         let command = plan.post_commands.get(i).cloned();
-        let command = command.unwrap_or_else(|| format!("python manage.py migrate {}", a.app));
+        let command = command.unwrap_or_else(|| {
+            crate::plan::migrate_command(crate::plan::DEFAULT_MANAGE, &a.app, None)
+        });
         writeln!(
             w,
             "{ind}  old-only app: {} (up to {}) is not migrated by {}; after the retag run `{command}` with the {} code",

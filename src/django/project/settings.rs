@@ -107,21 +107,7 @@ pub(super) fn read_settings(
             snap.label
         ))
     })?;
-    let mut reader = SettingsReader {
-        repo,
-        memo,
-        snap,
-        root,
-        env: BTreeMap::new(),
-        maybe_apps: Vec::new(),
-        maybe_removed: Vec::new(),
-        maybe_by_var: BTreeMap::new(),
-        assumptions: Vec::new(),
-        split_settings: BTreeMap::new(),
-        dynamic: BTreeMap::new(),
-        depth: 0,
-        seen: BTreeSet::new(),
-    };
+    let mut reader = SettingsReader::new(repo, memo, snap, root, 0, BTreeSet::new());
     reader.exec_file(&settings_file, &settings_module)?;
     let installed_apps = if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
         InstalledApps::Dynamic(file.clone(), *line, what.clone())
@@ -254,7 +240,33 @@ struct SettingsReader<'a> {
     seen: BTreeSet<String>,
 }
 
-impl SettingsReader<'_> {
+impl<'a> SettingsReader<'a> {
+    /// A reader with an empty namespace.
+    fn new(
+        repo: &'a Repo,
+        memo: &'a Resolutions,
+        snap: &'a Snapshot,
+        root: &'a str,
+        depth: u32,
+        seen: BTreeSet<String>,
+    ) -> Self {
+        SettingsReader {
+            repo,
+            memo,
+            snap,
+            root,
+            env: BTreeMap::new(),
+            maybe_apps: Vec::new(),
+            maybe_removed: Vec::new(),
+            maybe_by_var: BTreeMap::new(),
+            assumptions: Vec::new(),
+            split_settings: BTreeMap::new(),
+            dynamic: BTreeMap::new(),
+            depth,
+            seen,
+        }
+    }
+
     fn exec_file(&mut self, file: &str, module: &str) -> Result<()> {
         let package = if file.ends_with("/__init__.py") {
             module.to_string()
@@ -422,13 +434,12 @@ impl SettingsReader<'_> {
                     let v = self.eval(value);
                     for t in targets {
                         if conditional {
-                            if t == "INSTALLED_APPS" {
-                                self.maybe_list(t, &v, file, *line, false);
-                            } else if matches!(self.env.get(t), Some(Value::List(_)))
+                            // `if DEBUG: EXTRA_APPS = [...]`: its entries may be there.
+                            if t == "INSTALLED_APPS"
+                                || matches!(self.env.get(t), Some(Value::List(_)))
                                 || matches!(v, Value::List(_))
                             {
-                                // `if DEBUG: EXTRA_APPS = [...]`: its entries may be there.
-                                self.maybe_list(t, &v, file, *line, false);
+                                self.maybe_list(t, &v, file, *line);
                             } else {
                                 self.mark_dynamic(
                                     t,
@@ -456,7 +467,7 @@ impl SettingsReader<'_> {
                 } => {
                     let add = self.eval(value);
                     if conditional {
-                        self.maybe_list(target, &add, file, *line, false);
+                        self.maybe_list(target, &add, file, *line);
                         continue;
                     }
                     self.flow(value, target);
@@ -513,20 +524,16 @@ impl SettingsReader<'_> {
                         _ => None,
                     };
                     let Some(arg) = arg else {
-                        self.mark_dynamic(
+                        self.unreadable(
                             target,
                             file,
                             c.line,
                             &format!("is changed by .{method}()"),
                         );
-                        if helper {
-                            self.env
-                                .insert(target.to_string(), Value::Dynamic { line: c.line });
-                        }
                         continue;
                     };
                     if conditional {
-                        self.maybe_list(target, &arg, file, c.line, false);
+                        self.maybe_list(target, &arg, file, c.line);
                         continue;
                     }
                     if let Some(raw) = c.args.last() {
@@ -603,21 +610,14 @@ impl SettingsReader<'_> {
                         self.exec_file(&path, &absolute)?;
                     } else {
                         // `from .base import INSTALLED_APPS as BASE_APPS`
-                        let mut sub = SettingsReader {
-                            repo: self.repo,
-                            memo: self.memo,
-                            snap: self.snap,
-                            root: self.root,
-                            env: BTreeMap::new(),
-                            maybe_apps: Vec::new(),
-                            maybe_removed: Vec::new(),
-                            maybe_by_var: BTreeMap::new(),
-                            assumptions: Vec::new(),
-                            split_settings: BTreeMap::new(),
-                            dynamic: BTreeMap::new(),
-                            depth: self.depth + 1,
-                            seen: self.seen.clone(),
-                        };
+                        let mut sub = SettingsReader::new(
+                            self.repo,
+                            self.memo,
+                            self.snap,
+                            self.root,
+                            self.depth + 1,
+                            self.seen.clone(),
+                        );
                         sub.exec_file(&path, &absolute)?;
                         for (n, alias) in names {
                             let local = alias.clone().unwrap_or_else(|| n.clone());
@@ -628,20 +628,16 @@ impl SettingsReader<'_> {
                             // list travels with it.
                             let mut maybe = sub.maybe_by_var.remove(n).unwrap_or_default();
                             if n == "INSTALLED_APPS" {
-                                maybe.extend(sub.maybe_apps.iter().map(|(e, f, l)| MaybeEntry {
-                                    entry: e.clone(),
-                                    file: f.clone(),
-                                    line: *l,
-                                    removed: false,
-                                }));
-                                maybe.extend(sub.maybe_removed.iter().map(|(e, f, l)| {
-                                    MaybeEntry {
+                                for (list, removed) in
+                                    [(&sub.maybe_apps, false), (&sub.maybe_removed, true)]
+                                {
+                                    maybe.extend(list.iter().map(|(e, f, l)| MaybeEntry {
                                         entry: e.clone(),
                                         file: f.clone(),
                                         line: *l,
-                                        removed: true,
-                                    }
-                                }));
+                                        removed,
+                                    }));
+                                }
                             }
                             if !maybe.is_empty() {
                                 self.maybe_by_var.entry(local).or_default().extend(maybe);
@@ -663,44 +659,32 @@ impl SettingsReader<'_> {
         Ok(())
     }
 
-    /// Entries a condition may add to `target` (or remove from it).
-    fn maybe_list(&mut self, target: &str, v: &Value, file: &str, line: u32, removed: bool) {
+    /// `target` changed in a way tagback cannot follow: INSTALLED_APPS is
+    /// marked dynamic (it blocks); a helper list becomes unknown, which
+    /// blocks only if it flows into INSTALLED_APPS.
+    fn unreadable(&mut self, target: &str, file: &str, line: u32, why: &str) {
+        if target == "INSTALLED_APPS" {
+            self.mark_dynamic(target, file, line, why);
+        } else {
+            self.env.insert(target.to_string(), Value::Dynamic { line });
+        }
+    }
+
+    /// Entries a condition may add to `target`.
+    fn maybe_list(&mut self, target: &str, v: &Value, file: &str, line: u32) {
+        const WHY: &str = "is changed under a condition with a value tagback cannot read";
         let Value::List(items) = v else {
-            if target == "INSTALLED_APPS" {
-                self.mark_dynamic(
-                    "INSTALLED_APPS",
-                    file,
-                    line,
-                    "is changed under a condition with a value tagback cannot read",
-                );
-            } else {
-                self.env.insert(target.to_string(), Value::Dynamic { line });
-            }
+            self.unreadable(target, file, line, WHY);
             return;
         };
         for i in items {
             match i {
-                Value::Str(s) => self.maybe_entry(target, s, file, line, removed),
+                Value::Str(s) => self.maybe_entry(target, s, file, line, false),
                 // A loop variable (`for app in PLUGINS: INSTALLED_APPS.append(app)`)
                 // or `*EXTRA`: apps from configuration, assumed to be packages.
                 Value::Name(n) if !self.env.contains_key(n) => self.assume(target, n, file, line),
-                Value::Starred(inner) => {
-                    let mut names = Vec::new();
-                    names_in(inner, &mut names);
-                    self.assume(target, &names.join(", "), file, line)
-                }
-                _ => {
-                    if target == "INSTALLED_APPS" {
-                        self.mark_dynamic(
-                            target,
-                            file,
-                            line,
-                            "is changed under a condition with a value tagback cannot read",
-                        );
-                    } else {
-                        self.env.insert(target.to_string(), Value::Dynamic { line });
-                    }
-                }
+                Value::Starred(inner) => self.assume_starred(target, inner, file, line),
+                _ => self.unreadable(target, file, line, WHY),
             }
         }
     }
@@ -721,6 +705,13 @@ impl SettingsReader<'_> {
                     removed,
                 }),
         }
+    }
+
+    /// `*inner` in a list of apps: assumed to come from outside the repository.
+    fn assume_starred(&mut self, target: &str, inner: &Value, file: &str, line: u32) {
+        let mut names = Vec::new();
+        names_in(inner, &mut names);
+        self.assume(target, &names.join(", "), file, line);
     }
 
     /// Say in one line what is assumed about apps tagback cannot read.
@@ -765,9 +756,7 @@ impl SettingsReader<'_> {
         let mut kept = Vec::with_capacity(items.len());
         for i in items {
             if let Value::Starred(inner) = &i {
-                let mut names = Vec::new();
-                names_in(inner, &mut names);
-                self.assume(target, &names.join(", "), file, line);
+                self.assume_starred(target, inner, file, line);
             } else {
                 kept.push(i);
             }
@@ -778,16 +767,12 @@ impl SettingsReader<'_> {
     /// `LIST.remove("x")`: gone, or (under a condition) maybe gone.
     fn remove(&mut self, target: &str, c: &python::Call, file: &str, conditional: bool) {
         let Some(Value::Str(entry)) = c.args.first().map(|a| self.eval(a)) else {
-            self.mark_dynamic(
+            self.unreadable(
                 target,
                 file,
                 c.line,
                 "is changed by .remove() with a value tagback cannot read",
             );
-            if target != "INSTALLED_APPS" {
-                self.env
-                    .insert(target.to_string(), Value::Dynamic { line: c.line });
-            }
             return;
         };
         if conditional {
