@@ -361,8 +361,7 @@ fn rollback_warning_markdown(
     back: &Plan,
     w: &mut dyn Write,
 ) -> std::io::Result<()> {
-    let impossible =
-        !back.irreversible.is_empty() || !back.problems.is_empty() || !back.dynamic.is_empty();
+    let impossible = back.is_blocked();
     if !impossible && back.data_loss.is_empty() {
         return Ok(());
     }
@@ -396,13 +395,18 @@ fn rollback_warning_markdown(
             "\n> Rolling it back would drop data: {} table(s) or column(s).\n",
             back.data_loss.len()
         )?;
-        writeln!(w, "<details><summary>What a rollback drops</summary>\n")?;
-        for d in &back.data_loss {
-            writeln!(w, "- `{}.{}` {}", d.app, d.migration, d.what)?;
-        }
-        writeln!(w, "\n</details>")?;
+        data_loss_details("What a rollback drops", back, w)?;
     }
     Ok(())
+}
+
+/// The data a plan drops, one migration per line, folded in `<details>`.
+fn data_loss_details(summary: &str, p: &Plan, w: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(w, "<details><summary>{summary}</summary>\n")?;
+    for d in &p.data_loss {
+        writeln!(w, "- `{}.{}` {}", d.app, d.migration, d.what)?;
+    }
+    writeln!(w, "\n</details>")
 }
 
 /// One plan as a markdown section.
@@ -466,15 +470,9 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
         writeln!(w, "\n</details>")?;
     }
     if !p.data_loss.is_empty() {
-        writeln!(
-            w,
-            "\n<details><summary>Drops data: {} table(s) or column(s)</summary>\n",
-            p.data_loss.len()
-        )?;
-        for d in &p.data_loss {
-            writeln!(w, "- `{}.{}` {}", d.app, d.migration, d.what)?;
-        }
-        writeln!(w, "\n</details>")?;
+        writeln!(w)?;
+        let summary = format!("Drops data: {} table(s) or column(s)", p.data_loss.len());
+        data_loss_details(&summary, p, w)?;
     }
     Ok(())
 }
