@@ -836,34 +836,6 @@ impl Repo {
         Ok(Some(entries))
     }
 
-    /// Paths of files that differ between two commit snapshots (added, removed
-    /// or changed), as `git diff --name-only` lists them.
-    pub fn changed_paths(&self, a: &Snapshot, b: &Snapshot) -> Result<Vec<String>> {
-        let (Source::Commit { tree: ta, .. }, Source::Commit { tree: tb, .. }) =
-            (&a.source, &b.source)
-        else {
-            return Ok(Vec::new());
-        };
-        let ta = self.find_tree(*ta, a)?;
-        let tb = self.find_tree(*tb, b)?;
-        let diff = self
-            .repo
-            .diff_tree_to_tree(Some(&ta), Some(&tb), None)
-            .map_err(|source| Error::Git {
-                context: format!("diffing {} and {}", a.label, b.label),
-                source,
-            })?;
-        let mut out: Vec<String> = diff
-            .deltas()
-            .flat_map(|d| [d.old_file().path(), d.new_file().path()])
-            .flatten()
-            .filter_map(|p| p.to_str().map(str::to_string))
-            .collect();
-        out.sort();
-        out.dedup();
-        Ok(out)
-    }
-
     fn worktree_path(&self, path: &str) -> Option<PathBuf> {
         let root = self.workdir()?;
         if Path::new(path)
