@@ -452,13 +452,13 @@ fn judge(
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {
             let mut plan = plan::compute(&loader, &pair);
-            plan.use_manage_command(cfg.command.as_deref());
+            cfg.finish(&mut plan);
             report.plan = Some(plan);
             if report.direction == Direction::Upgrade
                 && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
             {
                 let mut rollback = plan::compute(&loader, &back);
-                rollback.use_manage_command(cfg.command.as_deref());
+                cfg.finish(&mut rollback);
                 report.rollback = Some(rollback);
             }
         }

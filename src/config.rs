@@ -82,6 +82,10 @@ pub struct Config {
     /// Settings of `tagback guard`.
     #[serde(default)]
     pub guard: GuardConfig,
+    /// Warnings a person checked and accepted, per migration, with the
+    /// reason (blocking findings cannot be acknowledged).
+    #[serde(default)]
+    pub acknowledge: Vec<crate::finding::Acknowledgement>,
 }
 
 /// `guard:` in `.tagback.yml`.
@@ -137,6 +141,10 @@ pub struct ServiceConfig {
     /// Rollback strategy.
     #[serde(default)]
     pub strategy: Option<Strategy>,
+    /// The file's `acknowledge:` list (top level), carried with each
+    /// service's settings by [`Config::service`].
+    #[serde(skip)]
+    pub acknowledge: Vec<crate::finding::Acknowledgement>,
 }
 
 /// The file given with `--config`, read once; it replaces every
@@ -154,6 +162,13 @@ pub fn use_file(path: &std::path::Path) -> Result<()> {
 }
 
 impl ServiceConfig {
+    /// Apply what the configuration says about a computed plan: the
+    /// `command:` that runs manage.py, and the acknowledged warnings.
+    pub fn finish(&self, plan: &mut crate::plan::Plan) {
+        plan.use_manage_command(self.command.as_deref());
+        plan.acknowledge(&self.acknowledge);
+    }
+
     /// How to find and read the service's Django project.
     pub fn project_options(&self) -> crate::django::ProjectOptions {
         crate::django::ProjectOptions {
@@ -184,12 +199,27 @@ impl Config {
         if text.trim().is_empty() {
             return Ok(Config::default());
         }
-        serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))
+        let config: Config =
+            serde_saphyr::from_str(text).map_err(|e| crate::stack::compose::yaml_error(&e))?;
+        for (i, a) in config.acknowledge.iter().enumerate() {
+            if let Some(why) = a.invalid() {
+                return Err(format!("acknowledge[{i}] ({}): {why}", a.migration));
+            }
+        }
+        Ok(config)
     }
 
     /// The settings for a service (defaults when not configured).
     pub fn service(&self, name: &str) -> ServiceConfig {
-        self.services.get(name).cloned().unwrap_or_default()
+        self.with_globals(self.services.get(name).cloned().unwrap_or_default())
+    }
+
+    /// A service's settings with what the file says for every service.
+    fn with_globals(&self, service: ServiceConfig) -> ServiceConfig {
+        ServiceConfig {
+            acknowledge: self.acknowledge.clone(),
+            ..service
+        }
     }
 
     /// The settings `plan --repo` uses: the named service's, else those of
@@ -201,6 +231,7 @@ impl Config {
                 .services
                 .get(n)
                 .cloned()
+                .map(|s| self.with_globals(s))
                 .ok_or_else(|| format!("{FILE_NAME} has no service {n:?}"));
         }
         let django: Vec<&String> = self
@@ -210,8 +241,8 @@ impl Config {
             .map(|(n, _)| n)
             .collect();
         match django.as_slice() {
-            [] => Ok(ServiceConfig::default()),
-            [one] => Ok(self.services[*one].clone()),
+            [] => Ok(self.with_globals(ServiceConfig::default())),
+            [one] => Ok(self.with_globals(self.services[*one].clone())),
             many => Err(format!(
                 "{FILE_NAME} configures several Django services ({}); say which with --service",
                 many.iter()
@@ -241,6 +272,40 @@ mod tests {
         assert_eq!(c.service("web").strategy, Some(Strategy::Job));
         assert_eq!(c.service("nginx").django, Some(false));
         assert!(c.service("other").django.is_none());
+    }
+
+    #[test]
+    fn acknowledgements_are_only_for_warnings_with_a_reason() {
+        let ok = Config::parse(
+            "acknowledge:\n  - code: data-loss\n    migration: shop.0003_badge\n    reason: column unused since 2025\n",
+        )
+        .unwrap();
+        assert_eq!(ok.acknowledge.len(), 1);
+        for (yaml, says) in [
+            (
+                "code: irreversible\n    migration: shop.0003_x\n    reason: r",
+                "blocks the downgrade",
+            ),
+            (
+                "code: assumed-external-apps\n    migration: shop.0003_x\n    reason: r",
+                "only `data-loss`",
+            ),
+            (
+                "code: data-loss\n    migration: shop\n    reason: r",
+                "not APP.NAME",
+            ),
+            (
+                "code: data-loss\n    migration: shop.0003_x\n    reason: ' '",
+                "has no reason",
+            ),
+            (
+                "code: data-los\n    migration: shop.0003_x\n    reason: r",
+                "unknown variant",
+            ),
+        ] {
+            let e = Config::parse(&format!("acknowledge:\n  - {yaml}\n")).unwrap_err();
+            assert!(e.contains(says), "{yaml}: {e}");
+        }
     }
 
     #[test]

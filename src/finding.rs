@@ -4,7 +4,7 @@
 //! [`Finding`] with a stable [`Code`]. Renderers decide how it looks; the
 //! code is what scripts, CI annotations and `.tagback.yml` refer to.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// How much a finding weighs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
@@ -20,7 +20,9 @@ pub enum Severity {
 
 /// Stable finding codes. The kebab-case names are part of the JSON, SARIF
 /// and GitHub outputs; never rename one (add a new code instead).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, schemars::JsonSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Code {
     /// A squash replaces migrations the older revision knows and migrations it does not.
@@ -250,6 +252,61 @@ impl std::fmt::Display for Finding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
     }
+}
+
+/// A warning a person checked and accepted (`acknowledge:` in
+/// `.tagback.yml`, as squawk's ignores): the finding is still reported, as
+/// acknowledged with the reason, but no longer as a warning. Only findings
+/// about one migration that do not block can be acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Acknowledgement {
+    /// The finding's code (`data-loss`).
+    pub code: Code,
+    /// `APP.NAME` of the migration the finding is about.
+    pub migration: String,
+    /// Why it is acceptable (required, shown with the finding).
+    pub reason: String,
+}
+
+impl Acknowledgement {
+    /// Why this entry cannot be honoured, if it cannot: a blocking finding
+    /// is never waved through, and only per-migration findings have a key.
+    pub fn invalid(&self) -> Option<String> {
+        let code = self.code.as_str();
+        if self.code.severity() == Severity::Error {
+            return Some(format!(
+                "`{code}` blocks the downgrade and cannot be acknowledged (resolve it instead)"
+            ));
+        }
+        if self.code != Code::DataLoss {
+            return Some(format!(
+                "`{code}` is not a finding about one migration; only `data-loss` can be acknowledged"
+            ));
+        }
+        if !self.migration.contains('.') {
+            return Some(format!("migration {:?} is not APP.NAME", self.migration));
+        }
+        if self.reason.trim().is_empty() {
+            return Some(format!(
+                "the acknowledgement of {} has no reason",
+                self.migration
+            ));
+        }
+        None
+    }
+}
+
+/// A finding that `.tagback.yml` acknowledges, with the reason given there.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct Acknowledged {
+    /// The finding.
+    #[serde(flatten)]
+    pub finding: Finding,
+    /// `APP.NAME`.
+    pub migration: String,
+    /// The reason from `.tagback.yml`.
+    pub reason: String,
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 use crate::django::graph::Node;
 use crate::django::migration::Reversibility;
 use crate::django::{Graph, Key, Loader, Pair};
-use crate::finding::{Code, Finding};
+use crate::finding::{Acknowledged, Acknowledgement, Code, Finding};
 
 /// One `migrate APP TARGET` command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
@@ -121,6 +121,10 @@ pub struct Plan {
     pub problems: Vec<Finding>,
     /// What was assumed where the settings cannot be read exactly (one line each).
     pub notes: Vec<Finding>,
+    /// Warnings (data loss) that `.tagback.yml` acknowledges, with the reason
+    /// (absent when none).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acknowledged: Vec<Acknowledged>,
     /// Hash over the steps and the set to unapply.
     pub fingerprint: String,
     /// Migrations of the planned apps that must stay applied (for evidence checks).
@@ -151,6 +155,28 @@ impl Plan {
         if let Some(manage) = manage.map(str::trim).filter(|m| !m.is_empty()) {
             self.write_commands(manage);
         }
+    }
+
+    /// Move the data loss that `.tagback.yml` acknowledges (same code and
+    /// migration) to `acknowledged`, with the reason. Blocking findings are
+    /// never touched: the configuration refuses to acknowledge them.
+    pub fn acknowledge(&mut self, acks: &[Acknowledgement]) {
+        let mut kept = Vec::new();
+        for d in std::mem::take(&mut self.data_loss) {
+            let migration = format!("{}.{}", d.app, d.migration);
+            match acks
+                .iter()
+                .find(|a| a.code == d.code && a.migration == migration)
+            {
+                Some(a) => self.acknowledged.push(Acknowledged {
+                    finding: Finding::new(d.code, d.message).at(d.file, d.line),
+                    migration,
+                    reason: a.reason.clone(),
+                }),
+                None => kept.push(d),
+            }
+        }
+        self.data_loss = kept;
     }
 
     /// `commands` from `steps` and `post_commands` from `old_only_apps`.
@@ -463,6 +489,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         dynamic,
         problems,
         notes,
+        acknowledged: Vec::new(),
         fingerprint,
         keep_applied,
         squashes,

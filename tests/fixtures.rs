@@ -280,3 +280,46 @@ fn check_and_script_outputs_are_pinned() {
         }
     }
 }
+
+/// `acknowledge:` in `.tagback.yml` moves a data-loss warning to
+/// `acknowledged` with its reason (still shown, in every output, but no
+/// longer a warning); a blocking finding cannot be acknowledged.
+#[test]
+fn acknowledged_data_loss_stays_visible_with_its_reason() {
+    let r = build_repo(&cases_dir().join("multi_app"));
+    r.write(
+        ".tagback.yml",
+        "acknowledge:\n  - code: data-loss\n    migration: members.0002_badge\n    reason: badges were never used in production\n",
+    );
+    let plan = ["plan", "--repo", ".", "--from", "v2", "--to", "v1"];
+    let (code, out) = run(&r, &[&plan[..], &["--format", "json"]].concat());
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let lost: Vec<&str> = v["data_loss"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["migration"].as_str().unwrap())
+        .collect();
+    assert!(!lost.contains(&"0002_badge"), "{lost:?}");
+    assert_eq!(v["acknowledged"][0]["migration"], "members.0002_badge");
+    assert_eq!(v["acknowledged"][0]["code"], "data-loss");
+    assert_eq!(
+        v["acknowledged"][0]["reason"],
+        "badges were never used in production"
+    );
+    let (_, text) = run(&r, &plan);
+    insta::assert_snapshot!("plan@multi_app@acknowledged.text", text);
+
+    r.write(
+        ".tagback.yml",
+        "acknowledge:\n  - code: irreversible\n    migration: members.0003_lower_nicknames\n    reason: trust me\n",
+    );
+    let out = r.tagback().args(plan).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(".tagback.yml") && err.contains("cannot be acknowledged"),
+        "{err}"
+    );
+}

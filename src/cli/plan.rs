@@ -58,7 +58,8 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
                 req.to
             ))
         })?;
-    let plan = plan::compute(&loader, &pair);
+    let mut plan = plan::compute(&loader, &pair);
+    cfg.finish(&mut plan);
     // The process ends right after printing: freeing tens of thousands of
     // small allocations one by one would cost more than computing the plan.
     std::mem::forget(pair);

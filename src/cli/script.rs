@@ -383,7 +383,7 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
             continue;
         };
         let mut plan = plan::compute(&loader, &pair);
-        plan.use_manage_command(cfg.command.as_deref());
+        cfg.finish(&mut plan);
         let sdir = dir.join(&svc.service);
         let mut json = Vec::new();
         report::json(&plan, &mut json)?;

@@ -93,6 +93,11 @@ pub fn service_findings(s: &ServiceReport) -> Vec<Located> {
         for n in &p.notes {
             push(Severity::Note, n.clone());
         }
+        for a in &p.acknowledged {
+            let mut note = a.finding.clone();
+            note.message = format!("{} (acknowledged: {})", note.message, a.reason);
+            push(Severity::Note, note);
+        }
     }
     for n in &s.notes {
         let placed = if n.file.is_some() {

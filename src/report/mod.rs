@@ -140,6 +140,15 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             .to_string();
         writeln!(w, "{ind}  {tag} {}.{} {}", d.app, d.migration, d.what)?;
     }
+    for a in &plan.acknowledged {
+        writeln!(
+            w,
+            "{ind}  acknowledged: {} ({}: {})",
+            a.finding.message,
+            crate::config::FILE_NAME,
+            a.reason
+        )?;
+    }
     for n in &plan.notes {
         writeln!(w, "{ind}  assumed: {}", n.message)?;
     }
@@ -474,6 +483,18 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
         let summary = format!("Drops data: {} table(s) or column(s)", p.data_loss.len());
         data_loss_details(&summary, p, w)?;
     }
+    if !p.acknowledged.is_empty() {
+        writeln!(
+            w,
+            "\n<details><summary>Acknowledged in {}: {} finding(s)</summary>\n",
+            crate::config::FILE_NAME,
+            p.acknowledged.len()
+        )?;
+        for a in &p.acknowledged {
+            writeln!(w, "- {} — *{}*", a.finding.message, a.reason)?;
+        }
+        writeln!(w, "\n</details>")?;
+    }
     Ok(())
 }
 
@@ -490,6 +511,9 @@ fn totals(p: &Plan, strong: &str) -> String {
     )];
     if !p.data_loss.is_empty() {
         parts.push(format!("{strong}{} drop data{strong}", p.data_loss.len()));
+    }
+    if !p.acknowledged.is_empty() {
+        parts.push(format!("{} acknowledged", p.acknowledged.len()));
     }
     if !p.irreversible.is_empty() {
         parts.push(format!(

@@ -229,6 +229,12 @@ pub fn build(
     for d in &plan.data_loss {
         summary.push(format!("data loss: {}.{} {}", d.app, d.migration, d.what));
     }
+    for a in &plan.acknowledged {
+        summary.push(format!(
+            "data loss (acknowledged: {}): {}",
+            a.reason, a.finding.message
+        ));
+    }
     for i in &plan.irreversible {
         summary.push(format!(
             "MANUAL: {}.{} {} at {}:{} cannot be unapplied by Django",
