@@ -66,6 +66,9 @@ TAGBACK_COMPOSE_V2=$("$venv/bin/python" -c 'import compose, os; print(os.path.jo
 export TAGBACK_COMPOSE_V2
 "$TAGBACK_COMPOSE_V2" version
 
+step "shellcheck: the shell scripts we ship and test with"
+shellcheck -x install.sh test.sh hooks/* scripts/*.sh scripts/action/*.sh bench/*.sh tests/docker/*.sh tests/ship/*.sh
+
 step "cargo fmt / clippy"
 cargo fmt --check
 cargo clippy --all-targets --quiet -- -D warnings

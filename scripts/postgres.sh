@@ -3,8 +3,9 @@
 # a private port and socket directory). Usage: postgres.sh start|stop DIR PORT
 set -euo pipefail
 action=$1 dir=$2 port=$3
-bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
-[[ -n "$bin" ]] || { echo "postgres.sh: PostgreSQL server binaries not found" >&2; exit 1; }
+bins=(/usr/lib/postgresql/*/bin)
+bin=$(printf '%s\n' "${bins[@]}" | sort -V | tail -n 1)
+[[ -d "$bin" ]] || { echo "postgres.sh: PostgreSQL server binaries not found" >&2; exit 1; }
 as_pg() {
   if [[ $(id -u) == 0 ]]; then runuser -u postgres -- "$@"; else "$@"; fi
 }
@@ -15,7 +16,8 @@ case $action in
     if [[ ! -f "$dir/data/PG_VERSION" ]]; then
       as_pg "$bin/initdb" -D "$dir/data" -A trust -U postgres >"$dir/initdb.log" 2>&1
     fi
-    mkdir -p "$dir/sock" && { [[ $(id -u) == 0 ]] && chown postgres: "$dir/sock" || true; }
+    mkdir -p "$dir/sock"
+    if [[ $(id -u) == 0 ]]; then chown postgres: "$dir/sock"; fi
     as_pg "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
       -o "-p $port -k $dir/sock -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
     ;;

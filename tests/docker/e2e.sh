@@ -17,16 +17,15 @@ work=$(cd "$work" && pwd)
 root=$(cd "$(dirname "$0")/../.." && pwd)
 tagback=$root/target/debug/tagback
 py=${TAGBACK_TEST_PYTHON:?set TAGBACK_TEST_PYTHON to a python with Django 4.2}
-base=tagback-e2e/base:bookworm
+base="tagback-e2e/base:bookworm"
 # Names are configurable so that runs on a shared Docker Engine do not collide.
 img=${TAGBACK_E2E_IMAGE:-tagback-e2e/shop}
 stack=${TAGBACK_E2E_STACK:-tbe2e}
 project=${TAGBACK_E2E_PROJECT:-tbc}
 checks=0
+# shellcheck source=tests/docker/lib.sh
+source "$root/tests/docker/lib.sh"
 
-say() { printf '\n--- %s\n' "$*"; }
-pass() { checks=$((checks + 1)); printf '  [ok  ] %s\n' "$*"; }
-fail() { printf '  [FAIL] %s\n' "$*" >&2; exit 1; }
 
 swarm_was_active=$(docker info --format '{{.Swarm.LocalNodeState}}')
 cleanup() {
@@ -79,7 +78,7 @@ rm -rf "$repo/accounts" "$repo/shop"
 cp -r "$root/fixtures/demo/v2/." "$repo/"
 (cd "$repo" && DEMO_DB="$work/mk.sqlite3" "$py" manage.py squashmigrations shop 0001 0002 --noinput >/dev/null)
 git -C "$repo" add -A && git -C "$repo" commit -qm "shop v2" && git -C "$repo" tag v2
-squash=$(cd "$repo/shop/migrations" && ls | grep squashed | sed 's/\.py$//')
+squash=$(cd "$repo/shop/migrations" && for f in *squashed*.py; do if [[ -e $f ]]; then echo "${f%.py}"; fi; done)
 [[ -n "$squash" ]] || fail "squashmigrations produced no squash"
 
 for v in 1 2; do
@@ -122,30 +121,6 @@ networks:
 YAML
 }
 
-service_image() { docker service inspect --format '{{.Spec.TaskTemplate.ContainerSpec.Image}}' "${stack}_web" | sed 's/@.*//'; }
-service_replicas() { docker service inspect --format '{{.Spec.Mode.Replicated.Replicas}}' "${stack}_web"; }
-web_task() { # IMAGE
-  local id
-  for id in $(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_web" --filter status=running); do
-    [[ "$(docker inspect --format '{{.Config.Image}}' "$id" | sed 's/@.*//')" == "$1" ]] && { echo "$id"; return 0; }
-  done
-  return 1
-}
-db_task() { docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_db" --filter status=running | head -n 1; }
-wait_for() { # DESCRIPTION COMMAND...
-  local what=$1
-  shift
-  for _ in $(seq 180); do
-    "$@" >/dev/null 2>&1 && return 0
-    sleep 1
-  done
-  fail "timed out waiting for $what"
-}
-http_ok() { # CID EXPECTED
-  docker exec "$1" python -c "import urllib.request,sys; b=urllib.request.urlopen('http://127.0.0.1:8000/').read().decode(); sys.exit(0 if b.strip()=='$2' else 1)"
-}
-web_ready() { local c; c=$(web_task "$1") && http_ok "$c" "shop v${1##*:}"; }
-db_ready() { local c; c=$(db_task) && [[ -n "$c" ]] && docker exec "$c" su postgres -c "psql -h /tmp/pg -qc 'select 1'"; }
 
 schema_snippet=$(cat <<'PY'
 import json, django
