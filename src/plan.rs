@@ -780,7 +780,11 @@ fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
     let mut candidates: BTreeSet<(&str, Option<Node>)> = BTreeSet::new();
     for n in (0..graph.len()).filter(|n| want[*n]) {
         let app = graph.key(n).0.as_str();
-        let mut same_app = graph.parents(n).iter().filter(|p| graph.in_app(**p, app)).peekable();
+        let mut same_app = graph
+            .parents(n)
+            .iter()
+            .filter(|p| graph.in_app(**p, app))
+            .peekable();
         if same_app.peek().is_none() {
             candidates.insert((app, None));
         }
@@ -795,7 +799,9 @@ fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
             reached.iter_mut().zip(&set).for_each(|(r, s)| *r |= *s);
         }
     }
-    (0..graph.len()).filter(|n| want[*n] && !reached[*n]).collect()
+    (0..graph.len())
+        .filter(|n| want[*n] && !reached[*n])
+        .collect()
 }
 
 /// Stage: the executor step for the planned set, in Django's unapply order
@@ -822,7 +828,11 @@ fn executor_step(graph: &Graph, want: &[bool], why: String) -> Result<ExecutorSt
                 ));
             }
             if position[c] > i {
-                return Err(format!("{} would be unapplied before {}, which depends on it", name(n), name(c)));
+                return Err(format!(
+                    "{} would be unapplied before {}, which depends on it",
+                    name(n),
+                    name(c)
+                ));
             }
         }
     }

@@ -49,7 +49,9 @@ mod tests {
     use super::*;
 
     fn keys(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter().map(|(a, n)| (a.to_string(), n.to_string())).collect()
+        v.iter()
+            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .collect()
     }
 
     #[test]
@@ -60,7 +62,10 @@ mod tests {
         );
         assert!(code.contains(r#"ORDER = [("shop", "0005_merge"), ("shop", "0003_fix")]"#));
         assert!(code.contains(r#"KEEP = [("shop", "0002_two")]"#));
-        assert!(!code.contains('\''), "no single quote: the bash quoting stays readable");
+        assert!(
+            !code.contains('\''),
+            "no single quote: the bash quoting stays readable"
+        );
     }
 
     #[test]
@@ -75,7 +80,10 @@ mod tests {
         assert!(c.starts_with("python manage.py shell -c "));
         let out = std::process::Command::new("bash")
             .arg("-c")
-            .arg(format!("set -- {}; printf '%s' \"$#\"", &c["python manage.py".len()..]))
+            .arg(format!(
+                "set -- {}; printf '%s' \"$#\"",
+                &c["python manage.py".len()..]
+            ))
             .output()
             .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "3");

@@ -154,7 +154,12 @@ fn executor_action(
         let list: Vec<String> = plan
             .irreversible
             .iter()
-            .map(|i| format!("{}:{} ({} in {}.{})", i.file, i.line, i.operation, i.app, i.migration))
+            .map(|i| {
+                format!(
+                    "{}:{} ({} in {}.{})",
+                    i.file, i.line, i.operation, i.app, i.migration
+                )
+            })
             .collect();
         return Err(Error::input(format!(
             "irreversible operations among the migrations the executor step unapplies (manual steps need a per-app migrate to stop at): {}",

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::quote::{bash, comment, literal, words};
+use super::quote::{bash, comment, literal, multiline, words};
 use super::{Action, RollbackScript};
 use crate::config::Strategy;
 
@@ -825,7 +825,7 @@ pub fn render(s: &RollbackScript) -> String {
             out,
             "\n# The executor step: Python run with manage.py shell -c in the newer image."
         );
-        let _ = writeln!(out, "UNAPPLY_EXACTLY={}", literal(code));
+        let _ = writeln!(out, "UNAPPLY_EXACTLY={}", multiline(code));
         out.push_str(EXACTLY);
         out.push_str(match s.strategy {
             Strategy::Exec => EXACTLY_EXEC,
