@@ -1,5 +1,5 @@
 # tagback: unapply exactly the planned migrations with the executor of Django itself.
-# No per-app `migrate APP TARGET` can: some of them hang off old migrations
+# No per-app "migrate APP TARGET" can: some of them hang off old migrations
 # that must stay applied. Run with the newer code (manage.py shell -c).
 from django.core.management.base import CommandError
 from django.db import connection

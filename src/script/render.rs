@@ -946,6 +946,18 @@ mod tests {
         }]
     }
 
+    fn exactly() -> Vec<Action> {
+        let order = vec![
+            ("shop".to_string(), "0004_order_code".to_string()),
+            ("shop".to_string(), "0003_order_badge".to_string()),
+        ];
+        let keep = vec![("shop".to_string(), "0002_product_sku".to_string())];
+        vec![Action::UnapplyExactly {
+            code: crate::plan::executor::python(&order, &keep),
+            order,
+        }]
+    }
+
     fn manual() -> Vec<Action> {
         vec![
             Action::Manual {
@@ -993,6 +1005,9 @@ mod tests {
             ("job", Strategy::Job, migrate()),
             ("compose", Strategy::Compose, migrate()),
             ("exec_manual_steps", Strategy::Exec, manual()),
+            ("exec_exactly", Strategy::Exec, exactly()),
+            ("job_exactly", Strategy::Job, exactly()),
+            ("compose_exactly", Strategy::Compose, exactly()),
         ] {
             let text = render(&model(strategy, actions));
             shellcheck(&format!("{name}.sh"), &text);
