@@ -408,6 +408,18 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
         db = Database(kind, work)
         db.manage(ncode, "migrate", "--noinput")
         before = db.manage(ncode, "showmigrations", "--list").stdout
+        if expect.get("script"):
+            # The rollback script runs the plan; then the same comparisons.
+            verify_script(sc, kind, db, proj, newer, older, ncode, label)
+            chk = db.manage(ocode, "migrate", "--check", "--noinput", check=False)
+            record(sc, kind, f"{label} after the script: migrate --check with older code", chk.returncode == 0, chk.stdout + chk.stderr)
+            fresh = Database(kind, work)
+            fresh.manage(ocode, "migrate", "--noinput")
+            got, want = db.snapshot(ocode), fresh.snapshot(ocode)
+            record(sc, kind, f"{label} after the script: schema equals a fresh migrate of {older}", got["schema"] == want["schema"],
+                   schema_diff(got["schema"], want["schema"]))
+            db = Database(kind, work)
+            db.manage(ncode, "migrate", "--noinput")
         if expect.get("django_fails"):
             # tagback said it cannot be done: show that real Django fails or misbehaves.
             outs = run_commands(db, ncode, plan["commands"] or expect.get("naive", []), check=False)
@@ -445,6 +457,75 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
             verify_executor_refusals(sc, kind, db, ncode, plan, label)
         if expect.get("record"):
             verify_record(sc, kind, db, proj, newer, older, plan, before)
+
+
+# A stand-in for the docker CLI, enough for a rollback script of the exec
+# strategy on one Swarm service: `docker exec TASK CMD...` runs CMD in the
+# newer code's directory (real manage.py, real database); the service's
+# image and replica count live in files of $FAKE_DOCKER_STATE.
+FAKE_DOCKER = r'''#!/usr/bin/env bash
+set -euo pipefail
+st=$FAKE_DOCKER_STATE
+printf '%s\n' "$*" >>"$st/calls"
+case "$1 ${2:-}" in
+  "info "*) exit 0 ;;
+  "service inspect")
+    shift 2
+    if [[ "${1:-}" == --format ]]; then
+      case "$2" in
+        *'.ID'*) echo svc1 ;;
+        *ContainerSpec.Image*) cat "$st/image" ;;
+        *Replicas*) cat "$st/replicas" ;;
+        *) echo ;;
+      esac
+    fi ;;
+  "service ls") exit 0 ;;
+  "service ps") exit 0 ;;
+  "service scale") shift 2; [[ "$1" == --detach=false ]] && shift; echo "${1#*=}" >"$st/replicas" ;;
+  "service update") echo "$5" >"$st/image" ;;
+  "ps -q") [[ "$(cat "$st/replicas")" != 0 ]] && echo task1 || true ;;
+  "inspect --format") cat "$st/image" ;;
+  "exec task1") shift 2; cd "$FAKE_DOCKER_CODE" && exec "$@" ;;
+  *) echo "fake docker: unexpected: $*" >&2; exit 3 ;;
+esac
+'''
+
+
+def verify_script(sc, kind, db, proj, newer, older, ncode, label):
+    """The rendered rollback script (exec strategy), run for real against a
+    stand-in docker whose `exec` runs the newer code on the real database:
+    DRY_RUN=1 changes nothing and shows the executor step; the real run
+    unapplies exactly the plan with the executor step, verifies with
+    showmigrations, scales down, retags and scales up."""
+    work = os.path.join(ARGS.work, sc, f"script-{kind}")
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    os.makedirs(os.path.join(work, "bin"))
+    with open(os.path.join(work, "bin", "docker"), "w") as f:
+        f.write(FAKE_DOCKER)
+    os.chmod(os.path.join(work, "bin", "docker"), 0o755)
+    for name, value in (("image", f"shop:{newer}"), ("replicas", "2")):
+        with open(os.path.join(work, name), "w") as f:
+            f.write(value + "\n")
+    out = os.path.join(work, "rollback.sh")
+    r = sh([ARGS.tagback, "script", "--repo", proj.root, "--from", newer, "--to", older, "--service", "web",
+            "--image", f"shop:{older}", "--current-image", f"shop:{newer}", "--stack-name", "", "-o", out], check=False)
+    record(sc, kind, f"{label} script written", r.returncode == 0 and os.path.exists(out), r.stdout + r.stderr)
+    if r.returncode != 0:
+        return
+    env = dict(db.env(), FAKE_DOCKER_STATE=work, FAKE_DOCKER_CODE=ncode, TAGBACK_STATE_DIR=os.path.join(work, "state"),
+               TAGBACK_EVIDENCE_FILE=os.path.join(work, "evidence.txt"),
+               PATH=os.path.join(work, "bin") + os.pathsep + os.path.dirname(ARGS.python) + os.pathsep + os.environ["PATH"])
+    rows = db.snapshot(ncode)["rows"]
+    dry = sh(["bash", out], cwd=work, env=dict(env, DRY_RUN="1"), check=False)
+    record(sc, kind, f"{label} script DRY_RUN=1 shows the executor step and changes nothing",
+           dry.returncode == 0 and "shell -c" in dry.stderr and db.snapshot(ncode)["rows"] == rows
+           and open(os.path.join(work, "image")).read().strip() == f"shop:{newer}", (dry.stdout + dry.stderr)[-600:])
+    run = sh(["bash", out], cwd=work, env=env, check=False)
+    image = open(os.path.join(work, "image")).read().strip()
+    record(sc, kind, f"{label} script runs the executor step, verifies, retags",
+           run.returncode == 0 and "Unapplying" in run.stdout + run.stderr and image == f"shop:{older}"
+           and os.path.exists(os.path.join(work, "evidence.txt")), (run.stdout + run.stderr)[-800:])
 
 
 def verify_executor_refusals(sc, kind, db, ncode, plan, label):
@@ -953,7 +1034,7 @@ def sc_backport(kinds):
     verify_pair("backport", p, "v3", "v1.1", kinds, {
         "targets": {},
         "executor": [[f"shop.{merge}", "shop.0004_product_size", "shop.0003_product_color"]],
-        "unreachable": ["shop.0003_product_color"],
+        "unreachable": ["shop.0003_product_color"], "script": True,
         "data_loss": ["shop_product.color", "shop_product.size"]})
 
 
