@@ -336,3 +336,80 @@ pub fn build(
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ExecutorKind, ExecutorStep, Irreversible};
+
+    fn opts(allow_manual_steps: bool) -> ScriptOptions {
+        ScriptOptions {
+            service: "web".into(),
+            stack: "shop".into(),
+            from_image: ImageRef::parse("shop:2").unwrap(),
+            to_image: ImageRef::parse("shop:1").unwrap(),
+            strategy: Strategy::Exec,
+            manage: vec!["python".into(), "manage.py".into()],
+            replicas: Some(1),
+            compose_files: Vec::new(),
+            project_dir: String::new(),
+            record_args: Vec::new(),
+            allow_manual_steps,
+        }
+    }
+
+    fn executor_plan() -> Plan {
+        Plan {
+            steps: vec![Step::Executor(ExecutorStep {
+                kind: ExecutorKind::Executor,
+                unapply: vec!["shop.0005_merge".into(), "shop.0003_fix".into()],
+                keep_applied: vec!["shop.0002_b".into(), "shop.0004_d".into()],
+                why: "no order".into(),
+            })],
+            unapply: vec![
+                ("shop".into(), "0005_merge".into()),
+                ("shop".into(), "0003_fix".into()),
+            ],
+            fingerprint: "0123456789abcdef".into(),
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn the_executor_step_becomes_one_action_that_keeps_what_it_hangs_off() {
+        let s = build(&executor_plan(), &opts(false), &|_, _| None).unwrap();
+        assert!(
+            matches!(&s.actions[..], [Action::UnapplyExactly { order, .. }] if order.len() == 2)
+        );
+        assert_eq!(
+            s.keep_applied,
+            vec![
+                ("shop".to_string(), "0002_b".to_string()),
+                ("shop".to_string(), "0004_d".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn irreversible_operations_with_the_executor_step_are_refused_even_with_manual_steps() {
+        let mut plan = executor_plan();
+        plan.irreversible.push(Irreversible {
+            code: crate::finding::Code::Irreversible,
+            message: String::new(),
+            app: "shop".into(),
+            migration: "0003_fix".into(),
+            operation: "RunPython".into(),
+            file: "shop/migrations/0003_fix.py".into(),
+            line: 9,
+            certainty: crate::django::migration::Reversibility::Irreversible,
+            reason: "no reverse_code".into(),
+        });
+        let err = build(&plan, &opts(true), &|_, _| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shop/migrations/0003_fix.py:9") && err.contains("executor step"),
+            "{err}"
+        );
+    }
+}
