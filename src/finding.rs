@@ -74,6 +74,9 @@ pub enum Code {
     AutoRollback,
     /// `tagback guard` blocks but cannot name the backward commands.
     GuardNoTargets,
+    /// A migration to unapply that no per-app `migrate APP TARGET` reaches
+    /// exactly (it hangs off an old migration): the executor step does it.
+    UnreachableByMigrate,
 }
 
 impl Code {
@@ -104,13 +107,14 @@ impl Code {
             Code::UntrustedRecord => "untrusted-record",
             Code::AutoRollback => "auto-rollback",
             Code::GuardNoTargets => "guard-no-targets",
+            Code::UnreachableByMigrate => "unreachable-by-migrate",
         }
     }
 
     /// How much findings of this code weigh.
     pub fn severity(self) -> Severity {
         match self {
-            Code::DataLoss | Code::AutoRollback => Severity::Warning,
+            Code::DataLoss | Code::AutoRollback | Code::UnreachableByMigrate => Severity::Warning,
             Code::NotDjango
             | Code::UnresolvedRevision
             | Code::NoManagePy
@@ -176,11 +180,14 @@ impl Code {
             Code::GuardNoTargets => {
                 "the guard blocks but cannot name the backward commands (use tagback script)"
             }
+            Code::UnreachableByMigrate => {
+                "a migration to unapply hangs off an old one: no per-app migrate target reaches it exactly, so the plan unapplies it with Django's executor (an `executor` step)"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 25] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -205,6 +212,7 @@ impl Code {
         Code::UntrustedRecord,
         Code::AutoRollback,
         Code::GuardNoTargets,
+        Code::UnreachableByMigrate,
     ];
 }
 

@@ -13,9 +13,77 @@ use crate::django::migration::Reversibility;
 use crate::django::{Graph, Key, Loader, Pair};
 use crate::finding::{Acknowledged, Acknowledgement, Code, Finding};
 
+pub mod executor;
+
+/// One step of the plan: a per-app `migrate` command, or (where none can be
+/// exact) one step that unapplies exactly the planned set with Django's
+/// executor. In JSON a migrate step is `{app, target, unapply}` as before;
+/// the executor step has `"kind": "executor"`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum Step {
+    /// `manage.py migrate APP TARGET`.
+    Migrate(MigrateStep),
+    /// `manage.py shell -c CODE` handing `MigrationExecutor.migrate` an explicit backwards plan.
+    Executor(ExecutorStep),
+}
+
+impl Step {
+    /// What this step unapplies, in order (`name` in its app, `app.name` elsewhere; always `app.name` for the executor step).
+    pub fn unapply(&self) -> &[String] {
+        match self {
+            Step::Migrate(s) => &s.unapply,
+            Step::Executor(s) => &s.unapply,
+        }
+    }
+}
+
+/// The kind tag of [`ExecutorStep`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum ExecutorKind {
+    /// Always `executor`.
+    Executor,
+}
+
+/// Unapply exactly the planned migrations with Django's own
+/// `MigrationExecutor`, in this order, when no per-app `migrate` can (new
+/// migrations hang off old ones that must stay applied). The code re-checks
+/// the order against the loader when it runs (see [`executor`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
+pub struct ExecutorStep {
+    /// `executor`.
+    pub kind: ExecutorKind,
+    /// Every planned migration as `app.name`, children before parents.
+    pub unapply: Vec<String>,
+    /// What the planned migrations hang off (`app.name`): stays applied, checked before and after.
+    pub keep_applied: Vec<String>,
+    /// Why no per-app command does it.
+    pub why: String,
+}
+
+impl ExecutorStep {
+    fn pairs(v: &[String]) -> Vec<(String, String)> {
+        v.iter()
+            .filter_map(|k| k.split_once('.'))
+            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .collect()
+    }
+
+    /// `unapply` as `(app, name)`.
+    pub fn order(&self) -> Vec<(String, String)> {
+        Self::pairs(&self.unapply)
+    }
+
+    /// `keep_applied` as `(app, name)`.
+    pub fn keep(&self) -> Vec<(String, String)> {
+        Self::pairs(&self.keep_applied)
+    }
+}
+
 /// One `migrate APP TARGET` command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, schemars::JsonSchema)]
-pub struct Step {
+pub struct MigrateStep {
     /// App label.
     pub app: String,
     /// Migration name, or `zero`.
@@ -119,6 +187,11 @@ pub struct Plan {
     pub dynamic: Vec<Dynamic>,
     /// Why the plan cannot be carried out exactly (empty when it can).
     pub problems: Vec<Finding>,
+    /// Planned migrations no per-app `migrate APP TARGET` can unapply without
+    /// also unapplying migrations the older revision has (`unreachable-by-migrate`);
+    /// the executor step unapplies them exactly. Present when non-empty.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unreachable: Vec<Finding>,
     /// What was assumed where the settings cannot be read exactly (one line each).
     pub notes: Vec<Finding>,
     /// Warnings (data loss) that `.tagback.yml` acknowledges, with the reason
@@ -184,7 +257,10 @@ impl Plan {
         self.commands = self
             .steps
             .iter()
-            .map(|s| migrate_command(manage, &s.app, Some(&s.target)))
+            .map(|s| match s {
+                Step::Migrate(s) => migrate_command(manage, &s.app, Some(&s.target)),
+                Step::Executor(s) => executor::command(manage, &s.order(), &s.keep()),
+            })
             .collect();
         self.post_commands = self
             .old_only_apps
@@ -324,12 +400,14 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         targets.insert((*app).to_string(), target);
     }
 
-    // Order and verify by simulating Django's executor.
+    // Order and verify by simulating Django's executor; where no per-app
+    // order is exact, one executor step.
     let mut steps = Vec::new();
+    let mut unreachable = Vec::new();
     if problems.is_empty() && to_unapply.contains(&true) {
-        match order_commands(graph, &targets, &to_unapply) {
-            Ok(s) => steps = s,
-            Err(e) => problems.push(Finding::new(Code::NoExactOrder, e)),
+        match per_app_or_executor(pair, &targets, &to_unapply) {
+            Ok((s, u)) => (steps, unreachable) = (s, u),
+            Err(e) => problems.push(e),
         }
     }
 
@@ -446,7 +524,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             });
         }
     }
-    let step_apps: BTreeSet<&str> = steps.iter().map(|s| s.app.as_str()).collect();
+    let step_apps: BTreeSet<&str> = if steps.is_empty() {
+        BTreeSet::new()
+    } else {
+        apps
+    };
     let keep: Vec<Node> = (0..graph.len())
         .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
         .collect();
@@ -488,6 +570,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         post_commands: Vec::new(),
         dynamic,
         problems,
+        unreachable,
         notes,
         acknowledged: Vec::new(),
         fingerprint,
@@ -617,7 +700,7 @@ fn run(
     order: &[&String],
     targets: &BTreeMap<String, Option<Node>>,
     want: &[bool],
-) -> Result<Vec<Step>, String> {
+) -> Result<Vec<MigrateStep>, String> {
     let mut applied = vec![true; graph.len()];
     let mut steps = Vec::new();
     for app in order {
@@ -647,7 +730,7 @@ fn run(
         for (a, s) in applied.iter_mut().zip(&set) {
             *a &= !*s;
         }
-        steps.push(Step {
+        steps.push(MigrateStep {
             app: (*app).clone(),
             target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).1.clone()),
             unapply,
@@ -663,6 +746,136 @@ fn run(
     Ok(steps)
 }
 
+/// Stage: the per-app commands when some order of them unapplies exactly the
+/// planned set; otherwise one executor step that unapplies exactly that set,
+/// with every planned migration that no per-app target reaches listed
+/// (`unreachable-by-migrate`). `Err` only when neither is exact.
+fn per_app_or_executor(
+    pair: &Pair,
+    targets: &BTreeMap<String, Option<Node>>,
+    want: &[bool],
+) -> Result<(Vec<Step>, Vec<Finding>), Finding> {
+    let graph = &pair.newer.graph;
+    let why = match order_commands(graph, targets, want) {
+        Ok(s) => return Ok((s.into_iter().map(Step::Migrate).collect(), Vec::new())),
+        Err(e) => e,
+    };
+    let step = executor_step(graph, want, why.clone()).map_err(|e| {
+        Finding::new(
+            Code::NoExactOrder,
+            format!("{why}; and no backwards plan for Django's executor is exact either: {e}"),
+        )
+    })?;
+    let name = |n: Node| format!("{}.{}", graph.key(n).0, graph.key(n).1);
+    let unreachable = unreachable_by_migrate(graph, want)
+        .into_iter()
+        .map(|n| {
+            let f = pair.newer.files.at(graph.file(n));
+            let (kept, planned): (Vec<Node>, Vec<Node>) =
+                graph.parents(n).iter().partition(|p| !want[**p]);
+            let hangs = if kept.is_empty() {
+                let list: Vec<String> = planned.into_iter().map(name).collect();
+                format!("depends on {}, which no per-app target reaches either", list.join(", "))
+            } else {
+                let list: Vec<String> = kept.into_iter().map(name).collect();
+                format!("hangs off {}, which {} has", list.join(", "), pair.older.snap.label)
+            };
+            Finding::new(
+                Code::UnreachableByMigrate,
+                format!(
+                    "{} ({}) {hangs}: no per-app `migrate APP TARGET` unapplies it without also unapplying migrations {} has; the executor step unapplies it exactly",
+                    name(n),
+                    f.file,
+                    pair.older.snap.label
+                ),
+            )
+            .at(f.file.clone(), 0)
+        })
+        .collect();
+    Ok((vec![Step::Executor(step)], unreachable))
+}
+
+/// Stage: the planned migrations that no single per-app command unapplies
+/// without also unapplying a migration outside the planned set (`migrate APP
+/// TARGET` unapplies everything depending on TARGET's children in APP). The
+/// candidates are the same-app parents of planned migrations (and `zero` for
+/// an app's first planned root): every exact command is one of them. Whether
+/// a command is exact does not depend on the order: the migrations outside the
+/// set stay applied throughout.
+fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
+    let all_applied = vec![true; graph.len()];
+    let mut candidates: BTreeSet<(&str, Option<Node>)> = BTreeSet::new();
+    for n in (0..graph.len()).filter(|n| want[*n]) {
+        let app = graph.key(n).0.as_str();
+        let mut same_app = graph
+            .parents(n)
+            .iter()
+            .filter(|p| graph.in_app(**p, app))
+            .peekable();
+        if same_app.peek().is_none() {
+            candidates.insert((app, None));
+        }
+        candidates.extend(same_app.map(|p| (app, Some(*p))));
+    }
+    let mut reached = vec![false; graph.len()];
+    for (app, target) in candidates {
+        let Ok(set) = simulate_one(graph, app, target, &all_applied) else {
+            continue;
+        };
+        if set.iter().zip(want).all(|(s, w)| !*s || *w) {
+            reached.iter_mut().zip(&set).for_each(|(r, s)| *r |= *s);
+        }
+    }
+    (0..graph.len())
+        .filter(|n| want[*n] && !reached[*n])
+        .collect()
+}
+
+/// Stage: the executor step for the planned set, in Django's unapply order
+/// (children before parents), checked statically: every migration depending
+/// on a planned one is planned and comes before it. The step's code checks it
+/// again against the loader when it runs.
+fn executor_step(graph: &Graph, want: &[bool], why: String) -> Result<ExecutorStep, String> {
+    let name = |n: Node| format!("{}.{}", graph.key(n).0, graph.key(n).1);
+    let order = graph.unapply_order(want);
+    if order.len() != want.iter().filter(|w| **w).count() {
+        return Err("the planned migrations depend on each other in a cycle".to_string());
+    }
+    let mut position = vec![usize::MAX; graph.len()];
+    for (i, n) in order.iter().enumerate() {
+        position[*n] = i;
+    }
+    for (i, &n) in order.iter().enumerate() {
+        for &c in graph.children(n) {
+            if !want[c] {
+                return Err(format!(
+                    "{} depends on {}, which is to be unapplied, but is not to be unapplied itself",
+                    name(c),
+                    name(n)
+                ));
+            }
+            if position[c] > i {
+                return Err(format!(
+                    "{} would be unapplied before {}, which depends on it",
+                    name(n),
+                    name(c)
+                ));
+            }
+        }
+    }
+    let keep: BTreeSet<Node> = order
+        .iter()
+        .flat_map(|n| graph.parents(*n).iter().copied())
+        .filter(|p| !want[*p])
+        .collect();
+    Ok(ExecutorStep {
+        kind: ExecutorKind::Executor,
+        unapply: order.into_iter().map(name).collect(),
+        keep_applied: keep.into_iter().map(name).collect(),
+        why,
+    })
+}
+
 /// Dependents first: an app whose new migrations depend on another app's new
 /// migrations runs before it. Verified by simulation; other orders are tried
 /// when the first fails.
@@ -670,7 +883,7 @@ fn order_commands(
     graph: &Graph,
     targets: &BTreeMap<String, Option<Node>>,
     want: &[bool],
-) -> Result<Vec<Step>, String> {
+) -> Result<Vec<MigrateStep>, String> {
     let apps: Vec<&String> = targets.keys().collect();
     let mut after: BTreeMap<&String, BTreeSet<&String>> =
         apps.iter().map(|a| (*a, BTreeSet::new())).collect();
@@ -742,7 +955,10 @@ fn permute<'a>(
 fn fingerprint(steps: &[Step], unapply: &[(String, String)]) -> String {
     let mut h = Sha256::new();
     for s in steps {
-        h.update(format!("step\0{}\0{}\n", s.app, s.target));
+        match s {
+            Step::Migrate(s) => h.update(format!("step\0{}\0{}\n", s.app, s.target)),
+            Step::Executor(s) => h.update(format!("executor\0{}\n", s.unapply.join("\0"))),
+        }
     }
     for (a, n) in unapply {
         h.update(format!("unapply\0{a}\0{n}\n"));

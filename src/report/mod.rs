@@ -8,7 +8,7 @@ use owo_colors::{OwoColorize, Stream};
 use crate::analysis::{CheckReport, ServiceReport};
 use crate::error::{Error, Result};
 use crate::finding::Code;
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::stack::Direction;
 
 pub mod ci;
@@ -92,20 +92,27 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
         )?;
         writeln!(w, "{ind}  {}", totals(plan, ""))?;
         for (i, s) in plan.steps.iter().enumerate() {
-            let command = plan.commands.get(i).cloned();
-            let command = command.unwrap_or_else(|| {
-                crate::plan::migrate_command(crate::plan::DEFAULT_MANAGE, &s.app, Some(&s.target))
-            });
-            writeln!(w, "{ind}  {}. {command}", i + 1)?;
-            if s.unapply.len() <= 4 {
-                writeln!(w, "{ind}       unapplies: {}", s.unapply.join(", "))?;
+            let command = plan.commands.get(i).cloned().unwrap_or_default();
+            let unapply = s.unapply();
+            match s {
+                Step::Migrate(_) => writeln!(w, "{ind}  {}. {command}", i + 1)?,
+                Step::Executor(x) => executor_step_text(x, i + 1, w, ind)?,
+            }
+            if unapply.len() <= 4 {
+                writeln!(w, "{ind}       unapplies: {}", unapply.join(", "))?;
             } else {
-                writeln!(w, "{ind}       unapplies {}:", s.unapply.len())?;
-                for m in &s.unapply {
+                writeln!(w, "{ind}       unapplies {}:", unapply.len())?;
+                for m in unapply {
                     writeln!(w, "{ind}         {m}")?;
                 }
             }
         }
+    }
+    for u in &plan.unreachable {
+        let tag = "no per-app target:"
+            .if_supports_color(Stream::Stdout, |t| t.yellow().to_string())
+            .to_string();
+        writeln!(w, "{ind}  {tag} {}", u.message)?;
     }
     for p in &plan.problems {
         let tag = "cannot plan:"
@@ -163,6 +170,36 @@ fn plan_text_indented(plan: &Plan, w: &mut dyn Write, ind: &str) -> std::io::Res
             a.app, a.leaf, plan.from, plan.to
         )?;
     }
+    Ok(())
+}
+
+/// The executor step for people: what it is, why, and how to run it (the
+/// Python code itself is in `commands` of the JSON and in the script).
+fn executor_step_text(
+    x: &crate::plan::ExecutorStep,
+    number: usize,
+    w: &mut dyn Write,
+    ind: &str,
+) -> std::io::Result<()> {
+    writeln!(
+        w,
+        "{ind}  {number}. unapply exactly these {} migration(s) with Django's own MigrationExecutor (`manage.py shell -c`, code in `--format json` commands and in `tagback script`)",
+        x.unapply.len()
+    )?;
+    writeln!(
+        w,
+        "{ind}       why: no per-app `migrate APP TARGET` is exact here ({}); this step hands MigrationExecutor.migrate an explicit backwards plan (children before parents), refuses before changing anything if the database or the code differs from the plan, and verifies afterwards that exactly these are unapplied",
+        x.why
+    )?;
+    writeln!(
+        w,
+        "{ind}       stays applied: {}",
+        if x.keep_applied.is_empty() {
+            "nothing of these apps".to_string()
+        } else {
+            x.keep_applied.join(", ")
+        }
+    )?;
     Ok(())
 }
 
@@ -433,6 +470,17 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
             p.irreversible.len()
         )?;
     }
+    for s in &p.steps {
+        if let Step::Executor(x) = s {
+            writeln!(
+                w,
+                "> **Exact only with Django's executor**: no per-app `migrate APP TARGET` is exact ({}). The command below hands `MigrationExecutor.migrate` an explicit backwards plan of {} migration(s), refuses before changing anything if the database or the code differs from the plan, and verifies afterwards. Stays applied: {}.\n",
+                x.why,
+                x.unapply.len(),
+                x.keep_applied.join(", ")
+            )?;
+        }
+    }
     if !p.commands.is_empty() {
         writeln!(w, "```sh")?;
         for c in &p.commands {
@@ -463,6 +511,9 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
     }
     for d in &p.dynamic {
         writeln!(w, "- dynamic (`{}`): {}", d.code, d.message)?;
+    }
+    for u in &p.unreachable {
+        writeln!(w, "- no per-app target (`{}`): {}", u.code, u.message)?;
     }
     for n in &p.notes {
         writeln!(w, "- assumed (`{}`): {}", n.code, n.message)?;

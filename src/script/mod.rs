@@ -7,7 +7,7 @@ pub mod render;
 
 use crate::config::Strategy;
 use crate::error::{Error, Result};
-use crate::plan::Plan;
+use crate::plan::{Plan, Step};
 use crate::stack::ImageRef;
 
 /// One backward command of the script.
@@ -19,6 +19,15 @@ pub enum Action {
         app: String,
         /// Target migration or `zero`.
         target: String,
+    },
+    /// Unapply exactly `order` (children before parents) with Django's
+    /// `MigrationExecutor` through `manage.py shell -c CODE`, where no per-app
+    /// `migrate` is exact; the code re-checks the order when it runs.
+    UnapplyExactly {
+        /// `(app, migration)` in the order they are unapplied.
+        order: Vec<(String, String)>,
+        /// The Python code (`plan::executor::python`).
+        code: String,
     },
     /// A manual step in place of an irreversible migration, taken only while
     /// that migration is applied: migrate down to it, stop unless
@@ -132,6 +141,44 @@ pub fn refusals(plan: &Plan) -> Vec<String> {
     out
 }
 
+/// The executor step as an action. Irreversible operations among the
+/// planned set are refused whatever `--allow-manual-steps` says: a manual
+/// step needs a per-app `migrate` to stop at.
+fn executor_action(
+    plan: &Plan,
+    x: &crate::plan::ExecutorStep,
+    actions: &mut Vec<Action>,
+    keep_applied: &mut Vec<(String, String)>,
+) -> Result<()> {
+    if !plan.irreversible.is_empty() {
+        let list: Vec<String> = plan
+            .irreversible
+            .iter()
+            .map(|i| {
+                format!(
+                    "{}:{} ({} in {}.{})",
+                    i.file, i.line, i.operation, i.app, i.migration
+                )
+            })
+            .collect();
+        return Err(Error::input(format!(
+            "irreversible operations among the migrations the executor step unapplies (manual steps need a per-app migrate to stop at): {}",
+            list.join(", ")
+        )));
+    }
+    let (order, keep) = (x.order(), x.keep());
+    for (a, n) in order.iter().chain(&keep) {
+        check_name("app label", a, 100, &[])?;
+        check_name("migration name", n, 255, &[])?;
+    }
+    keep_applied.extend(keep.iter().cloned());
+    actions.push(Action::UnapplyExactly {
+        code: crate::plan::executor::python(&order, &keep),
+        order,
+    });
+    Ok(())
+}
+
 /// Build the script model from a plan.
 pub fn build(
     plan: &Plan,
@@ -143,6 +190,7 @@ pub fn build(
         check_name("stack name", &opts.stack, 63, &['-', '.'])?;
     }
     for s in &plan.steps {
+        let Step::Migrate(s) = s else { continue };
         check_name("app label", &s.app, 100, &[])?;
         if s.target != "zero" {
             check_name("migration name", &s.target, 255, &[])?;
@@ -154,7 +202,18 @@ pub fn build(
     }
     let mut actions = Vec::new();
     let mut manual = 0;
+    let mut keep_applied: Vec<(String, String)> = Vec::new();
     for step in &plan.steps {
+        let step = match step {
+            Step::Migrate(m) => m,
+            Step::Executor(x) => {
+                executor_action(plan, x, &mut actions, &mut keep_applied)?;
+                continue;
+            }
+        };
+        if step.target != "zero" {
+            keep_applied.push((step.app.clone(), step.target.clone()));
+        }
         let irreversible: Vec<_> = plan
             .irreversible
             .iter()
@@ -218,13 +277,24 @@ pub fn build(
     }
     let mut summary = Vec::new();
     for (i, s) in plan.steps.iter().enumerate() {
-        summary.push(format!(
-            "{}. migrate {} {}  (unapplies {})",
-            i + 1,
-            s.app,
-            s.target,
-            s.unapply.join(", ")
-        ));
+        summary.push(match s {
+            Step::Migrate(s) => format!(
+                "{}. migrate {} {}  (unapplies {})",
+                i + 1,
+                s.app,
+                s.target,
+                s.unapply.join(", ")
+            ),
+            Step::Executor(x) => format!(
+                "{}. unapply exactly, with Django's MigrationExecutor (no per-app migrate target is exact): {}; stays applied: {}",
+                i + 1,
+                x.unapply.join(", "),
+                x.keep_applied.join(", ")
+            ),
+        });
+    }
+    for u in &plan.unreachable {
+        summary.push(format!("no per-app target: {}", u.message));
     }
     for d in &plan.data_loss {
         summary.push(format!("data loss: {}.{} {}", d.app, d.migration, d.what));
@@ -247,12 +317,6 @@ pub fn build(
             a.app
         ));
     }
-    let keep_applied = plan
-        .steps
-        .iter()
-        .filter(|s| s.target != "zero")
-        .map(|s| (s.app.clone(), s.target.clone()))
-        .collect();
     Ok(RollbackScript {
         service: opts.service.clone(),
         stack: opts.stack.clone(),
@@ -277,4 +341,81 @@ pub fn build(
             plan.to
         ),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{ExecutorKind, ExecutorStep, Irreversible};
+
+    fn opts(allow_manual_steps: bool) -> ScriptOptions {
+        ScriptOptions {
+            service: "web".into(),
+            stack: "shop".into(),
+            from_image: ImageRef::parse("shop:2").unwrap(),
+            to_image: ImageRef::parse("shop:1").unwrap(),
+            strategy: Strategy::Exec,
+            manage: vec!["python".into(), "manage.py".into()],
+            replicas: Some(1),
+            compose_files: Vec::new(),
+            project_dir: String::new(),
+            record_args: Vec::new(),
+            allow_manual_steps,
+        }
+    }
+
+    fn executor_plan() -> Plan {
+        Plan {
+            steps: vec![Step::Executor(ExecutorStep {
+                kind: ExecutorKind::Executor,
+                unapply: vec!["shop.0005_merge".into(), "shop.0003_fix".into()],
+                keep_applied: vec!["shop.0002_b".into(), "shop.0004_d".into()],
+                why: "no order".into(),
+            })],
+            unapply: vec![
+                ("shop".into(), "0005_merge".into()),
+                ("shop".into(), "0003_fix".into()),
+            ],
+            fingerprint: "0123456789abcdef".into(),
+            ..Plan::default()
+        }
+    }
+
+    #[test]
+    fn the_executor_step_becomes_one_action_that_keeps_what_it_hangs_off() {
+        let s = build(&executor_plan(), &opts(false), &|_, _| None).unwrap();
+        assert!(
+            matches!(&s.actions[..], [Action::UnapplyExactly { order, .. }] if order.len() == 2)
+        );
+        assert_eq!(
+            s.keep_applied,
+            vec![
+                ("shop".to_string(), "0002_b".to_string()),
+                ("shop".to_string(), "0004_d".to_string())
+            ]
+        );
+    }
+
+    #[test]
+    fn irreversible_operations_with_the_executor_step_are_refused_even_with_manual_steps() {
+        let mut plan = executor_plan();
+        plan.irreversible.push(Irreversible {
+            code: crate::finding::Code::Irreversible,
+            message: String::new(),
+            app: "shop".into(),
+            migration: "0003_fix".into(),
+            operation: "RunPython".into(),
+            file: "shop/migrations/0003_fix.py".into(),
+            line: 9,
+            certainty: crate::django::migration::Reversibility::Irreversible,
+            reason: "no reverse_code".into(),
+        });
+        let err = build(&plan, &opts(true), &|_, _| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("shop/migrations/0003_fix.py:9") && err.contains("executor step"),
+            "{err}"
+        );
+    }
 }

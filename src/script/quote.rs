@@ -26,6 +26,17 @@ pub fn literal(s: &str) -> String {
     }
 }
 
+/// Quote a multi-line value (a program) so that it reads as written: in
+/// single quotes, line by line, when it has no `'` and no control character
+/// but newlines; otherwise as [`literal`] does.
+pub fn multiline(s: &str) -> String {
+    if !s.contains('\'') && !s.chars().any(|c| c.is_control() && c != '\n') {
+        format!("'{s}'")
+    } else {
+        literal(s)
+    }
+}
+
 /// Quote a list of words and join them with spaces.
 pub fn words<S: AsRef<str>>(items: &[S]) -> String {
     items
@@ -55,6 +66,20 @@ pub fn posix_sh(s: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn multiline_programs_read_as_written_and_stay_one_word() {
+        for s in ["a\nb \"c\" $d `e`\n", "it's\n", "tab\there\n"] {
+            let q = multiline(s);
+            let out = std::process::Command::new("bash")
+                .arg("-c")
+                .arg(format!("printf '%s' {q}"))
+                .output()
+                .expect("bash runs");
+            assert_eq!(String::from_utf8(out.stdout).unwrap(), s, "{q}");
+        }
+        assert_eq!(multiline("x = \"$y\"\nz\n"), "'x = \"$y\"\nz\n'");
+    }
 
     fn roundtrip(s: &str) -> String {
         let out = std::process::Command::new("bash")

@@ -9,7 +9,7 @@
 
 use std::fmt::Write as _;
 
-use super::quote::{bash, comment, literal, words};
+use super::quote::{bash, comment, literal, multiline, words};
 use super::{Action, RollbackScript};
 use crate::config::Strategy;
 
@@ -593,6 +593,48 @@ report() { compose ps "$SERVICE_NAME" >&2 || true; }
 UNDO_HINT="put $FROM_IMAGE back in ${COMPOSE_FILES[*]}, run ${COMPOSE_BIN[*]:-docker compose} up -d $SERVICE_NAME in $PROJECT_DIR, then migrate forward with the newer code: ${COMPOSE_BIN[*]:-docker compose} exec $SERVICE_NAME ${MANAGE[*]} migrate"
 "#;
 
+/// Only in scripts with an executor step: `backward_exactly` runs the step's
+/// Python (`$UNAPPLY_EXACTLY`) with `manage.py shell -c` in the newer image.
+const EXACTLY: &str = r#"
+backward_exactly() {
+  MIGRATIONS_FRESH=0
+  log "unapplying exactly $((${#UNAPPLIED[@]} / 2)) migration(s) with the MigrationExecutor of Django (with $FROM_IMAGE): no per-app migrate target is exact here"
+  shell_newer -c "$UNAPPLY_EXACTLY"
+}
+"#;
+
+const EXACTLY_EXEC: &str = r#"
+shell_newer() {
+  local cid
+  if ! cid=$(running_task "$FROM_IMAGE"); then
+    if dry; then
+      would "run manage.py shell -c \"\$UNAPPLY_EXACTLY\" in a task of $FROM_IMAGE"
+      return 0
+    fi
+    die "no running task of $SERVICE with $FROM_IMAGE on this node; run this script on a node that runs one, or use --strategy job"
+  fi
+  run docker exec "$cid" "${MANAGE[@]}" shell "$@"
+}
+"#;
+
+const EXACTLY_JOB: &str = r#"
+shell_newer() { job "$FROM_IMAGE" shell "$@"; }
+"#;
+
+const EXACTLY_COMPOSE: &str = r#"
+shell_newer() {
+  local cid
+  if ! cid=$(running_task "$FROM_IMAGE"); then
+    if dry; then
+      would "run manage.py shell -c \"\$UNAPPLY_EXACTLY\" in a container of $FROM_IMAGE"
+      return 0
+    fi
+    die "no running container of $SERVICE_NAME with $FROM_IMAGE"
+  fi
+  run docker exec "$cid" "${MANAGE[@]}" shell "$@"
+}
+"#;
+
 const MAIN: &str = r#"
 main() {
   preconditions
@@ -774,6 +816,23 @@ pub fn render(s: &RollbackScript) -> String {
         }
         Strategy::Compose => out.push_str(COMPOSE),
     }
+    let exactly = s.actions.iter().find_map(|a| match a {
+        Action::UnapplyExactly { code, .. } => Some(code),
+        _ => None,
+    });
+    if let Some(code) = exactly {
+        let _ = writeln!(
+            out,
+            "\n# The executor step: Python run with manage.py shell -c in the newer image."
+        );
+        let _ = writeln!(out, "UNAPPLY_EXACTLY={}", multiline(code));
+        out.push_str(EXACTLY);
+        out.push_str(match s.strategy {
+            Strategy::Exec => EXACTLY_EXEC,
+            Strategy::Job => EXACTLY_JOB,
+            Strategy::Compose => EXACTLY_COMPOSE,
+        });
+    }
     out.push_str("\nbackward_migrations() {\n");
     if s.actions.is_empty() {
         out.push_str("  log \"no backward migrations to run\"\n");
@@ -782,6 +841,20 @@ pub fn render(s: &RollbackScript) -> String {
         match a {
             Action::Migrate { app, target } => {
                 let _ = writeln!(out, "  backward {} {}", bash(app), bash(target));
+            }
+            Action::UnapplyExactly { order, .. } => {
+                let _ = writeln!(
+                    out,
+                    "  # exactly, children before parents: {}",
+                    comment(
+                        &order
+                            .iter()
+                            .map(|(a, n)| format!("{a}.{n}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                );
+                let _ = writeln!(out, "  backward_exactly");
             }
             Action::Manual {
                 number,
@@ -873,6 +946,18 @@ mod tests {
         }]
     }
 
+    fn exactly() -> Vec<Action> {
+        let order = vec![
+            ("shop".to_string(), "0004_order_code".to_string()),
+            ("shop".to_string(), "0003_order_badge".to_string()),
+        ];
+        let keep = vec![("shop".to_string(), "0002_product_sku".to_string())];
+        vec![Action::UnapplyExactly {
+            code: crate::plan::executor::python(&order, &keep),
+            order,
+        }]
+    }
+
     fn manual() -> Vec<Action> {
         vec![
             Action::Manual {
@@ -920,6 +1005,9 @@ mod tests {
             ("job", Strategy::Job, migrate()),
             ("compose", Strategy::Compose, migrate()),
             ("exec_manual_steps", Strategy::Exec, manual()),
+            ("exec_exactly", Strategy::Exec, exactly()),
+            ("job_exactly", Strategy::Job, exactly()),
+            ("compose_exactly", Strategy::Compose, exactly()),
         ] {
             let text = render(&model(strategy, actions));
             shellcheck(&format!("{name}.sh"), &text);

@@ -257,13 +257,25 @@ def disk_names(code_dir, apps):
 
 
 def run_commands(db, code_dir, commands, check=True):
+    """Run the plan's commands with the code in code_dir: per-app `migrate`
+    commands, and the executor step (`python manage.py shell -c CODE`), which
+    runs exactly as printed, through bash, with the venv's python first on
+    PATH."""
     outputs = []
     for c in commands:
         words = c.split()
-        assert words[:3] == ["python", "manage.py", "migrate"], c
-        p = db.manage(code_dir, *words[2:], "--noinput", check=check)
+        if words[:3] == ["python", "manage.py", "migrate"]:
+            p = db.manage(code_dir, *words[2:], "--noinput", check=check)
+        else:
+            assert words[:4] == ["python", "manage.py", "shell", "-c"], c
+            env = dict(db.env(), PATH=os.path.dirname(ARGS.python) + os.pathsep + os.environ["PATH"])
+            p = sh(["bash", "-c", c], cwd=code_dir, env=env, check=check)
         outputs.append(p)
     return outputs
+
+
+def executor_steps(plan):
+    return [s for s in plan["steps"] if s.get("kind") == "executor"]
 
 
 def verify_pair(sc, proj, newer, older, kinds, expect):
@@ -297,7 +309,9 @@ def export_case(sc, newer, older, expect, django_agrees):
         "newer": newer,
         "older": older,
         "django": ("refuses as tagback says" if expect.get("django_fails") else "verified") if django_agrees else "DISAGREES",
-        "targets": {st["app"]: st["target"] for st in plan["steps"]},
+        "targets": {st["app"]: st["target"] for st in plan["steps"] if "app" in st},
+        "executor": [st["unapply"] for st in executor_steps(plan)],
+        "unreachable": sorted(u["message"].split(" ")[0] for u in plan.get("unreachable", [])),
         "unapply": sorted(plan["unapply"]),
         "problem_codes": sorted({pr["code"] for pr in plan["problems"]}),
         "irreversible": sorted([i["migration"], i["operation"], i["line"]] for i in plan["irreversible"]),
@@ -356,7 +370,7 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
     plan = tagback_plan(proj.root, newer, older)
     label = f"{newer}->{older}"
     if "targets" in expect:
-        got = {s["app"]: s["target"] for s in plan["steps"]}
+        got = {s["app"]: s["target"] for s in plan["steps"] if "app" in s}
         record(sc, "static", f"{label} targets", got == expect["targets"], f"got {got}, want {expect['targets']}")
     if "unapply_count" in expect:
         record(sc, "static", f"{label} unapply count", len(plan["unapply"]) == expect["unapply_count"],
@@ -372,6 +386,16 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
     if "note_codes" in expect:
         got = sorted({n["code"] for n in plan.get("notes", [])})
         record(sc, "static", f"{label} notes say what was assumed", got == expect["note_codes"], f"got {plan.get('notes')}")
+    if "executor" in expect:
+        got = [s["unapply"] for s in executor_steps(plan)]
+        record(sc, "static", f"{label} executor step unapplies exactly, children first", got == expect["executor"],
+               f"got {got}, want {expect['executor']}")
+    if "unreachable" in expect:
+        got = sorted(u["message"].split(" ")[0] for u in plan.get("unreachable", []))
+        ok = got == sorted(expect["unreachable"]) and all(u["code"] == "unreachable-by-migrate" and u.get("file")
+                                                          for u in plan["unreachable"])
+        record(sc, "static", f"{label} every migration no per-app target reaches is listed with its file", ok,
+               f"got {plan.get('unreachable')}")
     if "old_only" in expect:
         got = [a["app"] for a in plan["old_only_apps"]]
         record(sc, "static", f"{label} old-only apps", got == expect["old_only"], f"got {got}")
@@ -384,6 +408,18 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
         db = Database(kind, work)
         db.manage(ncode, "migrate", "--noinput")
         before = db.manage(ncode, "showmigrations", "--list").stdout
+        if expect.get("script"):
+            # The rollback script runs the plan; then the same comparisons.
+            verify_script(sc, kind, db, proj, newer, older, ncode, label)
+            chk = db.manage(ocode, "migrate", "--check", "--noinput", check=False)
+            record(sc, kind, f"{label} after the script: migrate --check with older code", chk.returncode == 0, chk.stdout + chk.stderr)
+            fresh = Database(kind, work)
+            fresh.manage(ocode, "migrate", "--noinput")
+            got, want = db.snapshot(ocode), fresh.snapshot(ocode)
+            record(sc, kind, f"{label} after the script: schema equals a fresh migrate of {older}", got["schema"] == want["schema"],
+                   schema_diff(got["schema"], want["schema"]))
+            db = Database(kind, work)
+            db.manage(ncode, "migrate", "--noinput")
         if expect.get("django_fails"):
             # tagback said it cannot be done: show that real Django fails or misbehaves.
             outs = run_commands(db, ncode, plan["commands"] or expect.get("naive", []), check=False)
@@ -417,8 +453,103 @@ def _verify_pair(sc, proj, newer, older, kinds, expect):
         extra = {r for r in got_rows - want_rows if r[1] in old_names}
         record(sc, kind, f"{label} django_migrations rows match", not missing and not extra,
                f"missing {sorted(missing)}, extra {sorted(extra)}")
+        if executor_steps(plan):
+            verify_executor_refusals(sc, kind, db, ncode, plan, label)
         if expect.get("record"):
             verify_record(sc, kind, db, proj, newer, older, plan, before)
+
+
+# A stand-in for the docker CLI, enough for a rollback script of the exec
+# strategy on one Swarm service: `docker exec TASK CMD...` runs CMD in the
+# newer code's directory (real manage.py, real database); the service's
+# image and replica count live in files of $FAKE_DOCKER_STATE.
+FAKE_DOCKER = r'''#!/usr/bin/env bash
+set -euo pipefail
+st=$FAKE_DOCKER_STATE
+printf '%s\n' "$*" >>"$st/calls"
+case "$1 ${2:-}" in
+  "info "*) exit 0 ;;
+  "service inspect")
+    shift 2
+    if [[ "${1:-}" == --format ]]; then
+      case "$2" in
+        *'.ID'*) echo svc1 ;;
+        *ContainerSpec.Image*) cat "$st/image" ;;
+        *Replicas*) cat "$st/replicas" ;;
+        *) echo ;;
+      esac
+    fi ;;
+  "service ls") exit 0 ;;
+  "service ps") exit 0 ;;
+  "service scale") shift 2; [[ "$1" == --detach=false ]] && shift; echo "${1#*=}" >"$st/replicas" ;;
+  "service update") echo "$5" >"$st/image" ;;
+  "ps -q") [[ "$(cat "$st/replicas")" != 0 ]] && echo task1 || true ;;
+  "inspect --format") cat "$st/image" ;;
+  "exec task1") shift 2; cd "$FAKE_DOCKER_CODE" && exec "$@" ;;
+  *) echo "fake docker: unexpected: $*" >&2; exit 3 ;;
+esac
+'''
+
+
+def verify_script(sc, kind, db, proj, newer, older, ncode, label):
+    """The rendered rollback script (exec strategy), run for real against a
+    stand-in docker whose `exec` runs the newer code on the real database:
+    DRY_RUN=1 changes nothing and shows the executor step; the real run
+    unapplies exactly the plan with the executor step, verifies with
+    showmigrations, scales down, retags and scales up."""
+    work = os.path.join(ARGS.work, sc, f"script-{kind}")
+    if os.path.exists(work):
+        shutil.rmtree(work)
+    os.makedirs(os.path.join(work, "bin"))
+    with open(os.path.join(work, "bin", "docker"), "w") as f:
+        f.write(FAKE_DOCKER)
+    os.chmod(os.path.join(work, "bin", "docker"), 0o755)
+    for name, value in (("image", f"shop:{newer}"), ("replicas", "2")):
+        with open(os.path.join(work, name), "w") as f:
+            f.write(value + "\n")
+    out = os.path.join(work, "rollback.sh")
+    r = sh([ARGS.tagback, "script", "--repo", proj.root, "--from", newer, "--to", older, "--service", "web",
+            "--image", f"shop:{older}", "--current-image", f"shop:{newer}", "--stack-name", "", "-o", out], check=False)
+    record(sc, kind, f"{label} script written", r.returncode == 0 and os.path.exists(out), r.stdout + r.stderr)
+    if r.returncode != 0:
+        return
+    env = dict(db.env(), FAKE_DOCKER_STATE=work, FAKE_DOCKER_CODE=ncode, TAGBACK_STATE_DIR=os.path.join(work, "state"),
+               TAGBACK_EVIDENCE_FILE=os.path.join(work, "evidence.txt"),
+               PATH=os.path.join(work, "bin") + os.pathsep + os.path.dirname(ARGS.python) + os.pathsep + os.environ["PATH"])
+    rows = db.snapshot(ncode)["rows"]
+    dry = sh(["bash", out], cwd=work, env=dict(env, DRY_RUN="1"), check=False)
+    record(sc, kind, f"{label} script DRY_RUN=1 shows the executor step and changes nothing",
+           dry.returncode == 0 and "shell -c" in dry.stderr and db.snapshot(ncode)["rows"] == rows
+           and open(os.path.join(work, "image")).read().strip() == f"shop:{newer}", (dry.stdout + dry.stderr)[-600:])
+    run = sh(["bash", out], cwd=work, env=env, check=False)
+    image = open(os.path.join(work, "image")).read().strip()
+    record(sc, kind, f"{label} script runs the executor step, verifies, retags",
+           run.returncode == 0 and "Unapplying" in run.stdout + run.stderr and image == f"shop:{older}"
+           and os.path.exists(os.path.join(work, "evidence.txt")), (run.stdout + run.stderr)[-800:])
+
+
+def verify_executor_refusals(sc, kind, db, ncode, plan, label):
+    """The executor step after it ran: a second run changes nothing and says
+    so; on a database migrated forward again, an order that unapplies a
+    parent before its child is refused before anything changes."""
+    cmd = next(c for c in plan["commands"] if " shell -c " in c)
+    rows = db.snapshot(ncode)["rows"]
+    again = run_commands(db, ncode, [cmd], check=False)[0]
+    record(sc, kind, f"{label} executor step re-run is a verified no-op", again.returncode == 0
+           and "already unapplied" in again.stdout and db.snapshot(ncode)["rows"] == rows, again.stdout + again.stderr)
+    step = executor_steps(plan)[0]
+    if len(step["unapply"]) < 2:
+        return
+    other = Database(kind, os.path.dirname(ncode))
+    other.manage(ncode, "migrate", "--noinput")
+    before = other.snapshot(ncode)
+    first, last = step["unapply"][0].split("."), step["unapply"][-1].split(".")
+    a, b = f'("{first[0]}", "{first[1]}")', f'("{last[0]}", "{last[1]}")'
+    swapped = cmd.replace(a, "@@").replace(b, a).replace("@@", b)
+    out = run_commands(other, ncode, [swapped], check=False)[0]
+    record(sc, kind, f"{label} executor step refuses an invalid order and changes nothing",
+           out.returncode != 0 and "not valid" in out.stderr and other.snapshot(ncode) == before,
+           (out.stdout + out.stderr)[-400:])
 
 
 def verify_record(sc, kind, db, proj, newer, older, plan, before):
@@ -445,7 +576,7 @@ def verify_record(sc, kind, db, proj, newer, older, plan, before):
     tb = lambda *a: sh([ARGS.tagback, *a], cwd=work, check=False)
     g = tb("gate", "--from", "HEAD~1", "--to", "HEAD")
     record(sc, kind, "gate blocks the unrecorded downgrade (exit 1)", g.returncode == 1, g.stdout + g.stderr)
-    apps = sorted({s["app"] for s in plan["steps"]})
+    apps = sorted({a for a, _ in plan["unapply"]})
     ev = lambda name, text: (open(os.path.join(work, name), "w").write(text), name)[1]
     r = tb("record", "--from", "HEAD~1", "--to", "HEAD", "--service", "web", "--evidence", ev("before.txt", before))
     record(sc, kind, "evidence from before the rollback is refused", r.returncode == 1 and "still applied" in r.stdout, r.stdout + r.stderr)
@@ -472,7 +603,7 @@ def verify_record(sc, kind, db, proj, newer, older, plan, before):
     # A migration added to the newer revision after recording: the plan changes.
     head = git(proj.root, "rev-parse", newer).stdout.strip()
     current = git(proj.root, "rev-parse", "HEAD").stdout.strip()
-    app = plan["steps"][0]["app"]
+    app = plan["unapply"][0][0]
     mdir = next(os.path.dirname(os.path.join(proj.root, f)) for f in git(proj.root, "ls-files").stdout.split()
                 if "/migrations/" in f and f.split("/")[0] in (app, "accounts") and app in f or ("/migrations/" in f and plan["unapply"][0][1] in f))
     git(proj.root, "checkout", "-q", newer)
@@ -851,7 +982,64 @@ def sc_nested_squash(kinds):
     verify_pair("nested_squash", p, "v2", "v1", kinds, {"targets": {"shop": outer}, "unapply_count": 1})
 
 
+def sc_backport(kinds):
+    """Branches under merges, built with real git branches: 2.0 (main) adds
+    shop 0003_product_color and 0004_product_size; a fix backported to the
+    1.x branch (1.1) adds shop 0003_product_fix off 0002 and a blog migration
+    depending on it (cross-app, onto the branch); main merges the branch and
+    `makemigrations --merge` joins the leaves (3.0). Going back from 3.0 to
+    2.0 or to 1.1 leaves new migrations hanging off old ones that stay
+    applied: no per-app target is exact, the executor step is."""
+    p = Project(os.path.join(ARGS.work, "repos", "backport"))
+    p.app("shop")
+    p.app("blog")
+    p.settings(["shop", "blog"])
+    product = "class Product(models.Model):\n    name = models.CharField(max_length=20)\n"
+    fields = {"sku": "    sku = models.CharField(max_length=20, default='')\n",
+              "color": "    color = models.CharField(max_length=20, default='')\n",
+              "size": "    size = models.IntegerField(default=0)\n",
+              "fix": "    fix = models.BooleanField(default=False)\n"}
+    post = "class Post(models.Model):\n    title = models.CharField(max_length=20)\n"
+    p.models("shop", product)
+    p.models("blog", post)
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.models("shop", product + fields["sku"])
+    p.makemigrations("shop", name="product_sku")
+    p.commit("v1")
+    git(p.root, "branch", "maint")
+    for f in ("color", "size"):
+        p.models("shop", product + fields["sku"] + "".join(fields[x] for x in ("color", "size") if x == "color" or f == "size"))
+        p.makemigrations("shop", name=f"product_{f}")
+    p.commit("v2")
+    git(p.root, "checkout", "-q", "maint")
+    p.models("shop", product + fields["sku"] + fields["fix"])
+    p.makemigrations("shop", name="product_fix")
+    p.models("blog", post + "    product = models.ForeignKey(\"shop.Product\", null=True, on_delete=models.SET_NULL)\n")
+    p.makemigrations("blog", name="post_product")
+    p.commit("v1.1")
+    git(p.root, "checkout", "-q", "master" if "master" in git(p.root, "branch").stdout else "main")
+    sh(["git", "merge", "-q", "--no-commit", "maint"], cwd=p.root, check=False)  # models.py conflicts
+    p.models("shop", product + fields["sku"] + fields["color"] + fields["size"] + fields["fix"])
+    git(p.root, "add", "-A")
+    git(p.root, "commit", "-qm", "merge maint")
+    p.manage("makemigrations", "shop", "--merge", "--noinput")
+    p.commit("v3")
+    merge = [f[:-3] for f in os.listdir(os.path.join(p.root, "shop/migrations")) if "_merge_" in f][0]
+    verify_pair("backport", p, "v3", "v2", kinds, {
+        "targets": {}, "record": True,
+        "executor": [[f"shop.{merge}", "blog.0002_post_product", "shop.0003_product_fix"]],
+        "unreachable": ["shop.0003_product_fix"],
+        "data_loss": ["shop_product.fix", "blog_post.product"]})
+    verify_pair("backport", p, "v3", "v1.1", kinds, {
+        "targets": {},
+        "executor": [[f"shop.{merge}", "shop.0004_product_size", "shop.0003_product_color"]],
+        "unreachable": ["shop.0003_product_color"], "script": True,
+        "data_loss": ["shop_product.color", "shop_product.size"]})
+
+
 SCENARIOS = {
+    "backport": sc_backport,
     "multi_app": sc_multi_app,
     "squash_old_leaf": sc_squash_old_leaf,
     "squash_straddles": sc_squash_straddles,
