@@ -72,6 +72,12 @@ pub enum Code {
     AutoRollback,
     /// `tagback guard` blocks but cannot name the backward commands.
     GuardNoTargets,
+    /// A requirement without an exact pin: the installed version, hence its migrations, is unknown.
+    UnpinnedRequirement,
+    /// A package whose pinned version changes cannot be obtained (wheelhouse, cache, index).
+    PackageUnavailable,
+    /// A changed package's archive was obtained but its apps or migrations cannot be read.
+    PackageUnreadable,
 }
 
 impl Code {
@@ -102,6 +108,9 @@ impl Code {
             Code::UntrustedRecord => "untrusted-record",
             Code::AutoRollback => "auto-rollback",
             Code::GuardNoTargets => "guard-no-targets",
+            Code::UnpinnedRequirement => "unpinned-requirement",
+            Code::PackageUnavailable => "package-unavailable",
+            Code::PackageUnreadable => "package-unreadable",
         }
     }
 
@@ -174,11 +183,20 @@ impl Code {
             Code::GuardNoTargets => {
                 "the guard blocks but cannot name the backward commands (use tagback script)"
             }
+            Code::UnpinnedRequirement => {
+                "a requirement without an exact version: its migrations cannot be known"
+            }
+            Code::PackageUnavailable => {
+                "a package whose pinned version changes cannot be obtained to read its migrations"
+            }
+            Code::PackageUnreadable => {
+                "a changed package's apps or migrations cannot be read from its archive"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 24] = [
+    pub const ALL: [Code; 27] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -203,6 +221,9 @@ impl Code {
         Code::UntrustedRecord,
         Code::AutoRollback,
         Code::GuardNoTargets,
+        Code::UnpinnedRequirement,
+        Code::PackageUnavailable,
+        Code::PackageUnreadable,
     ];
 }
 
