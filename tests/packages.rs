@@ -131,6 +131,33 @@ fn a_changed_package_is_planned_with_its_app_config_label_and_lines_inside_the_p
         v["commands"][0],
         "python manage.py migrate tiny 0001_initial"
     );
+    // The script's header says where the newer package versions are.
+    let out = offline(&r, wh.path())
+        .args([
+            "script",
+            "--repo",
+            ".",
+            "--from",
+            "v2",
+            "--to",
+            "v1",
+            "--service",
+            "web",
+        ])
+        .args([
+            "--image",
+            "registry.example.com/site:1",
+            "--allow-manual-steps",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        script.contains("#   packages: these run in the newer image, where the newer versions are installed: tinytags 2.0 (older: 1.0)"),
+        "{script}"
+    );
 }
 
 #[test]

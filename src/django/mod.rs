@@ -59,6 +59,8 @@ pub struct Pair {
     /// that gain migrations but belong to no installed app, apparent leaf
     /// conflicts that a dynamic migration may explain.
     pub unplanned: Vec<crate::finding::Finding>,
+    /// Packages whose pinned version changes and whose apps are planned.
+    pub packages: Vec<String>,
 }
 
 /// Reads projects and migration files, parsing each blob once.
@@ -134,7 +136,7 @@ impl<'r> Loader<'r> {
         };
         // Apps of packages whose pinned version changes: read from their
         // archives, planned like the repository's apps.
-        let from_packages =
+        let (from_packages, packages) =
             crate::packages::attach(self.repo, newer, older, &mut pn, &mut po, opts)?;
         let mut loaded: BTreeSet<String> = BTreeSet::new();
         let labels: BTreeSet<&str> = pn
@@ -200,6 +202,7 @@ impl<'r> Loader<'r> {
                     newer: nrev,
                     older: orev,
                     unplanned,
+                    packages,
                 }));
             }
             loaded.extend(reached);

@@ -121,7 +121,8 @@ fn unpinned(pin: &Pin, rev: &str) -> Finding {
 }
 
 /// Read the pins of both revisions and put the apps of every changed
-/// package into both projects. Returns the findings that block the plan.
+/// package into both projects. Returns the findings that block the plan,
+/// and the changed packages whose apps were put in.
 pub fn attach(
     repo: &Repo,
     newer: &Snapshot,
@@ -129,18 +130,19 @@ pub fn attach(
     pn: &mut Project,
     po: &mut Project,
     opts: &ProjectOptions,
-) -> Result<Vec<Finding>> {
+) -> Result<(Vec<Finding>, Vec<String>)> {
     let pins_n = pins::read(repo, newer, opts.requirements.as_deref(), &pn.root)?;
     let pins_o = pins::read(repo, older, opts.requirements.as_deref(), &po.root)?;
     if pins_n.file.is_none() && pins_o.file.is_none() {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), Vec::new()));
     }
     let Changes {
         changed,
         mut findings,
     } = compare(&pins_n, &pins_o, &newer.label, &older.label);
+    let mut planned = Vec::new();
     if changed.is_empty() {
-        return Ok(findings);
+        return Ok((findings, planned));
     }
     let sources = sources(repo, opts);
     for change in &changed {
@@ -214,6 +216,14 @@ pub fn attach(
         if bad {
             continue;
         }
+        if !staged.is_empty() {
+            planned.push(format!(
+                "{} {} (older: {})",
+                change.display,
+                change.newer.as_deref().unwrap_or("not installed"),
+                change.older.as_deref().unwrap_or("not installed")
+            ));
+        }
         for (is_newer, i, app, package) in staged {
             let (project, rev) = if is_newer {
                 (&mut *pn, &newer.label)
@@ -223,7 +233,7 @@ pub fn attach(
             project.attach_package(i, app, package, rev)?;
         }
     }
-    Ok(findings)
+    Ok((findings, planned))
 }
 
 fn sources(repo: &Repo, opts: &ProjectOptions) -> index::Sources {
