@@ -215,3 +215,43 @@ fn a_requirement_without_an_exact_pin_blocks_with_its_spec() {
     assert_eq!(p["file"], "requirements.txt");
     assert_eq!(p["line"], 2);
 }
+
+#[test]
+fn tagback_yml_names_the_deploys_requirements_file() {
+    // requirements.txt moves tinytags 1.0 -> 2.0, but the deploy installs
+    // from deploy/pins.txt, which keeps 1.0: with `requirements:` nothing
+    // of tinytags changes (and 2.0, absent from the wheelhouse, is not needed).
+    let mut r = TestRepo::new();
+    let yml = "services:\n  web:\n    requirements: deploy/pins.txt\n";
+    for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
+        r.write("manage.py", MANAGE);
+        r.write("proj/__init__.py", "");
+        r.write("proj/settings.py", SETTINGS);
+        r.write("requirements.txt", format!("tinytags=={v}\n"));
+        r.write("deploy/pins.txt", "tinytags==1.0\n");
+        r.write(".tagback.yml", yml);
+        r.commit(tag, Some(tag));
+    }
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    let plan = |r: &TestRepo| {
+        common::json(
+            &offline(r, wh.path())
+                .args([
+                    "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+                ])
+                .assert()
+                .code(0)
+                .get_output()
+                .clone(),
+        )
+    };
+    let v = plan(&r);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["steps"], serde_json::json!([]));
+    // Without the setting, requirements.txt is the deploy's: 2.0 is needed.
+    r.write(".tagback.yml", "");
+    r.commit("v2 without the setting", Some("v2"));
+    let v = plan(&r);
+    assert_eq!(v["problems"][0]["code"], "package-unavailable", "{v}");
+}

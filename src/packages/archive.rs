@@ -222,7 +222,44 @@ fn note_top(out: &mut PackageFiles, rel: &str) {
 
 #[cfg(test)]
 mod tests {
-    use super::wanted;
+    use super::{read, wanted};
+
+    #[test]
+    fn an_sdist_is_read_below_its_own_directory_and_src() {
+        let mut tar = tar::Builder::new(Vec::new());
+        for (path, text) in [
+            ("tiny-1.0/PKG-INFO", "Name: tiny\n"),
+            ("tiny-1.0/setup.py", "import os\n"),
+            ("tiny-1.0/src/tiny/__init__.py", ""),
+            ("tiny-1.0/src/tiny/apps.py", "x = 1\n"),
+            ("tiny-1.0/src/tiny/models.py", "y = 2\n"),
+            ("tiny-1.0/src/tiny/migrations/__init__.py", ""),
+            ("tiny-1.0/src/tiny/migrations/0001_initial.py", "z = 3\n"),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_size(text.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            tar.append_data(&mut h, path, text.as_bytes()).unwrap();
+        }
+        let raw = tar.into_inner().unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &raw).unwrap();
+        let files = read("tiny-1.0.tar.gz", &gz.finish().unwrap()).unwrap();
+        let kept: Vec<&str> = files.files.keys().map(String::as_str).collect();
+        assert_eq!(
+            kept,
+            [
+                "tiny/__init__.py",
+                "tiny/apps.py",
+                "tiny/migrations/0001_initial.py",
+                "tiny/migrations/__init__.py"
+            ]
+        );
+        assert!(files.tops.contains("tiny"));
+        assert!(read("tiny-1.0.tar.gz", b"not gzip").is_err());
+        assert!(read("tiny-1.0.whl", b"not zip").is_err());
+    }
 
     #[test]
     fn only_the_files_the_graph_needs() {

@@ -11,6 +11,7 @@
 //! changed package that cannot be obtained or read, blocks with a finding.
 
 pub mod archive;
+pub mod cache;
 pub mod index;
 pub mod pins;
 
@@ -161,7 +162,7 @@ pub fn attach(
                 .map(|p| p.hashes.clone())
                 .unwrap_or_default();
             match sources.obtain(&change.name, v, &hashes) {
-                Ok(a) => match archive::read(&a.file_name, &a.data) {
+                Ok(a) => match read_archive(&sources, &change.name, v, &a) {
                     Ok(files) => read.push((is_newer, v.clone(), files)),
                     Err(e) => {
                         findings.push(Finding::new(
@@ -234,6 +235,26 @@ pub fn attach(
         }
     }
     Ok((findings, planned))
+}
+
+/// What the graph needs of an archive: from the files cache when it holds
+/// this very archive (same SHA-256), else read and cached.
+fn read_archive(
+    sources: &index::Sources,
+    norm: &str,
+    version: &str,
+    a: &index::Archive,
+) -> std::result::Result<PackageFiles, String> {
+    if let Some(dir) = &sources.cache
+        && let Some(files) = cache::get(dir, norm, version, &a.sha256)
+    {
+        return Ok(files);
+    }
+    let files = archive::read(&a.file_name, &a.data)?;
+    if let Some(dir) = &sources.cache {
+        cache::put(dir, norm, version, &a.sha256, &files);
+    }
+    Ok(files)
 }
 
 fn sources(repo: &Repo, opts: &ProjectOptions) -> index::Sources {
