@@ -117,6 +117,10 @@ step "real Django decides: the committed fixture cases (fixtures/cases) replayed
 python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" \
   --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-fixtures" --replay-fixtures fixtures/cases
 
+step "real Django decides: packages upgraded through pip (local PEP 503 index on 127.0.0.1)"
+python3 tests/django/packages.py --tagback target/debug/tagback --python "$env_dir/venv-4.2/bin/python" \
+  --postgres "127.0.0.1:$pg_port" --work "$env_dir/packages"
+
 step "real Django decides: the parser against MigrationLoader"
 python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"
 

@@ -145,6 +145,13 @@ pub struct ServiceConfig {
     /// service's settings by [`Config::service`].
     #[serde(skip)]
     pub acknowledge: Vec<crate::finding::Acknowledgement>,
+    /// The deploy's pins (`requirements.txt`, `uv.lock`, `poetry.lock`),
+    /// relative to the app repository; default: the usual names.
+    #[serde(default)]
+    pub requirements: Option<String>,
+    /// A local directory of wheels and sdists, searched before any index.
+    #[serde(default)]
+    pub wheelhouse: Option<String>,
 }
 
 /// The file given with `--config`, read once; it replaces every
@@ -176,6 +183,8 @@ impl ServiceConfig {
             settings: self.settings.clone(),
             installed_apps: self.installed_apps.clone(),
             not_installed: self.not_installed.clone().unwrap_or_default(),
+            requirements: self.requirements.clone(),
+            wheelhouse: self.wheelhouse.clone(),
         }
     }
 }

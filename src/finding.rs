@@ -77,6 +77,12 @@ pub enum Code {
     /// A migration to unapply that no per-app `migrate APP TARGET` reaches
     /// exactly (it hangs off an old migration): the executor step does it.
     UnreachableByMigrate,
+    /// A requirement without an exact pin: the installed version, hence its migrations, is unknown.
+    UnpinnedRequirement,
+    /// A package whose pinned version changes cannot be obtained (wheelhouse, cache, index).
+    PackageUnavailable,
+    /// A changed package's archive was obtained but its apps or migrations cannot be read.
+    PackageUnreadable,
 }
 
 impl Code {
@@ -108,6 +114,9 @@ impl Code {
             Code::AutoRollback => "auto-rollback",
             Code::GuardNoTargets => "guard-no-targets",
             Code::UnreachableByMigrate => "unreachable-by-migrate",
+            Code::UnpinnedRequirement => "unpinned-requirement",
+            Code::PackageUnavailable => "package-unavailable",
+            Code::PackageUnreadable => "package-unreadable",
         }
     }
 
@@ -183,11 +192,20 @@ impl Code {
             Code::UnreachableByMigrate => {
                 "a migration to unapply hangs off an old one: no per-app migrate target reaches it exactly, so the plan unapplies it with Django's executor (an `executor` step)"
             }
+            Code::UnpinnedRequirement => {
+                "a requirement without an exact version: its migrations cannot be known"
+            }
+            Code::PackageUnavailable => {
+                "a package whose pinned version changes cannot be obtained to read its migrations"
+            }
+            Code::PackageUnreadable => {
+                "a changed package's apps or migrations cannot be read from its archive"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 25] = [
+    pub const ALL: [Code; 28] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -213,6 +231,9 @@ impl Code {
         Code::AutoRollback,
         Code::GuardNoTargets,
         Code::UnreachableByMigrate,
+        Code::UnpinnedRequirement,
+        Code::PackageUnavailable,
+        Code::PackageUnreadable,
     ];
 }
 

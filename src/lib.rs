@@ -18,6 +18,7 @@ pub mod fuzzing;
 pub mod git;
 pub mod guard;
 pub mod ledger;
+pub mod packages;
 pub mod plan;
 pub mod report;
 pub mod script;

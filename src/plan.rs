@@ -206,6 +206,10 @@ pub struct Plan {
     /// What each squash in `unapply`/`keep_applied` replaces.
     #[serde(skip)]
     pub squashes: BTreeMap<Key, Vec<Key>>,
+    /// Packages whose pinned version changes and whose apps were planned
+    /// (`django-taggit 5.0.1 (older: 4.0.0)`), for the script's header.
+    #[serde(skip)]
+    pub packages: Vec<String>,
 }
 
 impl Plan {
@@ -576,6 +580,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         fingerprint,
         keep_applied,
         squashes,
+        packages: pair.packages.clone(),
     };
     plan.write_commands(DEFAULT_MANAGE);
     plan

@@ -59,6 +59,8 @@ pub struct Pair {
     /// that gain migrations but belong to no installed app, apparent leaf
     /// conflicts that a dynamic migration may explain.
     pub unplanned: Vec<crate::finding::Finding>,
+    /// Packages whose pinned version changes and whose apps are planned.
+    pub packages: Vec<String>,
 }
 
 /// Reads projects and migration files, parsing each blob once.
@@ -117,7 +119,7 @@ impl<'r> Loader<'r> {
         let pn = project::load_shared(self.repo, newer, opts, memo, None)?;
         let po = project::load_shared(self.repo, older, opts, memo, pn.as_ref())?;
         memo.save(&pn.iter().chain(po.iter()).collect::<Vec<_>>());
-        let (pn, po) = match (pn, po) {
+        let (mut pn, mut po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
             (a, _) => {
@@ -132,6 +134,10 @@ impl<'r> Loader<'r> {
                 )));
             }
         };
+        // Apps of packages whose pinned version changes: read from their
+        // archives, planned like the repository's apps.
+        let (from_packages, packages) =
+            crate::packages::attach(self.repo, newer, older, &mut pn, &mut po, opts)?;
         let mut loaded: BTreeSet<String> = BTreeSet::new();
         let labels: BTreeSet<&str> = pn
             .repo_apps()
@@ -149,7 +155,8 @@ impl<'r> Loader<'r> {
                 }
                 _ => false,
             };
-            if full || !same {
+            let packaged = pn.package_of(label).is_some() || po.package_of(label).is_some();
+            if full || !same || packaged {
                 loaded.insert(label.to_string());
             }
         }
@@ -190,10 +197,12 @@ impl<'r> Loader<'r> {
                 };
                 let mut unplanned = self.unplanned_dirs(&nrev, &orev, opts)?;
                 unplanned.extend(doubts);
+                unplanned.extend(from_packages);
                 return Ok(Some(Pair {
                     newer: nrev,
                     older: orev,
                     unplanned,
+                    packages,
                 }));
             }
             loaded.extend(reached);
@@ -245,6 +254,10 @@ impl<'r> Loader<'r> {
             .apps
             .iter()
             .chain(older.project.apps.iter())
+            .filter(|a| {
+                newer.project.package_of(&a.label).is_none()
+                    && older.project.package_of(&a.label).is_none()
+            })
             .filter_map(|a| a.migrations_dir.as_deref())
             .collect();
         let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -344,6 +357,10 @@ impl<'r> Loader<'r> {
     ) -> Result<Files> {
         let mut out = Vec::new();
         for label in apps {
+            if let Some(package) = project.package_of(label) {
+                out.extend(package.files.iter().cloned());
+                continue;
+            }
             let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
                 continue;
             };
@@ -509,6 +526,10 @@ impl<'r> Loader<'r> {
         let Some(module) = &custom.module else {
             return unknown;
         };
+        // A package's own operation classes are not in the repository.
+        if rev.project.package_of(&file.key.0).is_some() {
+            return unknown;
+        }
         let package = rev
             .project
             .app(&file.key.0)

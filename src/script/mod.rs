@@ -276,6 +276,12 @@ pub fn build(
         });
     }
     let mut summary = Vec::new();
+    if !plan.packages.is_empty() && !plan.steps.is_empty() {
+        summary.push(format!(
+            "packages: these run in the newer image, where the newer versions are installed: {}",
+            plan.packages.join(", ")
+        ));
+    }
     for (i, s) in plan.steps.iter().enumerate() {
         summary.push(match s {
             Step::Migrate(s) => format!(

@@ -44,13 +44,8 @@ pub(super) fn resolve_app(
         // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
         // the one marked `default = True`.
         if let Some((apps_file, _)) = module_file(repo, snap, root, &format!("{entry}.apps"))? {
-            let configs = app_configs(repo, snap, &apps_file, memo)?;
-            let chosen = if configs.len() == 1 && configs[0].2 != Some(false) {
-                configs.into_iter().next()
-            } else {
-                configs.into_iter().find(|c| c.2 == Some(true))
-            };
-            if let Some((name, label, _)) = chosen {
+            let stmts = memo.python(repo, snap, &apps_file)?;
+            if let Some((name, label)) = default_config(&stmts) {
                 return Ok(from_config(name, label, entry));
             }
         }
@@ -96,13 +91,9 @@ fn config_attrs(c: &python::Class) -> ConfigAttrs {
     out
 }
 
-fn app_configs(
-    repo: &Repo,
-    snap: &Snapshot,
-    file: &str,
-    memo: &Resolutions,
-) -> Result<Vec<ConfigAttrs>> {
-    let stmts = memo.python(repo, snap, file)?;
+/// The app configs of a module's statements: subclasses of `AppConfig`,
+/// directly or through a class in the same file.
+fn configs_in(stmts: &[Stmt]) -> Vec<ConfigAttrs> {
     let classes: Vec<&python::Class> = stmts
         .iter()
         .filter_map(|s| match s {
@@ -111,7 +102,6 @@ fn app_configs(
         })
         .collect();
     let mut config_names: BTreeSet<&str> = BTreeSet::new();
-    // Subclasses of AppConfig, directly or through a class in the same file.
     loop {
         let before = config_names.len();
         for c in &classes {
@@ -126,9 +116,35 @@ fn app_configs(
             break;
         }
     }
-    Ok(classes
+    classes
         .iter()
         .filter(|c| config_names.contains(c.name.as_str()))
         .map(|c| config_attrs(c))
-        .collect())
+        .collect()
+}
+
+/// Django 3.2+'s choice in an `apps.py`: the single config (unless it says
+/// `default = False`), or the one marked `default = True`. `(name, label)`.
+pub(crate) fn default_config(stmts: &[Stmt]) -> Option<(Option<String>, Option<String>)> {
+    let configs = configs_in(stmts);
+    let chosen = if configs.len() == 1 && configs[0].2 != Some(false) {
+        configs.into_iter().next()
+    } else {
+        configs.into_iter().find(|c| c.2 == Some(true))
+    };
+    chosen.map(|(n, l, _)| (n, l))
+}
+
+/// The `(name, label)` of the config class `class` in a module's statements.
+pub(crate) fn named_config(
+    stmts: &[Stmt],
+    class: &str,
+) -> Option<(Option<String>, Option<String>)> {
+    stmts.iter().find_map(|s| match s {
+        Stmt::Class(c) if c.name == class => {
+            let (n, l, _) = config_attrs(c);
+            Some((n, l))
+        }
+        _ => None,
+    })
 }

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 mod apps;
+pub(crate) use apps::{default_config, named_config};
 mod memo;
 mod records;
 mod settings;
@@ -29,6 +30,10 @@ pub struct ProjectOptions {
     pub installed_apps: Option<Vec<String>>,
     /// Migrations directories of apps that are not installed (test apps…).
     pub not_installed: Vec<String>,
+    /// The pins file (`requirements:` in `.tagback.yml`).
+    pub requirements: Option<String>,
+    /// A wheelhouse directory (`wheelhouse:` in `.tagback.yml`).
+    pub wheelhouse: Option<String>,
 }
 
 /// An installed app.
@@ -60,6 +65,9 @@ pub struct Project {
     pub assumptions: Vec<(String, u32, String)>,
     /// Index of `apps` by label.
     by_label: BTreeMap<String, usize>,
+    /// Apps whose migrations come from a package version the pins name
+    /// (read from its archive), by label.
+    pub packaged: BTreeMap<String, Rc<crate::packages::PackageApp>>,
     /// What the apps were resolved from, for reuse by another revision.
     resolved_from: Option<ResolvedFrom>,
 }
@@ -89,6 +97,45 @@ impl Project {
             .iter()
             .map(|a| &**a)
             .filter(|a| a.migrations_dir.is_some())
+    }
+
+    /// The `INSTALLED_APPS` entries, in the order of `apps`.
+    pub fn entries(&self) -> Option<&[String]> {
+        self.resolved_from.as_ref().map(|r| r.entries.as_slice())
+    }
+
+    /// The package version an app's migrations come from, when they come
+    /// from one.
+    pub fn package_of(&self, label: &str) -> Option<&crate::packages::PackageApp> {
+        self.packaged.get(label).map(|p| &**p)
+    }
+
+    /// Replace the app at `index` (an app from outside the repository) by
+    /// what its package version says: its config's label and its migrations.
+    /// Two apps with one label is an error, as Django refuses to start.
+    pub fn attach_package(
+        &mut self,
+        index: usize,
+        app: App,
+        package: Rc<crate::packages::PackageApp>,
+        rev: &str,
+    ) -> Result<()> {
+        if let Some(&other) = self.by_label.get(&app.label)
+            && other != index
+        {
+            return Err(Error::input(format!(
+                "INSTALLED_APPS at {rev} has two apps labelled {:?} ({} and {}, from {} {}); Django refuses to start",
+                app.label, self.apps[other].name, app.name, package.dist, package.version
+            )));
+        }
+        let old = self.apps[index].label.clone();
+        if self.by_label.get(&old) == Some(&index) {
+            self.by_label.remove(&old);
+        }
+        self.by_label.insert(app.label.clone(), index);
+        self.packaged.insert(app.label.clone(), package);
+        self.apps[index] = Rc::new(app);
+        Ok(())
     }
 
     /// Repository path of a module's file: `(path, is_package)`.
@@ -369,6 +416,7 @@ pub fn load_shared(
             settings.assumptions.clone()
         },
         by_label,
+        packaged: BTreeMap::new(),
         resolved_from: Some(ResolvedFrom {
             settings,
             entries,

@@ -411,6 +411,7 @@ mod tests {
             root: String::new(),
             settings_module: "proj.settings".into(),
             by_label: BTreeMap::new(),
+            packaged: BTreeMap::new(),
             apps: apps.into_iter().map(Rc::new).collect(),
             string_settings: settings.string_settings.clone(),
             assumptions: settings.assumptions.clone(),
