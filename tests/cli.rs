@@ -1636,6 +1636,46 @@ fn r11_a_conditional_change_of_a_repository_app_through_a_helper_list_blocks() {
 }
 
 #[test]
+fn r11_constant_conditions_in_settings_are_decided() {
+    // `DEBUG = False` (a literal) decides `if DEBUG:` / `if not DEBUG:`, also
+    // for apps whose migrations are in the repository: no refusal.
+    for (settings, want) in [
+        (
+            "DEBUG = False\nINSTALLED_APPS = ['shop', 'debugonly']\nif not DEBUG:\n    INSTALLED_APPS.remove('debugonly')\n",
+            &["shop"][..],
+        ),
+        (
+            "DEBUG = False\nAPPS = ['shop']\nif DEBUG:\n    APPS.append('debugonly')\nelse:\n    APPS += ['blog']\nINSTALLED_APPS = APPS\n",
+            &["blog", "shop"],
+        ),
+        (
+            "DEBUG = True\nSTAGE = 'prod'\nINSTALLED_APPS = ['shop']\nif STAGE == 'dev' and DEBUG:\n    INSTALLED_APPS += ['blog']\nelif STAGE != 'dev' or not DEBUG:\n    INSTALLED_APPS.append('debugonly')\n",
+            &["debugonly", "shop"],
+        ),
+        (
+            "import os\nDEBUG = None\nINSTALLED_APPS = ['shop']\nif DEBUG is not None and os.environ.get('X'):\n    INSTALLED_APPS += ['blog']\n",
+            &["shop"],
+        ),
+    ] {
+        let r = settings_repo(settings);
+        assert_eq!(planned_apps(&r), want, "{settings}");
+    }
+    // A test that depends on the environment stays unknown, and so does a
+    // name assigned under such a test: both block, naming the line.
+    for settings in [
+        "import os\nDEBUG = os.environ.get('DEBUG') == '1'\nINSTALLED_APPS = ['shop']\nif DEBUG:\n    INSTALLED_APPS += ['debugonly']\n",
+        "import os\nDEBUG = False\nif os.environ.get('X'):\n    DEBUG = True\nINSTALLED_APPS = ['shop']\nif DEBUG:\n    INSTALLED_APPS += ['debugonly']\n",
+    ] {
+        let r = settings_repo(settings);
+        r.tagback()
+            .args(["plan", "--from", "v2", "--to", "v1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("\"debugonly\""));
+    }
+}
+
+#[test]
 fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     let r = settings_repo(
         "import os\nEXTRA = os.environ.get('EXTRA', '').split(',')\nINSTALLED_APPS = ['shop', *EXTRA]\nfor p in os.environ.get('PLUGINS', '').split(','):\n    INSTALLED_APPS.append(p)\n",

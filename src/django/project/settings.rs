@@ -447,6 +447,9 @@ impl<'a> SettingsReader<'a> {
                                     *line,
                                     "is assigned only under a condition",
                                 );
+                                // Its value is no longer known: a later `if`
+                                // on it is not decided.
+                                self.env.insert(t.clone(), Value::Dynamic { line: *line });
                             }
                             continue;
                         }
@@ -648,10 +651,22 @@ impl<'a> SettingsReader<'a> {
                 }
                 Stmt::Block {
                     conditional: c,
+                    test,
+                    split,
                     body,
                     ..
                 } => {
-                    self.exec(body, file, package, conditional || *c)?;
+                    // `DEBUG = False` … `if not DEBUG:` is decided; a test on
+                    // anything else (an environment variable) runs both
+                    // branches as "maybe".
+                    let decided = test
+                        .as_deref()
+                        .and_then(|t| python::decide(t, &|v| self.eval(v)));
+                    match decided {
+                        Some(true) => self.exec(&body[..*split], file, package, conditional)?,
+                        Some(false) => self.exec(&body[*split..], file, package, conditional)?,
+                        None => self.exec(body, file, package, conditional || *c)?,
+                    }
                 }
                 _ => {}
             }
