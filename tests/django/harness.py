@@ -694,9 +694,10 @@ CORE_APPS += ["blog"]
 if DEBUG:
     CORE_APPS.append("debugonly")
 EXTRA_APPS = [a for a in os.environ.get("TAGBACK_EXTRA_APPS", "").split(",") if a]
-INSTALLED_APPS = CORE_APPS + ["debug_toolbar", *EXTRA_APPS]
+INSTALLED_APPS = CORE_APPS + ["debug_toolbar", "devtools", *EXTRA_APPS]
 if not DEBUG:
     INSTALLED_APPS.remove("debug_toolbar")
+    INSTALLED_APPS.remove("devtools")
 for plugin in os.environ.get("TAGBACK_PLUGINS", "").split(","):
     if plugin:
         INSTALLED_APPS.append(plugin)
@@ -708,10 +709,19 @@ def sc_settings_patterns(kinds):
     append/+= before it flows into INSTALLED_APPS (its apps must be planned),
     an app removed under a condition that is not in the repository, apps from
     an environment variable spliced with `*` and appended in a loop (assumed
-    to come from outside the repository, said in one line)."""
+    to come from outside the repository, said in one line). The conditions
+    on `DEBUG = False` are decided: `debugonly` and `devtools`, whose
+    migrations are in the repository, are not installed (real Django agrees:
+    their tables never appear), instead of a refusal."""
     p = Project(os.path.join(ARGS.work, "repos", "settings_patterns"))
     p.app("shop", label="shop")
     p.app("blog")
+    for pkg in ("debugonly", "devtools"):
+        # Not installed (DEBUG is False), so makemigrations cannot write it.
+        p.app(pkg)
+        p.write(f"{pkg}/migrations/0001_initial.py", "from django.db import migrations, models\n\n\n"
+                "class Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n    operations = [\n"
+                "        migrations.CreateModel(name='Probe', fields=[('id', models.AutoField(primary_key=True))]),\n    ]\n")
     p.settings([])
     p.write("proj/settings.py", p.read("proj/settings.py").replace("INSTALLED_APPS = BASE_APPS + []\n", SETTINGS_PATTERNS))
     p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
@@ -851,6 +861,71 @@ def sc_nested_squash(kinds):
     verify_pair("nested_squash", p, "v2", "v1", kinds, {"targets": {"shop": outer}, "unapply_count": 1})
 
 
+HELPER_MIGRATION = """\
+from django.db import migrations, models
+
+
+def create_model(with_label, name="Tag"):
+    fields = [
+        ("id", models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+        ("name", models.CharField(max_length=20)),
+    ]
+    if with_label:
+        fields = fields + [("label", models.CharField(default="", max_length=20))]
+    return migrations.CreateModel(name=name, fields=fields)
+
+
+def add_char(model, name):
+    return migrations.AddField(model_name=model, name=name, field=models.CharField(default="", max_length=20))
+
+
+def backfill(apps, schema_editor):
+    pass
+
+
+def run(reverse=True):
+    if not reverse:
+        return migrations.RunPython(backfill)
+    return migrations.RunPython(backfill, migrations.RunPython.noop)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        create_model(True),
+        add_char("product", "sku"),
+        run(),
+    ]
+"""
+
+
+def sc_helper_operations(kinds):
+    """Operations built by helper functions of the migration module
+    (`operations = [create_model(True)]`): judged like literal ones — data
+    loss of the CreateModel/AddField they return, reversibility of the
+    RunPython they return — with the call's line; a helper returning a
+    RunPython without reverse_code is irreversible, and real Django agrees."""
+    p = Project(os.path.join(ARGS.work, "repos", "helper_operations"))
+    p.app("shop")
+    p.settings(["shop"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(default='', max_length=20)\n\n\n"
+             "class Tag(models.Model):\n    name = models.CharField(max_length=20)\n    label = models.CharField(default='', max_length=20)\n")
+    p.write("shop/migrations/0002_helpers.py", HELPER_MIGRATION)
+    p.commit("v2")
+    p.write("shop/migrations/0003_backfill.py", HELPER_MIGRATION.split("class Migration")[0]
+            + 'class Migration(migrations.Migration):\n    dependencies = [("shop", "0002_helpers")]\n    operations = [\n        run(reverse=False),\n    ]\n')
+    p.commit("v3")
+    line = next(i for i, l in enumerate(p.read("shop/migrations/0003_backfill.py").splitlines(), 1) if "run(reverse=False)" in l)
+    verify_pair("helper_operations", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0001_initial"}, "unapply_count": 1, "irreversible": [],
+        "data_loss": ["drops table shop_tag", "drops column shop_product.sku"]})
+    verify_pair("helper_operations", p, "v3", "v2", kinds, {
+        "irreversible": [("0003_backfill", "RunPython", line)], "django_fails": "IrreversibleError"})
+
+
 SCENARIOS = {
     "multi_app": sc_multi_app,
     "squash_old_leaf": sc_squash_old_leaf,
@@ -863,6 +938,7 @@ SCENARIOS = {
     "settings_patterns": sc_settings_patterns,
     "split_settings": sc_split_settings,
     "squash_replaced_deleted": sc_squash_replaced_deleted,
+    "helper_operations": sc_helper_operations,
 }
 
 
