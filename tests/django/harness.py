@@ -926,6 +926,59 @@ def sc_helper_operations(kinds):
         "irreversible": [("0003_backfill", "RunPython", line)], "django_fails": "IrreversibleError"})
 
 
+def sc_squash_raw_fallback(kinds):
+    """The older leaf 0002 is replaced in the newer revision by a squash that
+    also stands for the newer 0003, the replaced files still on disk. Django's
+    executor then reloads the graph without replacements
+    (`MigrationExecutor.migration_plan`), so `migrate shop 0002_touch` stops
+    inside the squash and unapplies only 0003: the exact older state. The
+    squash copies 0002's RunSQL without reverse_sql, which Django does not
+    unapply on that path: irreversibility is judged on 0003 alone. When a
+    later migration depends on the squash itself, that path leaves it applied:
+    refused."""
+    p = Project(os.path.join(ARGS.work, "repos", "squash_raw_fallback"))
+    p.app("shop")
+    p.settings(["shop"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("shop", name="touch", empty=True)
+    mig = "shop/migrations/0002_touch.py"
+    p.write(mig, p.read(mig).replace("operations = [\n    ]", "operations = [\n        migrations.RunSQL(\"UPDATE shop_product SET name = name\"),\n    ]"))
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    color = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="add_color")
+    p.squash("shop", "0001", "0003")
+    p.commit("v2")
+    squash = [f[:-3] for f in os.listdir(os.path.join(p.root, "shop/migrations")) if "squashed" in f][0]
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    color = models.CharField(max_length=20, default='')\n    size = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="add_size")
+    p.commit("v3")
+    verify_pair("squash_raw_fallback", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0002_touch"}, "unapply_count": 1, "irreversible": [],
+        "data_loss": ["drops column shop_product.color"], "record": True})
+    dep = p.read("shop/migrations/0004_add_size.py")
+    record("squash_raw_fallback", "static", "0004 depends on the squash", squash in dep, dep)
+    plan = tagback_plan(p.root, "v3", "v1")
+    record("squash_raw_fallback", "static", "v3->v1 refused (0004 depends on the squash itself)",
+           any("also contains newer migrations" in pr["message"] for pr in plan["problems"]) and not plan["commands"],
+           json.dumps(plan["problems"]))
+    # Real Django on that path: `migrate shop 0002_touch` unapplies 0003 but
+    # leaves 0004 applied, so the database is not the older state.
+    work = os.path.join(ARGS.work, "squash_raw_fallback")
+    v3, v1 = os.path.join(work, "v3"), os.path.join(work, "v1")
+    p.export("v3", v3)
+    p.export("v1", v1)
+    for kind in kinds:
+        db = Database(kind, work)
+        db.manage(v3, "migrate", "--noinput")
+        db.manage(v3, "migrate", "shop", "0002_touch", "--noinput")
+        fresh = Database(kind, work)
+        fresh.manage(v1, "migrate", "--noinput")
+        got, want = db.snapshot(v1), fresh.snapshot(v1)
+        record("squash_raw_fallback", kind, "v3->v1 the naive command leaves 0004 applied (not the older state)",
+               got["schema"] != want["schema"] and ["shop", "0004_add_size"] in got["rows"], schema_diff(got["schema"], want["schema"]))
+
+
 SCENARIOS = {
     "multi_app": sc_multi_app,
     "squash_old_leaf": sc_squash_old_leaf,
@@ -939,6 +992,7 @@ SCENARIOS = {
     "split_settings": sc_split_settings,
     "squash_replaced_deleted": sc_squash_replaced_deleted,
     "helper_operations": sc_helper_operations,
+    "squash_raw_fallback": sc_squash_raw_fallback,
 }
 
 
