@@ -1792,3 +1792,37 @@ fn r11_dependencies_set_in_init_are_a_dynamic_migration_not_a_false_conflict() {
     assert_eq!(p["line"], 7);
     assert_eq!(v["dynamic"][0]["line"], 7);
 }
+
+#[test]
+fn r11_a_dependency_into_an_unchanged_migrations_dir_without_init_does_not_exist() {
+    // blog/migrations has no __init__.py: a namespace package, which Django
+    // treats as an app without migrations, so shop.0002's dependency on
+    // blog.0001_initial raises NodeNotFoundError — also when blog is
+    // unchanged between the revisions (and so not loaded).
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    write_migration(&r, "shop", "0001_initial", &[], "");
+    write_migration(&r, "blog", "0001_initial", &[], "");
+    r.remove("blog/migrations/__init__.py");
+    r.commit("v1", Some("v1"));
+    write_migration(
+        &r,
+        "shop",
+        "0002_x",
+        &[("shop", "0001_initial"), ("blog", "0001_initial")],
+        "",
+    );
+    r.commit("v2", Some("v2"));
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0002_x.py at v2: migration shop.0002_x depends on blog.0001_initial, which does not exist",
+        ));
+}

@@ -48,6 +48,16 @@ pub fn is_migration_file_name(file_name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && !n.starts_with(['_', '~']) && !n.contains('.'))
 }
 
+/// The file that makes a migrations directory a package: without it the
+/// directory is a namespace package, which Django treats as an app without
+/// migrations (`MigrationLoader.load_disk`).
+pub const PACKAGE_INIT: &str = "__init__.py";
+
+/// Whether a directory listing is a migrations package Django loads.
+fn is_migrations_package(entries: &[crate::git::DirEntry]) -> bool {
+    entries.iter().any(|e| e.name == PACKAGE_INIT && !e.is_dir)
+}
+
 /// The deployed (newer) and target (older) revisions of a downgrade.
 #[derive(Debug)]
 pub struct Pair {
@@ -321,9 +331,7 @@ impl<'r> Loader<'r> {
             return Ok(n.clone());
         }
         let entries = self.repo.list_dir(snap, dir)?.unwrap_or_default();
-        // Without `__init__.py` the directory is a namespace package, which
-        // Django treats as an app without migrations.
-        if !entries.iter().any(|e| e.name == "__init__.py" && !e.is_dir) {
+        if !is_migrations_package(&entries) {
             self.listings.borrow_mut().insert(key, BTreeSet::new());
             return Ok(BTreeSet::new());
         }
@@ -679,17 +687,27 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         if name.contains('/') || !is_migration_file_name(&format!("{name}.py")) {
             return Ok(false);
         }
-        let file = migration_path(dir, name);
-        let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
-            return self.loader.repo.probe(self.snap, &file);
-        };
-        if self.loader.probes().borrow().knows(tree, name) {
-            return Ok(true);
+        // The same rule as for loaded apps: no `__init__.py`, no migrations
+        // (the probe cache knows it under a name no migration can have).
+        let init = PACKAGE_INIT.trim_end_matches(".py");
+        for (probe, file) in [
+            (init, format!("{dir}/{PACKAGE_INIT}")),
+            (name, migration_path(dir, name)),
+        ] {
+            let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
+                if !self.loader.repo.probe(self.snap, &file)? {
+                    return Ok(false);
+                }
+                continue;
+            };
+            if self.loader.probes().borrow().knows(tree, probe) {
+                continue;
+            }
+            if !self.loader.repo.probe(self.snap, &file)? {
+                return Ok(false);
+            }
+            self.loader.probes().borrow_mut().add(tree, probe);
         }
-        let found = self.loader.repo.probe(self.snap, &file)?;
-        if found {
-            self.loader.probes().borrow_mut().add(tree, name);
-        }
-        Ok(found)
+        Ok(true)
     }
 }
