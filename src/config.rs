@@ -10,6 +10,7 @@
 //!     manage_py: src/manage.py   # manage.py inside the app repository
 //!     settings: shop.settings    # settings module (default: read from manage.py)
 //!     installed_apps: [shop, members]  # when INSTALLED_APPS is too dynamic to read
+//!     migration_modules: {shop: shop.db_migrations}  # over the settings' MIGRATION_MODULES
 //!     command: "python manage.py"      # how to run manage.py in the container
 //!     strategy: exec             # exec | job | compose
 //!   nginx:
@@ -131,6 +132,11 @@ pub struct ServiceConfig {
     /// not planned and do not block.
     #[serde(default)]
     pub not_installed: Option<Vec<String>>,
+    /// Migrations modules by app label, like Django's `MIGRATION_MODULES`
+    /// (`null`: the app has no migrations); they override and add to what
+    /// the settings say, at both revisions.
+    #[serde(default)]
+    pub migration_modules: Option<BTreeMap<String, Option<String>>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -161,6 +167,7 @@ impl ServiceConfig {
             settings: self.settings.clone(),
             installed_apps: self.installed_apps.clone(),
             not_installed: self.not_installed.clone().unwrap_or_default(),
+            migration_modules: self.migration_modules.clone().unwrap_or_default(),
         }
     }
 }

@@ -1826,3 +1826,67 @@ fn r11_a_dependency_into_an_unchanged_migrations_dir_without_init_does_not_exist
             "shop/migrations/0002_x.py at v2: migration shop.0002_x depends on blog.0001_initial, which does not exist",
         ));
 }
+
+#[test]
+fn r11_migration_modules_in_tagback_yml_override_the_settings() {
+    // The settings' MIGRATION_MODULES cannot be read (computed), so shop's
+    // migrations in shop/db_migrations are found only through
+    // `migration_modules:`; `null` disables an app's migrations, as in Django.
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nINSTALLED_APPS = ['shop', 'blog']\nMIGRATION_MODULES = {app: f'{app}.db_migrations' for app in ['shop']}\n",
+    );
+    let mig = |deps: &str| {
+        format!(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [{deps}]\n    operations = []\n"
+        )
+    };
+    r.write("shop/__init__.py", "");
+    r.write("shop/db_migrations/__init__.py", "");
+    r.write("shop/db_migrations/0001_initial.py", mig(""));
+    write_migration(&r, "blog", "0001_initial", &[], "");
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/db_migrations/0002_more.py",
+        mig("('shop', '0001_initial')"),
+    );
+    write_migration(&r, "blog", "0002_more", &[("blog", "0001_initial")], "");
+    r.commit("v2", Some("v2"));
+    let targets = |r: &TestRepo| {
+        let v = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["app"].as_str().unwrap(),
+                    s["target"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Without it, the computed MIGRATION_MODULES is not guessed.
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "MIGRATION_MODULES in proj/settings.py at v2 line 3 is computed at run time; state it under `migration_modules:`",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migration_modules:\n      shop: shop.db_migrations\n      blog: null\n",
+    );
+    assert_eq!(targets(&r), ["shop 0001_initial"]);
+}

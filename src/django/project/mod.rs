@@ -29,6 +29,9 @@ pub struct ProjectOptions {
     pub installed_apps: Option<Vec<String>>,
     /// Migrations directories of apps that are not installed (test apps…).
     pub not_installed: Vec<String>,
+    /// Migrations modules by label, overriding and adding to the settings'
+    /// `MIGRATION_MODULES` (`None`: no migrations).
+    pub migration_modules: BTreeMap<String, Option<String>>,
 }
 
 /// An installed app.
@@ -239,7 +242,15 @@ pub fn load_shared(
             )));
         }
     };
-    let migration_modules = &settings.migration_modules;
+    let configured;
+    let migration_modules = if opts.migration_modules.is_empty() {
+        &settings.migration_modules
+    } else {
+        let mut m = settings.migration_modules.clone();
+        m.extend(opts.migration_modules.clone());
+        configured = m;
+        &configured
+    };
 
     // Another revision of this run that read the same settings: entries
     // whose packages have the same tree ids resolve alike.
