@@ -105,6 +105,15 @@ pub struct GuardAllow {
     pub reason: String,
 }
 
+/// What `.tagback.yml` states about one migration.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatedMigration {
+    /// Its dependencies as Django computes them: `[[APP, NAME], …]`
+    /// (replacing what the file says; the dynamic finding is resolved).
+    pub dependencies: Vec<(String, String)>,
+}
+
 /// Settings for one service.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -137,6 +146,10 @@ pub struct ServiceConfig {
     /// the settings say, at both revisions.
     #[serde(default)]
     pub migration_modules: Option<BTreeMap<String, Option<String>>>,
+    /// Per migration (`APP.NAME`), what tagback cannot read from its file:
+    /// the dependencies a migration computes in `__init__` or at run time.
+    #[serde(default)]
+    pub migrations: Option<BTreeMap<String, StatedMigration>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -168,6 +181,12 @@ impl ServiceConfig {
             installed_apps: self.installed_apps.clone(),
             not_installed: self.not_installed.clone().unwrap_or_default(),
             migration_modules: self.migration_modules.clone().unwrap_or_default(),
+            stated_dependencies: self
+                .migrations
+                .iter()
+                .flatten()
+                .map(|(k, m)| (k.clone(), m.dependencies.clone()))
+                .collect(),
         }
     }
 }

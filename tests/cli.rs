@@ -1791,6 +1791,37 @@ fn r11_dependencies_set_in_init_are_a_dynamic_migration_not_a_false_conflict() {
     assert_eq!(p["file"], "shop/migrations/0003_late.py");
     assert_eq!(p["line"], 7);
     assert_eq!(v["dynamic"][0]["line"], 7);
+    assert!(
+        v["dynamic"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("`dependencies` is computed in __init__"),
+        "{v}"
+    );
+    // Stated in .tagback.yml, the dependencies are Django's and the plan is exact.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migrations:\n      shop.0003_late:\n        dependencies: [[shop, 0002_more]]\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["dynamic"], serde_json::json!([]), "{v}");
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+    // A statement about a migration that does not exist is not ignored.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migrations:\n      shop.0003_gone:\n        dependencies: []\n",
+    );
+    r.tagback()
+        .args(["plan", "--from", "v3", "--to", "v2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            ".tagback.yml: migrations: shop.0003_gone names no migration of shop at v3 or v2",
+        ));
 }
 
 #[test]

@@ -254,9 +254,15 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
                     what: format!("`{target}` is modified in a way tagback cannot follow"),
                 });
             }
-            Stmt::Def { name, line, .. } if name == "__init__" => m.dynamic.push(DynamicPart {
+            Stmt::Def {
+                name, line, body, ..
+            } if name == "__init__" => m.dynamic.push(DynamicPart {
                 line: *line,
-                what: "the Migration class computes its attributes in __init__".into(),
+                what: if init_sets_only_dependencies(body) {
+                    DEPENDENCIES_IN_INIT.into()
+                } else {
+                    "the Migration class computes its attributes in __init__".into()
+                },
             }),
             Stmt::Block { line, body, .. } if body.iter().any(assigns_graph_attr) => {
                 m.dynamic.push(DynamicPart {
@@ -270,6 +276,43 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
     m.dynamic.append(&mut ctx.helper_dynamic.borrow_mut());
     m.dynamic.sort_by_key(|d| d.line);
     Ok(m)
+}
+
+/// What an `__init__` that computes only the dependencies is reported as.
+const DEPENDENCIES_IN_INIT: &str =
+    "`dependencies` is computed in __init__ (state them under `migrations:` in .tagback.yml)";
+
+/// Whether a dynamic part is about the dependencies alone (what
+/// `dependencies:` in `.tagback.yml` can state).
+pub fn is_dependency_part(d: &DynamicPart) -> bool {
+    d.what.contains("`dependencies`") || d.what.starts_with("a dependency ")
+}
+
+/// Whether an `__init__` body changes `self.dependencies` and no other
+/// attribute (`self.X = …`, `self.X += …`, `self.X.append(…)`, `super().__init__`).
+fn init_sets_only_dependencies(body: &[Stmt]) -> bool {
+    let mut deps = false;
+    let mut other = false;
+    let mut note = |target: &str| match target.strip_prefix("self.") {
+        Some(a) if a == "dependencies" || a.starts_with("dependencies.") => deps = true,
+        Some(_) => other = true,
+        None => {}
+    };
+    fn walk(stmts: &[Stmt], note: &mut dyn FnMut(&str)) {
+        for s in stmts {
+            match s {
+                Stmt::Assign { targets, .. } => targets.iter().for_each(|t| note(t)),
+                Stmt::AugAdd { target, .. } | Stmt::DynamicAssign { target, .. } => {
+                    note(if target == "self" { "self.?" } else { target })
+                }
+                Stmt::Call(c) => note(&c.func),
+                Stmt::Block { body, .. } => walk(body, note),
+                _ => {}
+            }
+        }
+    }
+    walk(body, &mut note);
+    deps && !other
 }
 
 fn is_graph_attr(name: &str) -> bool {

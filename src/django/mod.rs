@@ -48,6 +48,65 @@ pub fn is_migration_file_name(file_name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && !n.starts_with(['_', '~']) && !n.contains('.'))
 }
 
+/// The files with the dependencies `.tagback.yml` states for them
+/// (`migrations: {APP.NAME: {dependencies: […]}}`): they replace what the
+/// file says, and its dynamic parts about dependencies are resolved. A key
+/// that is not `APP.NAME` is an error (one that names no migration: see
+/// [`check_stated`]).
+fn stated(files: Files, opts: &ProjectOptions) -> Result<Files> {
+    if opts.stated_dependencies.is_empty() {
+        return Ok(files);
+    }
+    let mut out: Vec<Rc<MigrationFile>> =
+        (0..files.len()).map(|i| files.shared(i).clone()).collect();
+    for (key, deps) in &opts.stated_dependencies {
+        let Some((app, name)) = key
+            .split_once('.')
+            .filter(|(a, n)| !a.is_empty() && !n.is_empty())
+        else {
+            return Err(Error::input(format!(
+                ".tagback.yml: migrations: {key:?} is not APP.NAME"
+            )));
+        };
+        let Some(i) = files.position(app, name) else {
+            continue;
+        };
+        let f = &out[i];
+        let mut m = (*f.migration).clone();
+        m.dependencies = deps
+            .iter()
+            .map(|(a, n)| migration::Dependency::Key(a.clone(), n.clone()))
+            .collect();
+        m.dynamic.retain(|d| !migration::is_dependency_part(d));
+        out[i] = Rc::new(MigrationFile {
+            migration: Arc::new(m),
+            ..(**f).clone()
+        });
+    }
+    Ok(Files::new(out))
+}
+
+/// A stated migration of a loaded app must exist at one of the revisions: a
+/// stale statement is never silently ignored.
+fn check_stated(
+    opts: &ProjectOptions,
+    loaded: &BTreeSet<String>,
+    revs: [(&Files, &Snapshot); 2],
+) -> Result<()> {
+    for key in opts.stated_dependencies.keys() {
+        let Some((app, name)) = key.split_once('.') else {
+            continue;
+        };
+        if loaded.contains(app) && !revs.iter().any(|(f, _)| f.position(app, name).is_some()) {
+            return Err(Error::input(format!(
+                ".tagback.yml: migrations: {key} names no migration of {app} at {} or {}",
+                revs[0].1.label, revs[1].1.label
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The file that makes a migrations directory a package: without it the
 /// directory is a namespace package, which Django treats as an app without
 /// migrations (`MigrationLoader.load_disk`).
@@ -165,8 +224,9 @@ impl<'r> Loader<'r> {
         }
         // A squash may replace migrations of another app: load that app too.
         loop {
-            let files_n = self.load_files(newer, &pn, &loaded)?;
-            let files_o = self.load_files(older, &po, &loaded)?;
+            let files_n = stated(self.load_files(newer, &pn, &loaded)?, opts)?;
+            let files_o = stated(self.load_files(older, &po, &loaded)?, opts)?;
+            check_stated(opts, &loaded, [(&files_n, newer), (&files_o, older)])?;
             let reached: BTreeSet<String> = files_n
                 .iter()
                 .chain(files_o.iter())

@@ -32,6 +32,9 @@ pub struct ProjectOptions {
     /// Migrations modules by label, overriding and adding to the settings'
     /// `MIGRATION_MODULES` (`None`: no migrations).
     pub migration_modules: BTreeMap<String, Option<String>>,
+    /// Dependencies stated per migration (`APP.NAME`) in `.tagback.yml`,
+    /// replacing what its file computes at run time.
+    pub stated_dependencies: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// An installed app.
