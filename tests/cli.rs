@@ -1921,3 +1921,32 @@ fn r11_migration_modules_in_tagback_yml_override_the_settings() {
     );
     assert_eq!(targets(&r), ["shop 0001_initial"]);
 }
+
+#[test]
+fn r11_an_app_without_migrations_folder_whose_migrations_are_elsewhere_names_both_places() {
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop']\n");
+    r.write("shop/__init__.py", "");
+    write_migration(&r, "old/shop", "0001_initial", &[], "");
+    r.commit("v1", Some("v1"));
+    write_migration(&r, "old/shop", "0002_more", &[("shop", "0001_initial")], "");
+    r.commit("v2", Some("v2"));
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "unplanned-migrations", "{v}");
+    assert_eq!(p["file"], "old/shop/migrations");
+    assert!(
+        p["message"].as_str().unwrap().contains(
+            "app shop is installed at v2 but has no migrations folder (shop/migrations), while migration files for shop are in old/shop/migrations (0002_more.py depends on shop.0001_initial)"
+        ),
+        "{v}"
+    );
+}

@@ -339,9 +339,28 @@ impl<'r> Loader<'r> {
                 .or_default()
                 .push(name.to_string());
         }
-        Ok(added
-            .into_iter()
-            .map(|(dir, names)| {
+        let mut findings = Vec::new();
+        for (dir, names) in added {
+            if let Some((app, file, dep)) = self.label_elsewhere(newer, &dir, &names)? {
+                let expected = app
+                    .migrations_module
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(" ({})", m.replace('.', "/")));
+                findings.push(
+                    Finding::new(
+                        Code::UnplannedMigrations,
+                        format!(
+                            "app {label} is installed at {rev} but has no migrations folder{expected}, while migration files for {label} are in {dir} ({file} depends on {label}.{dep}); if they are its migrations, set `migration_modules: {{{label}: {module}}}` in .tagback.yml, otherwise say `not_installed: [{dir}]`",
+                            label = app.label,
+                            rev = newer.snap.label,
+                            module = dir.replace('/', "."),
+                        ),
+                    )
+                    .at(dir, 0),
+                );
+                continue;
+            }
+            findings.push(
                 Finding::new(
                     Code::UnplannedMigrations,
                     format!(
@@ -353,9 +372,48 @@ impl<'r> Loader<'r> {
                         older.snap.label
                     ),
                 )
-                .at(dir, 0)
-            })
-            .collect())
+                .at(dir, 0),
+            );
+        }
+        Ok(findings)
+    }
+
+    /// A migrations directory that belongs to no app, whose added files
+    /// depend on migrations of the same directory under a label: the
+    /// installed app with that label that has no migrations folder, the
+    /// file, and the migration it depends on.
+    fn label_elsewhere<'p>(
+        &self,
+        rev: &'p Revision,
+        dir: &str,
+        added: &[String],
+    ) -> Result<Option<(&'p project::App, String, String)>> {
+        let stems = self.migration_names(&rev.snap, dir)?;
+        for name in added {
+            let path = format!("{dir}/{name}");
+            let Some((_, text)) = self.repo.read_text(&rev.snap, &path)? else {
+                continue;
+            };
+            let Ok(m) = migration::parse(&text, "") else {
+                continue;
+            };
+            for dep in &m.dependencies {
+                let migration::Dependency::Key(label, n) = dep else {
+                    continue;
+                };
+                if !stems.contains(n) {
+                    continue;
+                }
+                if let Some(app) = rev
+                    .project
+                    .app(label)
+                    .filter(|a| a.migrations_dir.is_none() && a.migrations_module.is_some())
+                {
+                    return Ok(Some((app, name.clone(), n.clone())));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn graph(
