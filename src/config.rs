@@ -10,6 +10,7 @@
 //!     manage_py: src/manage.py   # manage.py inside the app repository
 //!     settings: shop.settings    # settings module (default: read from manage.py)
 //!     installed_apps: [shop, members]  # when INSTALLED_APPS is too dynamic to read
+//!     migration_modules: {shop: shop.db_migrations}  # over the settings' MIGRATION_MODULES
 //!     command: "python manage.py"      # how to run manage.py in the container
 //!     strategy: exec             # exec | job | compose
 //!   nginx:
@@ -108,6 +109,15 @@ pub struct GuardAllow {
     pub reason: String,
 }
 
+/// What `.tagback.yml` states about one migration.
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatedMigration {
+    /// Its dependencies as Django computes them: `[[APP, NAME], …]`
+    /// (replacing what the file says; the dynamic finding is resolved).
+    pub dependencies: Vec<(String, String)>,
+}
+
 /// Settings for one service.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -135,6 +145,15 @@ pub struct ServiceConfig {
     /// not planned and do not block.
     #[serde(default)]
     pub not_installed: Option<Vec<String>>,
+    /// Migrations modules by app label, like Django's `MIGRATION_MODULES`
+    /// (`null`: the app has no migrations); they override and add to what
+    /// the settings say, at both revisions.
+    #[serde(default)]
+    pub migration_modules: Option<BTreeMap<String, Option<String>>>,
+    /// Per migration (`APP.NAME`), what tagback cannot read from its file:
+    /// the dependencies a migration computes in `__init__` or at run time.
+    #[serde(default)]
+    pub migrations: Option<BTreeMap<String, StatedMigration>>,
     /// Command running manage.py inside the container.
     #[serde(default)]
     pub command: Option<String>,
@@ -185,6 +204,13 @@ impl ServiceConfig {
             not_installed: self.not_installed.clone().unwrap_or_default(),
             requirements: self.requirements.clone(),
             wheelhouse: self.wheelhouse.clone(),
+            migration_modules: self.migration_modules.clone().unwrap_or_default(),
+            stated_dependencies: self
+                .migrations
+                .iter()
+                .flatten()
+                .map(|(k, m)| (k.clone(), m.dependencies.clone()))
+                .collect(),
         }
     }
 }

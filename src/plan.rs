@@ -350,6 +350,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         .map(|n| graph.key(n).0.as_str())
         .collect();
     let mut targets: BTreeMap<String, Option<Node>> = BTreeMap::new();
+    let mut fallback: Option<RawFallback> = None;
     for app in &apps {
         let target = if older.loaded.contains(*app)
             && installed_older.contains(app)
@@ -360,6 +361,15 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             match graph.standing_for(leaf) {
                 Some(n) if known(graph.key(n)) => Some(n),
                 Some(n) => {
+                    if let Some(files) = raw_fallback(pair, leaf, &to_unapply, &mut known) {
+                        fallback = Some(RawFallback {
+                            app: (*app).to_string(),
+                            target: leaf.1.clone(),
+                            squash: graph.file(n),
+                            files,
+                        });
+                        continue;
+                    }
                     problems.push(Finding::new(
                         Code::LeafSquashedWithNewer,
                         format!(
@@ -408,7 +418,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     // order is exact, one executor step.
     let mut steps = Vec::new();
     let mut unreachable = Vec::new();
-    if problems.is_empty() && to_unapply.contains(&true) {
+    if let Some(fb) = &fallback {
+        if let Some(step) = raw_fallback_step(newer, fb, &mut problems) {
+            steps.push(step);
+        }
+    } else if problems.is_empty() && to_unapply.contains(&true) {
         match per_app_or_executor(pair, &targets, &to_unapply) {
             Ok((s, u)) => (steps, unreachable) = (s, u),
             Err(e) => problems.push(e),
@@ -416,11 +430,17 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     }
 
     let order = graph.unapply_order(&to_unapply);
+    // What Django unapplies: the nodes in order, or on the fallback path
+    // the migrations themselves, not the squash.
+    let order_files: Vec<usize> = match &fallback {
+        Some(fb) => fb.files.clone(),
+        None => order.iter().map(|n| graph.file(*n)).collect(),
+    };
     let mut irreversible = Vec::new();
     let mut data_loss = Vec::new();
     let mut dynamic = Vec::new();
-    for &n in &order {
-        let f = newer.files.at(graph.file(n));
+    for &fi in &order_files {
+        let f = newer.files.at(fi);
         let k = &f.key;
         let complete = match loader.complete(newer, f) {
             Ok(m) => m,
@@ -536,9 +556,12 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let keep: Vec<Node> = (0..graph.len())
         .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
         .collect();
-    let keep_applied: Vec<Key> = keep.iter().map(|n| graph.key(*n).clone()).collect();
-    let unapply: Vec<(String, String)> = order.iter().map(|n| graph.key(*n).clone()).collect();
-    let squashes = keep
+    let mut keep_applied: Vec<Key> = keep.iter().map(|n| graph.key(*n).clone()).collect();
+    let unapply: Vec<(String, String)> = order_files
+        .iter()
+        .map(|f| newer.files.at(*f).key.clone())
+        .collect();
+    let mut squashes: BTreeMap<Key, Vec<Key>> = keep
         .iter()
         .chain(order.iter())
         .filter_map(|n| {
@@ -547,6 +570,23 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             (!r.is_empty()).then(|| (f.key.clone(), r.clone()))
         })
         .collect();
+    if let Some(fb) = &fallback {
+        // After the fallback the squash is partly applied: Django shows
+        // (and `showmigrations` lists) the migrations it replaces instead.
+        keep_applied = newer
+            .files
+            .iter()
+            .enumerate()
+            .filter(|(i, f)| {
+                step_apps.contains(f.key.0.as_str())
+                    && f.migration.replaces.is_empty()
+                    && !fb.files.contains(i)
+            })
+            .map(|(_, f)| f.key.clone())
+            .collect();
+        let squash = newer.files.at(fb.squash);
+        squashes = BTreeMap::from([(squash.key.clone(), squash.migration.replaces.clone())]);
+    }
     let fingerprint = fingerprint(&steps, &unapply);
     problems.extend(pair.unplanned.iter().cloned());
     let mut notes: Vec<Finding> = Vec::new();
@@ -590,6 +630,16 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
 /// migration unapplied, every other migration of the planned apps applied.
 /// `state` says whether a migration is applied (`None`: not in the evidence).
 pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result<(), String> {
+    // A migration missing from the evidence is applied when a squash that
+    // replaces it shows as applied (`showmigrations` lists the squash).
+    let state = |k: &Key| {
+        state(k).or_else(|| {
+            plan.squashes
+                .iter()
+                .filter(|(_, parts)| parts.contains(k))
+                .find_map(|(s, _)| state(s).filter(|applied| *applied))
+        })
+    };
     for k in &plan.unapply {
         match state(k) {
             Some(false) => {}
@@ -610,6 +660,52 @@ pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result
         }
     }
     Ok(())
+}
+
+/// `migrate APP OLD_LEAF` where the newer revision replaced the older leaf
+/// by a squash that also stands for newer migrations.
+struct RawFallback {
+    app: String,
+    /// The older leaf's name.
+    target: String,
+    /// The squash's file index.
+    squash: usize,
+    /// The files Django unapplies, dependents first.
+    files: Vec<usize>,
+}
+
+/// Django's executor reloads the graph without replacements when the
+/// target is a replaced migration (`MigrationExecutor.migration_plan`), so
+/// `migrate APP OLD_LEAF` stops inside the squash. The files it unapplies,
+/// when they are exactly what must go (every node to unapply, a squash by
+/// the parts the older revision does not know) and none is a squash.
+fn raw_fallback(
+    pair: &Pair,
+    leaf: &Key,
+    to_unapply: &[bool],
+    known: &mut dyn FnMut(&Key) -> bool,
+) -> Option<Vec<usize>> {
+    let newer = &pair.newer;
+    let graph = &newer.graph;
+    let raw = graph.raw_unapply(&newer.files, newer.files.position(&leaf.0, &leaf.1)?)?;
+    let mut want = BTreeSet::new();
+    for n in (0..graph.len()).filter(|n| to_unapply[*n]) {
+        let f = newer.files.at(graph.file(n));
+        if f.migration.replaces.is_empty() {
+            want.insert(graph.file(n));
+            continue;
+        }
+        for k in replaced_leaves(&f.key, pair) {
+            if !known(&k) {
+                want.insert(newer.files.position(&k.0, &k.1)?);
+            }
+        }
+    }
+    let got: BTreeSet<usize> = raw.iter().copied().collect();
+    let plain = raw
+        .iter()
+        .all(|f| newer.files.at(*f).migration.replaces.is_empty());
+    (got == want && plain).then_some(raw)
 }
 
 /// Whether the older revision has `k` applied after a fresh migrate: it has
@@ -749,6 +845,54 @@ fn run(
         ));
     }
     Ok(steps)
+}
+
+/// The one `migrate APP OLD_LEAF` of the raw-graph fallback: the squash is
+/// not stopped halfway, Django unapplies its newer parts one by one (the
+/// "squash straddles" finding for that squash no longer applies). `None`
+/// when another problem blocks the plan or the target is ambiguous.
+fn raw_fallback_step(
+    newer: &crate::django::Revision,
+    fb: &RawFallback,
+    problems: &mut Vec<Finding>,
+) -> Option<Step> {
+    let squash_file = &newer.files.at(fb.squash).file;
+    problems.retain(|p| !(p.code == Code::SquashStraddles && p.file.as_ref() == Some(squash_file)));
+    let prefixed = newer
+        .files
+        .app(&fb.app)
+        .filter(|f| f.key.1.starts_with(fb.target.as_str()))
+        .count();
+    if prefixed > 1 {
+        problems.push(Finding::new(
+            Code::AmbiguousTarget,
+            format!(
+                "{}: target {} is a prefix of another migration name in {}; Django rejects it as ambiguous",
+                fb.app, fb.target, newer.snap.label
+            ),
+        ));
+        return None;
+    }
+    if !problems.is_empty() {
+        return None;
+    }
+    let unapply = fb
+        .files
+        .iter()
+        .map(|f| {
+            let k = &newer.files.at(*f).key;
+            if k.0 == fb.app {
+                k.1.clone()
+            } else {
+                format!("{}.{}", k.0, k.1)
+            }
+        })
+        .collect();
+    Some(Step::Migrate(MigrateStep {
+        app: fb.app.clone(),
+        target: fb.target.clone(),
+        unapply,
+    }))
 }
 
 /// Stage: the per-app commands when some order of them unapplies exactly the

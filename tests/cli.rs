@@ -1636,6 +1636,46 @@ fn r11_a_conditional_change_of_a_repository_app_through_a_helper_list_blocks() {
 }
 
 #[test]
+fn r11_constant_conditions_in_settings_are_decided() {
+    // `DEBUG = False` (a literal) decides `if DEBUG:` / `if not DEBUG:`, also
+    // for apps whose migrations are in the repository: no refusal.
+    for (settings, want) in [
+        (
+            "DEBUG = False\nINSTALLED_APPS = ['shop', 'debugonly']\nif not DEBUG:\n    INSTALLED_APPS.remove('debugonly')\n",
+            &["shop"][..],
+        ),
+        (
+            "DEBUG = False\nAPPS = ['shop']\nif DEBUG:\n    APPS.append('debugonly')\nelse:\n    APPS += ['blog']\nINSTALLED_APPS = APPS\n",
+            &["blog", "shop"],
+        ),
+        (
+            "DEBUG = True\nSTAGE = 'prod'\nINSTALLED_APPS = ['shop']\nif STAGE == 'dev' and DEBUG:\n    INSTALLED_APPS += ['blog']\nelif STAGE != 'dev' or not DEBUG:\n    INSTALLED_APPS.append('debugonly')\n",
+            &["debugonly", "shop"],
+        ),
+        (
+            "import os\nDEBUG = None\nINSTALLED_APPS = ['shop']\nif DEBUG is not None and os.environ.get('X'):\n    INSTALLED_APPS += ['blog']\n",
+            &["shop"],
+        ),
+    ] {
+        let r = settings_repo(settings);
+        assert_eq!(planned_apps(&r), want, "{settings}");
+    }
+    // A test that depends on the environment stays unknown, and so does a
+    // name assigned under such a test: both block, naming the line.
+    for settings in [
+        "import os\nDEBUG = os.environ.get('DEBUG') == '1'\nINSTALLED_APPS = ['shop']\nif DEBUG:\n    INSTALLED_APPS += ['debugonly']\n",
+        "import os\nDEBUG = False\nif os.environ.get('X'):\n    DEBUG = True\nINSTALLED_APPS = ['shop']\nif DEBUG:\n    INSTALLED_APPS += ['debugonly']\n",
+    ] {
+        let r = settings_repo(settings);
+        r.tagback()
+            .args(["plan", "--from", "v2", "--to", "v1"])
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains("\"debugonly\""));
+    }
+}
+
+#[test]
 fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     let r = settings_repo(
         "import os\nEXTRA = os.environ.get('EXTRA', '').split(',')\nINSTALLED_APPS = ['shop', *EXTRA]\nfor p in os.environ.get('PLUGINS', '').split(','):\n    INSTALLED_APPS.append(p)\n",
@@ -1751,4 +1791,162 @@ fn r11_dependencies_set_in_init_are_a_dynamic_migration_not_a_false_conflict() {
     assert_eq!(p["file"], "shop/migrations/0003_late.py");
     assert_eq!(p["line"], 7);
     assert_eq!(v["dynamic"][0]["line"], 7);
+    assert!(
+        v["dynamic"][0]["what"]
+            .as_str()
+            .unwrap()
+            .contains("`dependencies` is computed in __init__"),
+        "{v}"
+    );
+    // Stated in .tagback.yml, the dependencies are Django's and the plan is exact.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migrations:\n      shop.0003_late:\n        dependencies: [[shop, 0002_more]]\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v3", "--to", "v2", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["dynamic"], serde_json::json!([]), "{v}");
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+    // A statement about a migration that does not exist is not ignored.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migrations:\n      shop.0003_gone:\n        dependencies: []\n",
+    );
+    r.tagback()
+        .args(["plan", "--from", "v3", "--to", "v2"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            ".tagback.yml: migrations: shop.0003_gone names no migration of shop at v3 or v2",
+        ));
+}
+
+#[test]
+fn r11_a_dependency_into_an_unchanged_migrations_dir_without_init_does_not_exist() {
+    // blog/migrations has no __init__.py: a namespace package, which Django
+    // treats as an app without migrations, so shop.0002's dependency on
+    // blog.0001_initial raises NodeNotFoundError — also when blog is
+    // unchanged between the revisions (and so not loaded).
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    write_migration(&r, "shop", "0001_initial", &[], "");
+    write_migration(&r, "blog", "0001_initial", &[], "");
+    r.remove("blog/migrations/__init__.py");
+    r.commit("v1", Some("v1"));
+    write_migration(
+        &r,
+        "shop",
+        "0002_x",
+        &[("shop", "0001_initial"), ("blog", "0001_initial")],
+        "",
+    );
+    r.commit("v2", Some("v2"));
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0002_x.py at v2: migration shop.0002_x depends on blog.0001_initial, which does not exist",
+        ));
+}
+
+#[test]
+fn r11_migration_modules_in_tagback_yml_override_the_settings() {
+    // The settings' MIGRATION_MODULES cannot be read (computed), so shop's
+    // migrations in shop/db_migrations are found only through
+    // `migration_modules:`; `null` disables an app's migrations, as in Django.
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nINSTALLED_APPS = ['shop', 'blog']\nMIGRATION_MODULES = {app: f'{app}.db_migrations' for app in ['shop']}\n",
+    );
+    let mig = |deps: &str| {
+        format!(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [{deps}]\n    operations = []\n"
+        )
+    };
+    r.write("shop/__init__.py", "");
+    r.write("shop/db_migrations/__init__.py", "");
+    r.write("shop/db_migrations/0001_initial.py", mig(""));
+    write_migration(&r, "blog", "0001_initial", &[], "");
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/db_migrations/0002_more.py",
+        mig("('shop', '0001_initial')"),
+    );
+    write_migration(&r, "blog", "0002_more", &[("blog", "0001_initial")], "");
+    r.commit("v2", Some("v2"));
+    let targets = |r: &TestRepo| {
+        let v = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["app"].as_str().unwrap(),
+                    s["target"].as_str().unwrap()
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    // Without it, the computed MIGRATION_MODULES is not guessed.
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "MIGRATION_MODULES in proj/settings.py at v2 line 3 is computed at run time; state it under `migration_modules:`",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migration_modules:\n      shop: shop.db_migrations\n      blog: null\n",
+    );
+    assert_eq!(targets(&r), ["shop 0001_initial"]);
+}
+
+#[test]
+fn r11_an_app_without_migrations_folder_whose_migrations_are_elsewhere_names_both_places() {
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop']\n");
+    r.write("shop/__init__.py", "");
+    write_migration(&r, "old/shop", "0001_initial", &[], "");
+    r.commit("v1", Some("v1"));
+    write_migration(&r, "old/shop", "0002_more", &[("shop", "0001_initial")], "");
+    r.commit("v2", Some("v2"));
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "unplanned-migrations", "{v}");
+    assert_eq!(p["file"], "old/shop/migrations");
+    assert!(
+        p["message"].as_str().unwrap().contains(
+            "app shop is installed at v2 but has no migrations folder (shop/migrations), while migration files for shop are in old/shop/migrations (0002_more.py depends on shop.0001_initial)"
+        ),
+        "{v}"
+    );
 }

@@ -141,6 +141,12 @@ pub struct Graph {
     file_of: Vec<usize>,
     /// For every replaced migration, the outermost squash now standing for it.
     replaced_by: BTreeMap<Key, Node>,
+    /// Only in a revision with squashes: the graph Django builds without
+    /// replacements (`MigrationLoader(replace_migrations=False)`), as the
+    /// dependents of every file (indices into the revision's [`Files`]);
+    /// `None` when Django cannot build it (a dependency names a replaced
+    /// migration whose file is gone).
+    raw_children: Option<Adjacency>,
 }
 
 impl Graph {
@@ -226,6 +232,55 @@ impl Graph {
                 stack.extend(self.children(n).iter().filter(|c| !marks[**c]));
             }
         }
+    }
+
+    /// Django's fallback for `migrate APP TARGET` when TARGET is a
+    /// replaced migration whose file is on disk: `MigrationExecutor.migration_plan`
+    /// reloads the graph without replacements and unapplies, through
+    /// TARGET's children in APP, every migration that depends on them. The
+    /// files (indices into `files`) it unapplies on a database where every
+    /// file is applied, dependents first; `None` when the revision has no
+    /// squash or Django cannot build that graph.
+    pub fn raw_unapply(&self, files: &Files, target: usize) -> Option<Vec<usize>> {
+        let raw = self.raw_children.as_ref()?;
+        let app = &files.at(target).key.0;
+        let mut reached = vec![false; files.len()];
+        let mut stack: Vec<usize> = raw
+            .of(target)
+            .iter()
+            .copied()
+            .filter(|c| files.at(*c).key.0 == *app)
+            .collect();
+        while let Some(n) = stack.pop() {
+            if !std::mem::replace(&mut reached[n], true) {
+                stack.extend(raw.of(n).iter().copied());
+            }
+        }
+        // Dependents first: a file once every one of its reached dependents is out.
+        let mut left: Vec<usize> = (0..files.len())
+            .map(|n| {
+                if reached[n] {
+                    raw.of(n).iter().filter(|c| reached[**c]).count()
+                } else {
+                    0
+                }
+            })
+            .collect();
+        let nodes: Vec<usize> = (0..files.len()).filter(|n| reached[*n]).collect();
+        let mut ready: Vec<usize> = nodes.iter().copied().filter(|n| left[*n] == 0).collect();
+        let mut order = Vec::new();
+        while let Some(n) = ready.pop() {
+            order.push(n);
+            for &p in &nodes {
+                if raw.of(p).contains(&n) {
+                    left[p] -= 1;
+                    if left[p] == 0 {
+                        ready.push(p);
+                    }
+                }
+            }
+        }
+        Some(order)
     }
 
     /// The node standing for `key`: itself, or the squash replacing it.
@@ -318,10 +373,15 @@ pub fn build(
             squash_of.insert(r, i);
         }
     }
+    // Whether a dependency was found only through a squash (Django's graph
+    // without replacements has no such node).
+    let through_squash = std::cell::Cell::new(false);
     let find = |a: &str, n: &str| {
-        files
-            .position(a, n)
-            .or_else(|| squash_of.get(&(a.to_string(), n.to_string())).copied())
+        files.position(a, n).or_else(|| {
+            let s = squash_of.get(&(a.to_string(), n.to_string())).copied();
+            through_squash.set(through_squash.get() || s.is_some());
+            s
+        })
     };
     let app_range = |app: &str| files.app_range(app);
     // Edges `(child, parent)` between files.
@@ -409,6 +469,12 @@ pub fn build(
         }
     }
     edges.extend(extra);
+    let raw_children = (!squash_of.is_empty() && !through_squash.get()).then(|| {
+        let mut by_parent: Vec<(usize, usize)> = edges.iter().map(|(c, p)| (*p, *c)).collect();
+        by_parent.sort_unstable();
+        by_parent.dedup();
+        Adjacency::new(fkeys.len(), by_parent.into_iter())
+    });
 
     // Squashes stand in for what they replace (every replaced migration is
     // applied, so Django uses the squash).
@@ -429,7 +495,10 @@ pub fn build(
         cur
     };
     let mut node_of: Vec<usize> = vec![usize::MAX; fkeys.len()];
-    let mut graph = Graph::default();
+    let mut graph = Graph {
+        raw_children,
+        ..Graph::default()
+    };
     for (i, node) in node_of.iter_mut().enumerate() {
         if outermost(i) == i {
             *node = graph.nodes.len();

@@ -1,6 +1,7 @@
 //! One migration file read statically: dependencies, replaces, run_before and
 //! operations (kind, line, reversibility, data dropped when unapplied).
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -211,11 +212,20 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
             _ => None,
         })
         .collect();
+    let local_defs: BTreeMap<&str, &Stmt> = stmts
+        .iter()
+        .filter_map(|s| match s {
+            Stmt::Def { name, .. } => Some((name.as_str(), s)),
+            _ => None,
+        })
+        .collect();
     let ctx = Ctx {
         env: &env,
         imports: &imports,
         local_classes: &local_classes,
+        local_defs: &local_defs,
         app_label,
+        helper_dynamic: RefCell::new(Vec::new()),
     };
     let mut m = Migration {
         dependencies: Vec::new(),
@@ -244,9 +254,15 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
                     what: format!("`{target}` is modified in a way tagback cannot follow"),
                 });
             }
-            Stmt::Def { name, line, .. } if name == "__init__" => m.dynamic.push(DynamicPart {
+            Stmt::Def {
+                name, line, body, ..
+            } if name == "__init__" => m.dynamic.push(DynamicPart {
                 line: *line,
-                what: "the Migration class computes its attributes in __init__".into(),
+                what: if init_sets_only_dependencies(body) {
+                    DEPENDENCIES_IN_INIT.into()
+                } else {
+                    "the Migration class computes its attributes in __init__".into()
+                },
             }),
             Stmt::Block { line, body, .. } if body.iter().any(assigns_graph_attr) => {
                 m.dynamic.push(DynamicPart {
@@ -257,7 +273,46 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
             _ => {}
         }
     }
+    m.dynamic.append(&mut ctx.helper_dynamic.borrow_mut());
+    m.dynamic.sort_by_key(|d| d.line);
     Ok(m)
+}
+
+/// What an `__init__` that computes only the dependencies is reported as.
+const DEPENDENCIES_IN_INIT: &str =
+    "`dependencies` is computed in __init__ (state them under `migrations:` in .tagback.yml)";
+
+/// Whether a dynamic part is about the dependencies alone (what
+/// `dependencies:` in `.tagback.yml` can state).
+pub fn is_dependency_part(d: &DynamicPart) -> bool {
+    d.what.contains("`dependencies`") || d.what.starts_with("a dependency ")
+}
+
+/// Whether an `__init__` body changes `self.dependencies` and no other
+/// attribute (`self.X = …`, `self.X += …`, `self.X.append(…)`, `super().__init__`).
+fn init_sets_only_dependencies(body: &[Stmt]) -> bool {
+    let mut deps = false;
+    let mut other = false;
+    let mut note = |target: &str| match target.strip_prefix("self.") {
+        Some(a) if a == "dependencies" || a.starts_with("dependencies.") => deps = true,
+        Some(_) => other = true,
+        None => {}
+    };
+    fn walk(stmts: &[Stmt], note: &mut dyn FnMut(&str)) {
+        for s in stmts {
+            match s {
+                Stmt::Assign { targets, .. } => targets.iter().for_each(|t| note(t)),
+                Stmt::AugAdd { target, .. } | Stmt::DynamicAssign { target, .. } => {
+                    note(if target == "self" { "self.?" } else { target })
+                }
+                Stmt::Call(c) => note(&c.func),
+                Stmt::Block { body, .. } => walk(body, note),
+                _ => {}
+            }
+        }
+    }
+    walk(body, &mut note);
+    deps && !other
 }
 
 fn is_graph_attr(name: &str) -> bool {
@@ -280,8 +335,16 @@ struct Ctx<'a> {
     env: &'a BTreeMap<&'a str, &'a Value>,
     imports: &'a BTreeMap<String, String>,
     local_classes: &'a BTreeMap<&'a str, &'a python::Class>,
+    /// Module-level functions (`Stmt::Def`), followed when an operation is
+    /// built by one.
+    local_defs: &'a BTreeMap<&'a str, &'a Stmt>,
     app_label: &'a str,
+    /// Helper calls that could not be followed (added to `Migration::dynamic`).
+    helper_dynamic: RefCell<Vec<DynamicPart>>,
 }
+
+/// Helpers calling helpers deeper than this are not followed.
+const MAX_HELPER_DEPTH: u32 = 8;
 
 impl Ctx<'_> {
     /// Resolve a module-level name to its literal value, one level deep.
@@ -348,6 +411,12 @@ impl Ctx<'_> {
             }
             "operations" => {
                 let mut items = Vec::new();
+                if let Value::Call(call) = self.resolve(value)
+                    && let Some(built) = self.helper_list(call)
+                {
+                    m.operations.extend(built);
+                    return;
+                }
                 if !self.items(value, &mut items) {
                     dynamic(m, "`operations` is computed at run time".into());
                     m.operations.push(Operation {
@@ -361,18 +430,210 @@ impl Ctx<'_> {
                     return;
                 }
                 for item in items {
-                    if matches!(item, Value::Starred(_)) {
+                    if let Value::Starred(inner) = item {
+                        if let Value::Call(call) = self.resolve(inner)
+                            && let Some(built) = self.helper_list(call)
+                        {
+                            m.operations.extend(built);
+                            continue;
+                        }
                         dynamic(
                             m,
                             "`operations` unpacks a value computed at run time".into(),
                         );
                     }
-                    let op = self.operation(item, line);
+                    let op = self.operation(item, line, 0);
                     m.operations.push(op);
                 }
             }
             _ => {}
         }
+    }
+
+    /// `make_ops(...)` returning a list of operations: each judged, at
+    /// the line of the call. `None`: not a call of a local function.
+    fn helper_list(&self, call: &Call) -> Option<Vec<Operation>> {
+        let built = self.expand_helper(call, 0)?;
+        let mut items = Vec::new();
+        Some(match &built {
+            Ok(list) if self.items(list, &mut items) => items
+                .into_iter()
+                .map(|item| {
+                    let mut op = self.operation(item, call.line, 1);
+                    op.line = call.line;
+                    op
+                })
+                .collect(),
+            Ok(_) => vec![self.unfollowed_helper(call, "it does not return a list")],
+            Err(why) => vec![self.unfollowed_helper(call, why)],
+        })
+    }
+
+    /// An operation built by a helper tagback cannot follow: unknown, and
+    /// a dynamic part of the migration at the call's line.
+    fn unfollowed_helper(&self, call: &Call, why: &str) -> Operation {
+        let what = format!(
+            "the operation built by {}() at line {} cannot be read: {why}",
+            call.func, call.line
+        );
+        self.helper_dynamic.borrow_mut().push(DynamicPart {
+            line: call.line,
+            what: what.clone(),
+        });
+        Operation {
+            kind: call.short_name().to_string(),
+            line: call.line,
+            reversibility: Reversibility::Unknown,
+            reason: Some(what),
+            data_loss: None,
+            custom: None,
+        }
+    }
+
+    /// What calling a function defined in the migration module returns,
+    /// its parameters bound to the call's arguments (constants, names,
+    /// calls — as written at the call). `None`: `call` is not a call of
+    /// such a function; `Err(why)`: its result is not statically decidable.
+    fn expand_helper(&self, call: &Call, depth: u32) -> Option<Result<Value, String>> {
+        if call.func.contains('.') || self.local_classes.contains_key(call.func.as_str()) {
+            return None;
+        }
+        let Stmt::Def {
+            params,
+            variadic,
+            body,
+            ..
+        } = self.local_defs.get(call.func.as_str())?
+        else {
+            return None;
+        };
+        Some(self.run_helper(call, params, *variadic, body, depth))
+    }
+
+    fn run_helper(
+        &self,
+        call: &Call,
+        params: &[python::Param],
+        variadic: bool,
+        body: &[Stmt],
+        depth: u32,
+    ) -> Result<Value, String> {
+        if depth >= MAX_HELPER_DEPTH {
+            return Err(format!(
+                "helpers call helpers more than {MAX_HELPER_DEPTH} deep"
+            ));
+        }
+        if variadic {
+            return Err("the function takes *args, **kwargs or positional-only parameters".into());
+        }
+        if call.starred {
+            return Err("arguments are passed with * or **".into());
+        }
+        let positional: Vec<&python::Param> = params.iter().filter(|p| !p.keyword_only).collect();
+        if call.args.len() > positional.len() {
+            return Err("more arguments than parameters".into());
+        }
+        let mut locals: BTreeMap<String, Value> = BTreeMap::new();
+        for (p, a) in positional.iter().zip(&call.args) {
+            locals.insert(p.name.clone(), a.clone());
+        }
+        for (k, v) in &call.kwargs {
+            if !params.iter().any(|p| &p.name == k) || locals.contains_key(k) {
+                return Err(format!("argument {k} does not match a parameter"));
+            }
+            locals.insert(k.clone(), v.clone());
+        }
+        for p in params {
+            if !locals.contains_key(&p.name) {
+                let Some(d) = &p.default else {
+                    return Err(format!("parameter {} is not given", p.name));
+                };
+                locals.insert(p.name.clone(), d.clone());
+            }
+        }
+        match self.run_body(body, &mut locals)? {
+            Some(v) => Ok(v),
+            None => Err("it returns nothing".into()),
+        }
+    }
+
+    /// Run a helper's statements over `locals`; `Some(value)` at `return`.
+    fn run_body(
+        &self,
+        body: &[Stmt],
+        locals: &mut BTreeMap<String, Value>,
+    ) -> Result<Option<Value>, String> {
+        for s in body {
+            match s {
+                Stmt::Assign { targets, value, .. } => {
+                    let v = substitute(value, locals);
+                    for t in targets {
+                        if t.contains('.') {
+                            return Err(format!("it assigns {t}"));
+                        }
+                        locals.insert(t.clone(), v.clone());
+                    }
+                }
+                Stmt::AugAdd { target, value, .. } if locals.contains_key(target) => {
+                    let cur = locals.remove(target).unwrap_or(Value::None);
+                    let add = substitute(value, locals);
+                    locals.insert(target.clone(), Value::Add(Box::new(cur), Box::new(add)));
+                }
+                Stmt::Return { value, .. } => {
+                    return Ok(Some(
+                        value
+                            .as_ref()
+                            .map_or(Value::None, |v| substitute(v, locals)),
+                    ));
+                }
+                Stmt::Block {
+                    test: Some(test),
+                    split,
+                    body,
+                    line,
+                    ..
+                } => {
+                    let eval = |v: &Value| self.resolve(&substitute(v, locals)).clone();
+                    let Some(taken) = python::decide(test, &eval) else {
+                        return Err(format!(
+                            "it depends on a condition tagback cannot decide (line {line})"
+                        ));
+                    };
+                    let branch = if taken {
+                        &body[..*split]
+                    } else {
+                        &body[*split..]
+                    };
+                    if let Some(v) = self.run_body(branch, locals)? {
+                        return Ok(Some(v));
+                    }
+                }
+                Stmt::Block { line, .. } => {
+                    return Err(format!("it has a loop, try or with block (line {line})"));
+                }
+                Stmt::Def { name, line, .. } => {
+                    // A nested function: a value known to exist, not its body.
+                    locals.insert(name.clone(), Value::Dynamic { line: *line });
+                }
+                Stmt::AugAdd { line, .. } | Stmt::DynamicAssign { line, .. } => {
+                    return Err(format!(
+                        "it changes a value in a way tagback cannot follow (line {line})"
+                    ));
+                }
+                Stmt::Call(c) => {
+                    let head = c.func.split('.').next().unwrap_or_default();
+                    if locals.contains_key(head) {
+                        return Err(format!(
+                            "it changes {head} with .{}() (line {})",
+                            c.short_name(),
+                            c.line
+                        ));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(None)
     }
 
     fn key(&self, v: &Value) -> Option<(String, String)> {
@@ -387,7 +648,19 @@ impl Ctx<'_> {
         }
     }
 
-    fn operation(&self, v: &Value, list_line: u32) -> Operation {
+    fn operation(&self, v: &Value, list_line: u32, depth: u32) -> Operation {
+        if let Value::Call(call) = self.resolve(v)
+            && let Some(built) = self.expand_helper(call, depth)
+        {
+            // Judged like the operation the helper returns, at the line
+            // of the call in the migration.
+            let mut op = match built {
+                Ok(value) => self.operation(&value, call.line, depth + 1),
+                Err(why) => self.unfollowed_helper(call, &why),
+            };
+            op.line = call.line;
+            return op;
+        }
         let Value::Call(call) = self.resolve(v) else {
             let line = match v {
                 Value::Dynamic { line } => *line,
@@ -458,7 +731,7 @@ impl Ctx<'_> {
                     Some(v) if self.items(v, &mut inner) => {
                         let nested: Vec<Operation> = inner
                             .into_iter()
-                            .map(|v| self.operation(v, call.line))
+                            .map(|v| self.operation(v, call.line, 0))
                             .collect();
                         if let Some(worst) = nested
                             .iter()
@@ -584,6 +857,37 @@ impl Ctx<'_> {
                 class: full,
             },
         }
+    }
+}
+
+/// `v` with the helper's local names (its parameters and assignments)
+/// replaced by their values; an attribute of a local stays unknown.
+fn substitute(v: &Value, locals: &BTreeMap<String, Value>) -> Value {
+    let sub = |x: &Value| substitute(x, locals);
+    match v {
+        Value::Name(n) => match n.split_once('.') {
+            None => locals.get(n).cloned().unwrap_or_else(|| v.clone()),
+            Some((head, _)) if locals.contains_key(head) => Value::Dynamic { line: 0 },
+            Some(_) => v.clone(),
+        },
+        Value::List(items) => Value::List(items.iter().map(sub).collect()),
+        Value::Dict(items) => Value::Dict(items.iter().map(|(k, x)| (sub(k), sub(x))).collect()),
+        Value::Call(c) => Value::Call(Box::new(Call {
+            func: c.func.clone(),
+            args: c.args.iter().map(sub).collect(),
+            kwargs: c.kwargs.iter().map(|(k, x)| (k.clone(), sub(x))).collect(),
+            starred: c.starred,
+            line: c.line,
+        })),
+        Value::Add(a, b) => Value::Add(Box::new(sub(a)), Box::new(sub(b))),
+        Value::Starred(x) => Value::Starred(Box::new(sub(x))),
+        Value::Not(x) => Value::Not(Box::new(sub(x))),
+        Value::BoolOp { and, values } => Value::BoolOp {
+            and: *and,
+            values: values.iter().map(sub).collect(),
+        },
+        Value::Compare(op, a, b) => Value::Compare(*op, Box::new(sub(a)), Box::new(sub(b))),
+        _ => v.clone(),
     }
 }
 
@@ -759,6 +1063,56 @@ mod tests {
         );
         assert_eq!(m.operations[1].reversibility, Reversibility::Unknown);
         assert_eq!(m.operations[2].reversibility, Reversibility::Irreversible);
+    }
+
+    #[test]
+    fn operations_built_by_helpers_are_judged_like_literal_ones() {
+        let m = ok(&format!(
+            "{HEAD}def f(apps, se):\n    pass\n\n\ndef create_model(with_label, name='Tag'):\n    fields = [('id', models.AutoField(primary_key=True))]\n    if with_label:\n        fields = fields + [('label', models.CharField(max_length=3))]\n    return migrations.CreateModel(name=name, fields=fields)\n\n\ndef run(reverse=True):\n    if not reverse:\n        return migrations.RunPython(f)\n    return migrations.RunPython(f, migrations.RunPython.noop)\n\n\ndef both():\n    return [run(), add('order', 'code')]\n\n\ndef add(model, name):\n    return migrations.AddField(model_name=model, name=name, field=models.CharField(max_length=3))\n\n\nclass Migration(migrations.Migration):\n    operations = [\n        create_model(True),\n        create_model(False, name='Badge'),\n        run(),\n        run(reverse=False),\n        *both(),\n    ]\n"
+        ));
+        let got: Vec<_> = m
+            .operations
+            .iter()
+            .map(|o| {
+                (
+                    o.kind.as_str(),
+                    o.line,
+                    o.reversibility.clone(),
+                    o.data_loss.as_deref(),
+                )
+            })
+            .collect();
+        use Reversibility::{Irreversible as I, Reversible as R};
+        assert_eq!(
+            got,
+            vec![
+                ("CreateModel", 31, R, Some("drops table shop_tag")),
+                ("CreateModel", 32, R, Some("drops table shop_badge")),
+                ("RunPython", 33, R, None),
+                ("RunPython", 34, I, None),
+                ("RunPython", 35, R, None),
+                ("AddField", 35, R, Some("drops column shop_order.code")),
+            ]
+        );
+        assert!(m.dynamic.is_empty(), "{:?}", m.dynamic);
+    }
+
+    #[test]
+    fn helpers_that_cannot_be_decided_stay_dynamic_with_the_line() {
+        let m = ok(&format!(
+            "{HEAD}import os\n\n\ndef by_env():\n    if os.environ.get('X'):\n        return migrations.RunSQL('a')\n    return migrations.RunSQL('a', 'b')\n\n\ndef looped(names):\n    for n in names:\n        return migrations.RunSQL(n, n)\n\n\ndef nothing():\n    pass\n\n\ndef two(a, *rest):\n    return migrations.RunSQL(a, a)\n\n\nclass Migration(migrations.Migration):\n    operations = [\n        by_env(),\n        looped(['x']),\n        nothing(),\n        two('x'),\n        run_elsewhere(),\n    ]\n"
+        ));
+        let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![28, 29, 30, 31], "{:?}", m.dynamic);
+        assert!(m.dynamic[0].what.contains("line 8"), "{:?}", m.dynamic[0]);
+        assert!(
+            m.operations[..4]
+                .iter()
+                .all(|o| o.reversibility == Reversibility::Unknown)
+        );
+        // A name that is not a function of the module: not a helper.
+        assert_eq!(m.operations[4].reversibility, Reversibility::Unknown);
+        assert_eq!(m.operations[4].line, 32);
     }
 
     #[test]

@@ -48,6 +48,75 @@ pub fn is_migration_file_name(file_name: &str) -> bool {
         .is_some_and(|n| !n.is_empty() && !n.starts_with(['_', '~']) && !n.contains('.'))
 }
 
+/// The files with the dependencies `.tagback.yml` states for them
+/// (`migrations: {APP.NAME: {dependencies: […]}}`): they replace what the
+/// file says, and its dynamic parts about dependencies are resolved. A key
+/// that is not `APP.NAME` is an error (one that names no migration: see
+/// [`check_stated`]).
+fn stated(files: Files, opts: &ProjectOptions) -> Result<Files> {
+    if opts.stated_dependencies.is_empty() {
+        return Ok(files);
+    }
+    let mut out: Vec<Rc<MigrationFile>> =
+        (0..files.len()).map(|i| files.shared(i).clone()).collect();
+    for (key, deps) in &opts.stated_dependencies {
+        let Some((app, name)) = key
+            .split_once('.')
+            .filter(|(a, n)| !a.is_empty() && !n.is_empty())
+        else {
+            return Err(Error::input(format!(
+                ".tagback.yml: migrations: {key:?} is not APP.NAME"
+            )));
+        };
+        let Some(i) = files.position(app, name) else {
+            continue;
+        };
+        let f = &out[i];
+        let mut m = (*f.migration).clone();
+        m.dependencies = deps
+            .iter()
+            .map(|(a, n)| migration::Dependency::Key(a.clone(), n.clone()))
+            .collect();
+        m.dynamic.retain(|d| !migration::is_dependency_part(d));
+        out[i] = Rc::new(MigrationFile {
+            migration: Arc::new(m),
+            ..(**f).clone()
+        });
+    }
+    Ok(Files::new(out))
+}
+
+/// A stated migration of a loaded app must exist at one of the revisions: a
+/// stale statement is never silently ignored.
+fn check_stated(
+    opts: &ProjectOptions,
+    loaded: &BTreeSet<String>,
+    revs: [(&Files, &Snapshot); 2],
+) -> Result<()> {
+    for key in opts.stated_dependencies.keys() {
+        let Some((app, name)) = key.split_once('.') else {
+            continue;
+        };
+        if loaded.contains(app) && !revs.iter().any(|(f, _)| f.position(app, name).is_some()) {
+            return Err(Error::input(format!(
+                ".tagback.yml: migrations: {key} names no migration of {app} at {} or {}",
+                revs[0].1.label, revs[1].1.label
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The file that makes a migrations directory a package: without it the
+/// directory is a namespace package, which Django treats as an app without
+/// migrations (`MigrationLoader.load_disk`).
+pub const PACKAGE_INIT: &str = "__init__.py";
+
+/// Whether a directory listing is a migrations package Django loads.
+fn is_migrations_package(entries: &[crate::git::DirEntry]) -> bool {
+    entries.iter().any(|e| e.name == PACKAGE_INIT && !e.is_dir)
+}
+
 /// The deployed (newer) and target (older) revisions of a downgrade.
 #[derive(Debug)]
 pub struct Pair {
@@ -162,8 +231,9 @@ impl<'r> Loader<'r> {
         }
         // A squash may replace migrations of another app: load that app too.
         loop {
-            let files_n = self.load_files(newer, &pn, &loaded)?;
-            let files_o = self.load_files(older, &po, &loaded)?;
+            let files_n = stated(self.load_files(newer, &pn, &loaded)?, opts)?;
+            let files_o = stated(self.load_files(older, &po, &loaded)?, opts)?;
+            check_stated(opts, &loaded, [(&files_n, newer), (&files_o, older)])?;
             let reached: BTreeSet<String> = files_n
                 .iter()
                 .chain(files_o.iter())
@@ -282,9 +352,28 @@ impl<'r> Loader<'r> {
                 .or_default()
                 .push(name.to_string());
         }
-        Ok(added
-            .into_iter()
-            .map(|(dir, names)| {
+        let mut findings = Vec::new();
+        for (dir, names) in added {
+            if let Some((app, file, dep)) = self.label_elsewhere(newer, &dir, &names)? {
+                let expected = app
+                    .migrations_module
+                    .as_deref()
+                    .map_or(String::new(), |m| format!(" ({})", m.replace('.', "/")));
+                findings.push(
+                    Finding::new(
+                        Code::UnplannedMigrations,
+                        format!(
+                            "app {label} is installed at {rev} but has no migrations folder{expected}, while migration files for {label} are in {dir} ({file} depends on {label}.{dep}); if they are its migrations, set `migration_modules: {{{label}: {module}}}` in .tagback.yml, otherwise say `not_installed: [{dir}]`",
+                            label = app.label,
+                            rev = newer.snap.label,
+                            module = dir.replace('/', "."),
+                        ),
+                    )
+                    .at(dir, 0),
+                );
+                continue;
+            }
+            findings.push(
                 Finding::new(
                     Code::UnplannedMigrations,
                     format!(
@@ -296,9 +385,48 @@ impl<'r> Loader<'r> {
                         older.snap.label
                     ),
                 )
-                .at(dir, 0)
-            })
-            .collect())
+                .at(dir, 0),
+            );
+        }
+        Ok(findings)
+    }
+
+    /// A migrations directory that belongs to no app, whose added files
+    /// depend on migrations of the same directory under a label: the
+    /// installed app with that label that has no migrations folder, the
+    /// file, and the migration it depends on.
+    fn label_elsewhere<'p>(
+        &self,
+        rev: &'p Revision,
+        dir: &str,
+        added: &[String],
+    ) -> Result<Option<(&'p project::App, String, String)>> {
+        let stems = self.migration_names(&rev.snap, dir)?;
+        for name in added {
+            let path = format!("{dir}/{name}");
+            let Some((_, text)) = self.repo.read_text(&rev.snap, &path)? else {
+                continue;
+            };
+            let Ok(m) = migration::parse(&text, "") else {
+                continue;
+            };
+            for dep in &m.dependencies {
+                let migration::Dependency::Key(label, n) = dep else {
+                    continue;
+                };
+                if !stems.contains(n) {
+                    continue;
+                }
+                if let Some(app) = rev
+                    .project
+                    .app(label)
+                    .filter(|a| a.migrations_dir.is_none() && a.migrations_module.is_some())
+                {
+                    return Ok(Some((app, name.clone(), n.clone())));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn graph(
@@ -334,9 +462,7 @@ impl<'r> Loader<'r> {
             return Ok(n.clone());
         }
         let entries = self.repo.list_dir(snap, dir)?.unwrap_or_default();
-        // Without `__init__.py` the directory is a namespace package, which
-        // Django treats as an app without migrations.
-        if !entries.iter().any(|e| e.name == "__init__.py" && !e.is_dir) {
+        if !is_migrations_package(&entries) {
             self.listings.borrow_mut().insert(key, BTreeSet::new());
             return Ok(BTreeSet::new());
         }
@@ -700,17 +826,27 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         if name.contains('/') || !is_migration_file_name(&format!("{name}.py")) {
             return Ok(false);
         }
-        let file = migration_path(dir, name);
-        let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
-            return self.loader.repo.probe(self.snap, &file);
-        };
-        if self.loader.probes().borrow().knows(tree, name) {
-            return Ok(true);
+        // The same rule as for loaded apps: no `__init__.py`, no migrations
+        // (the probe cache knows it under a name no migration can have).
+        let init = PACKAGE_INIT.trim_end_matches(".py");
+        for (probe, file) in [
+            (init, format!("{dir}/{PACKAGE_INIT}")),
+            (name, migration_path(dir, name)),
+        ] {
+            let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
+                if !self.loader.repo.probe(self.snap, &file)? {
+                    return Ok(false);
+                }
+                continue;
+            };
+            if self.loader.probes().borrow().knows(tree, probe) {
+                continue;
+            }
+            if !self.loader.repo.probe(self.snap, &file)? {
+                return Ok(false);
+            }
+            self.loader.probes().borrow_mut().add(tree, probe);
         }
-        let found = self.loader.repo.probe(self.snap, &file)?;
-        if found {
-            self.loader.probes().borrow_mut().add(tree, name);
-        }
-        Ok(found)
+        Ok(true)
     }
 }

@@ -28,11 +28,46 @@ pub enum Value {
     Add(Box<Value>, Box<Value>),
     /// `*value` inside a list, tuple or set literal.
     Starred(Box<Value>),
+    /// `not value` (only in an `if` test).
+    Not(Box<Value>),
+    /// `a and b` / `a or b` (only in an `if` test).
+    BoolOp {
+        /// `and` (else `or`).
+        and: bool,
+        /// The operands.
+        values: Vec<Value>,
+    },
+    /// `a == b`, `a != b`, `a is b`, `a is not b` (only in an `if` test).
+    Compare(Cmp, Box<Value>, Box<Value>),
     /// Anything computed at run time (comprehension, f-string, subscript…).
     Dynamic {
         /// 1-based line.
         line: u32,
     },
+}
+
+/// A comparison operator tagback can decide on literals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `==`.
+    Eq,
+    /// `!=`.
+    NotEq,
+    /// `is`.
+    Is,
+    /// `is not`.
+    IsNot,
+}
+
+/// A parameter of a function definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Param {
+    /// Its name.
+    pub name: String,
+    /// Its default value.
+    pub default: Option<Value>,
+    /// Whether it can only be passed by keyword (after `*` or `*args`).
+    pub keyword_only: bool,
 }
 
 /// A call expression.
@@ -119,6 +154,10 @@ pub enum Stmt {
     Def {
         /// Its name.
         name: String,
+        /// Its named parameters, in order.
+        params: Vec<Param>,
+        /// Whether it takes `*args`, `**kwargs` or positional-only parameters.
+        variadic: bool,
         /// Whether its body (docstring aside) starts with `raise`.
         raises: bool,
         /// Its statements.
@@ -126,10 +165,22 @@ pub enum Stmt {
         /// 1-based line.
         line: u32,
     },
+    /// `return value`.
+    Return {
+        /// The returned value (`None` for a bare `return`).
+        value: Option<Value>,
+        /// 1-based line.
+        line: u32,
+    },
     /// Statements that run only sometimes: `if`, `try`, `for`, `while`, `with`.
     Block {
         /// Whether the block is a loop or a conditional (not `with`).
         conditional: bool,
+        /// For an `if`: its test. `body[..split]` runs when it is true,
+        /// `body[split..]` otherwise (an `elif` is one nested block there).
+        test: Option<Box<Value>>,
+        /// Where the `else` part of `body` starts (`body.len()` when there is none).
+        split: usize,
         /// Every statement of every branch.
         body: Vec<Stmt>,
         /// 1-based line.
@@ -137,6 +188,120 @@ pub enum Stmt {
     },
     /// Anything else.
     Other,
+}
+
+impl Stmt {
+    /// A block without a test (`try`, `for`, `while`, `with`).
+    fn block(conditional: bool, body: Vec<Stmt>, line: u32) -> Stmt {
+        Stmt::Block {
+            conditional,
+            test: None,
+            split: body.len(),
+            body,
+            line,
+        }
+    }
+}
+
+/// Whether an `if` test is true, when the file alone decides it (a
+/// literal, or a name `eval` resolves to one: `DEBUG = False` … `if not
+/// DEBUG:`). `eval` gives a name's value (a [`Value::Name`] it cannot
+/// resolve stays a name). `None`: it depends on something else
+/// (an environment variable, a call, a name tagback does not know).
+pub fn decide(test: &Value, eval: &dyn Fn(&Value) -> Value) -> Option<bool> {
+    match test {
+        Value::Not(v) => decide(v, eval).map(|b| !b),
+        Value::BoolOp { and, values } => {
+            // Without side effects, `and`/`or` are decided by any operand
+            // that decides them, whatever the others are.
+            let mut all_known = true;
+            for v in values {
+                match decide(v, eval) {
+                    Some(b) if b != *and => return Some(b),
+                    Some(_) => {}
+                    None => all_known = false,
+                }
+            }
+            all_known.then_some(*and)
+        }
+        Value::Compare(op, a, b) => {
+            let (a, b) = (literal(&eval(a))?, literal(&eval(b))?);
+            match op {
+                Cmp::Eq => Some(a.equals(&b)),
+                Cmp::NotEq => Some(!a.equals(&b)),
+                // Identity is decidable for the singletons only.
+                Cmp::Is | Cmp::IsNot => {
+                    let singleton = |l: &Literal| matches!(l, Literal::None | Literal::Bool(_));
+                    if !singleton(&a) && !singleton(&b) {
+                        return None;
+                    }
+                    Some((a == b && same_kind(&a, &b)) == (*op == Cmp::Is))
+                }
+            }
+        }
+        v => truthy(&eval(v)),
+    }
+}
+
+/// A literal scalar, for comparisons (`True == 1` as in Python).
+#[derive(Debug, PartialEq)]
+enum Literal {
+    Str(String),
+    Bool(bool),
+    Int(i64),
+    None,
+}
+
+impl Literal {
+    fn number(&self) -> Option<i64> {
+        match self {
+            Literal::Int(i) => Some(*i),
+            Literal::Bool(b) => Some(i64::from(*b)),
+            _ => None,
+        }
+    }
+
+    /// Python's `==` on two literals.
+    fn equals(&self, other: &Literal) -> bool {
+        match (self.number(), other.number()) {
+            (Some(a), Some(b)) => a == b,
+            _ => self == other,
+        }
+    }
+}
+
+fn same_kind(a: &Literal, b: &Literal) -> bool {
+    std::mem::discriminant(a) == std::mem::discriminant(b)
+}
+
+fn literal(v: &Value) -> Option<Literal> {
+    Some(match v {
+        Value::Str(s) => Literal::Str(s.clone()),
+        Value::Int(i) => Literal::Int(*i),
+        Value::Bool(b) => Literal::Bool(*b),
+        Value::None => Literal::None,
+        _ => return None,
+    })
+}
+
+/// The truth value of an evaluated value, when it is a literal.
+fn truthy(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::Int(i) => Some(*i != 0),
+        Value::Str(s) => Some(!s.is_empty()),
+        Value::None => Some(false),
+        // A list with one entry that is surely there is true; `[*x]` may be empty.
+        Value::List(items) => {
+            if items.iter().any(|i| !matches!(i, Value::Starred(_))) {
+                Some(true)
+            } else {
+                items.is_empty().then_some(false)
+            }
+        }
+        Value::Dict(items) => Some(!items.is_empty()),
+        _ => None,
+    }
 }
 
 /// A class definition.
@@ -490,20 +655,50 @@ impl Lower<'_> {
             }),
             ast::Stmt::FunctionDef(f) => {
                 let first = f.body.iter().find(|s| !is_docstring(s));
+                let p = &f.parameters;
+                let param = |a: &ast::ParameterWithDefault, keyword_only: bool| Param {
+                    name: a.parameter.name.id.to_string(),
+                    default: a.default.as_deref().map(|d| self.value(d)),
+                    keyword_only,
+                };
+                let mut params: Vec<Param> = p.args.iter().map(|a| param(a, false)).collect();
+                params.extend(p.kwonlyargs.iter().map(|a| param(a, true)));
                 Stmt::Def {
                     name: f.name.id.to_string(),
+                    params,
+                    variadic: p.vararg.is_some() || p.kwarg.is_some() || !p.posonlyargs.is_empty(),
                     raises: matches!(first, Some(ast::Stmt::Raise(_))),
                     body: self.stmts(&f.body),
                     line,
                 }
             }
             ast::Stmt::If(i) => {
-                let mut body = self.stmts(&i.body);
-                for clause in &i.elif_else_clauses {
-                    body.extend(self.stmts(&clause.body));
+                // `if A: X elif B: Y else: Z` is `if A: X else: (if B: Y else: Z)`.
+                let mut tail: Vec<Stmt> = Vec::new();
+                for clause in i.elif_else_clauses.iter().rev() {
+                    let mut body = self.stmts(&clause.body);
+                    match &clause.test {
+                        None => tail = body,
+                        Some(t) => {
+                            let split = body.len();
+                            body.append(&mut tail);
+                            tail = vec![Stmt::Block {
+                                conditional: true,
+                                test: Some(Box::new(self.test(t))),
+                                split,
+                                body,
+                                line: self.line_of(clause),
+                            }];
+                        }
+                    }
                 }
+                let mut body = self.stmts(&i.body);
+                let split = body.len();
+                body.append(&mut tail);
                 Stmt::Block {
                     conditional: true,
+                    test: Some(Box::new(self.test(&i.test))),
+                    split,
                     body,
                     line,
                 }
@@ -515,25 +710,13 @@ impl Lower<'_> {
                 }
                 body.extend(self.stmts(&t.orelse));
                 body.extend(self.stmts(&t.finalbody));
-                Stmt::Block {
-                    conditional: true,
-                    body,
-                    line,
-                }
+                Stmt::block(true, body, line)
             }
-            ast::Stmt::For(f) => Stmt::Block {
-                conditional: true,
-                body: self.stmts(&f.body),
-                line,
-            },
-            ast::Stmt::While(w) => Stmt::Block {
-                conditional: true,
-                body: self.stmts(&w.body),
-                line,
-            },
-            ast::Stmt::With(w) => Stmt::Block {
-                conditional: false,
-                body: self.stmts(&w.body),
+            ast::Stmt::For(f) => Stmt::block(true, self.stmts(&f.body), line),
+            ast::Stmt::While(w) => Stmt::block(true, self.stmts(&w.body), line),
+            ast::Stmt::With(w) => Stmt::block(false, self.stmts(&w.body), line),
+            ast::Stmt::Return(r) => Stmt::Return {
+                value: r.value.as_deref().map(|v| self.value(v)),
                 line,
             },
             _ => Stmt::Other,
@@ -619,6 +802,39 @@ impl Lower<'_> {
             _ => Value::Dynamic {
                 line: self.line_of(e),
             },
+        }
+    }
+
+    /// An `if` test: `not`, `and`/`or` and one `==`/`!=`/`is`/`is not`
+    /// comparison on top of [`Lower::value`].
+    fn test(&self, e: &Expr) -> Value {
+        match e {
+            Expr::UnaryOp(u) if u.op == ast::UnaryOp::Not => {
+                Value::Not(Box::new(self.test(&u.operand)))
+            }
+            Expr::BoolOp(b) => Value::BoolOp {
+                and: b.op == ast::BoolOp::And,
+                values: b.values.iter().map(|v| self.test(v)).collect(),
+            },
+            Expr::Compare(c) if c.ops.len() == 1 => {
+                let op = match c.ops[0] {
+                    ast::CmpOp::Eq => Cmp::Eq,
+                    ast::CmpOp::NotEq => Cmp::NotEq,
+                    ast::CmpOp::Is => Cmp::Is,
+                    ast::CmpOp::IsNot => Cmp::IsNot,
+                    _ => {
+                        return Value::Dynamic {
+                            line: self.line_of(e),
+                        };
+                    }
+                };
+                Value::Compare(
+                    op,
+                    Box::new(self.value(&c.left)),
+                    Box::new(self.value(&c.comparators[0])),
+                )
+            }
+            _ => self.value(e),
         }
     }
 
@@ -723,6 +939,58 @@ mod tests {
             call.arg("reverse_code", 1),
             Some(&Value::Name("migrations.RunPython.noop".into()))
         );
+    }
+
+    #[test]
+    fn constant_if_tests_are_decided() {
+        let env = |src: &str| parse_module(src).unwrap();
+        let decide_in = |src: &str| {
+            let m = env(src);
+            let vars: Vec<(String, Value)> = m
+                .iter()
+                .filter_map(|s| match s {
+                    Stmt::Assign { targets, value, .. } => {
+                        Some((targets[0].clone(), value.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            let Some(Stmt::Block { test: Some(t), .. }) = m.last() else {
+                panic!("{m:?}")
+            };
+            let eval = |v: &Value| match v {
+                Value::Name(n) => vars
+                    .iter()
+                    .find(|(k, _)| k == n)
+                    .map_or(v.clone(), |(_, x)| x.clone()),
+                _ => v.clone(),
+            };
+            decide(t, &eval)
+        };
+        for (src, want) in [
+            ("D = False\nif D:\n    pass\n", Some(false)),
+            ("D = False\nif not D:\n    pass\n", Some(true)),
+            (
+                "D = 1\nif D == True and 'a' != 'b':\n    pass\n",
+                Some(true),
+            ),
+            ("D = None\nif D is None or X:\n    pass\n", Some(true)),
+            ("D = None\nif D is not None and X:\n    pass\n", Some(false)),
+            ("if X:\n    pass\n", None),
+            ("if os.environ.get('A'):\n    pass\n", None),
+            ("D = 'x'\nif D in ['x']:\n    pass\n", None),
+            ("D = 1\nif D is 1:\n    pass\n", None),
+            ("D = []\nif D or [*E]:\n    pass\n", None),
+        ] {
+            assert_eq!(decide_in(src), want, "{src}");
+        }
+        // `elif` is a nested block in the `else` part.
+        let m = env("if A:\n    x = 1\nelif B:\n    x = 2\nelse:\n    x = 3\n");
+        let Stmt::Block { split, body, .. } = &m[0] else {
+            panic!()
+        };
+        assert_eq!(*split, 1);
+        assert!(matches!(&body[1], Stmt::Block { split: 1, body, .. } if body.len() == 2));
     }
 
     #[test]

@@ -825,9 +825,10 @@ CORE_APPS += ["blog"]
 if DEBUG:
     CORE_APPS.append("debugonly")
 EXTRA_APPS = [a for a in os.environ.get("TAGBACK_EXTRA_APPS", "").split(",") if a]
-INSTALLED_APPS = CORE_APPS + ["debug_toolbar", *EXTRA_APPS]
+INSTALLED_APPS = CORE_APPS + ["debug_toolbar", "devtools", *EXTRA_APPS]
 if not DEBUG:
     INSTALLED_APPS.remove("debug_toolbar")
+    INSTALLED_APPS.remove("devtools")
 for plugin in os.environ.get("TAGBACK_PLUGINS", "").split(","):
     if plugin:
         INSTALLED_APPS.append(plugin)
@@ -839,10 +840,19 @@ def sc_settings_patterns(kinds):
     append/+= before it flows into INSTALLED_APPS (its apps must be planned),
     an app removed under a condition that is not in the repository, apps from
     an environment variable spliced with `*` and appended in a loop (assumed
-    to come from outside the repository, said in one line)."""
+    to come from outside the repository, said in one line). The conditions
+    on `DEBUG = False` are decided: `debugonly` and `devtools`, whose
+    migrations are in the repository, are not installed (real Django agrees:
+    their tables never appear), instead of a refusal."""
     p = Project(os.path.join(ARGS.work, "repos", "settings_patterns"))
     p.app("shop", label="shop")
     p.app("blog")
+    for pkg in ("debugonly", "devtools"):
+        # Not installed (DEBUG is False), so makemigrations cannot write it.
+        p.app(pkg)
+        p.write(f"{pkg}/migrations/0001_initial.py", "from django.db import migrations, models\n\n\n"
+                "class Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n    operations = [\n"
+                "        migrations.CreateModel(name='Probe', fields=[('id', models.AutoField(primary_key=True))]),\n    ]\n")
     p.settings([])
     p.write("proj/settings.py", p.read("proj/settings.py").replace("INSTALLED_APPS = BASE_APPS + []\n", SETTINGS_PATTERNS))
     p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
@@ -1038,6 +1048,124 @@ def sc_backport(kinds):
         "data_loss": ["shop_product.color", "shop_product.size"]})
 
 
+HELPER_MIGRATION = """\
+from django.db import migrations, models
+
+
+def create_model(with_label, name="Tag"):
+    fields = [
+        ("id", models.AutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+        ("name", models.CharField(max_length=20)),
+    ]
+    if with_label:
+        fields = fields + [("label", models.CharField(default="", max_length=20))]
+    return migrations.CreateModel(name=name, fields=fields)
+
+
+def add_char(model, name):
+    return migrations.AddField(model_name=model, name=name, field=models.CharField(default="", max_length=20))
+
+
+def backfill(apps, schema_editor):
+    pass
+
+
+def run(reverse=True):
+    if not reverse:
+        return migrations.RunPython(backfill)
+    return migrations.RunPython(backfill, migrations.RunPython.noop)
+
+
+class Migration(migrations.Migration):
+    dependencies = [("shop", "0001_initial")]
+    operations = [
+        create_model(True),
+        add_char("product", "sku"),
+        run(),
+    ]
+"""
+
+
+def sc_helper_operations(kinds):
+    """Operations built by helper functions of the migration module
+    (`operations = [create_model(True)]`): judged like literal ones — data
+    loss of the CreateModel/AddField they return, reversibility of the
+    RunPython they return — with the call's line; a helper returning a
+    RunPython without reverse_code is irreversible, and real Django agrees."""
+    p = Project(os.path.join(ARGS.work, "repos", "helper_operations"))
+    p.app("shop")
+    p.settings(["shop"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(default='', max_length=20)\n\n\n"
+             "class Tag(models.Model):\n    name = models.CharField(max_length=20)\n    label = models.CharField(default='', max_length=20)\n")
+    p.write("shop/migrations/0002_helpers.py", HELPER_MIGRATION)
+    p.commit("v2")
+    p.write("shop/migrations/0003_backfill.py", HELPER_MIGRATION.split("class Migration")[0]
+            + 'class Migration(migrations.Migration):\n    dependencies = [("shop", "0002_helpers")]\n    operations = [\n        run(reverse=False),\n    ]\n')
+    p.commit("v3")
+    line = next(i for i, l in enumerate(p.read("shop/migrations/0003_backfill.py").splitlines(), 1) if "run(reverse=False)" in l)
+    verify_pair("helper_operations", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0001_initial"}, "unapply_count": 1, "irreversible": [],
+        "data_loss": ["drops table shop_tag", "drops column shop_product.sku"]})
+    verify_pair("helper_operations", p, "v3", "v2", kinds, {
+        "irreversible": [("0003_backfill", "RunPython", line)], "django_fails": "IrreversibleError"})
+
+
+def sc_squash_raw_fallback(kinds):
+    """The older leaf 0002 is replaced in the newer revision by a squash that
+    also stands for the newer 0003, the replaced files still on disk. Django's
+    executor then reloads the graph without replacements
+    (`MigrationExecutor.migration_plan`), so `migrate shop 0002_touch` stops
+    inside the squash and unapplies only 0003: the exact older state. The
+    squash copies 0002's RunSQL without reverse_sql, which Django does not
+    unapply on that path: irreversibility is judged on 0003 alone. When a
+    later migration depends on the squash itself, that path leaves it applied:
+    refused."""
+    p = Project(os.path.join(ARGS.work, "repos", "squash_raw_fallback"))
+    p.app("shop")
+    p.settings(["shop"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("shop", name="touch", empty=True)
+    mig = "shop/migrations/0002_touch.py"
+    p.write(mig, p.read(mig).replace("operations = [\n    ]", "operations = [\n        migrations.RunSQL(\"UPDATE shop_product SET name = name\"),\n    ]"))
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    color = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="add_color")
+    p.squash("shop", "0001", "0003")
+    p.commit("v2")
+    squash = [f[:-3] for f in os.listdir(os.path.join(p.root, "shop/migrations")) if "squashed" in f][0]
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    color = models.CharField(max_length=20, default='')\n    size = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="add_size")
+    p.commit("v3")
+    verify_pair("squash_raw_fallback", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0002_touch"}, "unapply_count": 1, "irreversible": [],
+        "data_loss": ["drops column shop_product.color"], "record": True})
+    dep = p.read("shop/migrations/0004_add_size.py")
+    record("squash_raw_fallback", "static", "0004 depends on the squash", squash in dep, dep)
+    plan = tagback_plan(p.root, "v3", "v1")
+    record("squash_raw_fallback", "static", "v3->v1 refused (0004 depends on the squash itself)",
+           any("also contains newer migrations" in pr["message"] for pr in plan["problems"]) and not plan["commands"],
+           json.dumps(plan["problems"]))
+    # Real Django on that path: `migrate shop 0002_touch` unapplies 0003 but
+    # leaves 0004 applied, so the database is not the older state.
+    work = os.path.join(ARGS.work, "squash_raw_fallback")
+    v3, v1 = os.path.join(work, "v3"), os.path.join(work, "v1")
+    p.export("v3", v3)
+    p.export("v1", v1)
+    for kind in kinds:
+        db = Database(kind, work)
+        db.manage(v3, "migrate", "--noinput")
+        db.manage(v3, "migrate", "shop", "0002_touch", "--noinput")
+        fresh = Database(kind, work)
+        fresh.manage(v1, "migrate", "--noinput")
+        got, want = db.snapshot(v1), fresh.snapshot(v1)
+        record("squash_raw_fallback", kind, "v3->v1 the naive command leaves 0004 applied (not the older state)",
+               got["schema"] != want["schema"] and ["shop", "0004_add_size"] in got["rows"], schema_diff(got["schema"], want["schema"]))
+
+
 SCENARIOS = {
     "backport": sc_backport,
     "multi_app": sc_multi_app,
@@ -1051,6 +1179,8 @@ SCENARIOS = {
     "settings_patterns": sc_settings_patterns,
     "split_settings": sc_split_settings,
     "squash_replaced_deleted": sc_squash_replaced_deleted,
+    "helper_operations": sc_helper_operations,
+    "squash_raw_fallback": sc_squash_raw_fallback,
 }
 
 

@@ -34,6 +34,12 @@ pub struct ProjectOptions {
     pub requirements: Option<String>,
     /// A wheelhouse directory (`wheelhouse:` in `.tagback.yml`).
     pub wheelhouse: Option<String>,
+    /// Migrations modules by label, overriding and adding to the settings'
+    /// `MIGRATION_MODULES` (`None`: no migrations).
+    pub migration_modules: BTreeMap<String, Option<String>>,
+    /// Dependencies stated per migration (`APP.NAME`) in `.tagback.yml`,
+    /// replacing what its file computes at run time.
+    pub stated_dependencies: BTreeMap<String, Vec<(String, String)>>,
 }
 
 /// An installed app.
@@ -286,7 +292,15 @@ pub fn load_shared(
             )));
         }
     };
-    let migration_modules = &settings.migration_modules;
+    let configured;
+    let migration_modules = if opts.migration_modules.is_empty() {
+        &settings.migration_modules
+    } else {
+        let mut m = settings.migration_modules.clone();
+        m.extend(opts.migration_modules.clone());
+        configured = m;
+        &configured
+    };
 
     // Another revision of this run that read the same settings: entries
     // whose packages have the same tree ids resolve alike.

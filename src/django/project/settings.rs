@@ -84,7 +84,12 @@ pub(super) fn read_settings(
     root: &str,
     manage_py: &str,
 ) -> Result<Rc<SettingsRead>> {
-    let opts_key = format!("{:?} {:?}", opts.manage_py, opts.settings);
+    // Configured migrations modules change how apps resolve: a read made
+    // with others is not reused.
+    let mut opts_key = format!("{:?} {:?}", opts.manage_py, opts.settings);
+    if !opts.migration_modules.is_empty() {
+        opts_key.push_str(&format!(" {:?}", opts.migration_modules));
+    }
     let cached = memo
         .settings
         .borrow()
@@ -117,17 +122,52 @@ pub(super) fn read_settings(
             None => InstalledApps::Missing,
         }
     };
-    let migration_modules = match reader.env.get("MIGRATION_MODULES") {
-        Some(Value::Dict(items)) => items
-            .iter()
-            .filter_map(|(k, v)| match (k, v) {
-                (Value::Str(k), Value::Str(v)) => Some((k.clone(), Some(v.clone()))),
-                (Value::Str(k), Value::None) => Some((k.clone(), None)),
-                _ => None,
-            })
-            .collect(),
-        _ => BTreeMap::new(),
-    };
+    let mut migration_modules = BTreeMap::new();
+    let mut unreadable = reader.dynamic.get("MIGRATION_MODULES").cloned();
+    match reader.env.get("MIGRATION_MODULES") {
+        Some(Value::Dict(items)) => {
+            for (k, v) in items {
+                match (k, v) {
+                    (Value::Str(k), Value::Str(v)) => {
+                        migration_modules.insert(k.clone(), Some(v.clone()));
+                    }
+                    (Value::Str(k), Value::None) => {
+                        migration_modules.insert(k.clone(), None);
+                    }
+                    _ => {
+                        unreadable.get_or_insert((
+                            settings_file.clone(),
+                            0,
+                            "has an entry tagback cannot read".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        None => {}
+        Some(_) => {
+            unreadable.get_or_insert((
+                settings_file.clone(),
+                0,
+                "is not a dict tagback can read".into(),
+            ));
+        }
+    }
+    // Where the repository's migrations live: never guessed. Stated in
+    // .tagback.yml, it replaces what cannot be read.
+    if let Some((file, line, what)) = unreadable
+        && opts.migration_modules.is_empty()
+    {
+        let at = if line > 0 {
+            format!(" line {line}")
+        } else {
+            String::new()
+        };
+        return Err(Error::input(format!(
+            "MIGRATION_MODULES in {file} at {}{at} {what}; state it under `migration_modules:` in .tagback.yml",
+            snap.label
+        )));
+    }
     let string_settings = reader
         .env
         .iter()
@@ -447,6 +487,9 @@ impl<'a> SettingsReader<'a> {
                                     *line,
                                     "is assigned only under a condition",
                                 );
+                                // Its value is no longer known: a later `if`
+                                // on it is not decided.
+                                self.env.insert(t.clone(), Value::Dynamic { line: *line });
                             }
                             continue;
                         }
@@ -648,10 +691,22 @@ impl<'a> SettingsReader<'a> {
                 }
                 Stmt::Block {
                     conditional: c,
+                    test,
+                    split,
                     body,
                     ..
                 } => {
-                    self.exec(body, file, package, conditional || *c)?;
+                    // `DEBUG = False` … `if not DEBUG:` is decided; a test on
+                    // anything else (an environment variable) runs both
+                    // branches as "maybe".
+                    let decided = test
+                        .as_deref()
+                        .and_then(|t| python::decide(t, &|v| self.eval(v)));
+                    match decided {
+                        Some(true) => self.exec(&body[..*split], file, package, conditional)?,
+                        Some(false) => self.exec(&body[*split..], file, package, conditional)?,
+                        None => self.exec(body, file, package, conditional || *c)?,
+                    }
                 }
                 _ => {}
             }
