@@ -1662,6 +1662,43 @@ fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
 }
 
+/// healthchecks' settings: `ALLOWED_HOSTS = [domain]` under a condition is
+/// no list of apps; a note about it (seen on the corpus) was noise. A helper
+/// list with an unreadable part is said once it flows into INSTALLED_APPS,
+/// conditionally or not.
+#[test]
+fn corpus_unreadable_lists_that_never_reach_installed_apps_are_not_assumptions() {
+    let notes = |settings: &str| -> Vec<String> {
+        let r = settings_repo(settings);
+        let v = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let hc = "import os\nif os.getenv('ALLOWED_HOSTS'):\n    ALLOWED_HOSTS = os.getenv('ALLOWED_HOSTS').split(',')\nelse:\n    domain, _ = os.getenv('SITE').split(':')\n    ALLOWED_HOSTS = [domain]\nINSTALLED_APPS = ['shop']\n";
+    assert_eq!(notes(hc), Vec::<String>::new());
+    let helper = "import os\nPLUGINS = []\nfor p in os.getenv('Q', '').split():\n    PLUGINS.append(p)\nINSTALLED_APPS = ['shop'] + PLUGINS\n";
+    let n = notes(helper);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("PLUGINS from `p`") && n[0].contains("line 4"),
+        "{n:?}"
+    );
+    let conditional = "import os\nEXTRA = ['x', *os.getenv('E', '').split()]\nINSTALLED_APPS = ['shop']\nif os.getenv('D'):\n    INSTALLED_APPS += EXTRA\n";
+    let n = notes(conditional);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("apps added to EXTRA") && n[0].contains("line 2"),
+        "{n:?}"
+    );
+}
+
 #[test]
 fn r11_split_settings_include_reads_components_and_refuses_a_missing_one() {
     let settings = |include: &str| {

@@ -232,6 +232,10 @@ struct SettingsReader<'a> {
     maybe_by_var: BTreeMap<String, Vec<MaybeEntry>>,
     /// What was assumed about parts tagback cannot read: (file, line, what).
     assumptions: Vec<(String, u32, String)>,
+    /// The same for a helper list, by the list's name: said only once the
+    /// list flows into INSTALLED_APPS (`ALLOWED_HOSTS = [domain]` is no
+    /// assumption about apps).
+    assumed_by_var: BTreeMap<String, Vec<(String, u32, String)>>,
     /// Local names of django-split-settings' `include` and `optional`.
     split_settings: BTreeMap<String, &'static str>,
     /// Settings changed in ways that cannot be followed: name → (file, line, why).
@@ -260,6 +264,7 @@ impl<'a> SettingsReader<'a> {
             maybe_removed: Vec::new(),
             maybe_by_var: BTreeMap::new(),
             assumptions: Vec::new(),
+            assumed_by_var: BTreeMap::new(),
             split_settings: BTreeMap::new(),
             dynamic: BTreeMap::new(),
             depth,
@@ -439,6 +444,7 @@ impl<'a> SettingsReader<'a> {
                                 || matches!(self.env.get(t), Some(Value::List(_)))
                                 || matches!(v, Value::List(_))
                             {
+                                self.flow_assumed(value, t);
                                 self.maybe_list(t, &v, file, *line);
                             } else {
                                 self.mark_dynamic(
@@ -467,6 +473,7 @@ impl<'a> SettingsReader<'a> {
                 } => {
                     let add = self.eval(value);
                     if conditional {
+                        self.flow_assumed(value, target);
                         self.maybe_list(target, &add, file, *line);
                         continue;
                     }
@@ -533,6 +540,9 @@ impl<'a> SettingsReader<'a> {
                         continue;
                     };
                     if conditional {
+                        if let Some(raw) = c.args.last() {
+                            self.flow_assumed(raw, target);
+                        }
                         self.maybe_list(target, &arg, file, c.line);
                         continue;
                     }
@@ -639,6 +649,12 @@ impl<'a> SettingsReader<'a> {
                                     }));
                                 }
                             }
+                            if let Some(assumed) = sub.assumed_by_var.remove(n) {
+                                self.assumed_by_var
+                                    .entry(local.clone())
+                                    .or_default()
+                                    .extend(assumed);
+                            }
                             if !maybe.is_empty() {
                                 self.maybe_by_var.entry(local).or_default().extend(maybe);
                             }
@@ -721,18 +737,46 @@ impl<'a> SettingsReader<'a> {
         } else {
             source
         };
-        self.assumptions.push((
+        let assumed = (
             file.to_string(),
             line,
             format!(
                 "apps added to {target} from `{source}` cannot be read statically; they are assumed to come from outside this repository (list them under `installed_apps:` in .tagback.yml if not)"
             ),
-        ));
+        );
+        if target == "INSTALLED_APPS" {
+            self.assumptions.push(assumed);
+        } else {
+            self.assumed_by_var
+                .entry(target.to_string())
+                .or_default()
+                .push(assumed);
+        }
+    }
+
+    /// What was assumed about the lists `value` reads is now said of `target`
+    /// too: as a note once it reaches INSTALLED_APPS.
+    fn flow_assumed(&mut self, value: &Value, target: &str) {
+        let mut names = Vec::new();
+        names_in(value, &mut names);
+        for n in names.iter().filter(|n| n.as_str() != target) {
+            for a in self.assumed_by_var.get(n).cloned().unwrap_or_default() {
+                let list = if target == "INSTALLED_APPS" {
+                    &mut self.assumptions
+                } else {
+                    self.assumed_by_var.entry(target.to_string()).or_default()
+                };
+                if !list.contains(&a) {
+                    list.push(a);
+                }
+            }
+        }
     }
 
     /// What a condition may change in the lists `value` reads now also may
     /// change `target` (`INSTALLED_APPS = CORE_APPS + EXTRA`).
     fn flow(&mut self, value: &Value, target: &str) {
+        self.flow_assumed(value, target);
         let mut names = Vec::new();
         names_in(value, &mut names);
         for n in names {
