@@ -1662,6 +1662,50 @@ fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
 }
 
+/// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment:
+/// the message gives the exact `.tagback.yml` lines and the candidate
+/// modules, and with those lines the plan goes ahead.
+#[test]
+fn corpus_settings_from_the_environment_asks_for_exact_lines_with_candidates() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "manage.py",
+        "import sys\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+    );
+    r.remove("proj/settings.py");
+    r.write("proj/settings/__init__.py", "");
+    r.write("proj/settings/base.py", "INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "proj/settings/dev.py",
+        "from .base import *\nDEBUG = True\n",
+    );
+    r.commit("v3", Some("v3"));
+    write_migration(&r, "shop", "0003_more", &[("shop", "0002_more")], "");
+    r.commit("v4", Some("v4"));
+    r.tagback()
+        .args(["plan", "--from", "v4", "--to", "v3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "manage.py at v4 does not set DJANGO_SETTINGS_MODULE",
+        ))
+        .stderr(predicate::str::contains(
+            "`services: {web: {settings: proj.settings.base}}`",
+        ))
+        .stderr(predicate::str::contains(
+            "modules here that set INSTALLED_APPS: proj.settings.base\n",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services: {web: {settings: proj.settings.base}}\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v4", "--to", "v3", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+}
+
 /// healthchecks' settings: `ALLOWED_HOSTS = [domain]` under a condition is
 /// no list of apps; a note about it (seen on the corpus) was noise. A helper
 /// list with an unreadable part is said once it flows into INSTALLED_APPS,

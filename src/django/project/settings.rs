@@ -98,7 +98,7 @@ pub(super) fn read_settings(
     memo.touch(manage_py);
     let settings_module = match &opts.settings {
         Some(s) => s.clone(),
-        None => settings_from_manage_py(repo, snap, manage_py, memo)?,
+        None => settings_from_manage_py(repo, snap, root, manage_py, memo)?,
     };
     memo.touch(&join(root, top_of_module(&settings_module)));
     let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
@@ -172,6 +172,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 fn settings_from_manage_py(
     repo: &Repo,
     snap: &Snapshot,
+    root: &str,
     manage_py: &str,
     memo: &Resolutions,
 ) -> Result<String> {
@@ -185,11 +186,55 @@ fn settings_from_manage_py(
             _ => None,
         })
         .ok_or_else(|| {
+            let candidates = settings_candidates(repo, snap, root);
+            let found = if candidates.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; modules here that set INSTALLED_APPS: {}",
+                    candidates.join(", ")
+                )
+            };
+            let example = candidates.first().map_or("package.settings", String::as_str);
             Error::input(format!(
-                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault; set `settings:` in .tagback.yml",
+                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault (the deployment's environment must set it); say which module in .tagback.yml: `services: {{web: {{settings: {example}}}}}` (`plan --repo DIR` reads DIR/.tagback.yml, or give --config FILE){found}",
                 snap.label
             ))
         })
+}
+
+/// Settings modules beside manage.py (`pkg/settings.py`, `pkg/settings/*.py`)
+/// whose text sets INSTALLED_APPS: what the user may mean, for the message
+/// that asks for `settings:`. At most six, sorted.
+fn settings_candidates(repo: &Repo, snap: &Snapshot, root: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(Some(top)) = repo.list_dir(snap, root) else {
+        return out;
+    };
+    let sets_apps = |path: &str| matches!(repo.read_text(snap, path), Ok(Some((_, text))) if text.contains("INSTALLED_APPS"));
+    for pkg in top.iter().filter(|e| e.is_dir) {
+        let dir = join(root, &pkg.name);
+        if sets_apps(&format!("{dir}/settings.py")) {
+            out.push(format!("{}.settings", pkg.name));
+        }
+        if let Ok(Some(files)) = repo.list_dir(snap, &format!("{dir}/settings")) {
+            for f in files.iter().filter(|f| !f.is_dir) {
+                let Some(stem) = f.name.strip_suffix(".py") else {
+                    continue;
+                };
+                if sets_apps(&format!("{dir}/settings/{}", f.name)) {
+                    out.push(if stem == "__init__" {
+                        format!("{}.settings", pkg.name)
+                    } else {
+                        format!("{}.settings.{stem}", pkg.name)
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    out.truncate(6);
+    out
 }
 
 /// An entry a condition may add to or remove from a list.
