@@ -1662,6 +1662,43 @@ fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
     assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
 }
 
+/// NetBox's plugin loop: `INSTALLED_APPS.extend(plugin_config.django_apps)`
+/// for each configured plugin, then duplicates dropped by
+/// `INSTALLED_APPS = list(reversed(list(dict.fromkeys(reversed(...)))))`.
+/// The plugins' apps are assumed external (said in a note), the
+/// deduplication keeps the same apps; a reordering of an older copy of the
+/// list is not mistaken for one.
+#[test]
+fn corpus_netbox_plugin_loop_and_deduplication_plan_the_repository_apps() {
+    let netbox = "import importlib\nPLUGINS = getattr(configuration, 'PLUGINS', [])\nINSTALLED_APPS = ['shop', 'blog', 'debugonly']\nfor plugin_name in PLUGINS:\n    plugin_config = importlib.import_module(plugin_name).config\n    django_apps = plugin_config.django_apps\n    INSTALLED_APPS.extend(django_apps)\n    sorted_apps = reversed(list(dict.fromkeys(reversed(INSTALLED_APPS))))\n    INSTALLED_APPS = list(sorted_apps)\n";
+    let r = settings_repo(netbox);
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(planned_apps(&r), ["blog", "debugonly", "shop"]);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("`django_apps`") && notes[0].contains("line 7"),
+        "{notes:?}"
+    );
+    // An older copy put back after a change is not the same apps.
+    let stale = "INSTALLED_APPS = ['shop']\nkept = list(INSTALLED_APPS)\nINSTALLED_APPS.append('blog')\nINSTALLED_APPS = list(kept)\n";
+    let r = settings_repo(stale);
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 4"));
+}
+
 /// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment:
 /// the message gives the exact `.tagback.yml` lines and the candidate
 /// modules, and with those lines the plan goes ahead.

@@ -281,6 +281,9 @@ struct SettingsReader<'a> {
     /// list flows into INSTALLED_APPS (`ALLOWED_HOSTS = [domain]` is no
     /// assumption about apps).
     assumed_by_var: BTreeMap<String, Vec<(String, u32, String)>>,
+    /// Names bound to a reordering of INSTALLED_APPS (`sorted_apps =
+    /// reversed(INSTALLED_APPS)`), forgotten when INSTALLED_APPS changes.
+    permutations: BTreeSet<String>,
     /// Local names of django-split-settings' `include` and `optional`.
     split_settings: BTreeMap<String, &'static str>,
     /// Settings changed in ways that cannot be followed: name → (file, line, why).
@@ -310,6 +313,7 @@ impl<'a> SettingsReader<'a> {
             maybe_by_var: BTreeMap::new(),
             assumptions: Vec::new(),
             assumed_by_var: BTreeMap::new(),
+            permutations: BTreeSet::new(),
             split_settings: BTreeMap::new(),
             dynamic: BTreeMap::new(),
             depth,
@@ -460,6 +464,27 @@ impl<'a> SettingsReader<'a> {
         }
     }
 
+    /// Whether `value` only reorders or deduplicates INSTALLED_APPS as it is
+    /// now (`reversed(list(dict.fromkeys(reversed(INSTALLED_APPS))))`,
+    /// `sorted(...)`, `tuple(...)`, or a name bound to such a value since
+    /// INSTALLED_APPS last changed).
+    fn same_members_of(&self, value: &Value) -> bool {
+        match value {
+            Value::Name(n) => n == "INSTALLED_APPS" || self.permutations.contains(n),
+            Value::Call(c)
+                if matches!(
+                    c.func.as_str(),
+                    "list" | "tuple" | "reversed" | "sorted" | "dict.fromkeys" | "set"
+                ) && c.args.len() == 1
+                    && !c.starred
+                    && c.kwargs.iter().all(|(k, _)| k == "key" || k == "reverse") =>
+            {
+                self.same_members_of(&c.args[0])
+            }
+            _ => false,
+        }
+    }
+
     fn mark_dynamic(&mut self, name: &str, file: &str, line: u32, why: &str) {
         if matches!(
             name,
@@ -483,6 +508,18 @@ impl<'a> SettingsReader<'a> {
                 } => {
                     let v = self.eval(value);
                     for t in targets {
+                        // `INSTALLED_APPS = list(dict.fromkeys(INSTALLED_APPS))`
+                        // (NetBox drops duplicates so): the same apps.
+                        if self.same_members_of(value) {
+                            if t == "INSTALLED_APPS" {
+                                continue;
+                            }
+                            self.permutations.insert(t.clone());
+                        } else if t == "INSTALLED_APPS" {
+                            self.permutations.clear();
+                        } else {
+                            self.permutations.remove(t.as_str());
+                        }
                         if conditional {
                             // `if DEBUG: EXTRA_APPS = [...]`: its entries may be there.
                             if t == "INSTALLED_APPS"
@@ -516,6 +553,9 @@ impl<'a> SettingsReader<'a> {
                     value,
                     line,
                 } => {
+                    if target == "INSTALLED_APPS" {
+                        self.permutations.clear();
+                    }
                     let add = self.eval(value);
                     if conditional {
                         self.flow_assumed(value, target);
@@ -562,6 +602,9 @@ impl<'a> SettingsReader<'a> {
                     // INSTALLED_APPS itself, or a helper list that may flow
                     // into it later (`CORE_APPS.append("x")`).
                     let helper = target != "INSTALLED_APPS";
+                    if !helper {
+                        self.permutations.clear();
+                    }
                     if helper && !matches!(self.env.get(target), Some(Value::List(_))) {
                         continue;
                     }
@@ -734,6 +777,14 @@ impl<'a> SettingsReader<'a> {
     /// Entries a condition may add to `target`.
     fn maybe_list(&mut self, target: &str, v: &Value, file: &str, line: u32) {
         const WHY: &str = "is changed under a condition with a value tagback cannot read";
+        // `for p in PLUGINS: INSTALLED_APPS.extend(p.django_apps)`: a list
+        // from configuration, assumed to be packages like a loop variable.
+        if let Value::Name(n) = v
+            && !self.env.contains_key(n)
+        {
+            self.assume(target, n, file, line);
+            return;
+        }
         let Value::List(items) = v else {
             self.unreadable(target, file, line, WHY);
             return;
