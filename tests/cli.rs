@@ -318,6 +318,44 @@ fn nested_squash_target_is_the_outer_squash() {
     assert_eq!(v["problems"], serde_json::json!([]));
 }
 
+/// NetBox 4.0 squashed its 3.x migrations and deleted the replaced files:
+/// the older leaf is reached through the squash that lists it (Django's
+/// `migrate users 0002_squashed_0004`), not refused as missing.
+#[test]
+fn corpus_older_leaf_replaced_by_a_squash_whose_replaced_files_are_gone() {
+    let mut r = TestRepo::new();
+    let v1: &[(&str, &[&str], &[&str])] = &[
+        ("0001_initial", &[], &[]),
+        ("0002_b", &["0001_initial"], &[]),
+        ("0003_c", &["0002_b"], &[]),
+    ];
+    write_shop(&r, v1);
+    r.commit("v1", Some("v1"));
+    for (name, _, _) in v1 {
+        r.remove(&format!("shop/migrations/{name}.py"));
+    }
+    write_shop(
+        &r,
+        &[
+            ("0001_squashed_0001", &[], &["0001_initial"]),
+            (
+                "0002_squashed_0003",
+                &["0001_squashed_0001"],
+                &["0002_b", "0003_c"],
+            ),
+            ("0004_d", &["0002_squashed_0003"], &[]),
+        ],
+    );
+    r.commit("v2", Some("v2"));
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["steps"][0]["target"], "0002_squashed_0003");
+    assert_eq!(v["unapply"], serde_json::json!([["shop", "0004_d"]]));
+}
+
 #[test]
 fn latest_dependency_from_an_unchanged_app_is_caught_with_full() {
     // `("shop", "__latest__")` in an app that did not change makes it depend on
