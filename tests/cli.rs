@@ -1737,6 +1737,30 @@ fn corpus_netbox_plugin_loop_and_deduplication_plan_the_repository_apps() {
         .stderr(predicate::str::contains("line 4"));
 }
 
+/// Tandoor: `INSTALLED_APPS = INSTALLED_APPS + SOCIAL_PROVIDERS`, a list a
+/// settings function reads from the environment, is like `*SOCIAL_PROVIDERS`:
+/// assumed external and said; a repository app it would add is still caught
+/// as unplanned migrations.
+#[test]
+fn corpus_list_plus_a_computed_list_is_an_assumption_not_a_refusal() {
+    let tandoor = "import os\ndef extract_comma_list(key):\n    return [x for x in os.getenv(key, '').split(',') if x]\nSOCIAL_PROVIDERS = extract_comma_list('SOCIAL_PROVIDERS')\nINSTALLED_APPS = ['shop', 'blog']\nINSTALLED_APPS = INSTALLED_APPS + SOCIAL_PROVIDERS\n";
+    let r = settings_repo(tandoor);
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(planned_apps(&r), ["blog", "shop"]);
+    let notes = v["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let n = notes[0]["message"].as_str().unwrap();
+    assert!(
+        n.contains("`SOCIAL_PROVIDERS`") && n.contains("line 6"),
+        "{n}"
+    );
+    assert_eq!(v["problems"][0]["code"], "unplanned-migrations");
+    assert_eq!(v["problems"][0]["file"], "debugonly/migrations");
+}
+
 /// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment:
 /// the message gives the exact `.tagback.yml` lines and the candidate
 /// modules, and with those lines the plan goes ahead.

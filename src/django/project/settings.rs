@@ -435,6 +435,15 @@ impl<'a> SettingsReader<'a> {
                     x.extend(y);
                     Value::List(x)
                 }
+                // `INSTALLED_APPS + SOCIAL_PROVIDERS` (Tandoor: a list read
+                // from the environment by a function): the same as
+                // `[*INSTALLED_APPS, *SOCIAL_PROVIDERS]`, an unknown part that
+                // is assumed external and said (a repository migrations
+                // directory it would install is still reported unplanned).
+                (Value::List(mut x), Value::Call(_) | Value::Name(_)) => {
+                    x.push(Value::Starred(b.clone()));
+                    Value::List(x)
+                }
                 (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
                 _ => Value::Dynamic { line: 0 },
             },
