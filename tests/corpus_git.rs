@@ -70,12 +70,7 @@ fn corpus_git_truth_files_are_consistent() {
         assert!(own["unapply"].is_array() && own["targets"].is_object());
         if outcome == "exact" {
             // What tagback printed when the pair was built is the truth.
-            assert_eq!(
-                v["tagback"]["targets"],
-                own["targets"],
-                "{}",
-                f.display()
-            );
+            assert_eq!(v["tagback"]["targets"], own["targets"], "{}", f.display());
             assert_eq!(
                 v["tagback"]["unapply_count"].as_u64().unwrap() as usize,
                 own["unapply"].as_array().unwrap().len(),
