@@ -119,14 +119,20 @@ fn corpus_git_pairs_plan_as_stored_on_the_real_repositories() {
                 dir.display()
             );
         };
-        let out = Command::new(&bin)
-            .args(["plan", "--repo"])
+        let mut cmd = Command::new(&bin);
+        cmd.args(["plan", "--repo"])
             .arg(&repo)
             .args(["--from", v["newer"]["tag"].as_str().unwrap()])
             .args(["--to", v["older"]["tag"].as_str().unwrap()])
-            .args(["--format", "json"])
-            .output()
-            .unwrap();
+            .args(["--format", "json"]);
+        // The `.tagback.yml` lines the pair was built with (where tagback's
+        // zero-config message asked for them).
+        let yml = std::env::temp_dir().join(format!("tagback-corpus-{}.yml", std::process::id()));
+        if let Some(text) = v["tagback_yml"].as_str() {
+            std::fs::write(&yml, text).unwrap();
+            cmd.arg("--config").arg(&yml);
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "{}: {}",
