@@ -318,6 +318,44 @@ fn nested_squash_target_is_the_outer_squash() {
     assert_eq!(v["problems"], serde_json::json!([]));
 }
 
+/// NetBox 4.0 squashed its 3.x migrations and deleted the replaced files:
+/// the older leaf is reached through the squash that lists it (Django's
+/// `migrate users 0002_squashed_0004`), not refused as missing.
+#[test]
+fn corpus_older_leaf_replaced_by_a_squash_whose_replaced_files_are_gone() {
+    let mut r = TestRepo::new();
+    let v1: &[(&str, &[&str], &[&str])] = &[
+        ("0001_initial", &[], &[]),
+        ("0002_b", &["0001_initial"], &[]),
+        ("0003_c", &["0002_b"], &[]),
+    ];
+    write_shop(&r, v1);
+    r.commit("v1", Some("v1"));
+    for (name, _, _) in v1 {
+        r.remove(&format!("shop/migrations/{name}.py"));
+    }
+    write_shop(
+        &r,
+        &[
+            ("0001_squashed_0001", &[], &["0001_initial"]),
+            (
+                "0002_squashed_0003",
+                &["0001_squashed_0001"],
+                &["0002_b", "0003_c"],
+            ),
+            ("0004_d", &["0002_squashed_0003"], &[]),
+        ],
+    );
+    r.commit("v2", Some("v2"));
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["problems"], serde_json::json!([]));
+    assert_eq!(v["steps"][0]["target"], "0002_squashed_0003");
+    assert_eq!(v["unapply"], serde_json::json!([["shop", "0004_d"]]));
+}
+
 #[test]
 fn latest_dependency_from_an_unchanged_app_is_caught_with_full() {
     // `("shop", "__latest__")` in an app that did not change makes it depend on
@@ -1700,6 +1738,148 @@ fn r11_apps_from_the_environment_are_assumed_external_and_said_so() {
         "{notes:?}"
     );
     assert_eq!(v["notes"][0]["code"], "assumed-external-apps");
+}
+
+/// NetBox's plugin loop: `INSTALLED_APPS.extend(plugin_config.django_apps)`
+/// for each configured plugin, then duplicates dropped by
+/// `INSTALLED_APPS = list(reversed(list(dict.fromkeys(reversed(...)))))`.
+/// The plugins' apps are assumed external (said in a note), the
+/// deduplication keeps the same apps; a reordering of an older copy of the
+/// list is not mistaken for one.
+#[test]
+fn corpus_netbox_plugin_loop_and_deduplication_plan_the_repository_apps() {
+    let netbox = "import importlib\nPLUGINS = getattr(configuration, 'PLUGINS', [])\nINSTALLED_APPS = ['shop', 'blog', 'debugonly']\nfor plugin_name in PLUGINS:\n    plugin_config = importlib.import_module(plugin_name).config\n    django_apps = plugin_config.django_apps\n    INSTALLED_APPS.extend(django_apps)\n    sorted_apps = reversed(list(dict.fromkeys(reversed(INSTALLED_APPS))))\n    INSTALLED_APPS = list(sorted_apps)\n";
+    let r = settings_repo(netbox);
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(planned_apps(&r), ["blog", "debugonly", "shop"]);
+    assert_eq!(v["problems"], serde_json::json!([]));
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    assert!(
+        notes[0].contains("`django_apps`") && notes[0].contains("line 7"),
+        "{notes:?}"
+    );
+    // An older copy put back after a change is not the same apps.
+    let stale = "INSTALLED_APPS = ['shop']\nkept = list(INSTALLED_APPS)\nINSTALLED_APPS.append('blog')\nINSTALLED_APPS = list(kept)\n";
+    let r = settings_repo(stale);
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("line 4"));
+}
+
+/// Tandoor: `INSTALLED_APPS = INSTALLED_APPS + SOCIAL_PROVIDERS`, a list a
+/// settings function reads from the environment, is like `*SOCIAL_PROVIDERS`:
+/// assumed external and said; a repository app it would add is still caught
+/// as unplanned migrations.
+#[test]
+fn corpus_list_plus_a_computed_list_is_an_assumption_not_a_refusal() {
+    let tandoor = "import os\ndef extract_comma_list(key):\n    return [x for x in os.getenv(key, '').split(',') if x]\nSOCIAL_PROVIDERS = extract_comma_list('SOCIAL_PROVIDERS')\nINSTALLED_APPS = ['shop', 'blog']\nINSTALLED_APPS = INSTALLED_APPS + SOCIAL_PROVIDERS\n";
+    let r = settings_repo(tandoor);
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    assert_eq!(planned_apps(&r), ["blog", "shop"]);
+    let notes = v["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{notes:?}");
+    let n = notes[0]["message"].as_str().unwrap();
+    assert!(
+        n.contains("`SOCIAL_PROVIDERS`") && n.contains("line 6"),
+        "{n}"
+    );
+    assert_eq!(v["problems"][0]["code"], "unplanned-migrations");
+    assert_eq!(v["problems"][0]["file"], "debugonly/migrations");
+}
+
+/// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment:
+/// the message gives the exact `.tagback.yml` lines and the candidate
+/// modules, and with those lines the plan goes ahead.
+#[test]
+fn corpus_settings_from_the_environment_asks_for_exact_lines_with_candidates() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "manage.py",
+        "import sys\nfrom django.core.management import execute_from_command_line\nexecute_from_command_line(sys.argv)\n",
+    );
+    r.remove("proj/settings.py");
+    r.write("proj/settings/__init__.py", "");
+    r.write("proj/settings/base.py", "INSTALLED_APPS = ['shop']\n");
+    r.write(
+        "proj/settings/dev.py",
+        "from .base import *\nDEBUG = True\n",
+    );
+    r.commit("v3", Some("v3"));
+    write_migration(&r, "shop", "0003_more", &[("shop", "0002_more")], "");
+    r.commit("v4", Some("v4"));
+    r.tagback()
+        .args(["plan", "--from", "v4", "--to", "v3"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "manage.py at v4 does not set DJANGO_SETTINGS_MODULE",
+        ))
+        .stderr(predicate::str::contains(
+            "`services: {web: {settings: proj.settings.base}}`",
+        ))
+        .stderr(predicate::str::contains(
+            "modules here that set INSTALLED_APPS: proj.settings.base\n",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services: {web: {settings: proj.settings.base}}\n",
+    );
+    let v = r.run_json(
+        &["plan", "--from", "v4", "--to", "v3", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+}
+
+/// healthchecks' settings: `ALLOWED_HOSTS = [domain]` under a condition is
+/// no list of apps; a note about it (seen on the corpus) was noise. A helper
+/// list with an unreadable part is said once it flows into INSTALLED_APPS,
+/// conditionally or not.
+#[test]
+fn corpus_unreadable_lists_that_never_reach_installed_apps_are_not_assumptions() {
+    let notes = |settings: &str| -> Vec<String> {
+        let r = settings_repo(settings);
+        let v = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        v["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let hc = "import os\nif os.getenv('ALLOWED_HOSTS'):\n    ALLOWED_HOSTS = os.getenv('ALLOWED_HOSTS').split(',')\nelse:\n    domain, _ = os.getenv('SITE').split(':')\n    ALLOWED_HOSTS = [domain]\nINSTALLED_APPS = ['shop']\n";
+    assert_eq!(notes(hc), Vec::<String>::new());
+    let helper = "import os\nPLUGINS = []\nfor p in os.getenv('Q', '').split():\n    PLUGINS.append(p)\nINSTALLED_APPS = ['shop'] + PLUGINS\n";
+    let n = notes(helper);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("PLUGINS from `p`") && n[0].contains("line 4"),
+        "{n:?}"
+    );
+    let conditional = "import os\nEXTRA = ['x', *os.getenv('E', '').split()]\nINSTALLED_APPS = ['shop']\nif os.getenv('D'):\n    INSTALLED_APPS += EXTRA\n";
+    let n = notes(conditional);
+    assert_eq!(n.len(), 1, "{n:?}");
+    assert!(
+        n[0].contains("apps added to EXTRA") && n[0].contains("line 2"),
+        "{n:?}"
+    );
 }
 
 #[test]

@@ -513,6 +513,21 @@ pub fn build(
                 .insert((*k).clone(), node_of[outermost(i)]);
         }
     }
+    // Replaced migrations whose files are gone (NetBox 4.0 squashed and
+    // deleted its 3.x migrations): the squash listing them still stands for
+    // them, so an older leaf among them is reached through the squash.
+    let file_keys: BTreeSet<&Key> = fkeys.iter().copied().collect();
+    for (i, f) in fvals.iter().enumerate() {
+        for r in &f.migration.replaces {
+            if file_keys.contains(r) {
+                continue;
+            }
+            graph
+                .replaced_by
+                .entry(r.clone())
+                .or_insert(node_of[outermost(i)]);
+        }
+    }
     let mut node_edges: Vec<(Node, Node)> = edges
         .iter()
         .map(|(c, p)| (node_of[outermost(*c)], node_of[outermost(*p)]))

@@ -103,7 +103,7 @@ pub(super) fn read_settings(
     memo.touch(manage_py);
     let settings_module = match &opts.settings {
         Some(s) => s.clone(),
-        None => settings_from_manage_py(repo, snap, manage_py, memo)?,
+        None => settings_from_manage_py(repo, snap, root, manage_py, memo)?,
     };
     memo.touch(&join(root, top_of_module(&settings_module)));
     let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
@@ -212,6 +212,7 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 fn settings_from_manage_py(
     repo: &Repo,
     snap: &Snapshot,
+    root: &str,
     manage_py: &str,
     memo: &Resolutions,
 ) -> Result<String> {
@@ -225,11 +226,55 @@ fn settings_from_manage_py(
             _ => None,
         })
         .ok_or_else(|| {
+            let candidates = settings_candidates(repo, snap, root);
+            let found = if candidates.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "; modules here that set INSTALLED_APPS: {}",
+                    candidates.join(", ")
+                )
+            };
+            let example = candidates.first().map_or("package.settings", String::as_str);
             Error::input(format!(
-                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault; set `settings:` in .tagback.yml",
+                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault (the deployment's environment must set it); say which module in .tagback.yml: `services: {{web: {{settings: {example}}}}}` (`plan --repo DIR` reads DIR/.tagback.yml, or give --config FILE){found}",
                 snap.label
             ))
         })
+}
+
+/// Settings modules beside manage.py (`pkg/settings.py`, `pkg/settings/*.py`)
+/// whose text sets INSTALLED_APPS: what the user may mean, for the message
+/// that asks for `settings:`. At most six, sorted.
+fn settings_candidates(repo: &Repo, snap: &Snapshot, root: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let Ok(Some(top)) = repo.list_dir(snap, root) else {
+        return out;
+    };
+    let sets_apps = |path: &str| matches!(repo.read_text(snap, path), Ok(Some((_, text))) if text.contains("INSTALLED_APPS"));
+    for pkg in top.iter().filter(|e| e.is_dir) {
+        let dir = join(root, &pkg.name);
+        if sets_apps(&format!("{dir}/settings.py")) {
+            out.push(format!("{}.settings", pkg.name));
+        }
+        if let Ok(Some(files)) = repo.list_dir(snap, &format!("{dir}/settings")) {
+            for f in files.iter().filter(|f| !f.is_dir) {
+                let Some(stem) = f.name.strip_suffix(".py") else {
+                    continue;
+                };
+                if sets_apps(&format!("{dir}/settings/{}", f.name)) {
+                    out.push(if stem == "__init__" {
+                        format!("{}.settings", pkg.name)
+                    } else {
+                        format!("{}.settings.{stem}", pkg.name)
+                    });
+                }
+            }
+        }
+    }
+    out.sort();
+    out.truncate(6);
+    out
 }
 
 /// An entry a condition may add to or remove from a list.
@@ -272,6 +317,13 @@ struct SettingsReader<'a> {
     maybe_by_var: BTreeMap<String, Vec<MaybeEntry>>,
     /// What was assumed about parts tagback cannot read: (file, line, what).
     assumptions: Vec<(String, u32, String)>,
+    /// The same for a helper list, by the list's name: said only once the
+    /// list flows into INSTALLED_APPS (`ALLOWED_HOSTS = [domain]` is no
+    /// assumption about apps).
+    assumed_by_var: BTreeMap<String, Vec<(String, u32, String)>>,
+    /// Names bound to a reordering of INSTALLED_APPS (`sorted_apps =
+    /// reversed(INSTALLED_APPS)`), forgotten when INSTALLED_APPS changes.
+    permutations: BTreeSet<String>,
     /// Local names of django-split-settings' `include` and `optional`.
     split_settings: BTreeMap<String, &'static str>,
     /// Settings changed in ways that cannot be followed: name → (file, line, why).
@@ -300,6 +352,8 @@ impl<'a> SettingsReader<'a> {
             maybe_removed: Vec::new(),
             maybe_by_var: BTreeMap::new(),
             assumptions: Vec::new(),
+            assumed_by_var: BTreeMap::new(),
+            permutations: BTreeSet::new(),
             split_settings: BTreeMap::new(),
             dynamic: BTreeMap::new(),
             depth,
@@ -421,6 +475,15 @@ impl<'a> SettingsReader<'a> {
                     x.extend(y);
                     Value::List(x)
                 }
+                // `INSTALLED_APPS + SOCIAL_PROVIDERS` (Tandoor: a list read
+                // from the environment by a function): the same as
+                // `[*INSTALLED_APPS, *SOCIAL_PROVIDERS]`, an unknown part that
+                // is assumed external and said (a repository migrations
+                // directory it would install is still reported unplanned).
+                (Value::List(mut x), Value::Call(_) | Value::Name(_)) => {
+                    x.push(Value::Starred(b.clone()));
+                    Value::List(x)
+                }
                 (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
                 _ => Value::Dynamic { line: 0 },
             },
@@ -450,6 +513,27 @@ impl<'a> SettingsReader<'a> {
         }
     }
 
+    /// Whether `value` only reorders or deduplicates INSTALLED_APPS as it is
+    /// now (`reversed(list(dict.fromkeys(reversed(INSTALLED_APPS))))`,
+    /// `sorted(...)`, `tuple(...)`, or a name bound to such a value since
+    /// INSTALLED_APPS last changed).
+    fn same_members_of(&self, value: &Value) -> bool {
+        match value {
+            Value::Name(n) => n == "INSTALLED_APPS" || self.permutations.contains(n),
+            Value::Call(c)
+                if matches!(
+                    c.func.as_str(),
+                    "list" | "tuple" | "reversed" | "sorted" | "dict.fromkeys" | "set"
+                ) && c.args.len() == 1
+                    && !c.starred
+                    && c.kwargs.iter().all(|(k, _)| k == "key" || k == "reverse") =>
+            {
+                self.same_members_of(&c.args[0])
+            }
+            _ => false,
+        }
+    }
+
     fn mark_dynamic(&mut self, name: &str, file: &str, line: u32, why: &str) {
         if matches!(
             name,
@@ -473,12 +557,25 @@ impl<'a> SettingsReader<'a> {
                 } => {
                     let v = self.eval(value);
                     for t in targets {
+                        // `INSTALLED_APPS = list(dict.fromkeys(INSTALLED_APPS))`
+                        // (NetBox drops duplicates so): the same apps.
+                        if self.same_members_of(value) {
+                            if t == "INSTALLED_APPS" {
+                                continue;
+                            }
+                            self.permutations.insert(t.clone());
+                        } else if t == "INSTALLED_APPS" {
+                            self.permutations.clear();
+                        } else {
+                            self.permutations.remove(t.as_str());
+                        }
                         if conditional {
                             // `if DEBUG: EXTRA_APPS = [...]`: its entries may be there.
                             if t == "INSTALLED_APPS"
                                 || matches!(self.env.get(t), Some(Value::List(_)))
                                 || matches!(v, Value::List(_))
                             {
+                                self.flow_assumed(value, t);
                                 self.maybe_list(t, &v, file, *line);
                             } else {
                                 self.mark_dynamic(
@@ -508,8 +605,12 @@ impl<'a> SettingsReader<'a> {
                     value,
                     line,
                 } => {
+                    if target == "INSTALLED_APPS" {
+                        self.permutations.clear();
+                    }
                     let add = self.eval(value);
                     if conditional {
+                        self.flow_assumed(value, target);
                         self.maybe_list(target, &add, file, *line);
                         continue;
                     }
@@ -553,6 +654,9 @@ impl<'a> SettingsReader<'a> {
                     // INSTALLED_APPS itself, or a helper list that may flow
                     // into it later (`CORE_APPS.append("x")`).
                     let helper = target != "INSTALLED_APPS";
+                    if !helper {
+                        self.permutations.clear();
+                    }
                     if helper && !matches!(self.env.get(target), Some(Value::List(_))) {
                         continue;
                     }
@@ -576,6 +680,9 @@ impl<'a> SettingsReader<'a> {
                         continue;
                     };
                     if conditional {
+                        if let Some(raw) = c.args.last() {
+                            self.flow_assumed(raw, target);
+                        }
                         self.maybe_list(target, &arg, file, c.line);
                         continue;
                     }
@@ -682,6 +789,12 @@ impl<'a> SettingsReader<'a> {
                                     }));
                                 }
                             }
+                            if let Some(assumed) = sub.assumed_by_var.remove(n) {
+                                self.assumed_by_var
+                                    .entry(local.clone())
+                                    .or_default()
+                                    .extend(assumed);
+                            }
                             if !maybe.is_empty() {
                                 self.maybe_by_var.entry(local).or_default().extend(maybe);
                             }
@@ -728,6 +841,14 @@ impl<'a> SettingsReader<'a> {
     /// Entries a condition may add to `target`.
     fn maybe_list(&mut self, target: &str, v: &Value, file: &str, line: u32) {
         const WHY: &str = "is changed under a condition with a value tagback cannot read";
+        // `for p in PLUGINS: INSTALLED_APPS.extend(p.django_apps)`: a list
+        // from configuration, assumed to be packages like a loop variable.
+        if let Value::Name(n) = v
+            && !self.env.contains_key(n)
+        {
+            self.assume(target, n, file, line);
+            return;
+        }
         let Value::List(items) = v else {
             self.unreadable(target, file, line, WHY);
             return;
@@ -776,18 +897,46 @@ impl<'a> SettingsReader<'a> {
         } else {
             source
         };
-        self.assumptions.push((
+        let assumed = (
             file.to_string(),
             line,
             format!(
                 "apps added to {target} from `{source}` cannot be read statically; they are assumed to come from outside this repository (list them under `installed_apps:` in .tagback.yml if not)"
             ),
-        ));
+        );
+        if target == "INSTALLED_APPS" {
+            self.assumptions.push(assumed);
+        } else {
+            self.assumed_by_var
+                .entry(target.to_string())
+                .or_default()
+                .push(assumed);
+        }
+    }
+
+    /// What was assumed about the lists `value` reads is now said of `target`
+    /// too: as a note once it reaches INSTALLED_APPS.
+    fn flow_assumed(&mut self, value: &Value, target: &str) {
+        let mut names = Vec::new();
+        names_in(value, &mut names);
+        for n in names.iter().filter(|n| n.as_str() != target) {
+            for a in self.assumed_by_var.get(n).cloned().unwrap_or_default() {
+                let list = if target == "INSTALLED_APPS" {
+                    &mut self.assumptions
+                } else {
+                    self.assumed_by_var.entry(target.to_string()).or_default()
+                };
+                if !list.contains(&a) {
+                    list.push(a);
+                }
+            }
+        }
     }
 
     /// What a condition may change in the lists `value` reads now also may
     /// change `target` (`INSTALLED_APPS = CORE_APPS + EXTRA`).
     fn flow(&mut self, value: &Value, target: &str) {
+        self.flow_assumed(value, target);
         let mut names = Vec::new();
         names_in(value, &mut names);
         for n in names {

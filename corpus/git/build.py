@@ -1,0 +1,449 @@
+#!/usr/bin/env python3
+"""Rebuild one corpus pair's truth from real Django and re-check tagback.
+
+  build.py --mirror GITDIR --project NAME --older TAG --newer TAG
+           [--tagback BIN] [--replay HOST:PORT] [--out corpus/git]
+
+GITDIR is the project's git repository: a bare mirror, or `git clone URL`
+(any clone: only its objects are read). For each tag this
+
+1. extracts the tag with `git archive` into WORK/<project>/<tag>/ (never
+   committed anywhere);
+2. makes (or reuses) a Python 3.11 venv holding that tag's own requirements
+   (VENVS/<project>-<hash of the requirement lines>), with the deviations
+   listed in PROJECTS below recorded in the output;
+3. dumps Django's MigrationLoader view with ../truth.py graph, with the tag's
+   settings module, plus which app labels live in the checkout (own apps)
+   and which come from installed packages.
+
+Then ../truth.py's rules give the truth for the pair, split into own apps and
+package apps; `tagback plan --repo GITDIR --from NEWER --to OLDER --format
+json` is run on the repository itself (no checkout), and the pair is
+classified:
+
+- exact: tagback's unapply set and targets of the own apps equal the truth
+  (irreversible operations may be reported: a real property of the release);
+- blocked: tagback reports a problem or a dynamic migration (code, message);
+- WRONG: any other difference.
+
+With --replay, the pair is also replayed on PostgreSQL: a fresh database
+migrated forward with the newer code, tagback's commands run with the newer
+code (post-commands with the older), then with the older code
+`migrate --check` must pass and the schema and the django_migrations rows
+(of migrations the older revision knows) must equal a fresh migrate of the
+older code (comparison code: tests/django/harness.py).
+
+The result is written to OUT/<project>/<older>..<newer>.json. Exit status 0
+when the outcome is exact or blocked, 1 when it is WRONG or the replay
+failed.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+TRUTH = os.path.join(ROOT, "corpus", "truth.py")
+sys.path.insert(0, os.path.join(ROOT, "corpus"))
+sys.path.insert(0, os.path.join(ROOT, "tests", "django"))
+import harness  # noqa: E402  (SCHEMA, schema_diff)
+import truth  # noqa: E402  (pair)
+
+WORK = os.environ.get("CORPUS_GIT_WORK", "/work/corpus-git-work")
+VENVS = os.environ.get("CORPUS_GIT_VENVS", "/work/venvs-corpus-git")
+PYTHON = os.environ.get("CORPUS_GIT_PYTHON", "python3.11")
+
+NETBOX_CONFIG = '''\
+import os
+ALLOWED_HOSTS = ["*"]
+SECRET_KEY = "corpus-git-" + "x" * 50
+REDIS = {
+    "tasks": {"HOST": "localhost", "PORT": 6379, "PASSWORD": "", "DATABASE": 0, "SSL": False},
+    "caching": {"HOST": "localhost", "PORT": 6379, "PASSWORD": "", "DATABASE": 1, "SSL": False},
+}
+_DB = {
+    "NAME": os.environ.get("CORPUS_DB_NAME", "netbox"),
+    "USER": "postgres",
+    "PASSWORD": "",
+    "HOST": os.environ.get("CORPUS_DB_HOST", "localhost"),
+    "PORT": os.environ.get("CORPUS_DB_PORT", ""),
+}
+'''
+
+
+def netbox_setup(code, tag):
+    """NetBox reads netbox/netbox/configuration.py (the documented install step
+    copies configuration_example.py there); write a minimal one."""
+    settings = open(os.path.join(code, "netbox", "netbox", "settings.py")).read()
+    legacy = "DATABASES" not in settings
+    with open(os.path.join(code, "netbox", "netbox", "configuration.py"), "w") as f:
+        f.write(NETBOX_CONFIG + ("DATABASE = _DB\n" if legacy else 'DATABASES = {"default": _DB}\n'))
+
+
+# Per project: where manage.py is, the settings module, the environment its
+# settings need to import (no database is opened for the truth), how to point
+# it at PostgreSQL for a replay, and deviations from the tag's requirements
+# (regex on a requirement line -> replacement; each one is recorded).
+PROJECTS = {
+    "healthchecks": {
+        "url": "https://github.com/healthchecks/healthchecks",
+        "subdir": ".",
+        "settings": "hc.settings",
+        "env": {"SECRET_KEY": "corpus-git"},
+        "pg_env": lambda host, port, name: {"DB": "postgres", "DB_HOST": host, "DB_PORT": port, "DB_NAME": name,
+                                            "DB_USER": "postgres"},
+        "requirements": ["requirements.txt"],
+        "deviations": [],
+    },
+    "babybuddy": {
+        "url": "https://github.com/babybuddy/babybuddy",
+        "subdir": ".",
+        "settings": "babybuddy.settings.base",
+        "env": {"SECRET_KEY": "corpus-git"},
+        "pg_env": lambda host, port, name: {"DB_ENGINE": "django.db.backends.postgresql", "DB_HOST": host,
+                                            "DB_PORT": port, "DB_NAME": name, "DB_USER": "postgres"},
+        "requirements": ["requirements.txt"],
+        "deviations": [(r"^-i .*$", "")],
+        # manage.py does not set DJANGO_SETTINGS_MODULE (the Docker image's
+        # environment does); tagback says so and asks for `settings:`.
+        "tagback_yml": "services: {web: {settings: babybuddy.settings.base}}\n",
+    },
+    "netbox": {
+        "url": "https://github.com/netbox-community/netbox",
+        "subdir": "netbox",
+        "settings": "netbox.settings",
+        "env": {},
+        "setup": netbox_setup,
+        # A data module of 4 MiB and more (custom-field choice sets), absent
+        # from the search tool's mirror; a real clone has it.
+        "stubs": {"netbox/extras/data/un_locode.py": "UN_LOCODE = ()\n"},
+        "pg_env": lambda host, port, name: {"CORPUS_DB_HOST": host, "CORPUS_DB_PORT": port, "CORPUS_DB_NAME": name},
+        "requirements": ["requirements.txt"],
+        # psycopg's C build compiles for minutes on this machine; the binary
+        # wheel of the same version is the same code for MigrationLoader.
+        "deviations": [(r"^psycopg\[c,pool\]", "psycopg[binary,pool]")],
+    },
+    "tandoor": {
+        "url": "https://github.com/TandoorRecipes/recipes",
+        "subdir": ".",
+        "settings": "recipes.settings",
+        "env": {"SECRET_KEY": "corpus-git"},
+        "pg_env": lambda host, port, name: {"DB_ENGINE": "django.db.backends.postgresql", "POSTGRES_HOST": host,
+                                            "POSTGRES_PORT": port, "POSTGRES_DB": name, "POSTGRES_USER": "postgres",
+                                            "POSTGRES_PASSWORD": ""},
+        "requirements": ["requirements.txt"],
+        "deviations": [],
+    },
+}
+
+# Which app labels have their migrations module inside the checkout.
+APPS = r'''
+import importlib, json, os, sys
+sys.path.insert(0, os.getcwd())
+import django
+django.setup()
+from django.apps import apps
+from django.db.migrations.loader import MigrationLoader
+root = os.path.realpath(sys.argv[1])
+out = {}
+for cfg in apps.get_app_configs():
+    module, _ = MigrationLoader.migrations_module(cfg.label)
+    path = None
+    if module:
+        try:
+            path = os.path.realpath(importlib.import_module(module).__path__[0])
+        except Exception:
+            path = None
+    out[cfg.label] = {"module": module, "own": bool(path and (path + os.sep).startswith(root + os.sep)),
+                      "path": os.path.relpath(path, root) if path and path.startswith(root) else None}
+print(json.dumps(out, sort_keys=True))
+'''
+
+
+def sh(cmd, cwd=None, env=None, check=True, input=None):
+    p = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=input is None or isinstance(input, str),
+                       input=input)
+    if check and p.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, cmd))} (in {cwd}) failed with {p.returncode}:\n"
+                           f"{p.stdout[-3000:]}\n{p.stderr[-3000:]}")
+    return p
+
+
+class Tag:
+    def __init__(self, args, cfg, tag):
+        self.args, self.cfg, self.tag = args, cfg, tag
+        self.commit = sh(["git", "--git-dir", args.mirror, "rev-parse", f"{tag}^{{commit}}"]).stdout.strip()
+        self.root = os.path.join(WORK, args.project, tag)
+        self.code = os.path.join(self.root, cfg["subdir"])
+        self.deviations = []
+
+    def checkout(self):
+        if not os.path.isdir(self.root):
+            os.makedirs(self.root + ".tmp", exist_ok=True)
+            # A snapshot may lack its largest blobs (data files of 4 MiB and
+            # more): leave them out of the checkout and say so.
+            tree = sh(["git", "--git-dir", self.args.mirror, "ls-tree", "-r", self.commit]).stdout.splitlines()
+            blobs = [(line.split()[2], line.split("\t", 1)[1]) for line in tree if line.split()[1] == "blob"]
+            have = sh(["git", "--git-dir", self.args.mirror, "cat-file", "--batch-check"],
+                      input="\n".join(b for b, _ in blobs) + "\n").stdout.splitlines()
+            missing = [path for (_, path), line in zip(blobs, have) if line.endswith(" missing")]
+            open(self.root + ".tmp/.corpus-missing-blobs", "w").write("\n".join(missing))
+            tar = subprocess.run(["git", "--git-dir", self.args.mirror, "archive", self.commit, "--", ".",
+                                  *[f":(exclude){m}" for m in missing]], capture_output=True, check=True).stdout
+            subprocess.run(["tar", "-x", "-C", self.root + ".tmp"], input=tar, check=True)
+            os.rename(self.root + ".tmp", self.root)
+        listing = os.path.join(self.root, ".corpus-missing-blobs")
+        self.missing = [m for m in open(listing).read().split("\n") if m] if os.path.exists(listing) else []
+        # Blobs the mirror lacks that the models import: a stub, recorded.
+        self.stubbed = []
+        for path, text in self.cfg.get("stubs", {}).items():
+            if path in self.missing:
+                open(os.path.join(self.root, path), "w").write(text)
+                self.stubbed.append({"file": path, "stub": text})
+        if self.cfg.get("setup"):
+            self.cfg["setup"](self.root, self.tag)
+
+    def requirements(self):
+        lines = []
+        for f in self.cfg["requirements"]:
+            for line in open(os.path.join(self.root, f)).read().splitlines():
+                new = line
+                for pat, rep in self.cfg["deviations"]:
+                    new = re.sub(pat, rep, new)
+                if new != line:
+                    self.deviations.append({"requirement": line, "installed": new or "(not installed)"})
+                if new.strip() and not new.strip().startswith("#"):
+                    lines.append(new.strip())
+        return lines
+
+    def venv(self):
+        reqs = self.requirements()
+        h = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+        venv = os.path.join(VENVS, f"{self.args.project}-{h}")
+        self.python = os.path.join(venv, "bin", "python")
+        self.venv_cmd = f"{PYTHON} -m venv VENV && VENV/bin/pip install -r REQUIREMENTS (sha256 {h})"
+        if not os.path.exists(os.path.join(venv, ".done")):
+            if os.path.exists(venv):
+                shutil.rmtree(venv)
+            sh([PYTHON, "-m", "venv", venv])
+            req = os.path.join(venv, "requirements.txt")
+            open(req, "w").write("\n".join(reqs) + "\n")
+            p = sh([self.python, "-m", "pip", "install", "-q", "-r", req], check=False)
+            if p.returncode != 0:
+                raise RuntimeError(f"pip install for {self.tag} failed:\n{p.stderr[-3000:]}")
+            open(os.path.join(venv, ".done"), "w").write("")
+        self.django = sh([self.python, "-c", "import django; print(django.get_version())"]).stdout.strip()
+
+    def env(self, extra=None):
+        e = dict(os.environ, DJANGO_SETTINGS_MODULE=self.cfg["settings"], PYTHONPATH=self.code, **self.cfg["env"])
+        e.update(extra or {})
+        return e
+
+    def graph(self):
+        self.graph_cmd = (f"cd {os.path.relpath(self.code, self.root)} && DJANGO_SETTINGS_MODULE={self.cfg['settings']} "
+                          + " ".join(f"{k}={v}" for k, v in self.cfg["env"].items())
+                          + " VENV/bin/python corpus/truth.py graph")
+        out = sh([self.python, TRUTH, "graph"], cwd=self.code, env=self.env()).stdout
+        # Settings that print while imported (Tandoor) come before the dump.
+        self.loader = json.loads(out[out.index("{\n"):] if not out.startswith("{") else out)
+        self.apps = json.loads(sh([self.python, "-c", APPS, self.root], cwd=self.code,
+                                  env=self.env()).stdout.strip().splitlines()[-1])
+
+    def prepare(self):
+        self.checkout()
+        self.venv()
+        self.graph()
+
+
+def tagback_plan(args, newer, older, config=None):
+    cmd = [args.tagback, "plan", "--repo", args.mirror, "--from", newer.tag, "--to", older.tag, "--format", "json"]
+    if config:
+        cmd += ["--config", config]
+    p = sh(cmd, check=False)
+    if p.returncode not in (0,):
+        return {"exit": p.returncode, "stderr": p.stderr.strip()}, cmd
+    return json.loads(p.stdout), cmd
+
+
+def classify(plan, own_truth):
+    if "exit" in plan:
+        return "blocked" if plan["exit"] in (1, 2) else "error", [f"exit {plan['exit']}: {plan['stderr']}"]
+    got_unapply = sorted(map(list, plan["unapply"]))
+    got_targets = {s["app"]: s["target"] for s in plan["steps"]}
+    diffs = []
+    if got_unapply != own_truth["unapply"]:
+        want = {tuple(x) for x in own_truth["unapply"]}
+        got = {tuple(x) for x in got_unapply}
+        diffs.append(f"unapply: missing {sorted(want - got)}, extra {sorted(got - want)}")
+    if got_targets != own_truth["targets"]:
+        diffs.append(f"targets: got {got_targets}, want {own_truth['targets']}")
+    blocked = plan["problems"] or plan["dynamic"]
+    if blocked:
+        return "blocked", [f"{f['code']}: {f['message']}" for f in plan["problems"] + plan["dynamic"]] + diffs
+    if diffs:
+        return "WRONG", diffs
+    return "exact", []
+
+
+def restrict(pair, labels):
+    return {
+        "unapply": [x for x in pair["unapply"] if x[0] in labels],
+        "targets": {a: t for a, t in pair["targets"].items() if a in labels},
+        "ambiguous": {a: t for a, t in pair["ambiguous"].items() if a in labels},
+        "unreachable": [x for x in pair["unreachable"] if x[0] in labels],
+        "overreach": [x for x in pair["overreach"] if x[0] in labels],
+    }
+
+
+class PG:
+    counter = 0
+
+    def __init__(self, hostport, project):
+        PG.counter += 1
+        self.host, self.port = hostport.split(":")
+        self.name = f"cg_{project}_{os.getpid()}_{PG.counter}"
+        for stmt in (f"DROP DATABASE IF EXISTS {self.name}", f"CREATE DATABASE {self.name}"):
+            sh(["psql", "-h", self.host, "-p", self.port, "-U", "postgres", "-d", "postgres", "-qc", stmt])
+
+    def manage(self, t, *a, check=True):
+        return sh([t.python, "manage.py", *a], cwd=t.code, env=t.env(t.cfg["pg_env"](self.host, self.port, self.name)),
+                  check=check)
+
+    def snapshot(self, t):
+        out = sh([t.python, "-c", harness.SCHEMA], cwd=t.code,
+                 env=t.env(t.cfg["pg_env"](self.host, self.port, self.name))).stdout
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def replay(args, newer, older, plan):
+    log = []
+    db = PG(args.replay, args.project)
+    db.manage(newer, "migrate", "--noinput")
+    log.append(f"newer: migrate ({db.name})")
+    for c in plan["commands"]:
+        words = c.split()
+        assert words[:2] == ["python", "manage.py"], c
+        db.manage(newer, *words[2:], "--noinput")
+        log.append(f"newer: {c}")
+    for c in plan["post_commands"]:
+        db.manage(older, *c.split()[2:], "--noinput")
+        log.append(f"older: {c}")
+    chk = db.manage(older, "migrate", "--check", "--noinput", check=False)
+    fresh = PG(args.replay, args.project)
+    fresh.manage(older, "migrate", "--noinput")
+    got, want = db.snapshot(older), fresh.snapshot(older)
+    known = set(older.loader["disk"])
+    got_rows = {tuple(r) for r in got["rows"]}
+    want_rows = {tuple(r) for r in want["rows"]}
+    missing = sorted(want_rows - got_rows)
+    extra = sorted(r for r in got_rows - want_rows if f"{r[0]}.{r[1]}" in known)
+    result = {
+        "migrate_check": chk.returncode == 0,
+        "migrate_check_output": (chk.stdout + chk.stderr).strip()[-1000:],
+        "schema_equal": got["schema"] == want["schema"],
+        "schema_diff": harness.schema_diff(got["schema"], want["schema"]),
+        "rows_missing": missing,
+        "rows_extra_known": extra,
+        "rows_left_unknown": len(got_rows - want_rows) - len(extra),
+        "steps": log,
+    }
+    result["ok"] = result["migrate_check"] and result["schema_equal"] and not missing and not extra
+    for d in (db, fresh):
+        sh(["psql", "-h", d.host, "-p", d.port, "-U", "postgres", "-d", "postgres", "-qc",
+            f"DROP DATABASE IF EXISTS {d.name}"], check=False)
+    return result
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mirror", required=True)
+    ap.add_argument("--project", required=True, choices=sorted(PROJECTS))
+    ap.add_argument("--older", required=True)
+    ap.add_argument("--newer", required=True)
+    ap.add_argument("--tagback", default=os.path.join(ROOT, "target", "debug", "tagback"))
+    ap.add_argument("--replay", metavar="HOST:PORT")
+    ap.add_argument("--out", default=HERE)
+    args = ap.parse_args()
+    args.mirror = os.path.abspath(args.mirror)
+    cfg = PROJECTS[args.project]
+    newer, older = Tag(args, cfg, args.newer), Tag(args, cfg, args.older)
+    for t in (newer, older):
+        t.prepare()
+    pair = truth.pair(newer.loader, older.loader)
+    own = {a for t in (newer, older) for a, v in t.apps.items() if v["own"]}
+    pkg = {a for t in (newer, older) for a in t.apps} - own
+    own_truth, pkg_truth = restrict(pair, own), restrict(pair, pkg)
+    plan, cmd = tagback_plan(args, newer, older)
+    outcome, why = classify(plan, own_truth)
+    zero_config = None
+    if outcome != "exact" and cfg.get("tagback_yml"):
+        # Only where tagback's own message asks for it (recorded per project).
+        zero_config = {"outcome": outcome, "why": why}
+        yml = os.path.join(WORK, args.project, "tagback.yml")
+        open(yml, "w").write(cfg["tagback_yml"])
+        plan, cmd = tagback_plan(args, newer, older, yml)
+        outcome, why = classify(plan, own_truth)
+    out_file = os.path.join(args.out, args.project, f"{args.older}..{args.newer}.json")
+    previous = json.load(open(out_file)) if os.path.exists(out_file) else {}
+    result = {
+        "project": args.project,
+        "repo": cfg["url"],
+        "newer": {"tag": newer.tag, "commit": newer.commit, "django": newer.django,
+                  "requirements_deviations": newer.deviations,
+                  "blobs_missing_from_mirror": newer.missing, "stubbed": newer.stubbed},
+        "older": {"tag": older.tag, "commit": older.commit, "django": older.django,
+                  "requirements_deviations": older.deviations,
+                  "blobs_missing_from_mirror": older.missing, "stubbed": older.stubbed},
+        "own_apps": sorted(own),
+        "own_app_dirs": {a: v["path"] for t in (older, newer) for a, v in t.apps.items() if v["own"]},
+        "truth": {"own": own_truth, "packages": pkg_truth, "per_app_exact": pair["per_app_exact"]},
+        "zero_config": zero_config,
+        "tagback_yml": cfg.get("tagback_yml") if zero_config else None,
+        "tagback": {
+            "outcome": outcome,
+            "why": why,
+            "targets": {s["app"]: s["target"] for s in plan.get("steps", [])},
+            "unapply_count": len(plan.get("unapply", [])),
+            "commands": plan.get("commands", []),
+            "problems": [{k: f.get(k) for k in ("code", "message", "file", "line")} for f in plan.get("problems", [])],
+            "dynamic": [{k: f.get(k) for k in ("code", "message", "file", "line")} for f in plan.get("dynamic", [])],
+            "irreversible": [[i["app"], i["migration"], i["operation"], i["file"], i["line"]]
+                             for i in plan.get("irreversible", [])],
+            "notes": [n["message"] for n in plan.get("notes", [])],
+        },
+        "commands": {
+            "checkout": f"git --git-dir MIRROR archive {{commit}} | tar -x -C WORK/{args.project}/TAG",
+            "venv": {"newer": newer.venv_cmd, "older": older.venv_cmd, "python": PYTHON},
+            "graph": {"newer": newer.graph_cmd, "older": older.graph_cmd},
+            "pair": "python corpus/truth.py pair NEWER.json OLDER.json",
+            "tagback": " ".join(["tagback", *cmd[1:]]).replace(args.mirror, "MIRROR").replace(WORK, "WORK"),
+            "rebuild": f"corpus/git/build.py --mirror MIRROR --project {args.project} --older {args.older} "
+                       f"--newer {args.newer}",
+        },
+        "replay": previous.get("replay"),
+    }
+    if args.replay and "exit" not in plan:
+        result["replay"] = replay(args, newer, older, plan)
+        result["replay"]["tagback_commands"] = plan["commands"]
+    os.makedirs(os.path.dirname(out_file), exist_ok=True)
+    with open(out_file, "w") as f:
+        json.dump(result, f, indent=1, sort_keys=True)
+        f.write("\n")
+    rp = result["replay"]
+    print(f"{args.project} {args.older}..{args.newer}: "
+          + (f"zero-config {zero_config['outcome']}, with .tagback.yml " if zero_config else "")
+          + f"{outcome} own={len(own_truth['unapply'])} "
+          f"pkg={len(pkg_truth['unapply'])} tagback={len(plan.get('unapply', []))}"
+          + (f" replay={'ok' if rp['ok'] else 'FAIL'}" if rp else "")
+          + "".join(f"\n  {w}" for w in why))
+    sys.exit(1 if outcome in ("WRONG", "error") or (rp and not rp["ok"]) else 0)
+
+
+if __name__ == "__main__":
+    main()
