@@ -585,8 +585,11 @@ impl<'a> SettingsReader<'a> {
                                     "is assigned only under a condition",
                                 );
                                 // Its value is no longer known: a later `if`
-                                // on it is not decided.
-                                self.env.insert(t.clone(), Value::Dynamic { line: *line });
+                                // on it is not decided, and a list it adds to
+                                // INSTALLED_APPS is read like any unknown name
+                                // (NetBox's `django_apps = plugin.django_apps`
+                                // in its plugin loop: assumed external).
+                                self.env.remove(t.as_str());
                             }
                             continue;
                         }
