@@ -531,8 +531,13 @@ impl Lower<'_> {
                 body: self.stmts(&w.body),
                 line,
             },
+            // `with suppress(ImportError): from .local import *` is a
+            // try/except: the body may stop at any statement.
             ast::Stmt::With(w) => Stmt::Block {
-                conditional: false,
+                conditional: w.items.iter().any(|i| {
+                    matches!(&i.context_expr, Expr::Call(c)
+                        if dotted(&c.func).is_some_and(|f| f == "suppress" || f == "contextlib.suppress"))
+                }),
                 body: self.stmts(&w.body),
                 line,
             },
