@@ -114,6 +114,9 @@ step "real Django decides: the committed fixture cases (fixtures/cases) replayed
 python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" \
   --postgres "127.0.0.1:$pg_port" --work "$env_dir/harness-fixtures" --replay-fixtures fixtures/cases
 
+step "real applications from PyPI: tagback against the stored MigrationLoader truth (corpus/pypi)"
+python3 corpus/pypi/check.py check --tagback target/debug/tagback
+
 step "real Django decides: the parser against MigrationLoader"
 python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"
 
