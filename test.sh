@@ -120,6 +120,8 @@ python3 tests/django/harness.py --tagback target/debug/tagback --python "$env_di
 step "real Django decides: packages upgraded through pip (local PEP 503 index on 127.0.0.1)"
 python3 tests/django/packages.py --tagback target/debug/tagback --python "$env_dir/venv-4.2/bin/python" \
   --postgres "127.0.0.1:$pg_port" --work "$env_dir/packages"
+step "real applications from PyPI: tagback against the stored MigrationLoader truth (corpus/pypi)"
+python3 corpus/pypi/check.py check --tagback target/debug/tagback
 
 step "real Django decides: the parser against MigrationLoader"
 python3 tests/django/crosscheck.py --tagback target/debug/tagback --python "$env_dir/venv-5.2/bin/python" --work "$env_dir/crosscheck"

@@ -293,15 +293,32 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     let graph = &newer.graph;
     let mut problems = Vec::new();
 
-    // Is a node of the newer graph already applied in the older state?
-    let mut memo: BTreeMap<Key, bool> = BTreeMap::new();
-    let mut known = |k: &Key| known_by_older(k, pair, &mut memo, 0);
-
     let installed_older: BTreeSet<&str> = older
         .project
         .repo_apps()
         .map(|a| a.label.as_str())
         .collect();
+    // The older code also knows every name its own squashes replace, even
+    // where the replaced files are gone (design: "O knows every migration on
+    // its disk plus every name in one of their `replaces`").
+    let older_replaced: BTreeSet<&Key> = older
+        .files
+        .iter()
+        .flat_map(|f| f.migration.replaces.iter())
+        .filter(|r| {
+            older
+                .project
+                .app(&r.0)
+                .is_some_and(|a| a.migrations_dir.is_some())
+        })
+        .collect();
+
+    // Is a node of the newer graph already applied in the older state?
+    let mut memo: BTreeMap<Key, bool> = older_replaced
+        .iter()
+        .map(|r| ((*r).clone(), true))
+        .collect();
+    let mut known = |k: &Key| known_by_older(k, pair, &mut memo, 0);
     let in_older = newer.files.matching(&older.files);
     let mut installed: Option<(&str, bool)> = None;
     let mut to_unapply: Vec<bool> = vec![false; graph.len()];
@@ -309,11 +326,17 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         let fi = graph.file(n);
         let f = newer.files.at(fi);
         let k = &f.key;
-        if !f.migration.replaces.is_empty() {
+        // A squash the older code has itself is known by its name: it does
+        // not straddle, whatever became of the files it replaces.
+        let squash_in_older = older.files.contains_key(k) && installed_older.contains(k.0.as_str());
+        if !f.migration.replaces.is_empty() && !squash_in_older {
             let leaves = replaced_leaves(k, pair);
             let n_known = leaves
                 .iter()
-                .filter(|r| older.files.contains_key(r) && installed_older.contains(r.0.as_str()))
+                .filter(|r| {
+                    (older.files.contains_key(r) && installed_older.contains(r.0.as_str()))
+                        || older_replaced.contains(r)
+                })
                 .count();
             if n_known > 0 && n_known < leaves.len() {
                 problems.push(

@@ -347,6 +347,15 @@ impl<'r> Loader<'r> {
             {
                 continue;
             }
+            // A module that never names `Migration` cannot be a migration:
+            // Django's loader raises BadMigrationError on it, so a directory
+            // of such files (tests/migrations/test_*.py) is no migrations
+            // module of a working deployment.
+            if let Some((_, text)) = self.repo.read_text(&newer.snap, &path)?
+                && !names_migration(&text)
+            {
+                continue;
+            }
             added
                 .entry(dir.to_string())
                 .or_default()
@@ -849,4 +858,16 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         }
         Ok(true)
     }
+}
+
+/// Whether a module's text could define a `Migration` attribute: the word
+/// `Migration` or a star import (which could bring one in).
+fn names_migration(text: &str) -> bool {
+    text.contains("import *")
+        || text.match_indices("Migration").any(|(i, _)| {
+            let before = text[..i].chars().next_back();
+            let after = text[i + "Migration".len()..].chars().next();
+            let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+            !word(before) && !word(after)
+        })
 }

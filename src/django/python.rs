@@ -714,7 +714,15 @@ impl Lower<'_> {
             }
             ast::Stmt::For(f) => Stmt::block(true, self.stmts(&f.body), line),
             ast::Stmt::While(w) => Stmt::block(true, self.stmts(&w.body), line),
-            ast::Stmt::With(w) => Stmt::block(false, self.stmts(&w.body), line),
+            // `with suppress(ImportError): from .local import *` is a
+            // try/except: the body may stop at any statement.
+            ast::Stmt::With(w) => {
+                let suppress = w.items.iter().any(|i| {
+                    matches!(&i.context_expr, Expr::Call(c)
+                        if dotted(&c.func).is_some_and(|f| f == "suppress" || f == "contextlib.suppress"))
+                });
+                Stmt::block(suppress, self.stmts(&w.body), line)
+            }
             ast::Stmt::Return(r) => Stmt::Return {
                 value: r.value.as_deref().map(|v| self.value(v)),
                 line,

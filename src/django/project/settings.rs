@@ -753,8 +753,9 @@ impl<'a> SettingsReader<'a> {
                             && absolute.split('.').next() == package.split('.').next()
                         {
                             return Err(Error::input(format!(
-                                "{file} at {} line {line}: `from {module} import *` names a module that is not in the repository",
-                                self.snap.label
+                                "{file} at {} line {line}: `from {}{module} import *` names a module that is not in the repository",
+                                self.snap.label,
+                                ".".repeat(*level as usize)
                             )));
                         }
                         continue;

@@ -1,0 +1,152 @@
+//! Patterns found in real applications' releases (corpus/pypi): each made
+//! tagback refuse a plan that real Django's MigrationLoader contradicts.
+
+mod common;
+
+use common::TestRepo;
+use serde_json::json;
+
+const MANAGE: &str =
+    "import os\nos.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"proj.settings\")\n";
+
+fn migration(deps: &str, extra: &str) -> String {
+    format!(
+        "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n{extra}    dependencies = [{deps}]\n    operations = [\n        migrations.CreateModel(name=\"M{n}\", fields=[(\"id\", models.AutoField(primary_key=True))]),\n    ]\n",
+        n = deps.len() + extra.len()
+    )
+}
+
+fn project(r: &TestRepo, settings_tail: &str) {
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        format!("INSTALLED_APPS = [\"django.contrib.contenttypes\", \"shop\"]\n{settings_tail}"),
+    );
+    r.write("shop/__init__.py", "");
+    r.write("shop/migrations/__init__.py", "");
+}
+
+fn plan(r: &TestRepo) -> serde_json::Value {
+    r.run_json(
+        &[
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ],
+        0,
+    )
+}
+
+/// pretalx: `with suppress(ImportError): from .override_settings import *`
+/// where the file is absent is Django's try/except ImportError.
+#[test]
+fn optional_star_import_under_contextlib_suppress() {
+    let mut r = TestRepo::new();
+    project(
+        &r,
+        "from contextlib import suppress\n\nwith suppress(ImportError):\n    from .override_settings import *  # noqa\n",
+    );
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0002_more.py",
+        migration("(\"shop\", \"0001_initial\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    assert_eq!(p["problems"], json!([]), "{p}");
+    assert_eq!(p["unapply"], json!([["shop", "0002_more"]]));
+    assert_eq!(p["steps"][0]["target"], "0001_initial");
+}
+
+/// A `with` that suppresses nothing still runs its body: an import error
+/// there names the module with its leading dots.
+#[test]
+fn missing_star_import_outside_suppress_names_the_relative_module() {
+    let mut r = TestRepo::new();
+    project(
+        &r,
+        "with open(__file__):\n    from .override_settings import *\n",
+    );
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("proj/settings.py at v2 line 3: `from .override_settings import *`"),
+        "{err}"
+    );
+}
+
+/// label-studio: a squash both releases carry, whose replaced files are
+/// partly deleted at both, is known to the older release by its name: it
+/// does not straddle; the new migration on top of it is unapplied alone.
+#[test]
+fn squash_both_revisions_have_does_not_straddle_when_replaced_files_are_gone() {
+    let mut r = TestRepo::new();
+    project(&r, "");
+    // 0001_initial stays on disk; 0002_token is gone (only named in replaces).
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.write(
+        "shop/migrations/0001_squashed_0002_token.py",
+        migration(
+            "",
+            "    replaces = [(\"shop\", \"0001_initial\"), (\"shop\", \"0002_token\")]\n",
+        ),
+    );
+    r.write(
+        "shop/migrations/0003_after.py",
+        migration("(\"shop\", \"0001_squashed_0002_token\")", ""),
+    );
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0004_new.py",
+        migration("(\"shop\", \"0003_after\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    assert_eq!(p["problems"], json!([]), "{p}");
+    assert_eq!(p["unapply"], json!([["shop", "0004_new"]]));
+    assert_eq!(p["steps"][0]["target"], "0003_after");
+}
+
+/// label-studio: `data_manager/tests/migrations/test_*.py` are tests of
+/// migrations, not migrations (no `Migration`: Django's loader would raise
+/// BadMigrationError on them); a real migration in an unread directory
+/// still blocks.
+#[test]
+fn test_modules_in_a_directory_named_migrations_are_not_unplanned_migrations() {
+    let mut r = TestRepo::new();
+    project(&r, "");
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.write("shop/tests/__init__.py", "");
+    r.write("shop/tests/migrations/__init__.py", "");
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/tests/migrations/test_cleanup.py",
+        "from django.test import TestCase\n\n\nclass TestCleanupMigration(TestCase):\n    pass\n",
+    );
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    assert_eq!(p["problems"], json!([]), "{p}");
+    assert_eq!(p["unapply"], json!([]));
+
+    r.write("extra/__init__.py", "");
+    r.write("extra/migrations/__init__.py", "");
+    r.write("extra/migrations/0001_initial.py", migration("", ""));
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    let codes: Vec<_> = p["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["code"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(codes, ["unplanned-migrations"], "{p}");
+}
