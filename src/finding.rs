@@ -61,6 +61,8 @@ pub enum Code {
     UnjudgedChange,
     /// Settings tagback cannot read are assumed to add only apps from outside the repository.
     AssumedExternalApps,
+    /// manage.py names no settings module; the one that sets INSTALLED_APPS was read, as every other can only inherit it.
+    AssumedSettingsModule,
     /// A migrations directory gains migrations but belongs to no installed app.
     UnplannedMigrations,
     /// A service disappears while another runs the same image repository: judged as one service.
@@ -107,6 +109,7 @@ impl Code {
             Code::UnrecordedBackwardMigrations => "unrecorded-backward-migrations",
             Code::UnjudgedChange => "unjudged-change",
             Code::AssumedExternalApps => "assumed-external-apps",
+            Code::AssumedSettingsModule => "assumed-settings-module",
             Code::UnplannedMigrations => "unplanned-migrations",
             Code::ServiceRenamed => "service-renamed",
             Code::ImageRemoved => "image-removed",
@@ -130,6 +133,7 @@ impl Code {
             | Code::StaleRecord
             | Code::UntrustedRecord
             | Code::AssumedExternalApps
+            | Code::AssumedSettingsModule
             | Code::ServiceRenamed
             | Code::GuardNoTargets => Severity::Note,
             _ => Severity::Error,
@@ -173,6 +177,9 @@ impl Code {
             Code::AssumedExternalApps => {
                 "apps from settings tagback cannot read are assumed to come from outside the repository"
             }
+            Code::AssumedSettingsModule => {
+                "manage.py names no settings module: the only one that sets INSTALLED_APPS was read (the others only inherit it)"
+            }
             Code::UnplannedMigrations => {
                 "a migrations directory gains migrations but belongs to no app installed as tagback reads the settings"
             }
@@ -205,7 +212,7 @@ impl Code {
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 28] = [
+    pub const ALL: [Code; 29] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -224,6 +231,7 @@ impl Code {
         Code::UnrecordedBackwardMigrations,
         Code::UnjudgedChange,
         Code::AssumedExternalApps,
+        Code::AssumedSettingsModule,
         Code::UnplannedMigrations,
         Code::ServiceRenamed,
         Code::ImageRemoved,

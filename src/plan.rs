@@ -614,6 +614,12 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     problems.extend(pair.unplanned.iter().cloned());
     let mut notes: Vec<Finding> = Vec::new();
     for rev in [newer, older] {
+        if let Some(why) = &rev.project.settings_assumed {
+            let note = Finding::new(Code::AssumedSettingsModule, why.clone());
+            if !notes.contains(&note) {
+                notes.push(note);
+            }
+        }
         for (file, line, what) in &rev.project.assumptions {
             let note = Finding::new(
                 Code::AssumedExternalApps,

@@ -1801,11 +1801,13 @@ fn corpus_list_plus_a_computed_list_is_an_assumption_not_a_refusal() {
     assert_eq!(v["problems"][0]["file"], "debugonly/migrations");
 }
 
-/// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment:
-/// the message gives the exact `.tagback.yml` lines and the candidate
-/// modules, and with those lines the plan goes ahead.
+/// babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to the environment.
+/// When one module of the settings package sets INSTALLED_APPS and the others
+/// can only inherit it, whichever the deployment sets gives the same plan:
+/// it goes ahead and says what it read. When another module could change the
+/// apps, the message gives the exact `.tagback.yml` lines and the candidates.
 #[test]
-fn corpus_settings_from_the_environment_asks_for_exact_lines_with_candidates() {
+fn corpus_settings_from_the_environment_plan_when_the_choice_cannot_matter() {
     let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");
     r.write(
         "manage.py",
@@ -1821,28 +1823,50 @@ fn corpus_settings_from_the_environment_asks_for_exact_lines_with_candidates() {
     r.commit("v3", Some("v3"));
     write_migration(&r, "shop", "0003_more", &[("shop", "0002_more")], "");
     r.commit("v4", Some("v4"));
+    let v = r.run_json(
+        &["plan", "--from", "v4", "--to", "v3", "--format", "json"],
+        0,
+    );
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+    let note = &v["notes"][0];
+    assert_eq!(note["code"], "assumed-settings-module", "{v}");
+    let says = note["message"].as_str().unwrap();
+    assert!(
+        says.contains("read proj.settings.base") && says.contains("(proj.settings.dev)"),
+        "{says}"
+    );
+
+    // A sibling that may change the apps: the choice matters, so ask.
+    r.write(
+        "proj/settings/dev.py",
+        "from .base import *\nINSTALLED_APPS += ['debug_toolbar']\n",
+    );
+    r.commit("v5", Some("v5"));
+    write_migration(&r, "shop", "0004_more", &[("shop", "0003_more")], "");
+    r.commit("v6", Some("v6"));
     r.tagback()
-        .args(["plan", "--from", "v4", "--to", "v3"])
+        .args(["plan", "--from", "v6", "--to", "v5"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains(
-            "manage.py at v4 does not set DJANGO_SETTINGS_MODULE",
+            "manage.py at v6 does not set DJANGO_SETTINGS_MODULE",
         ))
         .stderr(predicate::str::contains(
             "`services: {web: {settings: proj.settings.base}}`",
         ))
         .stderr(predicate::str::contains(
-            "modules here that set INSTALLED_APPS: proj.settings.base\n",
+            "modules here that set INSTALLED_APPS: proj.settings.base, proj.settings.dev\n",
         ));
     r.write(
         ".tagback.yml",
         "services: {web: {settings: proj.settings.base}}\n",
     );
     let v = r.run_json(
-        &["plan", "--from", "v4", "--to", "v3", "--format", "json"],
+        &["plan", "--from", "v6", "--to", "v5", "--format", "json"],
         0,
     );
-    assert_eq!(v["commands"][0], "python manage.py migrate shop 0002_more");
+    assert_eq!(v["commands"][0], "python manage.py migrate shop 0003_more");
+    assert_eq!(v["notes"], serde_json::json!([]));
 }
 
 /// healthchecks' settings: `ALLOWED_HOSTS = [domain]` under a condition is

@@ -234,19 +234,50 @@ fn hex(bytes: &[u8]) -> String {
 /// (`.zip`, `.tgz`).
 pub fn matches_file(file: &str, norm: &str, version: &str) -> bool {
     let lower = file.to_ascii_lowercase();
-    let v = version.to_ascii_lowercase();
     if let Some(stem) = lower.strip_suffix(".whl") {
         let parts: Vec<&str> = stem.split('-').collect();
         return (parts.len() == 5 || parts.len() == 6)
             && normalize(parts[0]) == norm
-            && parts[1] == v.replace('-', "_");
+            && same_version(parts[1], version);
     }
     let stem = lower
         .strip_suffix(".tar.gz")
         .or_else(|| lower.strip_suffix(".tgz"))
         .or_else(|| lower.strip_suffix(".zip"));
     stem.and_then(|s| s.rsplit_once('-'))
-        .is_some_and(|(n, ver)| normalize(n) == norm && ver == v)
+        .is_some_and(|(n, ver)| normalize(n) == norm && same_version(ver, version))
+}
+
+/// Whether two version strings name one version as `==` does (PEP 440):
+/// case and `-`/`_` separators aside, a release segment is padded with
+/// zeros (`==4.6` installs `django_compressor-4.6.0`).
+fn same_version(a: &str, b: &str) -> bool {
+    fn key(v: &str) -> (String, String) {
+        let v = v.to_ascii_lowercase().replace(['-', '_'], ".");
+        let v = v.strip_prefix('v').unwrap_or(&v).to_string();
+        let end = v
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(v.len());
+        let (release, rest) = v.split_at(end);
+        let mut parts: Vec<&str> = release.trim_end_matches('.').split('.').collect();
+        while parts.len() > 1
+            && parts
+                .last()
+                .is_some_and(|p| p.trim_start_matches('0').is_empty())
+        {
+            parts.pop();
+        }
+        let release = parts
+            .iter()
+            .map(|p| {
+                let t = p.trim_start_matches('0');
+                if t.is_empty() { "0" } else { t }
+            })
+            .collect::<Vec<_>>()
+            .join(".");
+        (release, rest.to_string())
+    }
+    key(a) == key(b)
 }
 
 /// A URL without its credentials, for messages.
@@ -261,8 +292,14 @@ pub fn redact(u: &str) -> String {
     }
 }
 
+/// The system's trust store (as pip, configured with the system bundle, and
+/// git use it), so that an index behind a company's TLS proxy is reached.
 fn agent() -> ureq::Agent {
+    let tls = ureq::tls::TlsConfig::builder()
+        .root_certs(ureq::tls::RootCerts::PlatformVerifier)
+        .build();
     ureq::Agent::config_builder()
+        .tls_config(tls)
         .timeout_connect(Some(Duration::from_secs(15)))
         .timeout_global(Some(Duration::from_secs(300)))
         .http_status_as_error(false)
@@ -498,6 +535,14 @@ mod tests {
 
     #[test]
     fn archive_names() {
+        assert!(matches_file(
+            "django_compressor-4.6.0-py3-none-any.whl",
+            "django-compressor",
+            "4.6"
+        ));
+        assert!(matches_file("Django-5.2.tar.gz", "django", "5.2.0"));
+        assert!(!matches_file("Django-5.2.1.tar.gz", "django", "5.2"));
+        assert!(!matches_file("pkg-1.0rc1.tar.gz", "pkg", "1.0"));
         assert!(matches_file(
             "django_taggit-5.0.1-py3-none-any.whl",
             "django-taggit",

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model or the file format changes.
-const VERSION: &str = "v5";
+const VERSION: &str = "v6";
 
 /// The cache directory (`None`: caching off).
 #[derive(Debug, Clone)]

@@ -69,6 +69,8 @@ pub struct Project {
     pub string_settings: BTreeMap<String, String>,
     /// What was assumed about settings tagback cannot read: (file, line, what).
     pub assumptions: Vec<(String, u32, String)>,
+    /// Why the settings module was read when manage.py names none.
+    pub settings_assumed: Option<String>,
     /// Index of `apps` by label.
     by_label: BTreeMap<String, usize>,
     /// Apps whose migrations come from a package version the pins name
@@ -429,6 +431,7 @@ pub fn load_shared(
         } else {
             settings.assumptions.clone()
         },
+        settings_assumed: settings.settings_assumed.clone(),
         by_label,
         packaged: BTreeMap::new(),
         resolved_from: Some(ResolvedFrom {

@@ -194,6 +194,9 @@ pub(super) fn encode(records: &[Record]) -> String {
         for (file, line, what) in &s.assumptions {
             out.push(format!("U\t{file}\t{line}\t{what}"));
         }
+        if let Some(why) = &s.settings_assumed {
+            out.push(format!("C\t{why}"));
+        }
         for (entry, alternatives) in r.entries.iter().zip(&r.resolutions) {
             out.push(format!("E\t{entry}"));
             for ((top, mtop), app) in alternatives {
@@ -212,7 +215,7 @@ pub(super) fn encode(records: &[Record]) -> String {
         let expected = |l: &String| match l.as_bytes().first() {
             Some(b'P') => 6,
             Some(b'F' | b'M' | b'S') => 3,
-            Some(b'I' | b'E') => 2,
+            Some(b'I' | b'E' | b'C') => 2,
             Some(b'D' | b'Y' | b'R' | b'U') => 4,
             Some(b'N' | b'X' | b'L') => 1,
             Some(b'A') => 7,
@@ -264,6 +267,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
         let mut maybe_apps = Vec::new();
         let mut maybe_removed = Vec::new();
         let mut assumptions = Vec::new();
+        let mut settings_assumed = None;
         let mut entries = Vec::new();
         let mut resolutions: Vec<Vec<(Tops, Rc<App>)>> = Vec::new();
         while let Some(line) = lines.next_if(|l| !l.starts_with("P\t")) {
@@ -323,6 +327,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                     let (file, line, what) = (next()?, next()?, next()?);
                     assumptions.push((file.to_string(), line.parse().ok()?, what.to_string()))
                 }
+                "C" => settings_assumed = Some(next()?.to_string()),
                 _ => return None,
             }
             if f.next().is_some() {
@@ -347,6 +352,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                 maybe_apps,
                 maybe_removed,
                 assumptions,
+                settings_assumed,
                 footprint: Some(footprint),
             }),
             entries,
@@ -388,6 +394,7 @@ mod tests {
                 45,
                 "apps from `EXTRA` are assumed".into(),
             )],
+            settings_assumed: Some("manage.py names no settings module: read proj.settings".into()),
             footprint: Some(vec![
                 ("manage.py".into(), Some(oid(1))),
                 ("proj".into(), None),
@@ -415,6 +422,7 @@ mod tests {
             apps: apps.into_iter().map(Rc::new).collect(),
             string_settings: settings.string_settings.clone(),
             assumptions: settings.assumptions.clone(),
+            settings_assumed: settings.settings_assumed.clone(),
             resolved_from: Some(ResolvedFrom {
                 settings,
                 entries: vec!["django.contrib.auth".into(), "shop.apps.ShopConfig".into()],
@@ -452,6 +460,7 @@ mod tests {
         assert_eq!(a.maybe_apps, b.maybe_apps);
         assert_eq!(a.maybe_removed, b.maybe_removed);
         assert_eq!(a.assumptions, b.assumptions);
+        assert_eq!(a.settings_assumed, b.settings_assumed);
         // Nothing new: nothing to write, in either order.
         assert!(merge(&back, &[&newer, &older]).is_none());
         assert!(merge(&back, &[&older, &newer]).is_none());
@@ -493,6 +502,7 @@ mod tests {
             maybe_apps: s.maybe_apps.clone(),
             maybe_removed: s.maybe_removed.clone(),
             assumptions: s.assumptions.clone(),
+            settings_assumed: s.settings_assumed.clone(),
             footprint: s.footprint.clone(),
         }
     }

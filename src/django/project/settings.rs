@@ -28,6 +28,8 @@ pub(super) struct SettingsRead {
     pub(super) maybe_removed: Vec<(String, String, u32)>,
     /// What was assumed about parts tagback cannot read: (file, line, what).
     pub(super) assumptions: Vec<(String, u32, String)>,
+    /// Why this settings module was read when manage.py names none.
+    pub(super) settings_assumed: Option<String>,
     /// The top-level entries it read, with their ids (`None`: not reusable).
     pub(super) footprint: Option<Footprint>,
 }
@@ -101,8 +103,8 @@ pub(super) fn read_settings(
     }
     memo.touched.borrow_mut().clear();
     memo.touch(manage_py);
-    let settings_module = match &opts.settings {
-        Some(s) => s.clone(),
+    let (settings_module, settings_assumed) = match &opts.settings {
+        Some(s) => (s.clone(), None),
         None => settings_from_manage_py(repo, snap, root, manage_py, memo)?,
     };
     memo.touch(&join(root, top_of_module(&settings_module)));
@@ -190,6 +192,7 @@ pub(super) fn read_settings(
         maybe_apps: reader.maybe_apps,
         maybe_removed: reader.maybe_removed,
         assumptions: reader.assumptions,
+        settings_assumed,
         footprint: Resolutions::footprint(repo, snap, &touched),
     });
     memo.settings.borrow_mut().push(read.clone());
@@ -215,16 +218,19 @@ fn settings_from_manage_py(
     root: &str,
     manage_py: &str,
     memo: &Resolutions,
-) -> Result<String> {
+) -> Result<(String, Option<String>)> {
     let stmts = memo.python(repo, snap, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
     calls
         .iter()
         .find_map(|c| match (c.args.first(), c.args.get(1)) {
-            (Some(Value::Str(k)), Some(Value::Str(v))) if k == "DJANGO_SETTINGS_MODULE" => Some(v.clone()),
+            (Some(Value::Str(k)), Some(Value::Str(v))) if k == "DJANGO_SETTINGS_MODULE" => {
+                Some((v.clone(), None))
+            }
             _ => None,
         })
+        .or_else(|| sole_settings_module(repo, snap, root, manage_py))
         .ok_or_else(|| {
             let candidates = settings_candidates(repo, snap, root);
             let found = if candidates.is_empty() {
@@ -241,6 +247,72 @@ fn settings_from_manage_py(
                 snap.label
             ))
         })
+}
+
+/// What a settings module may say that shapes the migration graph, or
+/// reach it indirectly: a module whose text has none of these can only
+/// inherit INSTALLED_APPS, MIGRATION_MODULES and swappable models.
+const GRAPH_SETTINGS_MARKERS: [&str; 9] = [
+    "INSTALLED_APPS",
+    "MIGRATION_MODULES",
+    "_APPS",
+    "_MODEL",
+    "globals(",
+    "vars(",
+    "exec(",
+    "setattr(",
+    "import_module",
+];
+
+/// When manage.py names no settings module (the deployment's environment
+/// does, as babybuddy's): the one module beside it that sets INSTALLED_APPS,
+/// if every other module of its settings package can only inherit what
+/// shapes the migration graph — then whichever of them the deployment sets,
+/// the plan is the same. `None` when that cannot be shown.
+fn sole_settings_module(
+    repo: &Repo,
+    snap: &Snapshot,
+    root: &str,
+    manage_py: &str,
+) -> Option<(String, Option<String>)> {
+    let candidates = settings_candidates(repo, snap, root);
+    let [module] = candidates.as_slice() else {
+        return None;
+    };
+    // Only a settings package (`pkg/settings/base.py`): its siblings are the
+    // other settings modules a deployment may name.
+    let (package, stem) = module.rsplit_once('.')?;
+    if !package.ends_with("settings") || stem == "settings" {
+        return None;
+    }
+    let dir = join(root, &package.replace('.', "/"));
+    let files = repo.list_dir(snap, &dir).ok()??;
+    let mut others = Vec::new();
+    for f in files
+        .iter()
+        .filter(|f| !f.is_dir && f.name.ends_with(".py"))
+    {
+        let name = f.name.trim_end_matches(".py");
+        if name == stem {
+            continue;
+        }
+        let (_, text) = repo.read_text(snap, &format!("{dir}/{}", f.name)).ok()??;
+        if GRAPH_SETTINGS_MARKERS.iter().any(|m| text.contains(m)) {
+            return None;
+        }
+        if name != "__init__" {
+            others.push(format!("{package}.{name}"));
+        }
+    }
+    let others = if others.is_empty() {
+        "none".to_string()
+    } else {
+        others.join(", ")
+    };
+    let note = format!(
+        "{manage_py} does not set DJANGO_SETTINGS_MODULE (the deployment's environment does): read {module}, the only settings module beside it that sets INSTALLED_APPS; the others there ({others}) can only inherit what shapes the migration graph, so the plan is the same whichever of them the deployment sets (one outside the repository is not seen: name it with `settings:` in .tagback.yml)"
+    );
+    Some((module.clone(), Some(note)))
 }
 
 /// Settings modules beside manage.py (`pkg/settings.py`, `pkg/settings/*.py`)
