@@ -190,13 +190,13 @@ pub struct Plan {
     /// Planned migrations no per-app `migrate APP TARGET` can unapply without
     /// also unapplying migrations the older revision has (`unreachable-by-migrate`);
     /// the executor step unapplies them exactly. Present when non-empty.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub unreachable: Vec<Finding>,
     /// What was assumed where the settings cannot be read exactly (one line each).
     pub notes: Vec<Finding>,
     /// Warnings (data loss) that `.tagback.yml` acknowledges, with the reason
     /// (absent when none).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub acknowledged: Vec<Acknowledged>,
     /// Hash over the steps and the set to unapply.
     pub fingerprint: String,
