@@ -416,23 +416,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         } else {
             None
         };
-        if let Some(t) = target {
-            let name = &graph.key(t).1;
-            let matching = newer
-                .files
-                .app(app)
-                .filter(|f| f.key.1.starts_with(name.as_str()))
-                .count();
-            if matching > 1 {
-                problems.push(Finding::new(
-                    Code::AmbiguousTarget,
-                    format!(
-                        "{app}: target {name} is a prefix of another migration name in {}; Django rejects it as ambiguous",
-                        newer.snap.label
-                    ),
-                ));
-                continue;
-            }
+        if let Some(t) = target
+            && let Some(ambiguous) = ambiguous_target(newer, app, &graph.key(t).1)
+        {
+            problems.push(ambiguous);
+            continue;
         }
         targets.insert((*app).to_string(), target);
     }
@@ -876,6 +864,25 @@ fn run(
     Ok(steps)
 }
 
+/// Django takes a target by prefix: one that starts two migration names of
+/// its app is rejected as ambiguous.
+fn ambiguous_target(newer: &crate::django::Revision, app: &str, name: &str) -> Option<Finding> {
+    let matching = newer
+        .files
+        .app(app)
+        .filter(|f| f.key.1.starts_with(name))
+        .count();
+    (matching > 1).then(|| {
+        Finding::new(
+            Code::AmbiguousTarget,
+            format!(
+                "{app}: target {name} is a prefix of another migration name in {}; Django rejects it as ambiguous",
+                newer.snap.label
+            ),
+        )
+    })
+}
+
 /// The one `migrate APP OLD_LEAF` of the raw-graph fallback: the squash is
 /// not stopped halfway, Django unapplies its newer parts one by one (the
 /// "squash straddles" finding for that squash no longer applies). `None`
@@ -887,19 +894,8 @@ fn raw_fallback_step(
 ) -> Option<Step> {
     let squash_file = &newer.files.at(fb.squash).file;
     problems.retain(|p| !(p.code == Code::SquashStraddles && p.file.as_ref() == Some(squash_file)));
-    let prefixed = newer
-        .files
-        .app(&fb.app)
-        .filter(|f| f.key.1.starts_with(fb.target.as_str()))
-        .count();
-    if prefixed > 1 {
-        problems.push(Finding::new(
-            Code::AmbiguousTarget,
-            format!(
-                "{}: target {} is a prefix of another migration name in {}; Django rejects it as ambiguous",
-                fb.app, fb.target, newer.snap.label
-            ),
-        ));
+    if let Some(ambiguous) = ambiguous_target(newer, &fb.app, &fb.target) {
+        problems.push(ambiguous);
         return None;
     }
     if !problems.is_empty() {
