@@ -132,9 +132,13 @@ db_state() {
 }
 # A task of IMAGE that exited with status 1, with the guard's message in the service's logs.
 guard_refused() { # IMAGE
-  docker service ps --no-trunc --format '{{.Image}}|{{.Error}}' "${stack}_web" |
-    grep -F "$1" | grep -q "non-zero exit (1)" &&
-    docker service logs --raw "${stack}_web" 2>&1 | grep -q "tagback guard: BLOCKED"
+  # Output is captured before grep reads it: `producer | grep -q` fails under
+  # pipefail when grep exits first and the producer dies of SIGPIPE.
+  local tasks logs
+  tasks=$(docker service ps --no-trunc --format '{{.Image}}|{{.Error}}' "${stack}_web")
+  grep -F "$1" <<<"$tasks" | grep -q "non-zero exit (1)" || return 1
+  logs=$(docker service logs --raw "${stack}_web" 2>&1)
+  grep -q "tagback guard: BLOCKED" <<<"$logs"
 }
 
 deploy_v2() { # IMAGE-PREFIX: deploy v1 on a fresh database, migrate; update to v2, migrate
@@ -188,8 +192,9 @@ rm -f "$TAGBACK_STATE_FILE"
 "$work/rollback.sh" >"$work/rollback.txt" 2>&1 || fail "rollback script failed: $(tail -n 20 "$work/rollback.txt")"
 [[ "$(service_image)" == "$img:1" ]] || fail "after the script the service runs $(service_image)"
 wait_for "$img:1 answering HTTP" web_ready "$img:1"
-docker logs "$(web_task "$img:1")" 2>&1 | grep -q "tagback guard: ok: the database is not ahead" ||
-  fail "the v1 task's guard did not say ok: $(docker logs "$(web_task "$img:1")" 2>&1 | head -n 5)"
+v1_log=$(docker logs "$(web_task "$img:1")" 2>&1)
+grep -q "tagback guard: ok: the database is not ahead" <<<"$v1_log" ||
+  fail "the v1 task's guard did not say ok: $(head -n 5 <<<"$v1_log")"
 psql_db "select name from django_migrations where app = 'shop'" | grep -q 0004_order_code && fail "0004 still applied"
 pass "(a) after tagback's script the guard lets v1 start (ok in its log) and v1 answers HTTP"
 
