@@ -89,7 +89,7 @@ pub fn evidence(data: &[u8]) {
     let t = text(data);
     let _ = ledger::evidence::parse_showmigrations(&t);
     if let Ok(ledger::Stored::Current(record)) = ledger::parse_record(&t, "fuzz.json", "fuzz") {
-        let key = |n: &str| ("shop".to_string(), n.to_string());
+        let key = |n: &str| crate::django::MigrationKey::new("shop", n);
         let plan = crate::plan::Plan {
             unapply: vec![key("0002_b")],
             keep_applied: vec![key("0001_a")],

@@ -16,7 +16,7 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::config::GuardAllow;
-use crate::django::{Files, Graph, Key, Project};
+use crate::django::{Files, Graph, MigrationKey, Project};
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 
@@ -88,11 +88,11 @@ pub fn judge(
     project: &Project,
     files: &Files,
     graph: impl FnOnce() -> std::result::Result<Graph, String>,
-    rows: &BTreeSet<(String, String)>,
+    rows: &BTreeSet<MigrationKey>,
     allow: &[GuardAllow],
 ) -> Result<Report> {
     let allowed = allow_list(allow)?;
-    let mut known: BTreeSet<Key> = BTreeSet::new();
+    let mut known: BTreeSet<MigrationKey> = BTreeSet::new();
     for f in files.iter() {
         known.insert(f.key.clone());
         known.extend(f.migration.replaces.iter().cloned());
@@ -113,7 +113,7 @@ pub fn judge(
         numbered_below_latest: Vec::new(),
     };
     let mut apps_ahead: BTreeSet<&str> = BTreeSet::new();
-    for (app, name) in rows {
+    for MigrationKey { app, name } in rows {
         if !checked.contains(app.as_str()) {
             let list = if project.app(app).is_some() {
                 &mut report.not_checked
@@ -125,7 +125,7 @@ pub fn judge(
             }
             continue;
         }
-        let key = (app.clone(), name.clone());
+        let key = MigrationKey::new(app.clone(), name.clone());
         if known.contains(&key) {
             continue;
         }
@@ -155,7 +155,7 @@ pub fn judge(
     if !report.ahead {
         return Ok(report);
     }
-    let latest = |app: &str| files.app(app).filter_map(|f| number(&f.key.1)).max();
+    let latest = |app: &str| files.app(app).filter_map(|f| number(&f.key.name)).max();
     report.numbered_below_latest = report
         .unknown
         .iter()
@@ -172,7 +172,7 @@ pub fn judge(
                 let leaves = graph.leaves(app);
                 let target = match leaves.as_slice() {
                     [] => "zero".to_string(),
-                    [one] => one.1.clone(),
+                    [one] => one.name.clone(),
                     _ => {
                         report.findings.push(Finding::new(
                             Code::GuardNoTargets,
@@ -219,7 +219,7 @@ fn number(name: &str) -> Option<u32> {
 }
 
 /// The allow-list as keys, refusing entries without an app, a name or a reason.
-fn allow_list(allow: &[GuardAllow]) -> Result<BTreeMap<Key, &str>> {
+fn allow_list(allow: &[GuardAllow]) -> Result<BTreeMap<MigrationKey, &str>> {
     let mut out = BTreeMap::new();
     for a in allow {
         let Some((app, name)) = a
@@ -238,7 +238,7 @@ fn allow_list(allow: &[GuardAllow]) -> Result<BTreeMap<Key, &str>> {
                 a.migration
             )));
         }
-        out.insert((app.to_string(), name.to_string()), a.reason.trim());
+        out.insert(MigrationKey::new(app, name), a.reason.trim());
     }
     Ok(out)
 }
@@ -250,15 +250,15 @@ fn allow_list(allow: &[GuardAllow]) -> Result<BTreeMap<Key, &str>> {
 fn leftover_squash<'n>(
     app: &str,
     name: &'n str,
-    known: &BTreeSet<Key>,
-    rows: &BTreeSet<(String, String)>,
+    known: &BTreeSet<MigrationKey>,
+    rows: &BTreeSet<MigrationKey>,
 ) -> Option<(&'n str, &'n str)> {
     const SEP: &str = "_squashed_";
     let mut from = 0;
     while let Some(i) = name[from..].find(SEP) {
         let (first, last) = (&name[..from + i], &name[from + i + SEP.len()..]);
         let present = |n: &str| {
-            let k = (app.to_string(), n.to_string());
+            let k = MigrationKey::new(app, n);
             known.contains(&k) && rows.contains(&k)
         };
         if present(first) && present(last) {
@@ -386,9 +386,9 @@ fn render(report: &Report, dir: &str, warn_only: bool, w: &mut dyn Write) -> std
 mod tests {
     use super::*;
 
-    fn rows(list: &[(&str, &str)]) -> BTreeSet<(String, String)> {
+    fn rows(list: &[(&str, &str)]) -> BTreeSet<MigrationKey> {
         list.iter()
-            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .map(|(a, n)| MigrationKey::new(*a, *n))
             .collect()
     }
 

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::django::graph::Node;
 use crate::django::migration::Reversibility;
-use crate::django::{Graph, Key, Loader, Pair};
+use crate::django::{Graph, Loader, MigrationKey, Pair};
 use crate::finding::{Acknowledged, Acknowledgement, Code, Finding};
 
 pub mod executor;
@@ -63,20 +63,19 @@ pub struct ExecutorStep {
 }
 
 impl ExecutorStep {
-    fn pairs(v: &[String]) -> Vec<(String, String)> {
+    fn pairs(v: &[String]) -> Vec<MigrationKey> {
         v.iter()
-            .filter_map(|k| k.split_once('.'))
-            .map(|(a, n)| (a.to_string(), n.to_string()))
+            .filter_map(|k| MigrationKey::parse_dotted(k))
             .collect()
     }
 
     /// `unapply` as `(app, name)`.
-    pub fn order(&self) -> Vec<(String, String)> {
+    pub fn order(&self) -> Vec<MigrationKey> {
         Self::pairs(&self.unapply)
     }
 
     /// `keep_applied` as `(app, name)`.
-    pub fn keep(&self) -> Vec<(String, String)> {
+    pub fn keep(&self) -> Vec<MigrationKey> {
         Self::pairs(&self.keep_applied)
     }
 }
@@ -172,7 +171,7 @@ pub struct Plan {
     /// Commands in the order they must run.
     pub steps: Vec<Step>,
     /// Every migration to unapply, last first.
-    pub unapply: Vec<(String, String)>,
+    pub unapply: Vec<MigrationKey>,
     /// Operations that cannot be unapplied, or may not.
     pub irreversible: Vec<Irreversible>,
     /// Tables and columns that unapplying drops.
@@ -202,10 +201,10 @@ pub struct Plan {
     pub fingerprint: String,
     /// Migrations of the planned apps that must stay applied (for evidence checks).
     #[serde(skip)]
-    pub keep_applied: Vec<Key>,
+    pub keep_applied: Vec<MigrationKey>,
     /// What each squash in `unapply`/`keep_applied` replaces.
     #[serde(skip)]
-    pub squashes: BTreeMap<Key, Vec<Key>>,
+    pub squashes: BTreeMap<MigrationKey, Vec<MigrationKey>>,
     /// Packages whose pinned version changes and whose apps were planned
     /// (`django-taggit 5.0.1 (older: 4.0.0)`), for the script's header.
     #[serde(skip)]
@@ -301,24 +300,24 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     // The older code also knows every name its own squashes replace, even
     // where the replaced files are gone (design: "O knows every migration on
     // its disk plus every name in one of their `replaces`").
-    let older_replaced: BTreeSet<&Key> = older
+    let older_replaced: BTreeSet<&MigrationKey> = older
         .files
         .iter()
         .flat_map(|f| f.migration.replaces.iter())
         .filter(|r| {
             older
                 .project
-                .app(&r.0)
+                .app(&r.app)
                 .is_some_and(|a| a.migrations_dir.is_some())
         })
         .collect();
 
     // Is a node of the newer graph already applied in the older state?
-    let mut memo: BTreeMap<Key, bool> = older_replaced
+    let mut memo: BTreeMap<MigrationKey, bool> = older_replaced
         .iter()
         .map(|r| ((*r).clone(), true))
         .collect();
-    let mut known = |k: &Key| known_by_older(k, pair, &mut memo, 0);
+    let mut known = |k: &MigrationKey| known_by_older(k, pair, &mut memo, 0);
     let in_older = newer.files.matching(&older.files);
     let mut installed: Option<(&str, bool)> = None;
     let mut to_unapply: Vec<bool> = vec![false; graph.len()];
@@ -328,13 +327,14 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         let k = &f.key;
         // A squash the older code has itself is known by its name: it does
         // not straddle, whatever became of the files it replaces.
-        let squash_in_older = older.files.contains_key(k) && installed_older.contains(k.0.as_str());
+        let squash_in_older =
+            older.files.contains_key(k) && installed_older.contains(k.app.as_str());
         if !f.migration.replaces.is_empty() && !squash_in_older {
             let leaves = replaced_leaves(k, pair);
             let n_known = leaves
                 .iter()
                 .filter(|r| {
-                    (older.files.contains_key(r) && installed_older.contains(r.0.as_str()))
+                    (older.files.contains_key(r) && installed_older.contains(r.app.as_str()))
                         || older_replaced.contains(r)
                 })
                 .count();
@@ -344,7 +344,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                         Code::SquashStraddles,
                         format!(
                             "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
-                            k.0, k.1, f.file, older.snap.label
+                            k.app, k.name, f.file, older.snap.label
                         ),
                     )
                     .at(f.file.clone(), 0),
@@ -354,13 +354,13 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         // Nodes come sorted by app: whether the older code migrates the app
         // is looked up once per app.
         let app_installed = match installed {
-            Some((app, v)) if app == k.0 => v,
+            Some((app, v)) if app == k.app => v,
             _ => {
                 let v = older
                     .project
-                    .app(&k.0)
+                    .app(&k.app)
                     .is_some_and(|a| a.migrations_dir.is_some());
-                installed = Some((&k.0, v));
+                installed = Some((&k.app, v));
                 v
             }
         };
@@ -370,7 +370,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
     // Per-app targets.
     let apps: BTreeSet<&str> = (0..graph.len())
         .filter(|n| to_unapply[*n])
-        .map(|n| graph.key(n).0.as_str())
+        .map(|n| graph.key(n).app.as_str())
         .collect();
     let mut targets: BTreeMap<String, Option<Node>> = BTreeMap::new();
     let mut fallback: Option<RawFallback> = None;
@@ -387,7 +387,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                     if let Some(files) = raw_fallback(pair, leaf, &to_unapply, &mut known) {
                         fallback = Some(RawFallback {
                             app: (*app).to_string(),
-                            target: leaf.1.clone(),
+                            target: leaf.name.clone(),
                             squash: graph.file(n),
                             files,
                         });
@@ -397,7 +397,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                         Code::LeafSquashedWithNewer,
                         format!(
                             "{app}: the older leaf {} is replaced in {} by squash {}, which also contains newer migrations; no migrate target reaches the older state",
-                            leaf.1, newer.snap.label, graph.key(n).1
+                            leaf.name, newer.snap.label, graph.key(n).name
                         ),
                     ));
                     continue;
@@ -407,7 +407,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                         Code::LeafMissing,
                         format!(
                             "{app}: the older leaf {} does not exist in {}, so the newer code cannot migrate back to it",
-                            leaf.1, newer.snap.label
+                            leaf.name, newer.snap.label
                         ),
                     ));
                     continue;
@@ -417,7 +417,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             None
         };
         if let Some(t) = target
-            && let Some(ambiguous) = ambiguous_target(newer, app, &graph.key(t).1)
+            && let Some(ambiguous) = ambiguous_target(newer, app, &graph.key(t).name)
         {
             problems.push(ambiguous);
             continue;
@@ -459,7 +459,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 problems.push(
                     Finding::new(
                         Code::UnreadableOperations,
-                        format!("cannot read the operations of {}.{}: {e}", k.0, k.1),
+                        format!("cannot read the operations of {}.{}: {e}", k.app, k.name),
                     )
                     .at(f.file.clone(), 0),
                 );
@@ -488,10 +488,10 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                     code,
                     message: format!(
                         "{} in {}.{} ({}:{}) {verb}{why}",
-                        op.kind, k.0, k.1, f.file, op.line
+                        op.kind, k.app, k.name, f.file, op.line
                     ),
-                    app: k.0.clone(),
-                    migration: k.1.clone(),
+                    app: k.app.clone(),
+                    migration: k.name.clone(),
                     operation: op.kind.clone(),
                     file: f.file.clone(),
                     line: op.line,
@@ -502,9 +502,9 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             if let Some(what) = &op.data_loss {
                 data_loss.push(DataLoss {
                     code: Code::DataLoss,
-                    message: format!("unapplying {}.{} {what}", k.0, k.1),
-                    app: k.0.clone(),
-                    migration: k.1.clone(),
+                    message: format!("unapplying {}.{} {what}", k.app, k.name),
+                    app: k.app.clone(),
+                    migration: k.name.clone(),
                     what: what.clone(),
                     file: f.file.clone(),
                     line: op.line,
@@ -516,10 +516,10 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 code: Code::DynamicMigration,
                 message: format!(
                     "{}.{} ({}:{}) cannot be read exactly: {}",
-                    k.0, k.1, f.file, d.line, d.what
+                    k.app, k.name, f.file, d.line, d.what
                 ),
-                app: k.0.clone(),
-                migration: k.1.clone(),
+                app: k.app.clone(),
+                migration: k.name.clone(),
                 file: f.file.clone(),
                 line: d.line,
                 what: d.what.clone(),
@@ -531,9 +531,9 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             );
             dynamic.push(Dynamic {
                 code: Code::RuntimeSwappable,
-                message: format!("{}.{} ({}) {what}", k.0, k.1, f.file),
-                app: k.0.clone(),
-                migration: k.1.clone(),
+                message: format!("{}.{} ({}) {what}", k.app, k.name, f.file),
+                app: k.app.clone(),
+                migration: k.name.clone(),
                 file: f.file.clone(),
                 line: 0,
                 what,
@@ -555,7 +555,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         if let Some(leaf) = older.graph.leaves(&app.label).first() {
             old_only_apps.push(OldOnlyApp {
                 app: app.label.clone(),
-                leaf: leaf.1.clone(),
+                leaf: leaf.name.clone(),
             });
         }
     }
@@ -565,14 +565,14 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         apps
     };
     let keep: Vec<Node> = (0..graph.len())
-        .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).0.as_str()))
+        .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).app.as_str()))
         .collect();
-    let mut keep_applied: Vec<Key> = keep.iter().map(|n| graph.key(*n).clone()).collect();
-    let unapply: Vec<(String, String)> = order_files
+    let mut keep_applied: Vec<MigrationKey> = keep.iter().map(|n| graph.key(*n).clone()).collect();
+    let unapply: Vec<MigrationKey> = order_files
         .iter()
         .map(|f| newer.files.at(*f).key.clone())
         .collect();
-    let mut squashes: BTreeMap<Key, Vec<Key>> = keep
+    let mut squashes: BTreeMap<MigrationKey, Vec<MigrationKey>> = keep
         .iter()
         .chain(order.iter())
         .filter_map(|n| {
@@ -589,7 +589,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             .iter()
             .enumerate()
             .filter(|(i, f)| {
-                step_apps.contains(f.key.0.as_str())
+                step_apps.contains(f.key.app.as_str())
                     && f.migration.replaces.is_empty()
                     && !fb.files.contains(i)
             })
@@ -646,10 +646,13 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
 /// Check an observed migration state against the plan: every planned
 /// migration unapplied, every other migration of the planned apps applied.
 /// `state` says whether a migration is applied (`None`: not in the evidence).
-pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result<(), String> {
+pub fn verify_state(
+    plan: &Plan,
+    state: &dyn Fn(&MigrationKey) -> Option<bool>,
+) -> Result<(), String> {
     // A migration missing from the evidence is applied when a squash that
     // replaces it shows as applied (`showmigrations` lists the squash).
-    let state = |k: &Key| {
+    let state = |k: &MigrationKey| {
         state(k).or_else(|| {
             plan.squashes
                 .iter()
@@ -660,8 +663,8 @@ pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result
     for k in &plan.unapply {
         match state(k) {
             Some(false) => {}
-            Some(true) => return Err(format!("{}.{} is still applied", k.0, k.1)),
-            None => return Err(format!("{}.{} is missing from the evidence", k.0, k.1)),
+            Some(true) => return Err(format!("{}.{} is still applied", k.app, k.name)),
+            None => return Err(format!("{}.{} is missing from the evidence", k.app, k.name)),
         }
     }
     for k in &plan.keep_applied {
@@ -670,10 +673,10 @@ pub fn verify_state(plan: &Plan, state: &dyn Fn(&Key) -> Option<bool>) -> Result
             Some(false) => {
                 return Err(format!(
                     "{}.{} should still be applied but is not",
-                    k.0, k.1
+                    k.app, k.name
                 ));
             }
-            None => return Err(format!("{}.{} is missing from the evidence", k.0, k.1)),
+            None => return Err(format!("{}.{} is missing from the evidence", k.app, k.name)),
         }
     }
     Ok(())
@@ -698,13 +701,13 @@ struct RawFallback {
 /// the parts the older revision does not know) and none is a squash.
 fn raw_fallback(
     pair: &Pair,
-    leaf: &Key,
+    leaf: &MigrationKey,
     to_unapply: &[bool],
-    known: &mut dyn FnMut(&Key) -> bool,
+    known: &mut dyn FnMut(&MigrationKey) -> bool,
 ) -> Option<Vec<usize>> {
     let newer = &pair.newer;
     let graph = &newer.graph;
-    let raw = graph.raw_unapply(&newer.files, newer.files.position(&leaf.0, &leaf.1)?)?;
+    let raw = graph.raw_unapply(&newer.files, newer.files.position(&leaf.app, &leaf.name)?)?;
     let mut want = BTreeSet::new();
     for n in (0..graph.len()).filter(|n| to_unapply[*n]) {
         let f = newer.files.at(graph.file(n));
@@ -714,7 +717,7 @@ fn raw_fallback(
         }
         for k in replaced_leaves(&f.key, pair) {
             if !known(&k) {
-                want.insert(newer.files.position(&k.0, &k.1)?);
+                want.insert(newer.files.position(&k.app, &k.name)?);
             }
         }
     }
@@ -727,12 +730,17 @@ fn raw_fallback(
 
 /// Whether the older revision has `k` applied after a fresh migrate: it has
 /// the file, or `k` is a squash of migrations it all has.
-fn known_by_older(k: &Key, pair: &Pair, memo: &mut BTreeMap<Key, bool>, depth: u32) -> bool {
+fn known_by_older(
+    k: &MigrationKey,
+    pair: &Pair,
+    memo: &mut BTreeMap<MigrationKey, bool>,
+    depth: u32,
+) -> bool {
     let older = &pair.older;
     let installed = || {
         older
             .project
-            .app(&k.0)
+            .app(&k.app)
             .is_some_and(|a| a.migrations_dir.is_some())
     };
     if older.files.contains_key(k) && installed() {
@@ -755,7 +763,7 @@ fn known_by_older(k: &Key, pair: &Pair, memo: &mut BTreeMap<Key, bool>, depth: u
 }
 
 /// Every non-squash migration a squash stands for (nested squashes followed).
-fn replaced_leaves(k: &Key, pair: &Pair) -> BTreeSet<Key> {
+fn replaced_leaves(k: &MigrationKey, pair: &Pair) -> BTreeSet<MigrationKey> {
     let mut out = BTreeSet::new();
     let mut stack = vec![k.clone()];
     let mut guard = 0;
@@ -792,7 +800,7 @@ fn simulate_one(
             if !applied[t] {
                 return Err(format!(
                     "{app}: target {} would already be unapplied when its command runs",
-                    graph.key(t).1
+                    graph.key(t).name
                 ));
             }
             graph
@@ -828,9 +836,9 @@ fn run(
             let k = graph.key(extra);
             return Err(format!(
                 "`migrate {app} {}` would also unapply {}.{}, which the older revision has",
-                target.map_or("zero", |t| graph.key(t).1.as_str()),
-                k.0,
-                k.1
+                target.map_or("zero", |t| graph.key(t).name.as_str()),
+                k.app,
+                k.name
             ));
         }
         let unapply = graph
@@ -838,10 +846,10 @@ fn run(
             .into_iter()
             .map(|n| {
                 let k = graph.key(n);
-                if k.0 == **app {
-                    k.1.clone()
+                if k.app == **app {
+                    k.name.clone()
                 } else {
-                    format!("{}.{}", k.0, k.1)
+                    format!("{}.{}", k.app, k.name)
                 }
             })
             .collect();
@@ -850,7 +858,7 @@ fn run(
         }
         steps.push(MigrateStep {
             app: (*app).clone(),
-            target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).1.clone()),
+            target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).name.clone()),
             unapply,
         });
     }
@@ -858,7 +866,7 @@ fn run(
         let k = graph.key(left);
         return Err(format!(
             "no order of per-app commands unapplies {}.{} without unapplying migrations the older revision has",
-            k.0, k.1
+            k.app, k.name
         ));
     }
     Ok(steps)
@@ -870,7 +878,7 @@ fn ambiguous_target(newer: &crate::django::Revision, app: &str, name: &str) -> O
     let matching = newer
         .files
         .app(app)
-        .filter(|f| f.key.1.starts_with(name))
+        .filter(|f| f.key.name.starts_with(name))
         .count();
     (matching > 1).then(|| {
         Finding::new(
@@ -906,10 +914,10 @@ fn raw_fallback_step(
         .iter()
         .map(|f| {
             let k = &newer.files.at(*f).key;
-            if k.0 == fb.app {
-                k.1.clone()
+            if k.app == fb.app {
+                k.name.clone()
             } else {
-                format!("{}.{}", k.0, k.1)
+                format!("{}.{}", k.app, k.name)
             }
         })
         .collect();
@@ -940,7 +948,7 @@ fn per_app_or_executor(
             format!("{why}; and no backwards plan for Django's executor is exact either: {e}"),
         )
     })?;
-    let name = |n: Node| format!("{}.{}", graph.key(n).0, graph.key(n).1);
+    let name = |n: Node| format!("{}.{}", graph.key(n).app, graph.key(n).name);
     let unreachable = unreachable_by_migrate(graph, want)
         .into_iter()
         .map(|n| {
@@ -980,7 +988,7 @@ fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
     let all_applied = vec![true; graph.len()];
     let mut candidates: BTreeSet<(&str, Option<Node>)> = BTreeSet::new();
     for n in (0..graph.len()).filter(|n| want[*n]) {
-        let app = graph.key(n).0.as_str();
+        let app = graph.key(n).app.as_str();
         let mut same_app = graph
             .parents(n)
             .iter()
@@ -1010,7 +1018,7 @@ fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
 /// on a planned one is planned and comes before it. The step's code checks it
 /// again against the loader when it runs.
 fn executor_step(graph: &Graph, want: &[bool], why: String) -> Result<ExecutorStep, String> {
-    let name = |n: Node| format!("{}.{}", graph.key(n).0, graph.key(n).1);
+    let name = |n: Node| format!("{}.{}", graph.key(n).app, graph.key(n).name);
     let order = graph.unapply_order(want);
     if order.len() != want.iter().filter(|w| **w).count() {
         return Err("the planned migrations depend on each other in a cycle".to_string());
@@ -1065,9 +1073,9 @@ fn order_commands(
     for k in (0..graph.len()).filter(|n| want[*n]) {
         marks.iter_mut().for_each(|m| *m = false);
         graph.mark_descendants(k, &mut marks);
-        let own_app = &graph.key(k).0;
+        let own_app = &graph.key(k).app;
         for d in (0..graph.len()).filter(|d| marks[*d] && want[*d]) {
-            let dep_app = &graph.key(d).0;
+            let dep_app = &graph.key(d).app;
             if dep_app != own_app
                 && let (Some(dep), Some(own)) = (
                     apps.iter().find(|a| **a == dep_app),
@@ -1126,7 +1134,7 @@ fn permute<'a>(
     false
 }
 
-fn fingerprint(steps: &[Step], unapply: &[(String, String)]) -> String {
+fn fingerprint(steps: &[Step], unapply: &[MigrationKey]) -> String {
     let mut h = Sha256::new();
     for s in steps {
         match s {
@@ -1134,7 +1142,7 @@ fn fingerprint(steps: &[Step], unapply: &[(String, String)]) -> String {
             Step::Executor(s) => h.update(format!("executor\0{}\n", s.unapply.join("\0"))),
         }
     }
-    for (a, n) in unapply {
+    for MigrationKey { app: a, name: n } in unapply {
         h.update(format!("unapply\0{a}\0{n}\n"));
     }
     let d = h.finalize();

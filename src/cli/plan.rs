@@ -107,7 +107,7 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
             })
             .collect();
         migrations.insert(
-            format!("{}.{}", k.0, k.1),
+            format!("{}.{}", k.app, k.name),
             serde_json::json!({
                 "file": f.file,
                 "dependencies": deps,
@@ -121,7 +121,7 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
     }
     let mut leaves = BTreeMap::new();
     for app in &r.loaded {
-        let l: Vec<String> = r.graph.leaves(app).into_iter().map(|k| k.1).collect();
+        let l: Vec<String> = r.graph.leaves(app).into_iter().map(|k| k.name).collect();
         leaves.insert(app.clone(), l);
     }
     let apps: BTreeMap<&str, Option<&str>> = r

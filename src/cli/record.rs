@@ -10,6 +10,7 @@ use super::StackArgs;
 use crate::Outcome;
 use crate::analysis;
 use crate::config::Config;
+use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::ledger::{self, Evidence, Record, database, evidence, trust};
@@ -78,7 +79,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         let url = args.database_url.as_deref().unwrap_or_default();
         let rows = database::applied_rows(url).map_err(Error::input)?;
         let mut listing = String::new();
-        for (a, n) in &rows {
+        for MigrationKey { app: a, name: n } in &rows {
             listing.push_str(&format!("{a}.{n}\n"));
         }
         Evidence::from_rows(plan, &rows, sha256(listing.as_bytes()))
@@ -103,11 +104,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         from_rev: svc.from_rev.clone().unwrap_or_default(),
         to_rev: svc.to_rev.clone().unwrap_or_default(),
         fingerprint: plan.fingerprint.clone(),
-        unapplied: plan
-            .unapply
-            .iter()
-            .map(|(a, n)| format!("{a}.{n}"))
-            .collect(),
+        unapplied: plan.unapply.iter().map(ToString::to_string).collect(),
         recorded_at: now_rfc3339(),
         recorded_by: identity(&repo),
         evidence: embedded,

@@ -2,6 +2,7 @@
 //! `tagback script --release-artifact DIR` (the rollback of an upgrade,
 //! written at release time with its plan and a markdown summary).
 
+use crate::django::MigrationKey;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -201,16 +202,16 @@ fn parent_lookup(
     plan: &Plan,
     opts: &ProjectOptions,
 ) -> Result<impl Fn(&str, &str) -> Option<String>> {
-    let mut parents: Vec<((String, String), Option<String>)> = Vec::new();
+    let mut parents: Vec<(MigrationKey, Option<String>)> = Vec::new();
     if !plan.irreversible.is_empty() {
         let loader = Loader::new(repo);
         let newer = repo.snapshot(&plan.from)?;
         let older = repo.snapshot(&plan.to)?;
         if let Some(pair) = loader.load_pair(&newer, &older, opts, false)? {
             for i in &plan.irreversible {
-                let key = (i.app.clone(), i.migration.clone());
+                let key = MigrationKey::new(i.app.clone(), i.migration.clone());
                 let g = &pair.newer.graph;
-                let same: Vec<&(String, String)> = g
+                let same: Vec<&MigrationKey> = g
                     .node(&key)
                     .map(|n| g.parents(n))
                     .unwrap_or_default()
@@ -219,7 +220,7 @@ fn parent_lookup(
                     .map(|p| g.key(*p))
                     .collect();
                 let parent = match same.as_slice() {
-                    [one] => Some(one.1.clone()),
+                    [one] => Some(one.name.clone()),
                     [] => Some("zero".to_string()),
                     _ => None,
                 };
@@ -230,7 +231,7 @@ fn parent_lookup(
     Ok(move |app: &str, name: &str| {
         parents
             .iter()
-            .find(|(k, _)| k.0 == app && k.1 == name)
+            .find(|(k, _)| k.app == app && k.name == name)
             .and_then(|(_, p)| p.clone())
     })
 }

@@ -12,14 +12,13 @@ use super::migration::{Dependency, Migration};
 use super::project::Project;
 use crate::error::{Error, Result};
 
-/// `(app_label, migration_name)`.
-pub type Key = (String, String);
+pub use super::key::MigrationKey;
 
 /// A migration file of one revision.
 #[derive(Debug, Clone)]
 pub struct MigrationFile {
     /// Its key.
-    pub key: Key,
+    pub key: MigrationKey,
     /// Repository path of the file.
     pub file: String,
     /// What the file says. When read from the on-disk cache, `operations`
@@ -65,24 +64,24 @@ impl Files {
     /// The index of `app.name`.
     pub fn position(&self, app: &str, name: &str) -> Option<usize> {
         self.0
-            .binary_search_by(|f| (f.key.0.as_str(), f.key.1.as_str()).cmp(&(app, name)))
+            .binary_search_by(|f| (f.key.app.as_str(), f.key.name.as_str()).cmp(&(app, name)))
             .ok()
     }
 
     /// The file of a key.
-    pub fn get(&self, key: &Key) -> Option<&MigrationFile> {
-        self.position(&key.0, &key.1).map(|i| &*self.0[i])
+    pub fn get(&self, key: &MigrationKey) -> Option<&MigrationFile> {
+        self.position(&key.app, &key.name).map(|i| &*self.0[i])
     }
 
     /// Whether a key has a file.
-    pub fn contains_key(&self, key: &Key) -> bool {
-        self.position(&key.0, &key.1).is_some()
+    pub fn contains_key(&self, key: &MigrationKey) -> bool {
+        self.position(&key.app, &key.name).is_some()
     }
 
     /// The indices of an app's files.
     pub fn app_range(&self, app: &str) -> std::ops::Range<usize> {
-        let start = self.0.partition_point(|f| f.key.0.as_str() < app);
-        start..start + self.0[start..].partition_point(|f| f.key.0 == app)
+        let start = self.0.partition_point(|f| f.key.app.as_str() < app);
+        start..start + self.0[start..].partition_point(|f| f.key.app == app)
     }
 
     /// An app's files, in name order.
@@ -110,13 +109,13 @@ impl Files {
     }
 }
 
-impl std::ops::Index<&Key> for Files {
+impl std::ops::Index<&MigrationKey> for Files {
     type Output = MigrationFile;
 
-    fn index(&self, key: &Key) -> &MigrationFile {
+    fn index(&self, key: &MigrationKey) -> &MigrationFile {
         match self.get(key) {
             Some(f) => f,
-            None => panic!("no migration file {}.{}", key.0, key.1),
+            None => panic!("no migration file {}.{}", key.app, key.name),
         }
     }
 }
@@ -140,7 +139,7 @@ pub struct Graph {
     /// The index in the revision's [`Files`] of each node.
     file_of: Vec<usize>,
     /// For every replaced migration, the outermost squash now standing for it.
-    replaced_by: BTreeMap<Key, Node>,
+    replaced_by: BTreeMap<MigrationKey, Node>,
     /// Only in a revision with squashes: the graph Django builds without
     /// replacements (`MigrationLoader(replace_migrations=False)`), as the
     /// dependents of every file (indices into the revision's [`Files`]);
@@ -161,7 +160,7 @@ impl Graph {
     }
 
     /// The key of a node.
-    pub fn key(&self, n: Node) -> &Key {
+    pub fn key(&self, n: Node) -> &MigrationKey {
         &self.nodes[n].key
     }
 
@@ -171,17 +170,18 @@ impl Graph {
     }
 
     /// The node of a key, if it is in use.
-    pub fn node(&self, key: &Key) -> Option<Node> {
+    pub fn node(&self, key: &MigrationKey) -> Option<Node> {
         self.nodes
             .binary_search_by(|f| {
-                (f.key.0.as_str(), f.key.1.as_str()).cmp(&(key.0.as_str(), key.1.as_str()))
+                (f.key.app.as_str(), f.key.name.as_str())
+                    .cmp(&(key.app.as_str(), key.name.as_str()))
             })
             .ok()
     }
 
     /// Whether `n` belongs to `app`.
     pub fn in_app(&self, n: Node, app: &str) -> bool {
-        self.nodes[n].key.0 == app
+        self.nodes[n].key.app == app
     }
 
     /// Parents (dependencies) of a node.
@@ -196,8 +196,8 @@ impl Graph {
 
     /// The nodes of `app` (contiguous, since nodes are sorted by key).
     pub fn app_nodes(&self, app: &str) -> std::ops::Range<Node> {
-        let start = self.nodes.partition_point(|f| f.key.0.as_str() < app);
-        let end = start + self.nodes[start..].partition_point(|f| f.key.0 == app);
+        let start = self.nodes.partition_point(|f| f.key.app.as_str() < app);
+        let end = start + self.nodes[start..].partition_point(|f| f.key.app == app);
         start..end
     }
 
@@ -209,7 +209,7 @@ impl Graph {
     }
 
     /// Keys of the leaves of `app`, sorted.
-    pub fn leaves(&self, app: &str) -> Vec<Key> {
+    pub fn leaves(&self, app: &str) -> Vec<MigrationKey> {
         self.leaf_nodes(app)
             .into_iter()
             .map(|n| self.nodes[n].key.clone())
@@ -243,13 +243,13 @@ impl Graph {
     /// squash or Django cannot build that graph.
     pub fn raw_unapply(&self, files: &Files, target: usize) -> Option<Vec<usize>> {
         let raw = self.raw_children.as_ref()?;
-        let app = &files.at(target).key.0;
+        let app = &files.at(target).key.app;
         let mut reached = vec![false; files.len()];
         let mut stack: Vec<usize> = raw
             .of(target)
             .iter()
             .copied()
-            .filter(|c| files.at(*c).key.0 == *app)
+            .filter(|c| files.at(*c).key.app == *app)
             .collect();
         while let Some(n) = stack.pop() {
             if !std::mem::replace(&mut reached[n], true) {
@@ -284,7 +284,7 @@ impl Graph {
     }
 
     /// The node standing for `key`: itself, or the squash replacing it.
-    pub fn standing_for(&self, key: &Key) -> Option<Node> {
+    pub fn standing_for(&self, key: &MigrationKey) -> Option<Node> {
         self.node(key)
             .or_else(|| self.replaced_by.get(key).copied())
     }
@@ -362,12 +362,12 @@ pub fn build(
     index: &dyn AppIndex,
 ) -> Result<Graph> {
     // Files by index, in key order.
-    let fkeys: Vec<&Key> = files.iter().map(|f| &f.key).collect();
+    let fkeys: Vec<&MigrationKey> = files.iter().map(|f| &f.key).collect();
     let fvals: Vec<&MigrationFile> = files.iter().collect();
     // A migration a squash replaces may be gone from disk while others still
     // depend on it: Django's loader points those dependencies at the squash
     // (`MigrationGraph.remove_replaced_nodes`).
-    let mut squash_of: BTreeMap<&Key, usize> = BTreeMap::new();
+    let mut squash_of: BTreeMap<&MigrationKey, usize> = BTreeMap::new();
     for (i, f) in fvals.iter().enumerate() {
         for r in &f.migration.replaces {
             squash_of.insert(r, i);
@@ -378,7 +378,7 @@ pub fn build(
     let through_squash = std::cell::Cell::new(false);
     let find = |a: &str, n: &str| {
         files.position(a, n).or_else(|| {
-            let s = squash_of.get(&(a.to_string(), n.to_string())).copied();
+            let s = squash_of.get(&MigrationKey::new(a, n)).copied();
             through_squash.set(through_squash.get() || s.is_some());
             s
         })
@@ -391,14 +391,14 @@ pub fn build(
     for (i, f) in fvals.iter().enumerate() {
         for dep in &f.migration.dependencies {
             if let Dependency::Key(a, n) = dep
-                && *a == fkeys[i].0
+                && *a == fkeys[i].app
                 && n != "__first__"
                 && n != "__latest__"
             {
                 // Most migrations depend on the one just before them.
-                let previous = i.checked_sub(1).filter(|p| fkeys[*p].1 == *n);
+                let previous = i.checked_sub(1).filter(|p| fkeys[*p].name == *n);
                 let Some(t) = previous.or_else(|| find(a, n)) else {
-                    return Err(missing(f, &(a.clone(), n.clone()), rev));
+                    return Err(missing(f, &MigrationKey::new(a.clone(), n.clone()), rev));
                 };
                 edges.push((i, t));
             }
@@ -415,7 +415,7 @@ pub fn build(
     let latest = |app: &str| app_range(app).find(|i| !has_child[*i]);
     let mut extra: Vec<(usize, usize)> = Vec::new();
     for (i, f) in fvals.iter().enumerate() {
-        let own = &fkeys[i].0;
+        let own = &fkeys[i].app;
         for dep in &f.migration.dependencies {
             let (a, n) = match dep {
                 // Same-app dependencies were added above.
@@ -442,7 +442,7 @@ pub fn build(
                     "__latest__" => latest(&a),
                     _ => match find(&a, &n) {
                         Some(t) => Some(t),
-                        None => return Err(missing(f, &(a, n), rev)),
+                        None => return Err(missing(f, &MigrationKey::new(a, n), rev)),
                     },
                 };
                 if let Some(t) = target {
@@ -454,10 +454,10 @@ pub fn build(
                 && !n.starts_with("__")
                 && !index.exists(&a, &n)?
             {
-                return Err(missing(f, &(a, n), rev));
+                return Err(missing(f, &MigrationKey::new(a, n), rev));
             }
         }
-        for (a, n) in &f.migration.run_before {
+        for MigrationKey { app: a, name: n } in &f.migration.run_before {
             if let Some(t) = find(a, n) {
                 extra.push((t, i));
             } else if loaded_apps.contains(a) {
@@ -478,7 +478,7 @@ pub fn build(
 
     // Squashes stand in for what they replace (every replaced migration is
     // applied, so Django uses the squash).
-    let mut replaced_by: BTreeMap<&Key, usize> = BTreeMap::new();
+    let mut replaced_by: BTreeMap<&MigrationKey, usize> = BTreeMap::new();
     for (i, f) in fvals.iter().enumerate() {
         for r in &f.migration.replaces {
             replaced_by.insert(r, i);
@@ -516,7 +516,7 @@ pub fn build(
     // Replaced migrations whose files are gone (NetBox 4.0 squashed and
     // deleted its 3.x migrations): the squash listing them still stands for
     // them, so an older leaf among them is reached through the squash.
-    let file_keys: BTreeSet<&Key> = fkeys.iter().copied().collect();
+    let file_keys: BTreeSet<&MigrationKey> = fkeys.iter().copied().collect();
     for (i, f) in fvals.iter().enumerate() {
         for r in &f.migration.replaces {
             if file_keys.contains(r) {
@@ -564,10 +564,10 @@ pub fn unresolved_swappables<'m>(project: &Project, m: &'m Migration) -> Vec<&'m
         .collect()
 }
 
-fn missing(f: &MigrationFile, target: &Key, rev: &str) -> Error {
+fn missing(f: &MigrationFile, target: &MigrationKey, rev: &str) -> Error {
     Error::input(format!(
         "{} at {rev}: migration {}.{} depends on {}.{}, which does not exist (Django raises NodeNotFoundError)",
-        f.file, f.key.0, f.key.1, target.0, target.1
+        f.file, f.key.app, f.key.name, target.app, target.name
     ))
 }
 
@@ -591,7 +591,7 @@ fn check_acyclic(graph: &Graph, files: &Files, rev: &str) -> Result<()> {
         let file = files.at(graph.file(n)).file.as_str();
         return Err(Error::input(format!(
             "{file} at {rev}: circular dependency involving {}.{} (Django raises CircularDependencyError)",
-            k.0, k.1
+            k.app, k.name
         )));
     }
     Ok(())
@@ -615,10 +615,10 @@ pub fn check_conflicts(
             let dynamic = graph
                 .nodes
                 .iter()
-                .filter(|f| f.key.0 == *app)
+                .filter(|f| f.key.app == *app)
                 .find_map(|f| f.migration.dynamic.first().map(|d| (f, d)));
             if let Some((f, d)) = dynamic {
-                let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
+                let names: Vec<&str> = leaves.iter().map(|k| k.name.as_str()).collect();
                 findings.push(
                     Finding::new(
                         Code::DynamicMigration,
@@ -626,8 +626,8 @@ pub fn check_conflicts(
                             "app {app:?} seems to have {} unmerged leaf migrations at {rev} ({}), but {}.{} ({}:{}) cannot be read exactly ({}), so its real dependencies are unknown; make them class attributes (`dependencies = [...]`) so they can be read",
                             leaves.len(),
                             names.join(", "),
-                            f.key.0,
-                            f.key.1,
+                            f.key.app,
+                            f.key.name,
                             f.file,
                             d.line,
                             d.what
@@ -637,7 +637,7 @@ pub fn check_conflicts(
                 );
                 continue;
             }
-            let names: Vec<&str> = leaves.iter().map(|k| k.1.as_str()).collect();
+            let names: Vec<&str> = leaves.iter().map(|k| k.name.as_str()).collect();
             return Err(Error::input(format!(
                 "app {app:?} has {} unmerged leaf migrations at {rev} ({}); Django refuses to migrate until `makemigrations --merge` joins them",
                 leaves.len(),

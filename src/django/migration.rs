@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::key::MigrationKey;
 use super::python::{self, Call, Stmt, Value};
 
 /// A dependency as written.
@@ -74,10 +75,10 @@ pub struct Migration {
     pub dependencies: Vec<Dependency>,
     /// `replaces` (a squash when non-empty).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub replaces: Vec<(String, String)>,
+    pub replaces: Vec<MigrationKey>,
     /// `run_before`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub run_before: Vec<(String, String)>,
+    pub run_before: Vec<MigrationKey>,
     /// `initial`.
     pub initial: Option<bool>,
     /// `operations`.
@@ -381,8 +382,8 @@ impl Ctx<'_> {
                         ("dependencies", Some((a, n))) => {
                             m.dependencies.push(Dependency::Key(a, n))
                         }
-                        ("replaces", Some(k)) => m.replaces.push(k),
-                        ("run_before", Some(k)) => m.run_before.push(k),
+                        ("replaces", Some(k)) => m.replaces.push(k.into()),
+                        ("run_before", Some(k)) => m.run_before.push(k.into()),
                         ("dependencies", None) => match self.resolve(item) {
                             Value::Call(c) if c.short_name() == "swappable_dependency" => {
                                 match c.args.first().map(|a| self.resolve(a)) {
@@ -984,7 +985,10 @@ mod tests {
                 Dependency::Swappable("AUTH_USER_MODEL".into()),
             ]
         );
-        assert_eq!(m.run_before, vec![("late".into(), "0001_initial".into())]);
+        assert_eq!(
+            m.run_before,
+            vec![MigrationKey::new("late", "0001_initial")]
+        );
         assert_eq!(m.replaces.len(), 2);
         assert_eq!(m.initial, Some(true));
         assert!(m.dynamic.is_empty());

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod graph;
+pub mod key;
 pub mod migration;
 pub mod project;
 pub mod python;
@@ -20,7 +21,8 @@ use git2::Oid;
 
 use crate::error::{Error, Result};
 use crate::git::{OidKey, Repo, Snapshot};
-pub use graph::{Files, Graph, Key, MigrationFile};
+pub use graph::{Files, Graph, MigrationFile};
+pub use key::MigrationKey;
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
 
@@ -237,7 +239,7 @@ impl<'r> Loader<'r> {
             let reached: BTreeSet<String> = files_n
                 .iter()
                 .chain(files_o.iter())
-                .flat_map(|f| f.migration.replaces.iter().map(|r| r.0.clone()))
+                .flat_map(|f| f.migration.replaces.iter().map(|r| r.app.clone()))
                 .filter(|a| {
                     !loaded.contains(a)
                         && (pn.app(a).is_some_and(|x| x.migrations_dir.is_some())
@@ -533,7 +535,7 @@ impl<'r> Loader<'r> {
             // Most lines are the same at both revisions: the file of the
             // other revision is shared, not decoded again.
             if let Some(p) = &previous {
-                while j < p.files.len() && p.files[j].key.1.as_str() < line.name {
+                while j < p.files.len() && p.files[j].key.name.as_str() < line.name {
                     j += 1;
                 }
                 if j < p.files.len() && p.line(j) == line.raw {
@@ -542,7 +544,7 @@ impl<'r> Loader<'r> {
                 }
             }
             files.push(Rc::new(MigrationFile {
-                key: (label.to_string(), line.name.to_string()),
+                key: MigrationKey::new(label, line.name),
                 file: migration_path(dir, line.name),
                 migration: Arc::new(line.migration()?),
                 blob: Some(line.blob()?),
@@ -603,7 +605,7 @@ impl<'r> Loader<'r> {
                 }),
             });
             files.push(Rc::new(MigrationFile {
-                key: (label.to_string(), name),
+                key: MigrationKey::new(label, name),
                 file,
                 migration,
                 blob: None,
@@ -640,11 +642,11 @@ impl<'r> Loader<'r> {
         let Some(oid) = f.blob else {
             return Ok(f.migration.clone());
         };
-        if let Some(m) = self.parsed.borrow().get(&f.key.0, oid) {
+        if let Some(m) = self.parsed.borrow().get(&f.key.app, oid) {
             return Ok(m);
         }
         let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
-        self.parse(oid, &blob.data, &f.key.0, &f.file, &rev.snap.label)
+        self.parse(oid, &blob.data, &f.key.app, &f.file, &rev.snap.label)
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.
@@ -662,12 +664,12 @@ impl<'r> Loader<'r> {
             return unknown;
         };
         // A package's own operation classes are not in the repository.
-        if rev.project.package_of(&file.key.0).is_some() {
+        if rev.project.package_of(&file.key.app).is_some() {
             return unknown;
         }
         let package = rev
             .project
-            .app(&file.key.0)
+            .app(&file.key.app)
             .and_then(|a| a.migrations_module.clone())
             .unwrap_or_default();
         let Some(absolute) = project::absolute_module(&package, module) else {

@@ -1,9 +1,10 @@
 //! Evidence read straight from a database's `django_migrations` table.
 
+use crate::django::MigrationKey;
 use std::collections::BTreeSet;
 
 /// `(app, name)` rows of `django_migrations`.
-pub type Rows = BTreeSet<(String, String)>;
+pub type Rows = BTreeSet<MigrationKey>;
 
 /// Read `django_migrations` from `postgres://…`, `mysql://…` (MySQL and
 /// MariaDB) or `sqlite:///path`; a database without the table is an error.
@@ -78,7 +79,12 @@ fn sqlite(path: &str) -> Result<Option<Rows>, String> {
         .prepare("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
     let rows = stmt
-        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+        .query_map([], |r| {
+            Ok(MigrationKey::new(
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+            ))
+        })
         .map_err(|e| format!("cannot read django_migrations from {path}: {e}"))?;
     rows.collect::<Result<Rows, _>>()
         .map(Some)
@@ -106,7 +112,7 @@ fn postgres(url: &str) -> Result<Option<Rows>, String> {
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(url)))?;
     Ok(Some(
         rows.iter()
-            .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+            .map(|r| MigrationKey::new(r.get::<_, String>(0), r.get::<_, String>(1)))
             .collect(),
     ))
 }
@@ -141,7 +147,7 @@ fn mysql(url: &str) -> Result<Option<Rows>, String> {
     let rows: Vec<(String, String)> = conn
         .query("SELECT app, name FROM django_migrations")
         .map_err(|e| format!("cannot read django_migrations from {}: {e}", redact(&url)))?;
-    Ok(Some(rows.into_iter().collect()))
+    Ok(Some(rows.into_iter().map(MigrationKey::from).collect()))
 }
 
 #[cfg(test)]
@@ -165,7 +171,7 @@ mod tests {
         c.execute_batch("CREATE TABLE django_migrations (id integer primary key, app text, name text, applied text); INSERT INTO django_migrations (app, name, applied) VALUES ('shop', '0001_initial', 'now');").unwrap();
         drop(c);
         let rows = applied_rows(&format!("sqlite://{}", p.display())).unwrap();
-        assert!(rows.contains(&("shop".to_string(), "0001_initial".to_string())));
+        assert!(rows.contains(&MigrationKey::new("shop", "0001_initial")));
         assert!(applied_rows("sqlite:///nonexistent/x.db").is_err());
         let missing = format!("sqlite://{}", dir.path().join("not-yet.sqlite3").display());
         assert_eq!(applied_rows_if_migrated(&missing), Ok(None));

@@ -1,10 +1,11 @@
 //! Evidence that backward migrations ran: `manage.py showmigrations` output
 //! (`--list` and `--plan` forms).
 
+use crate::django::MigrationKey;
 use std::collections::BTreeMap;
 
 /// Applied state per `(app, migration)` as the evidence shows it.
-pub type Applied = BTreeMap<(String, String), bool>;
+pub type Applied = BTreeMap<MigrationKey, bool>;
 
 /// Parse `showmigrations` output. `--list` form: an app label line followed by
 /// ` [X] 0001_initial` lines (squashes may add ` (2 squashed migrations)`).
@@ -60,7 +61,7 @@ pub fn parse_showmigrations(text: &str) -> Result<Applied, String> {
                     line.trim()
                 ));
             }
-            out.insert((a, n), applied);
+            out.insert(MigrationKey::new(a, n), applied);
             lines += 1;
         } else if trimmed == "(no migrations)" {
             continue;
@@ -87,9 +88,9 @@ mod tests {
     #[test]
     fn list_form() {
         let a = parse_showmigrations("shop\n [X] 0001_initial\n [ ] 0002_sku\nmembers\n [X] 0001_squashed_0003 (3 squashed migrations)\nempty\n (no migrations)\n").unwrap();
-        assert!(a[&("shop".into(), "0001_initial".into())]);
-        assert!(!a[&("shop".into(), "0002_sku".into())]);
-        assert!(a[&("members".into(), "0001_squashed_0003".into())]);
+        assert!(a[&MigrationKey::new("shop", "0001_initial")]);
+        assert!(!a[&MigrationKey::new("shop", "0002_sku")]);
+        assert!(a[&MigrationKey::new("members", "0001_squashed_0003")]);
     }
 
     #[test]
@@ -97,7 +98,7 @@ mod tests {
         let a =
             parse_showmigrations("[X]  contenttypes.0001_initial\n[ ]  shop.0002_sku\n").unwrap();
         assert_eq!(a.len(), 2);
-        assert!(!a[&("shop".into(), "0002_sku".into())]);
+        assert!(!a[&MigrationKey::new("shop", "0002_sku")]);
     }
 
     #[test]

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::django::Key;
+use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::git::{Repo, Snapshot};
@@ -81,8 +81,8 @@ impl Evidence {
         let apps = plan_apps(plan);
         let lines = applied
             .iter()
-            .filter(|((a, _), _)| apps.contains(a.as_str()))
-            .map(|((a, n), on)| format!("[{}] {a}.{n}", if *on { 'X' } else { ' ' }))
+            .filter(|(k, _)| apps.contains(k.app.as_str()))
+            .map(|(k, on)| format!("[{}] {k}", if *on { 'X' } else { ' ' }))
             .collect();
         Evidence {
             kind: "showmigrations".into(),
@@ -96,8 +96,8 @@ impl Evidence {
         let apps = plan_apps(plan);
         let lines = rows
             .iter()
-            .filter(|(a, _)| apps.contains(a.as_str()))
-            .map(|(a, n)| format!("{a}.{n}"))
+            .filter(|k| apps.contains(k.app.as_str()))
+            .map(ToString::to_string)
             .collect();
         Evidence {
             kind: "database".into(),
@@ -122,7 +122,7 @@ impl Evidence {
                         .split_once('.')
                         .filter(|(a, n)| !a.is_empty() && !n.is_empty())
                         .ok_or_else(|| format!("evidence row {line:?} is not app.name"))?;
-                    rows.insert((a.to_string(), n.to_string()));
+                    rows.insert(MigrationKey::new(a, n));
                 }
                 verify_rows(plan, &rows)
             }
@@ -138,13 +138,13 @@ fn plan_apps(plan: &Plan) -> BTreeSet<&str> {
         .squashes
         .iter()
         .flat_map(|(k, v)| std::iter::once(k).chain(v));
-    keys.chain(squashed).map(|(a, _)| a.as_str()).collect()
+    keys.chain(squashed).map(|k| k.app.as_str()).collect()
 }
 
 /// Verify `django_migrations` rows against a plan (a squash counts as
 /// applied when every migration it replaces is, as Django does).
 pub fn verify_rows(plan: &Plan, rows: &database::Rows) -> std::result::Result<(), String> {
-    plan::verify_state(plan, &|k: &Key| {
+    plan::verify_state(plan, &|k: &MigrationKey| {
         let row = rows.contains(k);
         Some(match plan.squashes.get(k) {
             Some(replaced) if !row => replaced.iter().all(|r| rows.contains(r)),
@@ -313,11 +313,7 @@ pub fn status(
 
 /// Why a record with the plan's fingerprint is not trusted, if it is not.
 fn trusted(record: &Record, plan: &Plan, keys: &[TrustedKey]) -> std::result::Result<(), String> {
-    let planned: Vec<String> = plan
-        .unapply
-        .iter()
-        .map(|(a, n)| format!("{a}.{n}"))
-        .collect();
+    let planned: Vec<String> = plan.unapply.iter().map(ToString::to_string).collect();
     if record.unapplied != planned {
         return Err(format!(
             "it lists {} unapplied migration(s) but the plan unapplies {}",

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::django::project::{App, Project, ProjectOptions, default_config, named_config};
-use crate::django::{MigrationFile, is_migration_file_name, migration, python};
+use crate::django::{MigrationFile, MigrationKey, is_migration_file_name, migration, python};
 use crate::error::Result;
 use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot};
@@ -382,7 +382,7 @@ fn read_migrations(
             format!("{path}{at}: {}", e.message)
         })?;
         out.push(Rc::new(MigrationFile {
-            key: (label.to_string(), name.trim_end_matches(".py").to_string()),
+            key: MigrationKey::new(label, name.trim_end_matches(".py")),
             file: path.clone(),
             migration: Arc::new(m),
             blob: None,

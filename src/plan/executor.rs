@@ -15,15 +15,16 @@
 //! `post_migrate` (which only create content types and permissions for
 //! models that exist afterwards; a backward `migrate` removes none either).
 
+use crate::django::MigrationKey;
 use crate::script::quote;
 
 /// The Python template; `__ORDER__` and `__KEEP__` become tuples.
 const TEMPLATE: &str = include_str!("unapply_exactly.py");
 
 /// `("app", "name"), ...` as Python literals (JSON strings are Python strings).
-fn tuples(keys: &[(String, String)]) -> String {
+fn tuples(keys: &[MigrationKey]) -> String {
     keys.iter()
-        .map(|(a, n)| {
+        .map(|MigrationKey { app: a, name: n }| {
             let q = |s: &str| serde_json::to_string(s).unwrap_or_default();
             format!("({}, {})", q(a), q(n))
         })
@@ -33,14 +34,14 @@ fn tuples(keys: &[(String, String)]) -> String {
 
 /// The Python code that unapplies `order` (children before parents) and
 /// checks that `keep` stays applied.
-pub fn python(order: &[(String, String)], keep: &[(String, String)]) -> String {
+pub fn python(order: &[MigrationKey], keep: &[MigrationKey]) -> String {
     TEMPLATE
         .replace("__ORDER__", &tuples(order))
         .replace("__KEEP__", &tuples(keep))
 }
 
 /// `MANAGE shell -c 'CODE'`, ready to paste into bash.
-pub fn command(manage: &str, order: &[(String, String)], keep: &[(String, String)]) -> String {
+pub fn command(manage: &str, order: &[MigrationKey], keep: &[MigrationKey]) -> String {
     format!("{manage} shell -c {}", quote::bash(&python(order, keep)))
 }
 
@@ -48,10 +49,8 @@ pub fn command(manage: &str, order: &[(String, String)], keep: &[(String, String
 mod tests {
     use super::*;
 
-    fn keys(v: &[(&str, &str)]) -> Vec<(String, String)> {
-        v.iter()
-            .map(|(a, n)| (a.to_string(), n.to_string()))
-            .collect()
+    fn keys(v: &[(&str, &str)]) -> Vec<MigrationKey> {
+        v.iter().map(|(a, n)| MigrationKey::new(*a, *n)).collect()
     }
 
     #[test]

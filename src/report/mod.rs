@@ -6,6 +6,7 @@ use std::io::Write;
 use owo_colors::{OwoColorize, Stream};
 
 use crate::analysis::{CheckReport, ServiceReport};
+use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::finding::Code;
 use crate::plan::{Plan, Step};
@@ -524,7 +525,7 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
             "\n<details><summary>{} migration(s) to unapply, last first</summary>\n",
             p.unapply.len()
         )?;
-        for (app, name) in &p.unapply {
+        for MigrationKey { app, name } in &p.unapply {
             writeln!(w, "- `{app}.{name}`")?;
         }
         writeln!(w, "\n</details>")?;
@@ -552,8 +553,7 @@ fn plan_markdown_inner(service: &str, p: &Plan, w: &mut dyn Write) -> std::io::R
 /// One line of totals: what a plan unapplies, in how many apps and commands,
 /// what it drops, what blocks it. `strong` wraps the counts (`**` in markdown).
 fn totals(p: &Plan, strong: &str) -> String {
-    let apps: std::collections::BTreeSet<&str> =
-        p.unapply.iter().map(|(a, _)| a.as_str()).collect();
+    let apps: std::collections::BTreeSet<&str> = p.unapply.iter().map(|k| k.app.as_str()).collect();
     let mut parts = vec![format!(
         "{strong}{} migration(s) to unapply{strong} in {} app(s) with {} command(s)",
         p.unapply.len(),

@@ -6,6 +6,7 @@ pub mod quote;
 pub mod render;
 
 use crate::config::Strategy;
+use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Step};
 use crate::stack::ImageRef;
@@ -25,7 +26,7 @@ pub enum Action {
     /// `migrate` is exact; the code re-checks the order when it runs.
     UnapplyExactly {
         /// `(app, migration)` in the order they are unapplied.
-        order: Vec<(String, String)>,
+        order: Vec<MigrationKey>,
         /// The Python code (`plan::executor::python`).
         code: String,
     },
@@ -72,9 +73,9 @@ pub struct RollbackScript {
     /// Backward actions in order.
     pub actions: Vec<Action>,
     /// `(app, migration)` that must be unapplied afterwards.
-    pub unapplied: Vec<(String, String)>,
+    pub unapplied: Vec<MigrationKey>,
     /// `(app, migration)` that must remain applied (the targets).
-    pub keep_applied: Vec<(String, String)>,
+    pub keep_applied: Vec<MigrationKey>,
     /// Apps to migrate forward with the older code after the retag.
     pub post_apps: Vec<String>,
     /// Header lines describing the plan.
@@ -148,7 +149,7 @@ fn executor_action(
     plan: &Plan,
     x: &crate::plan::ExecutorStep,
     actions: &mut Vec<Action>,
-    keep_applied: &mut Vec<(String, String)>,
+    keep_applied: &mut Vec<MigrationKey>,
 ) -> Result<()> {
     if !plan.irreversible.is_empty() {
         let list: Vec<String> = plan
@@ -167,7 +168,7 @@ fn executor_action(
         )));
     }
     let (order, keep) = (x.order(), x.keep());
-    for (a, n) in order.iter().chain(&keep) {
+    for MigrationKey { app: a, name: n } in order.iter().chain(&keep) {
         check_name("app label", a, 100, &[])?;
         check_name("migration name", n, 255, &[])?;
     }
@@ -196,13 +197,13 @@ pub fn build(
             check_name("migration name", &s.target, 255, &[])?;
         }
     }
-    for (a, n) in &plan.unapply {
+    for MigrationKey { app: a, name: n } in &plan.unapply {
         check_name("app label", a, 100, &[])?;
         check_name("migration name", n, 255, &[])?;
     }
     let mut actions = Vec::new();
     let mut manual = 0;
-    let mut keep_applied: Vec<(String, String)> = Vec::new();
+    let mut keep_applied: Vec<MigrationKey> = Vec::new();
     for step in &plan.steps {
         let step = match step {
             Step::Migrate(m) => m,
@@ -212,7 +213,7 @@ pub fn build(
             }
         };
         if step.target != "zero" {
-            keep_applied.push((step.app.clone(), step.target.clone()));
+            keep_applied.push(MigrationKey::new(step.app.clone(), step.target.clone()));
         }
         let irreversible: Vec<_> = plan
             .irreversible
@@ -379,8 +380,8 @@ mod tests {
                 why: "no order".into(),
             })],
             unapply: vec![
-                ("shop".into(), "0005_merge".into()),
-                ("shop".into(), "0003_fix".into()),
+                MigrationKey::new("shop", "0005_merge"),
+                MigrationKey::new("shop", "0003_fix"),
             ],
             fingerprint: "0123456789abcdef".into(),
             ..Plan::default()
@@ -396,8 +397,8 @@ mod tests {
         assert_eq!(
             s.keep_applied,
             vec![
-                ("shop".to_string(), "0002_b".to_string()),
-                ("shop".to_string(), "0004_d".to_string())
+                MigrationKey::new("shop", "0002_b"),
+                MigrationKey::new("shop", "0004_d")
             ]
         );
     }

@@ -7,6 +7,7 @@
 //! between runs is the replica count to restore (the service cannot tell it
 //! once it is at 0), in a private directory, for one attempt.
 
+use crate::django::MigrationKey;
 use std::fmt::Write as _;
 
 use super::quote::{bash, comment, literal, multiline, words};
@@ -766,15 +767,15 @@ pub fn render(s: &RollbackScript) -> String {
     let mut apps: Vec<&str> = s
         .unapplied
         .iter()
-        .map(|(a, _)| a.as_str())
-        .chain(s.keep_applied.iter().map(|(a, _)| a.as_str()))
+        .map(|k| k.app.as_str())
+        .chain(s.keep_applied.iter().map(|k| k.app.as_str()))
         .collect();
     apps.sort_unstable();
     apps.dedup();
     let _ = writeln!(w, "APPS=({})", words(&apps));
-    let pairs = |v: &[(String, String)]| {
+    let pairs = |v: &[MigrationKey]| {
         v.iter()
-            .map(|(a, n)| format!("  {} {}\n", bash(a), bash(n)))
+            .map(|k| format!("  {} {}\n", bash(&k.app), bash(&k.name)))
             .collect::<String>()
     };
     let _ = writeln!(w, "UNAPPLIED=(\n{})", pairs(&s.unapplied));
@@ -849,7 +850,7 @@ pub fn render(s: &RollbackScript) -> String {
                     comment(
                         &order
                             .iter()
-                            .map(|(a, n)| format!("{a}.{n}"))
+                            .map(ToString::to_string)
                             .collect::<Vec<_>>()
                             .join(", ")
                     )
@@ -925,10 +926,10 @@ mod tests {
             .to_vec(),
             actions,
             unapplied: vec![
-                ("shop".into(), "0004_order_code".into()),
-                ("shop".into(), "0003_order_badge".into()),
+                MigrationKey::new("shop", "0004_order_code"),
+                MigrationKey::new("shop", "0003_order_badge"),
             ],
-            keep_applied: vec![("shop".into(), "0002_product_sku".into())],
+            keep_applied: vec![MigrationKey::new("shop", "0002_product_sku")],
             post_apps: vec![],
             summary: vec![
                 "1. migrate shop 0002_product_sku  (unapplies 0004_order_code, 0003_order_badge)"
@@ -948,10 +949,10 @@ mod tests {
 
     fn exactly() -> Vec<Action> {
         let order = vec![
-            ("shop".to_string(), "0004_order_code".to_string()),
-            ("shop".to_string(), "0003_order_badge".to_string()),
+            MigrationKey::new("shop", "0004_order_code"),
+            MigrationKey::new("shop", "0003_order_badge"),
         ];
-        let keep = vec![("shop".to_string(), "0002_product_sku".to_string())];
+        let keep = vec![MigrationKey::new("shop", "0002_product_sku")];
         vec![Action::UnapplyExactly {
             code: crate::plan::executor::python(&order, &keep),
             order,

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use git2::Oid;
 
 use super::text::{cut, fields_of, oid_from_hex};
+use crate::django::MigrationKey;
 use crate::django::migration::{Dependency, DynamicPart, Migration};
 
 /// First line of a cached directory.
@@ -67,7 +68,7 @@ pub(super) fn encode(entries: &[Entry]) -> Option<String> {
         }
         for pairs in [&m.replaces, &m.run_before] {
             out.push('\t');
-            for (i, (a, n)) in pairs.iter().enumerate() {
+            for (i, MigrationKey { app: a, name: n }) in pairs.iter().enumerate() {
                 list(&mut out, i);
                 let _ = write!(out, "{a}{PAIR}{n}");
                 strings.extend([a.as_str(), n.as_str()]);
@@ -154,9 +155,9 @@ impl CachedLine<'_> {
     /// The migration (without operations) the line describes.
     pub fn migration(&self) -> Option<Migration> {
         let [initial, deps, replaces, run_before, dynamic] = fields(self.rest)?;
-        let pair = |s: &str| -> Option<(String, String)> {
+        let pair = |s: &str| -> Option<MigrationKey> {
             let (a, n) = cut(s, PAIR as u8)?;
-            Some((a.to_string(), n.to_string()))
+            Some(MigrationKey::new(a, n))
         };
         let initial = match initial {
             "-" => None,
@@ -168,7 +169,7 @@ impl CachedLine<'_> {
         for d in items(deps) {
             dependencies.push(match d.split_at_checked(1)? {
                 ("k", rest) => {
-                    let (a, n) = pair(rest)?;
+                    let MigrationKey { app: a, name: n } = pair(rest)?;
                     Dependency::Key(a, n)
                 }
                 ("s", rest) => Dependency::Swappable(rest.to_string()),
@@ -279,10 +280,10 @@ mod tests {
                 Dependency::Swappable("AUTH_USER_MODEL".into()),
             ],
             replaces: vec![
-                ("shop".into(), "0002_a".into()),
-                ("shop".into(), "0003_b".into()),
+                MigrationKey::new("shop", "0002_a"),
+                MigrationKey::new("shop", "0003_b"),
             ],
-            run_before: vec![("other".into(), "0001_initial".into())],
+            run_before: vec![MigrationKey::new("other", "0001_initial")],
             initial: Some(true),
             operations: Vec::new(),
             dynamic: vec![DynamicPart {
@@ -309,7 +310,7 @@ mod tests {
             .push(Dependency::Key("shop".into(), "a\tb".into()));
         assert_eq!(encode(&[entry("0001_x", odd)]), None);
         let mut odd = bare();
-        odd.replaces.push(("shop".into(), "a\u{1e}b".into()));
+        odd.replaces.push(MigrationKey::new("shop", "a\u{1e}b"));
         assert_eq!(encode(&[entry("0001_x", odd)]), None);
         assert_eq!(decode("not a cache\n"), None);
         let blob = "0123456789abcdef0123456789abcdef01234567";
