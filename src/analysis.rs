@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{Config, ServiceConfig};
-use crate::django::Loader;
+use crate::django::{Loader, Pair};
 use crate::error::{Error, Result};
 use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
@@ -451,13 +451,13 @@ fn judge(
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {
-            let mut plan = plan::compute(&loader, &pair);
+            let mut plan = plan_pair(&loader, &pair);
             cfg.finish(&mut plan);
             report.plan = Some(plan);
             if report.direction == Direction::Upgrade
                 && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
             {
-                let mut rollback = plan::compute(&loader, &back);
+                let mut rollback = plan_pair(&loader, &back);
                 cfg.finish(&mut rollback);
                 report.rollback = Some(rollback);
             }
@@ -475,4 +475,13 @@ pub fn label_commit(repo: &Repo, rev: &str) -> String {
     repo.resolve_commit(rev)
         .map(short)
         .unwrap_or_else(|_| rev.to_string())
+}
+
+/// The plan of a loaded pair, in its two stages: decide from the graphs
+/// what to unapply and in which order, have the loader read the operations
+/// of exactly those migrations, then compute the findings.
+pub fn plan_pair(loader: &Loader<'_>, pair: &Pair) -> Plan {
+    let decision = plan::decide(pair);
+    let read = loader.read_operations(&pair.newer, decision.files_to_read());
+    plan::finish(pair, decision, &read)
 }

@@ -10,7 +10,7 @@ use sha2::{Digest, Sha256};
 
 use crate::django::graph::Node;
 use crate::django::migration::Reversibility;
-use crate::django::{Graph, Loader, MigrationKey, Pair};
+use crate::django::{Graph, MigrationKey, Pair, UnappliedOperations};
 use crate::finding::{Acknowledged, Acknowledgement, Code, Finding};
 
 pub mod executor;
@@ -285,22 +285,163 @@ pub fn migrate_command(manage: &str, app: &str, target: Option<&str>) -> String 
     }
 }
 
-/// Compute the backward plan for going from `pair.newer` to `pair.older`.
-pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
-    let newer = &pair.newer;
-    let older = &pair.older;
-    let graph = &newer.graph;
-    let mut problems = Vec::new();
+/// Compute the backward plan for going from `pair.newer` to `pair.older`,
+/// given the operations of the migrations it unapplies: [`decide`] (what to
+/// unapply, targets, command order), then [`finish`] (findings, old-only
+/// apps, what stays applied). `read` is what the caller's loader read for
+/// [`Decision::files_to_read`] of the same pair.
+pub fn compute(pair: &Pair, read: &UnappliedOperations) -> Plan {
+    finish(pair, decide(pair), read)
+}
 
-    let installed_older: BTreeSet<&str> = older
-        .project
-        .repo_apps()
-        .map(|a| a.label.as_str())
+/// Stage 1 of the plan, decided from the two graphs alone (no file is read):
+/// what to unapply, each app's target, and the commands in order, verified
+/// by simulating Django's executor.
+#[derive(Debug)]
+pub struct Decision<'p> {
+    /// Per node of the newer graph: whether it is to be unapplied.
+    to_unapply: Vec<bool>,
+    /// Apps with something to unapply.
+    apps: BTreeSet<&'p str>,
+    /// `migrate APP OLD_LEAF` inside a squash, when that is the exact way.
+    fallback: Option<RawFallback>,
+    /// The commands, in the order they must run.
+    steps: Vec<Step>,
+    /// Planned migrations no per-app `migrate` reaches.
+    unreachable: Vec<Finding>,
+    /// Why the plan cannot be carried out exactly.
+    problems: Vec<Finding>,
+    /// The nodes to unapply, dependents first.
+    order: Vec<Node>,
+    /// The files Django unapplies, dependents first (indices into the newer files).
+    order_files: Vec<usize>,
+}
+
+impl Decision<'_> {
+    /// The migrations (indices into the newer revision's files) whose
+    /// operations decide the findings: exactly those to unapply.
+    pub fn files_to_read(&self) -> &[usize] {
+        &self.order_files
+    }
+
+    /// Whether node `n` of the newer graph is to be unapplied.
+    pub fn unapplies(&self, n: Node) -> bool {
+        self.to_unapply[n]
+    }
+
+    /// The steps decided so far.
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    /// The problems found so far.
+    pub fn problems(&self) -> &[Finding] {
+        &self.problems
+    }
+}
+
+/// Stage 1: [`Decision`] from the pair's graphs.
+pub fn decide(pair: &Pair) -> Decision<'_> {
+    let graph = &pair.newer.graph;
+    let mut problems = Vec::new();
+    let mut known = KnownByOlder::new(pair);
+    let to_unapply = what_to_unapply(pair, &mut known, &mut problems);
+    let apps: BTreeSet<&str> = (0..graph.len())
+        .filter(|n| to_unapply[*n])
+        .map(|n| graph.key(n).app.as_str())
         .collect();
-    // The older code also knows every name its own squashes replace, even
-    // where the replaced files are gone (design: "O knows every migration on
-    // its disk plus every name in one of their `replaces`").
-    let older_replaced: BTreeSet<&MigrationKey> = older
+    let (targets, fallback) = targets(pair, &apps, &to_unapply, &mut known, &mut problems);
+    let (steps, unreachable) = command_order(
+        pair,
+        &targets,
+        fallback.as_ref(),
+        &to_unapply,
+        &mut problems,
+    );
+    let order = graph.unapply_order(&to_unapply);
+    // What Django unapplies: the nodes in order, or on the fallback path
+    // the migrations themselves, not the squash.
+    let order_files: Vec<usize> = match &fallback {
+        Some(fb) => fb.files.clone(),
+        None => order.iter().map(|n| graph.file(*n)).collect(),
+    };
+    Decision {
+        to_unapply,
+        apps,
+        fallback,
+        steps,
+        unreachable,
+        problems,
+        order,
+        order_files,
+    }
+}
+
+/// Stage 2: the plan from the decision and the operations read for it.
+pub fn finish(pair: &Pair, decision: Decision<'_>, read: &UnappliedOperations) -> Plan {
+    let (newer, older) = (&pair.newer, &pair.older);
+    let mut problems = decision.problems.clone();
+    let found = findings(newer, &decision.order_files, read, &mut problems);
+    let (keep_applied, squashes) = what_stays_applied(pair, &decision);
+    let unapply: Vec<MigrationKey> = decision
+        .order_files
+        .iter()
+        .map(|f| newer.files.at(*f).key.clone())
+        .collect();
+    let fingerprint = fingerprint(&decision.steps, &unapply);
+    problems.extend(pair.unplanned.iter().cloned());
+    let mut plan = Plan {
+        from: newer.snap.label.clone(),
+        to: older.snap.label.clone(),
+        steps: decision.steps,
+        unapply,
+        irreversible: found.irreversible,
+        data_loss: found.data_loss,
+        commands: Vec::new(),
+        old_only_apps: old_only_apps(pair),
+        post_commands: Vec::new(),
+        dynamic: found.dynamic,
+        problems,
+        unreachable: decision.unreachable,
+        notes: notes(pair),
+        acknowledged: Vec::new(),
+        fingerprint,
+        keep_applied,
+        squashes,
+        packages: pair.packages.clone(),
+    };
+    plan.write_commands(DEFAULT_MANAGE);
+    plan
+}
+
+/// Whether a node of the newer graph is already applied in the older state
+/// (memoised over one pair).
+struct KnownByOlder<'p> {
+    pair: &'p Pair,
+    memo: BTreeMap<MigrationKey, bool>,
+}
+
+impl<'p> KnownByOlder<'p> {
+    fn new(pair: &'p Pair) -> KnownByOlder<'p> {
+        // The older code also knows every name its own squashes replace,
+        // even where the replaced files are gone (design: "O knows every
+        // migration on its disk plus every name in one of their `replaces`").
+        let memo = older_replaced(pair)
+            .into_iter()
+            .map(|r| (r.clone(), true))
+            .collect();
+        KnownByOlder { pair, memo }
+    }
+
+    fn knows(&mut self, k: &MigrationKey) -> bool {
+        known_by_older(k, self.pair, &mut self.memo, 0)
+    }
+}
+
+/// The names the older revision's squashes replace, in apps it migrates.
+fn older_replaced(pair: &Pair) -> BTreeSet<&MigrationKey> {
+    let older = &pair.older;
+    older
         .files
         .iter()
         .flat_map(|f| f.migration.replaces.iter())
@@ -310,14 +451,26 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 .app(&r.app)
                 .is_some_and(|a| a.migrations_dir.is_some())
         })
-        .collect();
+        .collect()
+}
 
-    // Is a node of the newer graph already applied in the older state?
-    let mut memo: BTreeMap<MigrationKey, bool> = older_replaced
-        .iter()
-        .map(|r| ((*r).clone(), true))
-        .collect();
-    let mut known = |k: &MigrationKey| known_by_older(k, pair, &mut memo, 0);
+/// The labels of the apps a revision installs from the repository.
+fn installed(rev: &crate::django::Revision) -> BTreeSet<&str> {
+    rev.project.repo_apps().map(|a| a.label.as_str()).collect()
+}
+
+/// What to unapply: per node of the newer graph, whether the older state
+/// lacks it. A squash that straddles (replaces migrations the older code
+/// knows and some it does not) is a problem.
+fn what_to_unapply(
+    pair: &Pair,
+    known: &mut KnownByOlder<'_>,
+    problems: &mut Vec<Finding>,
+) -> Vec<bool> {
+    let (newer, older) = (&pair.newer, &pair.older);
+    let graph = &newer.graph;
+    let installed_older = installed(older);
+    let older_replaced = older_replaced(pair);
     let in_older = newer.files.matching(&older.files);
     let mut installed: Option<(&str, bool)> = None;
     let mut to_unapply: Vec<bool> = vec![false; graph.len()];
@@ -343,8 +496,8 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                     Finding::new(
                         Code::SquashStraddles,
                         format!(
-                            "squash {}.{} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
-                            k.app, k.name, f.file, older.snap.label
+                            "squash {k} ({}) replaces migrations {} knows and migrations it does not; Django cannot stop halfway through a squash, so the database cannot be brought back exactly",
+                            f.file, older.snap.label
                         ),
                     )
                     .at(f.file.clone(), 0),
@@ -364,17 +517,27 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 v
             }
         };
-        *unapply = !((in_older[fi].is_some() && app_installed) || known(k));
+        *unapply = !((in_older[fi].is_some() && app_installed) || known.knows(k));
     }
+    to_unapply
+}
 
-    // Per-app targets.
-    let apps: BTreeSet<&str> = (0..graph.len())
-        .filter(|n| to_unapply[*n])
-        .map(|n| graph.key(n).app.as_str())
-        .collect();
+/// Per-app targets (`None`: `zero`) of the apps with something to unapply,
+/// or the raw fallback inside a squash; an app without an exact target is a
+/// problem.
+fn targets(
+    pair: &Pair,
+    apps: &BTreeSet<&str>,
+    to_unapply: &[bool],
+    known: &mut KnownByOlder<'_>,
+    problems: &mut Vec<Finding>,
+) -> (BTreeMap<String, Option<Node>>, Option<RawFallback>) {
+    let (newer, older) = (&pair.newer, &pair.older);
+    let graph = &newer.graph;
+    let installed_older = installed(older);
     let mut targets: BTreeMap<String, Option<Node>> = BTreeMap::new();
     let mut fallback: Option<RawFallback> = None;
-    for app in &apps {
+    for app in apps {
         let target = if older.loaded.contains(*app)
             && installed_older.contains(app)
             && older.files.app(app).next().is_some()
@@ -382,9 +545,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             let leaves = older.graph.leaves(app);
             let Some(leaf) = leaves.first() else { continue };
             match graph.standing_for(leaf) {
-                Some(n) if known(graph.key(n)) => Some(n),
+                Some(n) if known.knows(graph.key(n)) => Some(n),
                 Some(n) => {
-                    if let Some(files) = raw_fallback(pair, leaf, &to_unapply, &mut known) {
+                    if let Some(files) =
+                        raw_fallback(pair, leaf, to_unapply, &mut |k| known.knows(k))
+                    {
                         fallback = Some(RawFallback {
                             app: (*app).to_string(),
                             target: leaf.name.clone(),
@@ -424,57 +589,73 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         }
         targets.insert((*app).to_string(), target);
     }
+    (targets, fallback)
+}
 
-    // Order and verify by simulating Django's executor; where no per-app
-    // order is exact, one executor step.
-    let mut steps = Vec::new();
-    let mut unreachable = Vec::new();
-    if let Some(fb) = &fallback {
-        if let Some(step) = raw_fallback_step(newer, fb, &mut problems) {
-            steps.push(step);
-        }
-    } else if problems.is_empty() && to_unapply.contains(&true) {
-        match per_app_or_executor(pair, &targets, &to_unapply) {
-            Ok((s, u)) => (steps, unreachable) = (s, u),
+/// Command order, verified by simulating Django's executor; where no
+/// per-app order is exact, one executor step. Nothing is ordered once a
+/// problem is found (the plan cannot be exact anyway).
+fn command_order(
+    pair: &Pair,
+    targets: &BTreeMap<String, Option<Node>>,
+    fallback: Option<&RawFallback>,
+    to_unapply: &[bool],
+    problems: &mut Vec<Finding>,
+) -> (Vec<Step>, Vec<Finding>) {
+    if let Some(fb) = fallback {
+        let steps = raw_fallback_step(&pair.newer, fb, problems)
+            .into_iter()
+            .collect();
+        return (steps, Vec::new());
+    }
+    if problems.is_empty() && to_unapply.contains(&true) {
+        match per_app_or_executor(pair, targets, to_unapply) {
+            Ok(found) => return found,
             Err(e) => problems.push(e),
         }
     }
+    (Vec::new(), Vec::new())
+}
 
-    let order = graph.unapply_order(&to_unapply);
-    // What Django unapplies: the nodes in order, or on the fallback path
-    // the migrations themselves, not the squash.
-    let order_files: Vec<usize> = match &fallback {
-        Some(fb) => fb.files.clone(),
-        None => order.iter().map(|n| graph.file(*n)).collect(),
-    };
-    let mut irreversible = Vec::new();
-    let mut data_loss = Vec::new();
-    let mut dynamic = Vec::new();
-    for &fi in &order_files {
+/// The findings about what unapplying does.
+#[derive(Debug, Default)]
+struct Findings {
+    irreversible: Vec<Irreversible>,
+    data_loss: Vec<DataLoss>,
+    dynamic: Vec<Dynamic>,
+}
+
+/// Findings: irreversible operations, data loss and dynamic parts of the
+/// migrations to unapply; a migration whose operations could not be read is
+/// a problem.
+fn findings(
+    newer: &crate::django::Revision,
+    order_files: &[usize],
+    read: &UnappliedOperations,
+    problems: &mut Vec<Finding>,
+) -> Findings {
+    let mut out = Findings::default();
+    for &fi in order_files {
         let f = newer.files.at(fi);
         let k = &f.key;
-        let complete = match loader.complete(newer, f) {
-            Ok(m) => m,
+        let ops = match read.of(fi) {
+            Ok(ops) => ops,
             Err(e) => {
                 problems.push(
                     Finding::new(
                         Code::UnreadableOperations,
-                        format!("cannot read the operations of {}.{}: {e}", k.app, k.name),
+                        format!("cannot read the operations of {k}: {e}"),
                     )
                     .at(f.file.clone(), 0),
                 );
                 continue;
             }
         };
-        for op in &complete.operations {
-            let (certainty, reason) = if op.custom.is_some() {
-                loader.custom_reversibility(newer, f, op)
-            } else {
-                (op.reversibility.clone(), op.reason.clone())
-            };
-            if certainty != Reversibility::Reversible {
-                let reason = reason.unwrap_or_default();
-                let (code, verb) = if certainty == Reversibility::Irreversible {
+        for j in ops {
+            let op = &j.operation;
+            if j.reversibility != Reversibility::Reversible {
+                let reason = j.reason.clone().unwrap_or_default();
+                let (code, verb) = if j.reversibility == Reversibility::Irreversible {
                     (Code::Irreversible, "cannot be unapplied")
                 } else {
                     (Code::MaybeIrreversible, "may not be unapplied")
@@ -484,25 +665,22 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
                 } else {
                     format!(": {reason}")
                 };
-                irreversible.push(Irreversible {
+                out.irreversible.push(Irreversible {
                     code,
-                    message: format!(
-                        "{} in {}.{} ({}:{}) {verb}{why}",
-                        op.kind, k.app, k.name, f.file, op.line
-                    ),
+                    message: format!("{} in {k} ({}:{}) {verb}{why}", op.kind, f.file, op.line),
                     app: k.app.clone(),
                     migration: k.name.clone(),
                     operation: op.kind.clone(),
                     file: f.file.clone(),
                     line: op.line,
-                    certainty,
+                    certainty: j.reversibility.clone(),
                     reason,
                 });
             }
             if let Some(what) = &op.data_loss {
-                data_loss.push(DataLoss {
+                out.data_loss.push(DataLoss {
                     code: Code::DataLoss,
-                    message: format!("unapplying {}.{} {what}", k.app, k.name),
+                    message: format!("unapplying {k} {what}"),
                     app: k.app.clone(),
                     migration: k.name.clone(),
                     what: what.clone(),
@@ -512,11 +690,11 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             }
         }
         for d in &f.migration.dynamic {
-            dynamic.push(Dynamic {
+            out.dynamic.push(Dynamic {
                 code: Code::DynamicMigration,
                 message: format!(
-                    "{}.{} ({}:{}) cannot be read exactly: {}",
-                    k.app, k.name, f.file, d.line, d.what
+                    "{k} ({}:{}) cannot be read exactly: {}",
+                    f.file, d.line, d.what
                 ),
                 app: k.app.clone(),
                 migration: k.name.clone(),
@@ -529,9 +707,9 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             let what = format!(
                 "depends on swappable setting {s}, which the settings module does not define (set at run time?)"
             );
-            dynamic.push(Dynamic {
+            out.dynamic.push(Dynamic {
                 code: Code::RuntimeSwappable,
-                message: format!("{}.{} ({}) {what}", k.app, k.name, f.file),
+                message: format!("{k} ({}) {what}", f.file),
                 app: k.app.clone(),
                 migration: k.name.clone(),
                 file: f.file.clone(),
@@ -540,51 +718,51 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             });
         }
     }
+    out
+}
 
-    // Apps only the older code migrates.
-    let installed_newer: BTreeSet<&str> = newer
+/// Apps only the older code migrates, with their older leaf.
+fn old_only_apps(pair: &Pair) -> Vec<OldOnlyApp> {
+    let installed_newer = installed(&pair.newer);
+    let older = &pair.older;
+    older
         .project
         .repo_apps()
-        .map(|a| a.label.as_str())
-        .collect();
-    let mut old_only_apps = Vec::new();
-    for app in older.project.repo_apps() {
-        if installed_newer.contains(app.label.as_str()) {
-            continue;
-        }
-        if let Some(leaf) = older.graph.leaves(&app.label).first() {
-            old_only_apps.push(OldOnlyApp {
-                app: app.label.clone(),
-                leaf: leaf.name.clone(),
-            });
-        }
-    }
-    let step_apps: BTreeSet<&str> = if steps.is_empty() {
+        .filter(|app| !installed_newer.contains(app.label.as_str()))
+        .filter_map(|app| {
+            older
+                .graph
+                .leaves(&app.label)
+                .first()
+                .map(|leaf| OldOnlyApp {
+                    app: app.label.clone(),
+                    leaf: leaf.name.clone(),
+                })
+        })
+        .collect()
+}
+
+/// The migrations of the planned apps that must stay applied, and what each
+/// squash among them and the unapplied replaces (for evidence checks).
+#[allow(clippy::type_complexity)]
+fn what_stays_applied(
+    pair: &Pair,
+    d: &Decision<'_>,
+) -> (Vec<MigrationKey>, BTreeMap<MigrationKey, Vec<MigrationKey>>) {
+    let newer = &pair.newer;
+    let graph = &newer.graph;
+    let step_apps: BTreeSet<&str> = if d.steps.is_empty() {
         BTreeSet::new()
     } else {
-        apps
+        d.apps.clone()
     };
     let keep: Vec<Node> = (0..graph.len())
-        .filter(|n| !to_unapply[*n] && step_apps.contains(graph.key(*n).app.as_str()))
+        .filter(|n| !d.to_unapply[*n] && step_apps.contains(graph.key(*n).app.as_str()))
         .collect();
-    let mut keep_applied: Vec<MigrationKey> = keep.iter().map(|n| graph.key(*n).clone()).collect();
-    let unapply: Vec<MigrationKey> = order_files
-        .iter()
-        .map(|f| newer.files.at(*f).key.clone())
-        .collect();
-    let mut squashes: BTreeMap<MigrationKey, Vec<MigrationKey>> = keep
-        .iter()
-        .chain(order.iter())
-        .filter_map(|n| {
-            let f = newer.files.at(graph.file(*n));
-            let r = &f.migration.replaces;
-            (!r.is_empty()).then(|| (f.key.clone(), r.clone()))
-        })
-        .collect();
-    if let Some(fb) = &fallback {
+    if let Some(fb) = &d.fallback {
         // After the fallback the squash is partly applied: Django shows
         // (and `showmigrations` lists) the migrations it replaces instead.
-        keep_applied = newer
+        let keep_applied = newer
             .files
             .iter()
             .enumerate()
@@ -596,12 +774,27 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             .map(|(_, f)| f.key.clone())
             .collect();
         let squash = newer.files.at(fb.squash);
-        squashes = BTreeMap::from([(squash.key.clone(), squash.migration.replaces.clone())]);
+        let squashes = BTreeMap::from([(squash.key.clone(), squash.migration.replaces.clone())]);
+        return (keep_applied, squashes);
     }
-    let fingerprint = fingerprint(&steps, &unapply);
-    problems.extend(pair.unplanned.iter().cloned());
+    let keep_applied = keep.iter().map(|n| graph.key(*n).clone()).collect();
+    let squashes = keep
+        .iter()
+        .chain(d.order.iter())
+        .filter_map(|n| {
+            let f = newer.files.at(graph.file(*n));
+            let r = &f.migration.replaces;
+            (!r.is_empty()).then(|| (f.key.clone(), r.clone()))
+        })
+        .collect();
+    (keep_applied, squashes)
+}
+
+/// What was assumed where the settings of either revision cannot be read
+/// exactly (each note once).
+fn notes(pair: &Pair) -> Vec<Finding> {
     let mut notes: Vec<Finding> = Vec::new();
-    for rev in [newer, older] {
+    for rev in [&pair.newer, &pair.older] {
         if let Some(why) = &rev.project.settings_assumed {
             let note = Finding::new(Code::AssumedSettingsModule, why.clone());
             if !notes.contains(&note) {
@@ -619,28 +812,7 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
             }
         }
     }
-    let mut plan = Plan {
-        from: newer.snap.label.clone(),
-        to: older.snap.label.clone(),
-        steps,
-        unapply,
-        irreversible,
-        data_loss,
-        commands: Vec::new(),
-        old_only_apps,
-        post_commands: Vec::new(),
-        dynamic,
-        problems,
-        unreachable,
-        notes,
-        acknowledged: Vec::new(),
-        fingerprint,
-        keep_applied,
-        squashes,
-        packages: pair.packages.clone(),
-    };
-    plan.write_commands(DEFAULT_MANAGE);
-    plan
+    notes
 }
 
 /// Check an observed migration state against the plan: every planned
@@ -684,6 +856,7 @@ pub fn verify_state(
 
 /// `migrate APP OLD_LEAF` where the newer revision replaced the older leaf
 /// by a squash that also stands for newer migrations.
+#[derive(Debug)]
 struct RawFallback {
     app: String,
     /// The older leaf's name.
@@ -1148,3 +1321,6 @@ fn fingerprint(steps: &[Step], unapply: &[MigrationKey]) -> String {
     let d = h.finalize();
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

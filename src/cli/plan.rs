@@ -3,12 +3,12 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use crate::Outcome;
 use crate::config::Config;
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::report::{self, Format};
-use crate::{Outcome, plan};
 
 pub(super) struct PlanRequest {
     pub(super) repo: PathBuf,
@@ -58,7 +58,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
                 req.to
             ))
         })?;
-    let mut plan = plan::compute(&loader, &pair);
+    let mut plan = crate::analysis::plan_pair(&loader, &pair);
     cfg.finish(&mut plan);
     // The process ends right after printing: freeing tens of thousands of
     // small allocations one by one would cost more than computing the plan.

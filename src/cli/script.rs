@@ -2,7 +2,6 @@
 //! `tagback script --release-artifact DIR` (the rollback of an upgrade,
 //! written at release time with its plan and a markdown summary).
 
-use crate::django::MigrationKey;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -12,7 +11,7 @@ use super::StackArgs;
 use crate::Outcome;
 use crate::analysis::{self, ServiceReport};
 use crate::config::{Config, Strategy};
-use crate::django::{Loader, ProjectOptions};
+use crate::django::{Loader, MigrationKey, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::git::Repo;
@@ -313,7 +312,7 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
                 repo.label()
             ))
         })?;
-    let plan = plan::compute(&loader, &pair);
+    let plan = crate::analysis::plan_pair(&loader, &pair);
     let sopts = ScriptOptions {
         service: service.clone(),
         stack: args.stack_name.clone().unwrap_or_default(),
@@ -383,7 +382,7 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
             );
             continue;
         };
-        let mut plan = plan::compute(&loader, &pair);
+        let mut plan = crate::analysis::plan_pair(&loader, &pair);
         cfg.finish(&mut plan);
         let sdir = dir.join(&svc.service);
         let mut json = Vec::new();

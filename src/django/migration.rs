@@ -68,6 +68,53 @@ pub struct DynamicPart {
     pub what: String,
 }
 
+/// The operations of a migration: read from its file, or deferred (the
+/// file was described without them, and they are read from the file only
+/// when they matter: for the migrations a plan unapplies). There is no way
+/// to iterate deferred operations as if there were none: a reader must say
+/// what a deferred list means to it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Operations {
+    /// Read from the file, in order.
+    Read(Vec<Operation>),
+    /// Not read (the migration came from a description without them).
+    Deferred,
+}
+
+impl Default for Operations {
+    fn default() -> Operations {
+        Operations::Read(Vec::new())
+    }
+}
+
+impl Operations {
+    /// The operations, `None` when deferred.
+    pub fn read(&self) -> Option<&[Operation]> {
+        match self {
+            Operations::Read(v) => Some(v),
+            Operations::Deferred => None,
+        }
+    }
+
+    /// Whether the operations were read.
+    pub fn is_read(&self) -> bool {
+        matches!(self, Operations::Read(_))
+    }
+
+    /// Append one (a deferred list becomes a read one).
+    pub fn push(&mut self, op: Operation) {
+        self.extend([op]);
+    }
+
+    /// Append several (a deferred list becomes a read one).
+    pub fn extend(&mut self, ops: impl IntoIterator<Item = Operation>) {
+        match self {
+            Operations::Read(v) => v.extend(ops),
+            Operations::Deferred => *self = Operations::Read(ops.into_iter().collect()),
+        }
+    }
+}
+
 /// A parsed migration module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Migration {
@@ -81,8 +128,9 @@ pub struct Migration {
     pub run_before: Vec<MigrationKey>,
     /// `initial`.
     pub initial: Option<bool>,
-    /// `operations`.
-    pub operations: Vec<Operation>,
+    /// `operations`, or [`Operations::Deferred`] when the file was described
+    /// without them (the on-disk cache); read them with `Loader::complete`.
+    pub operations: Operations,
     /// Parts that cannot be read exactly.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic: Vec<DynamicPart>,
@@ -233,7 +281,7 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
         replaces: Vec::new(),
         run_before: Vec::new(),
         initial: None,
-        operations: Vec::new(),
+        operations: Operations::default(),
         dynamic: Vec::new(),
     };
     for s in &class.body {
@@ -1001,6 +1049,8 @@ mod tests {
         ));
         let r: Vec<_> = m
             .operations
+            .read()
+            .unwrap()
             .iter()
             .map(|o| (o.line, o.reversibility.clone()))
             .collect();
@@ -1027,6 +1077,8 @@ mod tests {
         ));
         let l: Vec<_> = m
             .operations
+            .read()
+            .unwrap()
             .iter()
             .map(|o| o.data_loss.clone().unwrap())
             .collect();
@@ -1050,7 +1102,10 @@ mod tests {
         ));
         let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![8, 9, 11]);
-        assert_eq!(m.operations[0].reversibility, Reversibility::Unknown);
+        assert_eq!(
+            m.operations.read().unwrap()[0].reversibility,
+            Reversibility::Unknown
+        );
     }
 
     #[test]
@@ -1059,14 +1114,20 @@ mod tests {
             "{HEAD}from shop.ops import Backfill\nclass Local(migrations.RunSQL):\n    pass\n\nclass Frozen(migrations.operations.base.Operation):\n    reversible = False\n\nclass Child(Frozen):\n    pass\n\nclass Migration(migrations.Migration):\n    operations = [Backfill(), Local('x'), Child()]\n"
         ));
         assert_eq!(
-            m.operations[0].custom,
+            m.operations.read().unwrap()[0].custom,
             Some(CustomOp {
                 module: Some("shop.ops".into()),
                 class: "Backfill".into()
             })
         );
-        assert_eq!(m.operations[1].reversibility, Reversibility::Unknown);
-        assert_eq!(m.operations[2].reversibility, Reversibility::Irreversible);
+        assert_eq!(
+            m.operations.read().unwrap()[1].reversibility,
+            Reversibility::Unknown
+        );
+        assert_eq!(
+            m.operations.read().unwrap()[2].reversibility,
+            Reversibility::Irreversible
+        );
     }
 
     #[test]
@@ -1076,6 +1137,8 @@ mod tests {
         ));
         let got: Vec<_> = m
             .operations
+            .read()
+            .unwrap()
             .iter()
             .map(|o| {
                 (
@@ -1110,13 +1173,16 @@ mod tests {
         assert_eq!(lines, vec![28, 29, 30, 31], "{:?}", m.dynamic);
         assert!(m.dynamic[0].what.contains("line 8"), "{:?}", m.dynamic[0]);
         assert!(
-            m.operations[..4]
+            m.operations.read().unwrap()[..4]
                 .iter()
                 .all(|o| o.reversibility == Reversibility::Unknown)
         );
         // A name that is not a function of the module: not a helper.
-        assert_eq!(m.operations[4].reversibility, Reversibility::Unknown);
-        assert_eq!(m.operations[4].line, 32);
+        assert_eq!(
+            m.operations.read().unwrap()[4].reversibility,
+            Reversibility::Unknown
+        );
+        assert_eq!(m.operations.read().unwrap()[4].line, 32);
     }
 
     #[test]

@@ -134,6 +134,45 @@ pub struct Pair {
     pub packages: Vec<String>,
 }
 
+/// One operation of a migration to unapply, with its reversibility decided
+/// (a custom operation class followed to its definition).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JudgedOperation {
+    /// The operation as read from the file.
+    pub operation: Operation,
+    /// Whether it can be unapplied.
+    pub reversibility: Reversibility,
+    /// Why it is irreversible or unknown.
+    pub reason: Option<String>,
+}
+
+/// The operations of the migrations a plan unapplies, by index into the
+/// newer revision's files: what the plan's findings are computed from. A
+/// migration whose operations could not be read has the reason instead.
+#[derive(Debug, Clone, Default)]
+pub struct UnappliedOperations(BTreeMap<usize, std::result::Result<Vec<JudgedOperation>, String>>);
+
+impl UnappliedOperations {
+    /// Record what was read for file `index`.
+    pub fn insert(
+        &mut self,
+        index: usize,
+        read: std::result::Result<Vec<JudgedOperation>, String>,
+    ) {
+        self.0.insert(index, read);
+    }
+
+    /// The operations of file `index`; an error when they were not read
+    /// (never an empty list in their place).
+    pub fn of(&self, index: usize) -> std::result::Result<&[JudgedOperation], &str> {
+        match self.0.get(&index) {
+            Some(Ok(ops)) => Ok(ops),
+            Some(Err(e)) => Err(e),
+            None => Err("its operations were not read"),
+        }
+    }
+}
+
 /// Reads projects and migration files, parsing each blob once.
 pub struct Loader<'r> {
     repo: &'r Repo,
@@ -600,7 +639,7 @@ impl<'r> Loader<'r> {
                 name: name.clone(),
                 blob: oid,
                 migration: Arc::new(Migration {
-                    operations: Vec::new(),
+                    operations: migration::Operations::Deferred,
                     ..(*migration).clone()
                 }),
             });
@@ -634,11 +673,50 @@ impl<'r> Loader<'r> {
         Ok(m)
     }
 
+    /// The operations of the migrations a plan unapplies (`files`: indices
+    /// into `rev.files`, as [`crate::plan::Decision::files_to_read`] gives
+    /// them), read completely and with custom operation classes followed:
+    /// the input of the plan's second stage.
+    pub fn read_operations(&self, rev: &Revision, files: &[usize]) -> UnappliedOperations {
+        let mut out = UnappliedOperations::default();
+        for &fi in files {
+            let f = rev.files.at(fi);
+            let read = self
+                .complete(rev, f)
+                .map_err(|e| e.to_string())
+                .and_then(|m| {
+                    let ops = m.operations.read().ok_or_else(|| {
+                        format!("{} was described without its operations", f.file)
+                    })?;
+                    Ok(ops
+                        .iter()
+                        .map(|op| {
+                            let (reversibility, reason) = if op.custom.is_some() {
+                                self.custom_reversibility(rev, f, op)
+                            } else {
+                                (op.reversibility.clone(), op.reason.clone())
+                            };
+                            JudgedOperation {
+                                operation: op.clone(),
+                                reversibility,
+                                reason,
+                            }
+                        })
+                        .collect())
+                });
+            out.insert(fi, read);
+        }
+        out
+    }
+
     /// The migration with its operations, parsing the blob when it came
     /// from the on-disk cache without them. Operations decide safety
     /// (irreversible, data loss): they come from the blob on every run,
     /// never from the on-disk cache.
     pub fn complete(&self, rev: &Revision, f: &MigrationFile) -> Result<Arc<Migration>> {
+        if f.migration.operations.is_read() {
+            return Ok(f.migration.clone());
+        }
         let Some(oid) = f.blob else {
             return Ok(f.migration.clone());
         };

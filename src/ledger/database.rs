@@ -1,7 +1,8 @@
 //! Evidence read straight from a database's `django_migrations` table.
 
-use crate::django::MigrationKey;
 use std::collections::BTreeSet;
+
+use crate::django::MigrationKey;
 
 /// `(app, name)` rows of `django_migrations`.
 pub type Rows = BTreeSet<MigrationKey>;

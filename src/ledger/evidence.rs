@@ -1,8 +1,9 @@
 //! Evidence that backward migrations ran: `manage.py showmigrations` output
 //! (`--list` and `--plan` forms).
 
-use crate::django::MigrationKey;
 use std::collections::BTreeMap;
+
+use crate::django::MigrationKey;
 
 /// Applied state per `(app, migration)` as the evidence shows it.
 pub type Applied = BTreeMap<MigrationKey, bool>;

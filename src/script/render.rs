@@ -7,12 +7,12 @@
 //! between runs is the replica count to restore (the service cannot tell it
 //! once it is at 0), in a private directory, for one attempt.
 
-use crate::django::MigrationKey;
 use std::fmt::Write as _;
 
 use super::quote::{bash, comment, literal, multiline, words};
 use super::{Action, RollbackScript};
 use crate::config::Strategy;
+use crate::django::MigrationKey;
 
 const COMMON: &str = r#"
 log() { printf 'tagback: %s\n' "$*" >&2; }

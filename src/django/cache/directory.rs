@@ -7,7 +7,7 @@ use git2::Oid;
 
 use super::text::{cut, fields_of, oid_from_hex};
 use crate::django::MigrationKey;
-use crate::django::migration::{Dependency, DynamicPart, Migration};
+use crate::django::migration::{Dependency, DynamicPart, Migration, Operations};
 
 /// First line of a cached directory.
 const HEADER: &str = "tagback migrations v4";
@@ -192,7 +192,7 @@ impl CachedLine<'_> {
             replaces,
             run_before,
             initial,
-            operations: Vec::new(),
+            operations: Operations::Deferred,
             dynamic,
         })
     }
@@ -266,7 +266,7 @@ mod tests {
             replaces: Vec::new(),
             run_before: Vec::new(),
             initial: None,
-            operations: Vec::new(),
+            operations: Operations::Deferred,
             dynamic: Vec::new(),
         }
     }
@@ -285,7 +285,7 @@ mod tests {
             ],
             run_before: vec![MigrationKey::new("other", "0001_initial")],
             initial: Some(true),
-            operations: Vec::new(),
+            operations: Operations::Deferred,
             dynamic: vec![DynamicPart {
                 line: 7,
                 what: "dependencies computed at run time".into(),

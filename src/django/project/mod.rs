@@ -94,6 +94,28 @@ struct ResolvedFrom {
 type Tops = (Option<git2::Oid>, Option<git2::Oid>);
 
 impl Project {
+    /// A project whose installed apps are known (settings module `settings`,
+    /// `manage.py` at the root): for callers that build a revision without
+    /// reading settings, as the plan's unit tests do.
+    pub fn from_apps(settings_module: &str, apps: Vec<App>) -> Project {
+        let by_label = apps
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.label.clone(), i))
+            .collect();
+        Project {
+            root: String::new(),
+            settings_module: settings_module.to_string(),
+            apps: apps.into_iter().map(Rc::new).collect(),
+            string_settings: BTreeMap::new(),
+            assumptions: Vec::new(),
+            settings_assumed: None,
+            by_label,
+            packaged: BTreeMap::new(),
+            resolved_from: None,
+        }
+    }
+
     /// The installed app with this label.
     pub fn app(&self, label: &str) -> Option<&App> {
         self.by_label.get(label).map(|i| &*self.apps[*i])
