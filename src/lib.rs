@@ -17,11 +17,13 @@ pub mod fs;
 pub mod fuzzing;
 pub mod git;
 pub mod guard;
+pub mod hex;
 pub mod ledger;
 pub mod packages;
 pub mod plan;
 pub mod report;
 pub mod script;
+pub mod source;
 pub mod stack;
 
 pub use error::{Error, Result};

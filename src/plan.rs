@@ -1318,8 +1318,7 @@ fn fingerprint(steps: &[Step], unapply: &[MigrationKey]) -> String {
     for MigrationKey { app: a, name: n } in unapply {
         h.update(format!("unapply\0{a}\0{n}\n"));
     }
-    let d = h.finalize();
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 #[cfg(test)]

@@ -153,10 +153,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::hex::encode(&Sha256::digest(bytes))
 }
 
 fn identity(repo: &Repo) -> String {

@@ -178,7 +178,7 @@ fn checksum(path: &std::path::Path, body: &str) -> String {
     h.update(key.as_bytes());
     h.update([0]);
     h.update(body.as_bytes());
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 /// The content of a cache file whose checksum matches its path and content.

@@ -31,20 +31,9 @@ pub(crate) fn fields_of(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 
 /// A 40-digit lowercase hex object id (without a round trip through libgit2).
 pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
-    let hex = hex.as_bytes();
-    if hex.len() != 40 {
-        return None;
-    }
-    let digit = |c: u8| -> Option<u8> {
-        match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
-        }
-    };
     let mut raw = [0u8; 20];
-    for (i, b) in raw.iter_mut().enumerate() {
-        *b = (digit(hex[2 * i])? << 4) | digit(hex[2 * i + 1])?;
+    if !crate::hex::decode_into(hex, &mut raw) {
+        return None;
     }
     Oid::from_bytes(&raw).ok()
 }
