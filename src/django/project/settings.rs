@@ -10,6 +10,7 @@ use super::{ProjectOptions, join, module_file, top_of_module};
 use crate::django::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
+use crate::source::{GitRevision, ProjectSource};
 
 /// What reading the settings module gave, reduced to what tagback uses.
 #[derive(Debug)]
@@ -230,9 +231,9 @@ fn settings_from_manage_py(
             }
             _ => None,
         })
-        .or_else(|| sole_settings_module(repo, snap, root, manage_py))
+        .or_else(|| sole_settings_module(&GitRevision::new(repo, snap), root, manage_py))
         .ok_or_else(|| {
-            let candidates = settings_candidates(repo, snap, root);
+            let candidates = settings_candidates(&GitRevision::new(repo, snap), root);
             let found = if candidates.is_empty() {
                 String::new()
             } else {
@@ -270,12 +271,11 @@ const GRAPH_SETTINGS_MARKERS: [&str; 9] = [
 /// shapes the migration graph — then whichever of them the deployment sets,
 /// the plan is the same. `None` when that cannot be shown.
 fn sole_settings_module(
-    repo: &Repo,
-    snap: &Snapshot,
+    source: &dyn ProjectSource,
     root: &str,
     manage_py: &str,
 ) -> Option<(String, Option<String>)> {
-    let candidates = settings_candidates(repo, snap, root);
+    let candidates = settings_candidates(source, root);
     let [module] = candidates.as_slice() else {
         return None;
     };
@@ -286,7 +286,7 @@ fn sole_settings_module(
         return None;
     }
     let dir = join(root, &package.replace('.', "/"));
-    let files = repo.list_dir(snap, &dir).ok()??;
+    let files = source.list_dir(&dir).ok()??;
     let mut others = Vec::new();
     for f in files
         .iter()
@@ -296,7 +296,7 @@ fn sole_settings_module(
         if name == stem {
             continue;
         }
-        let (_, text) = repo.read_text(snap, &format!("{dir}/{}", f.name)).ok()??;
+        let text = source.read_text(&format!("{dir}/{}", f.name)).ok()??;
         if GRAPH_SETTINGS_MARKERS.iter().any(|m| text.contains(m)) {
             return None;
         }
@@ -318,18 +318,18 @@ fn sole_settings_module(
 /// Settings modules beside manage.py (`pkg/settings.py`, `pkg/settings/*.py`)
 /// whose text sets INSTALLED_APPS: what the user may mean, for the message
 /// that asks for `settings:`. At most six, sorted.
-fn settings_candidates(repo: &Repo, snap: &Snapshot, root: &str) -> Vec<String> {
+fn settings_candidates(source: &dyn ProjectSource, root: &str) -> Vec<String> {
     let mut out = Vec::new();
-    let Ok(Some(top)) = repo.list_dir(snap, root) else {
+    let Ok(Some(top)) = source.list_dir(root) else {
         return out;
     };
-    let sets_apps = |path: &str| matches!(repo.read_text(snap, path), Ok(Some((_, text))) if text.contains("INSTALLED_APPS"));
+    let sets_apps = |path: &str| matches!(source.read_text(path), Ok(Some(text)) if text.contains("INSTALLED_APPS"));
     for pkg in top.iter().filter(|e| e.is_dir) {
         let dir = join(root, &pkg.name);
         if sets_apps(&format!("{dir}/settings.py")) {
             out.push(format!("{}.settings", pkg.name));
         }
-        if let Ok(Some(files)) = repo.list_dir(snap, &format!("{dir}/settings")) {
+        if let Ok(Some(files)) = source.list_dir(&format!("{dir}/settings")) {
             for f in files.iter().filter(|f| !f.is_dir) {
                 let Some(stem) = f.name.strip_suffix(".py") else {
                     continue;
@@ -405,6 +405,11 @@ struct SettingsReader<'a> {
 }
 
 impl<'a> SettingsReader<'a> {
+    /// The revision read, as a [`ProjectSource`].
+    fn source(&self) -> GitRevision<'a> {
+        GitRevision::new(self.repo, self.snap)
+    }
+
     /// A reader with an empty namespace.
     fn new(
         repo: &'a Repo,
@@ -520,7 +525,7 @@ impl<'a> SettingsReader<'a> {
     fn expand(&self, path: &str) -> Result<Vec<String>> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if !name.contains(['*', '?', '[']) {
-            return Ok(if self.repo.exists(self.snap, path)? {
+            return Ok(if self.source().exists(path)? {
                 vec![path.to_string()]
             } else {
                 Vec::new()
@@ -528,8 +533,8 @@ impl<'a> SettingsReader<'a> {
         }
         self.memo.touch(dir);
         let mut out: Vec<String> = self
-            .repo
-            .list_dir(self.snap, dir)?
+            .source()
+            .list_dir(dir)?
             .unwrap_or_default()
             .into_iter()
             .filter(|e| !e.is_dir && glob_match(name, &e.name) == Some(true))
