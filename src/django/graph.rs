@@ -21,10 +21,12 @@ pub struct MigrationFile {
     pub key: MigrationKey,
     /// Repository path of the file.
     pub file: String,
-    /// What the file says. When read from the on-disk cache, `operations`
-    /// are left out (see [`MigrationFile::blob`]); `Loader::complete` reads them.
+    /// What the file says. When read from the on-disk cache, its
+    /// `operations` are [`Operations::Deferred`](super::migration::Operations::Deferred)
+    /// and `Loader::read_operations` reads them from [`MigrationFile::blob`].
     pub migration: Arc<Migration>,
-    /// The blob id when the operations were left out, `None` when complete.
+    /// Where the deferred operations are: the file's blob id (`None` when
+    /// the operations were read).
     pub blob: Option<git2::Oid>,
 }
 

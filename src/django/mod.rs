@@ -923,7 +923,7 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
             (name, migration_path(dir, name)),
         ] {
             let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
-                if !self.loader.repo.probe(self.snap, &file)? {
+                if !self.loader.repo.exists_in_unread_dir(self.snap, &file)? {
                     return Ok(false);
                 }
                 continue;
@@ -931,7 +931,7 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
             if self.loader.probes().borrow().knows(tree, probe) {
                 continue;
             }
-            if !self.loader.repo.probe(self.snap, &file)? {
+            if !self.loader.repo.exists_in_unread_dir(self.snap, &file)? {
                 return Ok(false);
             }
             self.loader.probes().borrow_mut().add(tree, probe);

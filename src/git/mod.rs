@@ -473,7 +473,9 @@ impl Repo {
         }
     }
 
-    /// Whether a file exists at a snapshot (without reading it).
+    /// Whether a file exists at a snapshot (without reading it); the
+    /// directory's tree is indexed and kept for later questions (see
+    /// [`Repo::exists_in_unread_dir`] for a directory asked about once).
     pub fn exists(&self, snap: &Snapshot, path: &str) -> Result<bool> {
         match &snap.source {
             Source::Commit { tree, .. } => {
@@ -487,10 +489,11 @@ impl Repo {
         }
     }
 
-    /// Whether a file exists, for a one-off question about a directory that
-    /// is otherwise not read: the directory's tree is searched in place
-    /// instead of being indexed and cached.
-    pub fn probe(&self, snap: &Snapshot, path: &str) -> Result<bool> {
+    /// Whether a file exists, answered as [`Repo::exists`] answers, for a
+    /// one-off question about a directory that is otherwise not read: the
+    /// directory's tree is searched in place instead of being indexed and
+    /// kept (`exists` indexes it, for directories that are read again).
+    pub fn exists_in_unread_dir(&self, snap: &Snapshot, path: &str) -> Result<bool> {
         let (Source::Commit { tree, .. }, Some((dir, name))) =
             (&snap.source, path.rsplit_once('/'))
         else {
