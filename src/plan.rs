@@ -599,8 +599,14 @@ pub fn compute(loader: &Loader<'_>, pair: &Pair) -> Plan {
         squashes = BTreeMap::from([(squash.key.clone(), squash.migration.replaces.clone())]);
     }
     let fingerprint = fingerprint(&steps, &unapply);
-    problems.extend(pair.unplanned.iter().cloned());
     let mut notes: Vec<Finding> = Vec::new();
+    for f in &pair.unplanned {
+        if f.code.severity() == crate::finding::Severity::Note {
+            notes.push(f.clone());
+        } else {
+            problems.push(f.clone());
+        }
+    }
     for rev in [newer, older] {
         if let Some(why) = &rev.project.settings_assumed {
             let note = Finding::new(Code::AssumedSettingsModule, why.clone());

@@ -141,6 +141,13 @@ pub fn attach(
         changed,
         mut findings,
     } = compare(&pins_n, &pins_o, &newer.label, &older.label);
+    // Notes (what was assumed of environment markers) travel with the
+    // blocking findings; `plan` tells them apart by severity.
+    for note in pins_n.notes.iter().chain(&pins_o.notes) {
+        if !findings.contains(note) {
+            findings.push(note.clone());
+        }
+    }
     let mut planned = Vec::new();
     if changed.is_empty() {
         return Ok((findings, planned));
