@@ -517,3 +517,143 @@ fn migration_modules_of_a_changed_package_is_honoured() {
         "{p}"
     );
 }
+
+/// A site whose pins file `file` (at `path`) moves tinytags from 2.0 at
+/// `v2` back to 1.0 at `v1`, written by `pins(version)`.
+fn site_pinned_by(path: &str, pins: &dyn Fn(&str) -> String, yml: Option<&str>) -> TestRepo {
+    let mut r = TestRepo::new();
+    for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
+        r.write("manage.py", MANAGE);
+        r.write("proj/__init__.py", "");
+        r.write("proj/settings.py", SETTINGS);
+        r.write(path, pins(v));
+        if let Some(y) = yml {
+            r.write(".tagback.yml", y);
+        }
+        r.commit(tag, Some(tag));
+    }
+    r
+}
+
+#[test]
+fn pins_from_pipfile_lock_pdm_lock_and_pyproject_toml() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let pipfile = |v: &str| {
+        format!(
+            "{{\n    \"_meta\": {{\"requires\": {{\"python_version\": \"3.12\"}}, \"pipfile-spec\": 6}},\n    \"default\": {{\n        \"tinytags\": {{\"hashes\": [], \"index\": \"pypi\", \"markers\": \"python_version >= '3.8'\", \"version\": \"=={v}\"}}\n    }},\n    \"develop\": {{\"pytest\": {{\"version\": \"==8.3.4\"}}}}\n}}\n"
+        )
+    };
+    let pdm = |v: &str| {
+        format!(
+            "[metadata]\ngroups = [\"default\"]\nlock_version = \"4.5.1\"\n\n[[package]]\nname = \"tinytags\"\nversion = \"{v}\"\ngroups = [\"default\"]\nfiles = []\n"
+        )
+    };
+    let pep621 = |v: &str| {
+        format!(
+            "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\"tinytags=={v}\", \"colorama==0.4.6; sys_platform == 'win32'\"]\n"
+        )
+    };
+    let poetry =
+        |v: &str| format!("[tool.poetry.dependencies]\npython = \"^3.12\"\ntinytags = \"{v}\"\n");
+    let cases: [(&str, &dyn Fn(&str) -> String, Option<&str>); 5] = [
+        ("Pipfile.lock", &pipfile, None),
+        ("pdm.lock", &pdm, None),
+        ("pyproject.toml", &pep621, None),
+        ("pyproject.toml", &poetry, None),
+        (
+            "deploy/Pipfile.lock",
+            &pipfile,
+            Some("services:\n  web:\n    requirements: deploy/Pipfile.lock\n"),
+        ),
+    ];
+    for (path, pins, yml) in cases {
+        let r = site_pinned_by(path, pins, yml);
+        let v = plan_json(&r, wh.path());
+        assert_eq!(v["problems"], serde_json::json!([]), "{path}: {v}");
+        assert_eq!(
+            v["unapply"],
+            serde_json::json!([["tiny", "0002_tag_slug"]]),
+            "{path}: {v}"
+        );
+    }
+    // A range without a lockfile beside it blocks, naming the spec and line.
+    let r = site_pinned_by(
+        "pyproject.toml",
+        &|_| {
+            "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\n  \"tinytags>=1\",\n]\n"
+                .to_string()
+        },
+        None,
+    );
+    let v = plan_json(&r, wh.path());
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "unpinned-requirement", "{v}");
+    assert_eq!(p["file"], "pyproject.toml");
+    assert_eq!(p["line"], 5);
+    // ...and a uv.lock beside it says which version the range resolved to.
+    let mut r = r;
+    for (tag, ver) in [("v1", "1.0"), ("v2", "2.0")] {
+        r.write(
+            "uv.lock",
+            format!("version = 1\n[[package]]\nname = \"tinytags\"\nversion = \"{ver}\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n"),
+        );
+        r.write(
+            ".tagback.yml",
+            "services:\n  web:\n    requirements: pyproject.toml\n",
+        );
+        r.commit(tag, Some(tag));
+    }
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+}
+
+#[test]
+fn environment_markers_are_decided_for_linux_or_said() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let r = site_pinned_by(
+        "requirements.txt",
+        &|v| {
+            format!(
+                "tinytags=={v} ; python_version < \"3.12\"\ncolorama==0.4.6 ; sys_platform == \"win32\"\n"
+            )
+        },
+        None,
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    // Never dropped silently: the pin whose marker depends on the image's
+    // Python is kept (and planned), with a note; the Windows-only one is said.
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["code"] == "assumed-environment")
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("requirements.txt at v2 line 1: `tinytags==2.0` is installed only where `python_version < \"3.12\"` holds")
+            && n.contains("assumed installed")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("not installed on a Linux deploy")
+                && n.contains("colorama (line 2; sys_platform == \"win32\")")),
+        "{notes:?}"
+    );
+}
