@@ -518,9 +518,12 @@ fn migration_modules_of_a_changed_package_is_honoured() {
     );
 }
 
+/// Pins text for a version of tinytags.
+type PinsText = dyn Fn(&str) -> String;
+
 /// A site whose pins file `file` (at `path`) moves tinytags from 2.0 at
 /// `v2` back to 1.0 at `v1`, written by `pins(version)`.
-fn site_pinned_by(path: &str, pins: &dyn Fn(&str) -> String, yml: Option<&str>) -> TestRepo {
+fn site_pinned_by(path: &str, pins: &PinsText, yml: Option<&str>) -> TestRepo {
     let mut r = TestRepo::new();
     for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
         r.write("manage.py", MANAGE);
@@ -557,7 +560,7 @@ fn pins_from_pipfile_lock_pdm_lock_and_pyproject_toml() {
     };
     let poetry =
         |v: &str| format!("[tool.poetry.dependencies]\npython = \"^3.12\"\ntinytags = \"{v}\"\n");
-    let cases: [(&str, &dyn Fn(&str) -> String, Option<&str>); 5] = [
+    let cases: [(&str, &PinsText, Option<&str>); 5] = [
         ("Pipfile.lock", &pipfile, None),
         ("pdm.lock", &pdm, None),
         ("pyproject.toml", &pep621, None),
