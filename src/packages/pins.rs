@@ -312,6 +312,18 @@ fn python_of(file_name: &str, text: &str) -> Option<VersionSpecifiers> {
                 _ => None,
             }
         }
+        "pyproject.toml"
+            if !text.contains("requires-python")
+                && let Ok(doc) = toml::from_str::<toml::Table>(text) =>
+        {
+            let py = doc
+                .get("tool")?
+                .get("poetry")?
+                .get("dependencies")?
+                .get("python")?
+                .as_str()?;
+            return poetry_specifiers(py);
+        }
         "pdm.lock" | "uv.lock" | "pyproject.toml" => {
             let doc: toml::Table = toml::from_str(text).ok()?;
             let metadata = doc.get("metadata");
@@ -328,6 +340,11 @@ fn python_of(file_name: &str, text: &str) -> Option<VersionSpecifiers> {
             .into_iter()
             .flatten()
             .find_map(|v| v.as_str().map(str::to_string))
+        }
+        "poetry.lock" => {
+            let doc: toml::Table = toml::from_str(text).ok()?;
+            let py = doc.get("metadata")?.get("python-versions")?.as_str()?;
+            return poetry_specifiers(py);
         }
         _ => None,
     };
@@ -891,9 +908,41 @@ fn poetry_exact(c: &str) -> Option<String> {
     Version::from_str(bare).ok().map(|_| bare.to_string())
 }
 
-/// Poetry's `python = ">=3.10"` on a dependency, as a marker.
+/// A poetry version constraint as PEP 440 specifiers: `^3.11` is
+/// `>=3.11,<4`, `~3.11` is `>=3.11,<3.12`, `3.11.*`/`>=3.10,<3.13` as
+/// written; `||` alternatives are not translated.
+fn poetry_specifiers(c: &str) -> Option<VersionSpecifiers> {
+    let parts: Vec<String> = c
+        .split(',')
+        .map(|part| {
+            let part = part.trim();
+            let caret = part.strip_prefix('^');
+            let tilde = part.strip_prefix('~').filter(|r| !r.starts_with('='));
+            match (caret, tilde) {
+                (Some(v), _) | (_, Some(v)) => {
+                    let nums: Vec<u64> = v.split('.').filter_map(|n| n.parse().ok()).collect();
+                    let upper = match (caret.is_some(), nums.as_slice()) {
+                        (true, [0, minor, ..]) => format!("0.{}", minor + 1),
+                        (true, [major, ..]) => format!("{}", major + 1),
+                        (false, [major, minor, ..]) => format!("{major}.{}", minor + 1),
+                        (false, [major]) => format!("{}", major + 1),
+                        _ => return String::new(),
+                    };
+                    format!(">={v},<{upper}")
+                }
+                _ => part.to_string(),
+            }
+        })
+        .collect();
+    if parts.iter().any(String::is_empty) || c.contains("||") {
+        return None;
+    }
+    VersionSpecifiers::from_str(&parts.join(",")).ok()
+}
+
+/// Poetry's `python = "^3.10"` on a dependency, as a marker.
 fn poetry_python_marker(py: &str) -> Option<String> {
-    let specs = VersionSpecifiers::from_str(py).ok()?;
+    let specs = poetry_specifiers(py)?;
     let parts: Vec<String> = specs
         .iter()
         .map(|s| format!("python_version {} \"{}\"", s.operator(), s.version()))
@@ -1088,6 +1137,25 @@ files = [{file = "django_taggit-5.0.1-py3-none-any.whl", hash = "sha256:cc"}]
         assert_eq!(exact_version("==4.2.30").as_deref(), Some("4.2.30"));
         assert_eq!(exact_version("==4.2.*"), None);
         assert_eq!(exact_version(">=4"), None);
+        let spec = |c: &str| poetry_specifiers(c).map(|s| s.to_string());
+        assert_eq!(spec("^3.11").as_deref(), Some(">=3.11, <4"));
+        assert_eq!(spec("~3.11").as_deref(), Some(">=3.11, <3.12"));
+        assert_eq!(spec("^0.2").as_deref(), Some(">=0.2, <0.3"));
+        assert_eq!(spec(">=3.10,<3.13").as_deref(), Some(">=3.10, <3.13"));
+        assert_eq!(spec("^3.8 || ^4.0"), None);
+        assert_eq!(
+            poetry_python_marker("^3.11").as_deref(),
+            Some("python_version >= \"3.11\" and python_version < \"4\"")
+        );
+        let py = python_of("pyproject.toml", &fixture("pyproject-poetry.toml"));
+        assert_eq!(py.map(|s| s.to_string()).as_deref(), Some(">=3.11, <4"));
+        let lock = "[metadata]\nlock-version = \"2.0\"\npython-versions = \"^3.11\"\n";
+        assert_eq!(
+            python_of("poetry.lock", lock)
+                .map(|s| s.to_string())
+                .as_deref(),
+            Some(">=3.11, <4")
+        );
     }
 
     #[test]
