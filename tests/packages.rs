@@ -560,11 +560,12 @@ fn pins_from_pipfile_lock_pdm_lock_and_pyproject_toml() {
     };
     let poetry =
         |v: &str| format!("[tool.poetry.dependencies]\npython = \"^3.12\"\ntinytags = \"{v}\"\n");
+    let named = Some("services:\n  web:\n    requirements: pyproject.toml\n");
     let cases: [(&str, &PinsText, Option<&str>); 5] = [
         ("Pipfile.lock", &pipfile, None),
         ("pdm.lock", &pdm, None),
-        ("pyproject.toml", &pep621, None),
-        ("pyproject.toml", &poetry, None),
+        ("pyproject.toml", &pep621, named),
+        ("pyproject.toml", &poetry, named),
         (
             "deploy/Pipfile.lock",
             &pipfile,
@@ -588,7 +589,7 @@ fn pins_from_pipfile_lock_pdm_lock_and_pyproject_toml() {
             "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\n  \"tinytags>=1\",\n]\n"
                 .to_string()
         },
-        None,
+        named,
     );
     let v = plan_json(&r, wh.path());
     let p = &v["problems"][0];
@@ -659,4 +660,24 @@ fn environment_markers_are_decided_for_linux_or_said() {
                 && n.contains("colorama (line 2; sys_platform == \"win32\")")),
         "{notes:?}"
     );
+}
+
+#[test]
+fn pyproject_toml_is_read_only_when_named() {
+    // Zero-config, a pyproject.toml's ranges are a package's metadata more
+    // often than the deploy's pins: not read (nothing blocks, nothing
+    // changes), as before.
+    let wh = tempfile::tempdir().unwrap();
+    let r = site_pinned_by(
+        "pyproject.toml",
+        &|v| {
+            format!(
+                "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\"tinytags>={v}\"]\n"
+            )
+        },
+        None,
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
 }

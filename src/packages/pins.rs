@@ -58,7 +58,10 @@ pub struct Pins {
 }
 
 /// File names tried, in order, when `.tagback.yml` names none: lockfiles
-/// first (every version exact), then the usual requirements files.
+/// first (every version exact), then the usual requirements files. Not
+/// `pyproject.toml`: its ranges are most often a package's metadata, not
+/// what a deploy installs (the PyPI corpus: label-studio, weblate); it is
+/// read when `requirements:` names it.
 pub const CANDIDATES: &[&str] = &[
     "uv.lock",
     "poetry.lock",
@@ -68,7 +71,6 @@ pub const CANDIDATES: &[&str] = &[
     "requirements/production.txt",
     "requirements/prod.txt",
     "requirements/base.txt",
-    "pyproject.toml",
 ];
 
 /// PEP 503 normalized name: lower case, runs of `-`, `_`, `.` as one `-`.
