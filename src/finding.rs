@@ -85,6 +85,10 @@ pub enum Code {
     PackageUnavailable,
     /// A changed package's archive was obtained but its apps or migrations cannot be read.
     PackageUnreadable,
+    /// A pin under an environment marker that a Linux deploy decides only with the image's Python version or machine (or never installs).
+    AssumedEnvironment,
+    /// The `AppConfig.label` of an app from outside the repository was not read, where a guess from its module path would matter.
+    UnreadAppLabel,
 }
 
 impl Code {
@@ -120,6 +124,8 @@ impl Code {
             Code::UnpinnedRequirement => "unpinned-requirement",
             Code::PackageUnavailable => "package-unavailable",
             Code::PackageUnreadable => "package-unreadable",
+            Code::AssumedEnvironment => "assumed-environment",
+            Code::UnreadAppLabel => "unread-app-label",
         }
     }
 
@@ -135,7 +141,9 @@ impl Code {
             | Code::AssumedExternalApps
             | Code::AssumedSettingsModule
             | Code::ServiceRenamed
-            | Code::GuardNoTargets => Severity::Note,
+            | Code::GuardNoTargets
+            | Code::AssumedEnvironment
+            | Code::UnreadAppLabel => Severity::Note,
             _ => Severity::Error,
         }
     }
@@ -208,11 +216,17 @@ impl Code {
             Code::PackageUnreadable => {
                 "a changed package's apps or migrations cannot be read from its archive"
             }
+            Code::AssumedEnvironment => {
+                "a pin's environment marker depends on the image's Python version or machine (assumed installed), or never holds on Linux"
+            }
+            Code::UnreadAppLabel => {
+                "the label of an app from outside the repository was not read; its guess is not used to decide anything"
+            }
         }
     }
 
     /// Every code, for documentation and tests.
-    pub const ALL: [Code; 29] = [
+    pub const ALL: [Code; 31] = [
         Code::SquashStraddles,
         Code::LeafSquashedWithNewer,
         Code::LeafMissing,
@@ -242,6 +256,8 @@ impl Code {
         Code::UnpinnedRequirement,
         Code::PackageUnavailable,
         Code::PackageUnreadable,
+        Code::AssumedEnvironment,
+        Code::UnreadAppLabel,
     ];
 }
 

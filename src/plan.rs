@@ -389,7 +389,12 @@ pub fn finish(pair: &Pair, decision: Decision<'_>, read: &UnappliedOperations) -
         .map(|f| newer.files.at(*f).key.clone())
         .collect();
     let fingerprint = fingerprint(&decision.steps, &unapply);
-    problems.extend(pair.unplanned.iter().cloned());
+    problems.extend(
+        pair.unplanned
+            .iter()
+            .filter(|f| f.code.severity() != crate::finding::Severity::Note)
+            .cloned(),
+    );
     let mut plan = Plan {
         from: newer.snap.label.clone(),
         to: older.snap.label.clone(),
@@ -793,7 +798,13 @@ fn what_stays_applied(
 /// What was assumed where the settings of either revision cannot be read
 /// exactly (each note once).
 fn notes(pair: &Pair) -> Vec<Finding> {
-    let mut notes: Vec<Finding> = Vec::new();
+    // Unplanned directories that are only notes (assumed, not blocking).
+    let mut notes: Vec<Finding> = pair
+        .unplanned
+        .iter()
+        .filter(|f| f.code.severity() == crate::finding::Severity::Note)
+        .cloned()
+        .collect();
     for rev in [&pair.newer, &pair.older] {
         if let Some(why) = &rev.project.settings_assumed {
             let note = Finding::new(Code::AssumedSettingsModule, why.clone());

@@ -17,7 +17,12 @@ const STACK: &str = "services:\n  web:\n    image: registry.example.com/site:TAG
 
 /// A wheel of `tests/fixtures/packages/NAME/VERSION/` in `dir`.
 fn build_wheel(dir: &Path, name: &str, version: &str) {
-    let src = fixture(&format!("../tests/fixtures/packages/{name}/{version}"));
+    build_wheel_of(dir, "packages", name, version);
+}
+
+/// A wheel of `tests/fixtures/ROOT/NAME/VERSION/` in `dir`.
+fn build_wheel_of(dir: &Path, root: &str, name: &str, version: &str) {
+    let src = fixture(&format!("../tests/fixtures/{root}/{name}/{version}"));
     let file =
         std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
     let mut zip = zip::ZipWriter::new(file);
@@ -254,4 +259,425 @@ fn tagback_yml_names_the_deploys_requirements_file() {
     r.commit("v2 without the setting", Some("v2"));
     let v = plan(&r);
     assert_eq!(v["problems"][0]["code"], "package-unavailable", "{v}");
+}
+
+const WAGTAIL_SETTINGS: &str = "INSTALLED_APPS = [\n    \"django.contrib.admin\",\n    \"django.contrib.auth\",\n    \"django.contrib.contenttypes\",\n    \"wagtail\",\n    \"wagtail.admin\",\n    \"shop\",\n]\n";
+
+const SHOP_0001: &str = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    initial = True\n    dependencies = [(\"wagtailadmin\", \"0001_create_admin_access_permissions\")]\n    operations = [\n        migrations.CreateModel(name=\"Item\", fields=[(\"id\", models.AutoField(primary_key=True))]),\n    ]\n";
+const SHOP_0002: &str = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0001_initial\")]\n    operations = [\n        migrations.AddField(model_name=\"item\", name=\"sku\", field=models.CharField(max_length=9, default=\"\")),\n    ]\n";
+
+/// A site pinning wagtail 6.0 at both revisions, with `wagtail.admin` and
+/// `django.contrib.admin` installed, and its own app `shop` gaining
+/// `0002_item_sku` at `v2`. `extra` goes at the end of the settings.
+fn wagtail_site(extra: &str, files: &[(&str, &str, &str)]) -> TestRepo {
+    let mut r = TestRepo::new();
+    for tag in ["v1", "v2"] {
+        r.write("manage.py", MANAGE);
+        r.write("proj/__init__.py", "");
+        r.write("proj/settings.py", format!("{WAGTAIL_SETTINGS}{extra}"));
+        r.write("requirements.txt", "Django==4.2.30\nwagtail==6.0\n");
+        r.write("shop/__init__.py", "");
+        r.write("shop/migrations/__init__.py", "");
+        r.write("shop/migrations/0001_initial.py", SHOP_0001);
+        if tag == "v2" {
+            r.write("shop/migrations/0002_item_sku.py", SHOP_0002);
+        }
+        for (at, path, text) in files {
+            if *at == tag || at.is_empty() {
+                r.write(path, text);
+            }
+        }
+        r.commit(tag, Some(tag));
+    }
+    r
+}
+
+fn plan_json(r: &TestRepo, wheelhouse: &Path) -> serde_json::Value {
+    common::json(
+        &offline(r, wheelhouse)
+            .args([
+                "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+            ])
+            .assert()
+            .code(0)
+            .get_output()
+            .clone(),
+    )
+}
+
+fn codes(list: &serde_json::Value) -> Vec<String> {
+    list.as_array()
+        .map(|l| {
+            l.iter()
+                .map(|f| f["code"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Issue 12, point 3: `wagtail.admin` was guessed `admin` (its AppConfig
+/// says `wagtailadmin`), a false "two apps labelled admin" that stopped
+/// the plan with exit 2.
+#[test]
+fn r12_wagtail_admin_beside_django_admin_is_no_label_conflict() {
+    let r = wagtail_site("", &[]);
+    // The pinned wagtail is obtainable: its labels are read, nothing assumed.
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel_of(wh.path(), "pins-packages", "wagtail", "6.0");
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert!(
+        !codes(&v["notes"]).contains(&"unread-app-label".to_string()),
+        "{v}"
+    );
+    assert_eq!(v["steps"][0]["app"], "shop");
+    assert_eq!(v["steps"][0]["target"], "0001_initial");
+    assert_eq!(v["unapply"], serde_json::json!([["shop", "0002_item_sku"]]));
+
+    // Not obtainable: no conflict either, and a note says the label was not read.
+    let empty = tempfile::tempdir().unwrap();
+    let v = plan_json(&r, empty.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([["shop", "0002_item_sku"]]));
+    let note = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["code"] == "unread-app-label")
+        .unwrap_or_else(|| panic!("no unread-app-label note in {v}"));
+    let msg = note["message"].as_str().unwrap();
+    for part in [
+        "the label of wagtail.admin (INSTALLED_APPS at v2) was not read",
+        "wagtail 6.0 cannot be obtained",
+        "its guess admin",
+        "django.contrib.admin",
+    ] {
+        assert!(msg.contains(part), "{part:?} not in {msg}");
+    }
+}
+
+#[test]
+fn r12_two_apps_of_the_repository_with_one_label_still_conflict() {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "INSTALLED_APPS = [\"a.admin\", \"django.contrib.admin\"]\n",
+    );
+    r.write("a/__init__.py", "");
+    r.write("a/admin/__init__.py", "");
+    r.commit("v1", Some("v1"));
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("two apps labelled \"admin\""), "{err}");
+}
+
+/// MIGRATION_MODULES keyed by the label read from the package moves an
+/// unchanged package's migrations into the repository: planned under that
+/// label; when the label cannot be read, the key cannot be matched: blocked.
+#[test]
+fn migration_modules_of_a_package_app_into_the_repository() {
+    let mig = "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [DEP]\n    operations = []\n";
+    let r = wagtail_site(
+        "MIGRATION_MODULES = {\"wagtailadmin\": \"proj.wagtailadmin_migrations\"}\n",
+        &[
+            ("", "proj/wagtailadmin_migrations/__init__.py", ""),
+            (
+                "",
+                "proj/wagtailadmin_migrations/0001_create_admin_access_permissions.py",
+                &mig.replace("DEP", "(\"wagtailcore\", \"0001_initial\")"),
+            ),
+            (
+                "v2",
+                "proj/wagtailadmin_migrations/0002_site_setting.py",
+                &mig.replace(
+                    "DEP",
+                    "(\"wagtailadmin\", \"0001_create_admin_access_permissions\")",
+                ),
+            ),
+        ],
+    );
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel_of(wh.path(), "pins-packages", "wagtail", "6.0");
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    let steps: Vec<(String, String)> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["app"].as_str().unwrap().into(),
+                s["target"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        steps.contains(&(
+            "wagtailadmin".into(),
+            "0001_create_admin_access_permissions".into()
+        )),
+        "{v}"
+    );
+    assert!(
+        v["commands"]
+            .to_string()
+            .contains("migrate wagtailadmin 0001_create_admin_access_permissions"),
+        "{v}"
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let v = plan_json(&r, empty.path());
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["code"] == "package-unavailable")
+        .unwrap_or_else(|| panic!("not blocked: {v}"));
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.contains("MIGRATION_MODULES at v2 names wagtailadmin"),
+        "{msg}"
+    );
+    assert!(msg.contains("wagtail.admin"), "{msg}");
+}
+
+/// MIGRATION_MODULES for the app of a package whose version changes:
+/// Django reads what it names, under the label the package's AppConfig
+/// gives (tinytags' is `tiny`), not the package's own migrations.
+#[test]
+fn migration_modules_of_a_changed_package_is_honoured() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let site_with = |setting: &str, files: &[(&str, &str)]| {
+        let r = site("Django==4.2.30\ntinytags==2.0\n");
+        let mut r = r;
+        r.write("proj/settings.py", format!("{SETTINGS}{setting}\n"));
+        for (p, t) in files {
+            r.write(p, t);
+        }
+        r.commit("v2 with MIGRATION_MODULES", Some("v2"));
+        r
+    };
+    // Without the setting: the package's migrations are planned.
+    let v = plan_json(&site_with("", &[]), wh.path());
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+
+    // `None`: the app has no migrations at v2.
+    let v = plan_json(
+        &site_with("MIGRATION_MODULES = {\"tiny\": None}", &[]),
+        wh.path(),
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
+
+    // Into the repository: its migrations are the repository's.
+    let init = "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    initial = True\n    dependencies = []\n    operations = []\n";
+    let v = plan_json(
+        &site_with(
+            "MIGRATION_MODULES = {\"tiny\": \"proj.tiny_migrations\"}",
+            &[
+                ("proj/tiny_migrations/__init__.py", ""),
+                ("proj/tiny_migrations/0001_initial.py", init),
+            ],
+        ),
+        wh.path(),
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
+
+    // Into another package: said, and blocked.
+    let v = plan_json(
+        &site_with(
+            "MIGRATION_MODULES = {\"tiny\": \"otherpkg.tiny_migrations\"}",
+            &[],
+        ),
+        wh.path(),
+    );
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "package-unreadable", "{v}");
+    assert!(
+        p["message"]
+            .as_str()
+            .unwrap()
+            .contains("MIGRATION_MODULES moves the migrations of tiny to otherpkg.tiny_migrations"),
+        "{p}"
+    );
+}
+
+/// Pins text for a version of tinytags.
+type PinsText = dyn Fn(&str) -> String;
+
+/// A site whose pins file `file` (at `path`) moves tinytags from 2.0 at
+/// `v2` back to 1.0 at `v1`, written by `pins(version)`.
+fn site_pinned_by(path: &str, pins: &PinsText, yml: Option<&str>) -> TestRepo {
+    let mut r = TestRepo::new();
+    for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
+        r.write("manage.py", MANAGE);
+        r.write("proj/__init__.py", "");
+        r.write("proj/settings.py", SETTINGS);
+        r.write(path, pins(v));
+        if let Some(y) = yml {
+            r.write(".tagback.yml", y);
+        }
+        r.commit(tag, Some(tag));
+    }
+    r
+}
+
+#[test]
+fn pins_from_pipfile_lock_pdm_lock_and_pyproject_toml() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let pipfile = |v: &str| {
+        format!(
+            "{{\n    \"_meta\": {{\"requires\": {{\"python_version\": \"3.12\"}}, \"pipfile-spec\": 6}},\n    \"default\": {{\n        \"tinytags\": {{\"hashes\": [], \"index\": \"pypi\", \"markers\": \"python_version >= '3.8'\", \"version\": \"=={v}\"}}\n    }},\n    \"develop\": {{\"pytest\": {{\"version\": \"==8.3.4\"}}}}\n}}\n"
+        )
+    };
+    let pdm = |v: &str| {
+        format!(
+            "[metadata]\ngroups = [\"default\"]\nlock_version = \"4.5.1\"\n\n[[package]]\nname = \"tinytags\"\nversion = \"{v}\"\ngroups = [\"default\"]\nfiles = []\n"
+        )
+    };
+    let pep621 = |v: &str| {
+        format!(
+            "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\"tinytags=={v}\", \"colorama==0.4.6; sys_platform == 'win32'\"]\n"
+        )
+    };
+    let poetry =
+        |v: &str| format!("[tool.poetry.dependencies]\npython = \"^3.12\"\ntinytags = \"{v}\"\n");
+    let named = Some("services:\n  web:\n    requirements: pyproject.toml\n");
+    let cases: [(&str, &PinsText, Option<&str>); 5] = [
+        ("Pipfile.lock", &pipfile, None),
+        ("pdm.lock", &pdm, None),
+        ("pyproject.toml", &pep621, named),
+        ("pyproject.toml", &poetry, named),
+        (
+            "deploy/Pipfile.lock",
+            &pipfile,
+            Some("services:\n  web:\n    requirements: deploy/Pipfile.lock\n"),
+        ),
+    ];
+    for (path, pins, yml) in cases {
+        let r = site_pinned_by(path, pins, yml);
+        let v = plan_json(&r, wh.path());
+        assert_eq!(v["problems"], serde_json::json!([]), "{path}: {v}");
+        assert_eq!(
+            v["unapply"],
+            serde_json::json!([["tiny", "0002_tag_slug"]]),
+            "{path}: {v}"
+        );
+    }
+    // A range without a lockfile beside it blocks, naming the spec and line.
+    let r = site_pinned_by(
+        "pyproject.toml",
+        &|_| {
+            "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\n  \"tinytags>=1\",\n]\n"
+                .to_string()
+        },
+        named,
+    );
+    let v = plan_json(&r, wh.path());
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "unpinned-requirement", "{v}");
+    assert_eq!(p["file"], "pyproject.toml");
+    assert_eq!(p["line"], 5);
+    // ...and a uv.lock beside it says which version the range resolved to.
+    let mut r = r;
+    for (tag, ver) in [("v1", "1.0"), ("v2", "2.0")] {
+        r.write(
+            "uv.lock",
+            format!("version = 1\n[[package]]\nname = \"tinytags\"\nversion = \"{ver}\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n"),
+        );
+        r.write(
+            ".tagback.yml",
+            "services:\n  web:\n    requirements: pyproject.toml\n",
+        );
+        r.commit(tag, Some(tag));
+    }
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+}
+
+#[test]
+fn environment_markers_are_decided_for_linux_or_said() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let r = site_pinned_by(
+        "requirements.txt",
+        &|v| {
+            format!(
+                "tinytags=={v} ; python_version < \"3.12\"\ncolorama==0.4.6 ; sys_platform == \"win32\"\n"
+            )
+        },
+        None,
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    // Never dropped silently: the pin whose marker depends on the image's
+    // Python is kept (and planned), with a note; the Windows-only one is said.
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["code"] == "assumed-environment")
+        .map(|n| n["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        notes.iter().any(|n| n.contains("requirements.txt at v2 line 1: `tinytags==2.0` is installed only where `python_version < \"3.12\"` holds")
+            && n.contains("assumed installed")),
+        "{notes:?}"
+    );
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("not installed on a Linux deploy")
+                && n.contains("colorama (line 2; sys_platform == \"win32\")")),
+        "{notes:?}"
+    );
+}
+
+#[test]
+fn pyproject_toml_is_read_only_when_named() {
+    // Zero-config, a pyproject.toml's ranges are a package's metadata more
+    // often than the deploy's pins: not read (nothing blocks, nothing
+    // changes), as before.
+    let wh = tempfile::tempdir().unwrap();
+    let r = site_pinned_by(
+        "pyproject.toml",
+        &|v| {
+            format!(
+                "[project]\nname = \"site\"\nversion = \"0\"\ndependencies = [\"tinytags>={v}\"]\n"
+            )
+        },
+        None,
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
 }

@@ -248,36 +248,19 @@ pub fn matches_file(file: &str, norm: &str, version: &str) -> bool {
         .is_some_and(|(n, ver)| normalize(n) == norm && same_version(ver, version))
 }
 
-/// Whether two version strings name one version as `==` does (PEP 440):
-/// case and `-`/`_` separators aside, a release segment is padded with
-/// zeros (`==4.6` installs `django_compressor-4.6.0`).
+/// Whether two version strings name one version as `==` does (PEP 440,
+/// by `pep440_rs`: normalization, zero padding, `-`/`_` separators in
+/// file names): `==4.6` installs `django_compressor-4.6.0`. Strings that
+/// are no PEP 440 version match only as written (case aside).
 fn same_version(a: &str, b: &str) -> bool {
-    fn key(v: &str) -> (String, String) {
-        let v = v.to_ascii_lowercase().replace(['-', '_'], ".");
-        let v = v.strip_prefix('v').unwrap_or(&v).to_string();
-        let end = v
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(v.len());
-        let (release, rest) = v.split_at(end);
-        let mut parts: Vec<&str> = release.trim_end_matches('.').split('.').collect();
-        while parts.len() > 1
-            && parts
-                .last()
-                .is_some_and(|p| p.trim_start_matches('0').is_empty())
-        {
-            parts.pop();
-        }
-        let release = parts
-            .iter()
-            .map(|p| {
-                let t = p.trim_start_matches('0');
-                if t.is_empty() { "0" } else { t }
-            })
-            .collect::<Vec<_>>()
-            .join(".");
-        (release, rest.to_string())
+    use std::str::FromStr;
+    match (
+        pep508_rs::pep440_rs::Version::from_str(a),
+        pep508_rs::pep440_rs::Version::from_str(b),
+    ) {
+        (Ok(x), Ok(y)) => x == y,
+        _ => a.eq_ignore_ascii_case(b),
     }
-    key(a) == key(b)
 }
 
 /// A URL without its credentials, for messages.
@@ -568,6 +551,14 @@ mod tests {
             "django",
             "5.0.1"
         ));
+        // PEP 440 normalization, which the hand-written comparison lacked.
+        assert!(same_version("2.9.0.post0", "2.9.0-post0"));
+        assert!(same_version("1.0rc1", "1.0.0-RC1"));
+        assert!(same_version("1.0c1", "1.0rc1"));
+        assert!(same_version("1.0.dev0", "1.0-dev"));
+        assert!(!same_version("1!1.0", "1.0"));
+        assert!(!same_version("1.0", "1.0.post1"));
+        assert!(!same_version("1.0+local", "1.0"));
     }
 
     #[test]

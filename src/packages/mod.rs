@@ -134,18 +134,45 @@ pub fn attach(
 ) -> Result<(Vec<Finding>, Vec<String>)> {
     let pins_n = pins::read(repo, newer, opts.requirements.as_deref(), &pn.root)?;
     let pins_o = pins::read(repo, older, opts.requirements.as_deref(), &po.root)?;
+    let mut label_findings = Vec::new();
+    let sources = sources(repo, opts);
+    for (project, snap, pins) in [(&mut *pn, newer, &pins_n), (&mut *po, older, &pins_o)] {
+        // Labels that matter: guesses that collide, and guesses under which
+        // MIGRATION_MODULES moved an app's migrations into the repository
+        // (the label is in every command for them).
+        let mut matter = project.unread.clone();
+        for (i, app) in project.apps.iter().enumerate() {
+            if app.migrations_dir.is_some() && project.label_guessed(repo, snap, i)? {
+                matter.push(i);
+            }
+        }
+        if !matter.is_empty() {
+            for f in read_labels(repo, snap, project, &matter, pins, &sources, opts)? {
+                if !label_findings.contains(&f) {
+                    label_findings.push(f);
+                }
+            }
+        }
+    }
     if pins_n.file.is_none() && pins_o.file.is_none() {
-        return Ok((Vec::new(), Vec::new()));
+        return Ok((label_findings, Vec::new()));
     }
     let Changes {
         changed,
         mut findings,
     } = compare(&pins_n, &pins_o, &newer.label, &older.label);
+    findings.extend(label_findings);
+    // Notes (what was assumed of environment markers) travel with the
+    // blocking findings; `plan` tells them apart by severity.
+    for note in pins_n.notes.iter().chain(&pins_o.notes) {
+        if !findings.contains(note) {
+            findings.push(note.clone());
+        }
+    }
     let mut planned = Vec::new();
     if changed.is_empty() {
         return Ok((findings, planned));
     }
-    let sources = sources(repo, opts);
     for change in &changed {
         // Both versions are read before anything is attached: a package
         // read at one revision only would make the plan lopsided.
@@ -195,16 +222,17 @@ pub fn attach(
         if failed {
             continue;
         }
-        let mut staged: Vec<(bool, usize, App, Rc<PackageApp>)> = Vec::new();
+        let mut staged: Vec<(bool, Provided)> = Vec::new();
         let mut bad = false;
         for (is_newer, version, files) in &read {
-            let (project, rev) = if *is_newer {
-                (&*pn, &newer.label)
+            let (project, snap) = if *is_newer {
+                (&*pn, newer)
             } else {
-                (&*po, &older.label)
+                (&*po, older)
             };
-            match apps_of(project, &change.display, version, files) {
-                Ok(apps) => staged.extend(apps.into_iter().map(|(i, a, p)| (*is_newer, i, a, p))),
+            let rev = &snap.label;
+            match apps_of(repo, snap, project, opts, &change.display, version, files) {
+                Ok(apps) => staged.extend(apps.into_iter().map(|p| (*is_newer, p))),
                 Err(f) => {
                     findings.push(Finding::new(
                         Code::PackageUnreadable,
@@ -225,16 +253,181 @@ pub fn attach(
                 change.older.as_deref().unwrap_or("not installed")
             ));
         }
-        for (is_newer, i, app, package) in staged {
-            let (project, rev) = if is_newer {
-                (&mut *pn, &newer.label)
+        for (is_newer, provided) in staged {
+            let (project, snap) = if is_newer {
+                (&mut *pn, newer)
             } else {
-                (&mut *po, &older.label)
+                (&mut *po, older)
             };
-            project.attach_package(i, app, package, rev)?;
+            let (i, app, package) = match provided {
+                Provided::Packaged(i, app, package) => (i, app, package),
+                Provided::InRepository(i, label, name) => {
+                    project.read_label(repo, snap, opts, i, label, name)?;
+                    continue;
+                }
+            };
+            // Another app's label, when only guessed, is no conflict.
+            if let Some(other) = project.index_of(&app.label)
+                && other != i
+                && project.label_guessed(repo, snap, other)?
+            {
+                let entry = project
+                    .entries()
+                    .and_then(|e| e.get(other))
+                    .cloned()
+                    .unwrap_or_default();
+                findings.push(Finding::new(
+                    Code::UnreadAppLabel,
+                    format!(
+                        "the label of {entry} (INSTALLED_APPS at {}) was not read: its guess {}, from the module path, is the label {} {} has; assumed distinct, as Django starts only with distinct labels",
+                        snap.label, app.label, change.display,
+                        if is_newer { change.newer.as_deref() } else { change.older.as_deref() }.unwrap_or_default()
+                    ),
+                ));
+                project.set_unread(other);
+            }
+            project.attach_package(i, app, package, &snap.label)?;
         }
     }
     Ok((findings, planned))
+}
+
+/// The labels of the apps whose guessed label collides with another app's
+/// (`wagtail.admin` guessed `admin`, like `django.contrib.admin`), read
+/// from the pinned version of the package that provides them (wheelhouse,
+/// cache, index). What cannot be read is said in a note, and blocks only
+/// where the label decides something: a `MIGRATION_MODULES` key that is no
+/// installed app's label may be this app's.
+fn read_labels(
+    repo: &Repo,
+    snap: &Snapshot,
+    project: &mut Project,
+    matter: &[usize],
+    pins: &Pins,
+    sources: &index::Sources,
+    opts: &ProjectOptions,
+) -> Result<Vec<Finding>> {
+    let mut out = Vec::new();
+    let Some(entries) = project.entries().map(<[String]>::to_vec) else {
+        return Ok(out);
+    };
+    for &i in matter {
+        let entry = &entries[i];
+        let collided = project.unread.contains(&i);
+        let top = entry.split('.').next().unwrap_or_default();
+        let t = pins::normalize(top);
+        let candidates: Vec<&Pin> = [t.clone(), format!("django-{t}"), format!("{t}-django")]
+            .iter()
+            .filter_map(|n| pins.by_name.get(n))
+            .collect();
+        let mut why = match (&pins.file, candidates.is_empty()) {
+            (None, _) => "no pins file names its package".to_string(),
+            (Some(f), true) => format!("{f} pins no package named {t} or django-{t}"),
+            (Some(_), false) => String::new(),
+        };
+        let mut read = None;
+        for pin in candidates {
+            let Some(v) = &pin.version else {
+                why = format!("{} is not pinned to one version", pin.display);
+                continue;
+            };
+            let files = match sources.obtain(&pin.display, v, &pin.hashes) {
+                Ok(a) => match read_archive(sources, &pins::normalize(&pin.display), v, &a) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        why = format!("{} {v} ({}) cannot be read: {e}", pin.display, a.file_name);
+                        continue;
+                    }
+                },
+                Err(e) => {
+                    why = format!("{} {v} cannot be obtained ({e})", pin.display);
+                    continue;
+                }
+            };
+            if !files.tops.contains(top) {
+                why = format!("{} {v} does not install {top}", pin.display);
+                continue;
+            }
+            match resolve(entry, &files) {
+                Ok(found) => {
+                    read = Some(found);
+                    break;
+                }
+                Err(e) => why = format!("{} {v}: {e}", pin.display),
+            }
+        }
+        let guess = project.apps[i].label.clone();
+        match read {
+            Some((name, label)) => {
+                if let Some(holder) = project.index_of(&label)
+                    && holder != i
+                    && !project.label_guessed(repo, snap, holder)?
+                {
+                    return Err(crate::error::Error::input(format!(
+                        "INSTALLED_APPS at {} has two apps labelled {label:?} ({} and {entry}, read from its package); Django refuses to start",
+                        snap.label, project.apps[holder].name
+                    )));
+                }
+                project.read_label(repo, snap, opts, i, label, name)?;
+            }
+            None if collided => {
+                out.push(unread_note(project, snap, i, &guess, entry, &why));
+            }
+            None => {
+                let module = project.apps[i]
+                    .migrations_module
+                    .clone()
+                    .unwrap_or_default();
+                out.push(Finding::new(
+                    Code::UnreadAppLabel,
+                    format!(
+                        "the label of {entry} (INSTALLED_APPS at {}) was not read ({why}): assumed {guess}, the MIGRATION_MODULES key that moves its migrations to {module}",
+                        snap.label
+                    ),
+                ));
+            }
+        }
+    }
+    if !project.unread.is_empty() {
+        let orphans = project.orphan_migration_modules(opts);
+        if !orphans.is_empty() {
+            let apps: Vec<String> = project.unread.iter().map(|i| entries[*i].clone()).collect();
+            out.push(Finding::new(
+                Code::PackageUnavailable,
+                format!(
+                    "MIGRATION_MODULES at {} names {}, the label of no app tagback could read, and the labels of {} were not read: which app's migrations it moves cannot be known; {}, or state the labels' modules under `migration_modules:` in .tagback.yml",
+                    snap.label,
+                    orphans.join(", "),
+                    apps.join(", "),
+                    sources.how_to_provide()
+                ),
+            ));
+        }
+    }
+    Ok(out)
+}
+
+/// The note for an app whose label was not read.
+fn unread_note(
+    project: &Project,
+    snap: &Snapshot,
+    index: usize,
+    guess: &str,
+    entry: &str,
+    why: &str,
+) -> Finding {
+    let other = project
+        .index_of(guess)
+        .filter(|o| *o != index)
+        .map(|o| project.apps[o].name.clone())
+        .unwrap_or_else(|| "another app".to_string());
+    Finding::new(
+        Code::UnreadAppLabel,
+        format!(
+            "the label of {entry} (INSTALLED_APPS at {}) was not read ({why}): its guess {guess}, from the module path, is also the label of {other}; assumed distinct, as Django starts only with distinct labels",
+            snap.label
+        ),
+    )
 }
 
 /// What the graph needs of an archive: from the files cache when it holds
@@ -266,15 +459,28 @@ fn sources(repo: &Repo, opts: &ProjectOptions) -> index::Sources {
     index::Sources::from_env(wheelhouse.as_deref(), cache)
 }
 
+/// What a package version says of one installed app it provides.
+enum Provided {
+    /// Its migrations come from the archive: `(index in project.apps, app, its migrations)`.
+    Packaged(usize, App, Rc<PackageApp>),
+    /// `MIGRATION_MODULES` moves its migrations into the repository: only
+    /// its label and name come from the archive. `(index, label, name)`.
+    InRepository(usize, String, String),
+}
+
 /// The installed apps of `project` that this package version provides
 /// (apps from outside the repository whose entry's top-level module the
-/// archive installs), resolved in its files: `(index in project.apps, app, its migrations)`.
+/// archive installs), resolved in its files, their migrations where
+/// `MIGRATION_MODULES` (under the label read) says they are.
 fn apps_of(
+    repo: &Repo,
+    snap: &Snapshot,
     project: &Project,
+    opts: &ProjectOptions,
     dist: &str,
     version: &str,
     files: &PackageFiles,
-) -> std::result::Result<Vec<(usize, App, Rc<PackageApp>)>, String> {
+) -> std::result::Result<Vec<Provided>, String> {
     let Some(entries) = project.entries() else {
         return Ok(Vec::new());
     };
@@ -283,25 +489,73 @@ fn apps_of(
         let Some(entry) = entries.get(i) else {
             continue;
         };
+        let top = entry.split('.').next().unwrap_or_default();
+        if !files.tops.contains(top) {
+            // MIGRATION_MODULES may move another app's migrations into
+            // this package: those change with it.
+            if app.migrations_dir.is_none()
+                && let Some(m) = &app.migrations_module
+                && files.has(&format!("{}/__init__.py", m.replace('.', "/")))
+            {
+                return Err(format!(
+                    "MIGRATION_MODULES moves the migrations of {} into {m}, which this package installs; tagback does not read migrations moved into another package: state them in the repository (a `migration_modules:` module there), or keep {dist} at one version",
+                    app.label
+                ));
+            }
+            continue;
+        }
         if app.migrations_dir.is_some()
-            || !files
-                .tops
-                .contains(entry.split('.').next().unwrap_or_default())
+            && !project.unread.contains(&i)
+            && !project
+                .label_guessed(repo, snap, i)
+                .map_err(|e| e.to_string())?
         {
             continue;
         }
         let (name, label) = resolve(entry, files)?;
-        let module = format!("{name}.migrations");
-        let dir = module.replace('.', "/");
-        let migrations = read_migrations(files, &dir, &label)?;
-        let has_migrations = files.has(&format!("{dir}/__init__.py"));
-        out.push((
+        let module = match project.migrations_setting(opts, &label) {
+            None => Some(format!("{name}.migrations")),
+            Some(None) => None,
+            Some(Some(m)) => {
+                let dir = m.replace('.', "/");
+                let in_repo = if project.root.is_empty() {
+                    dir.clone()
+                } else {
+                    format!("{}/{dir}", project.root)
+                };
+                if repo
+                    .exists(snap, &format!("{in_repo}/__init__.py"))
+                    .map_err(|e| e.to_string())?
+                {
+                    out.push(Provided::InRepository(i, label, name));
+                    continue;
+                }
+                if !files.has(&format!("{dir}/__init__.py")) {
+                    return Err(format!(
+                        "MIGRATION_MODULES moves the migrations of {label} to {m}, which neither the repository nor this package holds; tagback does not read migrations from another package: put them in the repository, or state the module under `migration_modules:` in .tagback.yml"
+                    ));
+                }
+                Some(m)
+            }
+        };
+        let (migrations, dir) = match &module {
+            Some(m) => {
+                let dir = m.replace('.', "/");
+                (read_migrations(files, &dir, &label)?, Some(dir))
+            }
+            None => (Vec::new(), None),
+        };
+        let has_migrations = dir
+            .as_ref()
+            .filter(|d| files.has(&format!("{d}/__init__.py")))
+            .cloned();
+        out.push(Provided::Packaged(
             i,
             App {
                 label,
                 name,
-                migrations_dir: has_migrations.then_some(dir),
-                migrations_module: Some(module),
+                migrations_dir: has_migrations,
+                migrations_module: module,
             },
             Rc::new(PackageApp {
                 dist: dist.to_string(),

@@ -41,6 +41,19 @@ from harness import git, record, schema_diff, sh  # noqa: E402
 COMMON = ["asgiref==3.13.0", "sqlparse==0.6.1", "typing_extensions==4.16.0",
           "psycopg==3.3.9", "psycopg-binary==3.3.9", "python-dateutil==2.9.0.post0", "six==1.17.0"]
 
+# What wagtail 6.2.3 and 6.3.1 both install (besides COMMON).
+WAGTAIL_DEPS = ["anyascii==0.3.3", "beautifulsoup4==4.12.3", "certifi==2026.10.19.post1",
+                "charset-normalizer==3.5.3", "defusedxml==0.7.1", "django-filter==24.3",
+                "django-modelcluster==6.5", "django-permissionedforms==0.1", "django-taggit==5.0.1",
+                "django-treebeard==4.8.0", "djangorestframework==3.17.2", "draftjs_exporter==5.2.0",
+                "et_xmlfile==2.0.0", "filetype==1.2.0", "idna==3.20", "l18n==2021.3", "laces==0.1.2",
+                "openpyxl==3.1.5", "pytz==2026.6", "requests==2.34.2", "soupsieve==4.1.3",
+                "telepath==0.3.1", "urllib3==2.8.0"]
+# The apps whose 6.3.1 wheel adds migrations (labels from their AppConfigs),
+# back to their 6.2.3 leaves.
+WAGTAIL_TARGETS = {"wagtaildocs": "0013_delete_uploadeddocument", "wagtailimages": "0026_delete_uploadedimage",
+                   "wagtailusers": "0013_userprofile_density"}
+
 SCENARIOS = {
     # Two package upgrades under the same Django: taggit 5.0 adds a
     # RenameIndex, auditlog 2.2/2.3 add a JSON column and alter a field.
@@ -49,6 +62,20 @@ SCENARIOS = {
         "older": ["Django==4.2.30", "django-taggit==4.0.0", "django-auditlog==2.1.1"],
         "newer": ["Django==4.2.30", "django-taggit==5.0.1", "django-auditlog==2.3.0"],
         "targets": {"taggit": "0005_auto_20220424_2025", "auditlog": "0010_alter_logentry_timestamp"},
+    },
+    # Issue 12 point 3: wagtail.admin (label wagtailadmin) beside
+    # django.contrib.admin was a false "two apps labelled admin"; wagtail
+    # 6.2.3 -> 6.3.1 with every wagtail app installed, labels read from
+    # the wheels (wagtail -> wagtailcore, wagtail.sites -> wagtailsites...).
+    "wagtail": {
+        "apps": ["wagtail.contrib.forms", "wagtail.contrib.redirects", "wagtail.embeds", "wagtail.sites",
+                 "wagtail.users", "wagtail.snippets", "wagtail.documents", "wagtail.images", "wagtail.search",
+                 "wagtail.admin", "wagtail", "modelcluster", "taggit"],
+        "older": ["Django==4.2.30", "wagtail==6.2.3", "Willow==1.11.0", "pillow==10.4.0", "pillow_heif==0.22.0"]
+        + WAGTAIL_DEPS,
+        "newer": ["Django==4.2.30", "wagtail==6.3.1", "Willow==1.12.0", "pillow==11.3.0", "pillow_heif==1.8.1"]
+        + WAGTAIL_DEPS,
+        "targets": WAGTAIL_TARGETS,
     },
     # Django itself: 4.2 -> 5.2 (contrib apps read from Django's own wheels).
     "django": {

@@ -78,6 +78,12 @@ pub struct Project {
     pub packaged: BTreeMap<String, Rc<crate::packages::PackageApp>>,
     /// What the apps were resolved from, for reuse by another revision.
     resolved_from: Option<ResolvedFrom>,
+    /// Apps from outside the repository whose label was guessed from the
+    /// module path and collides with another app's: indices into `apps`,
+    /// absent from `by_label`. A guess never makes a conflict (Django starts
+    /// only with distinct labels); `packages` reads the real label from the
+    /// package's archive when it can, and says so when it cannot.
+    pub unread: Vec<usize>,
 }
 
 /// The inputs of a project's app resolution: the settings read, and the tree
@@ -113,6 +119,7 @@ impl Project {
             by_label,
             packaged: BTreeMap::new(),
             resolved_from: None,
+            unread: Vec::new(),
         }
     }
 
@@ -165,7 +172,101 @@ impl Project {
         self.by_label.insert(app.label.clone(), index);
         self.packaged.insert(app.label.clone(), package);
         self.apps[index] = Rc::new(app);
+        self.unread.retain(|u| *u != index);
         Ok(())
+    }
+
+    /// The index in `apps` of the app with this label.
+    pub fn index_of(&self, label: &str) -> Option<usize> {
+        self.by_label.get(label).copied()
+    }
+
+    /// Whether the label of the app at `index` is a guess from its module
+    /// path (an app from outside the repository, not one of Django's own).
+    pub fn label_guessed(&self, repo: &Repo, snap: &Snapshot, index: usize) -> Result<bool> {
+        match self.entries().and_then(|e| e.get(index)) {
+            Some(entry) => label_guessed(repo, snap, &self.root, entry),
+            None => Ok(false),
+        }
+    }
+
+    /// Take the app at `index` out of the label index: its label is a guess
+    /// that collides with another app's.
+    pub fn set_unread(&mut self, index: usize) {
+        let label = &self.apps[index].label;
+        if self.by_label.get(label) == Some(&index) {
+            self.by_label.remove(label);
+        }
+        if !self.unread.contains(&index) {
+            self.unread.push(index);
+        }
+    }
+
+    /// The app at `index` (whose label was not read) with the label and
+    /// name read from its package: back in the label index, its migrations
+    /// module looked up under the real label (`.tagback.yml`'s
+    /// `migration_modules:` first, then the settings' `MIGRATION_MODULES`).
+    pub fn read_label(
+        &mut self,
+        repo: &Repo,
+        snap: &Snapshot,
+        opts: &ProjectOptions,
+        index: usize,
+        label: String,
+        name: String,
+    ) -> Result<()> {
+        let module = match self.migrations_setting(opts, &label) {
+            Some(m) => m,
+            None => Some(format!("{name}.migrations")),
+        };
+        let mut migrations_dir = None;
+        if let Some(m) = &module
+            && valid_module(m)
+        {
+            let dir = join(&self.root, &m.replace('.', "/"));
+            if repo.exists(snap, &format!("{dir}/__init__.py"))? {
+                migrations_dir = Some(dir);
+            }
+        }
+        self.set_unread(index);
+        self.unread.retain(|u| *u != index);
+        self.by_label.insert(label.clone(), index);
+        self.apps[index] = Rc::new(App {
+            label,
+            name,
+            migrations_dir,
+            migrations_module: module,
+        });
+        Ok(())
+    }
+
+    /// What `MIGRATION_MODULES` says of a label (`.tagback.yml`'s
+    /// `migration_modules:` first): `None` when it names no module for it,
+    /// `Some(None)` when it says the app has no migrations.
+    pub fn migrations_setting(&self, opts: &ProjectOptions, label: &str) -> Option<Option<String>> {
+        opts.migration_modules.get(label).cloned().or_else(|| {
+            self.resolved_from
+                .as_ref()
+                .and_then(|r| r.settings.migration_modules.get(label).cloned())
+        })
+    }
+
+    /// `MIGRATION_MODULES` keys (settings and `.tagback.yml`) that are the
+    /// label of no installed app as tagback reads them.
+    pub fn orphan_migration_modules(&self, opts: &ProjectOptions) -> Vec<String> {
+        let settings = self
+            .resolved_from
+            .as_ref()
+            .map(|r| r.settings.migration_modules.keys().collect::<Vec<_>>())
+            .unwrap_or_default();
+        settings
+            .into_iter()
+            .chain(opts.migration_modules.keys())
+            .filter(|k| !self.by_label.contains_key(*k))
+            .cloned()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
     }
 
     /// Repository path of a module's file: `(path, is_package)`.
@@ -353,6 +454,7 @@ pub fn load_shared(
     let mut apps: Vec<Rc<App>> = Vec::with_capacity(entries.len());
     let mut tops = Vec::with_capacity(entries.len());
     let mut by_label: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unread: Vec<usize> = Vec::new();
     for (i, entry) in entries.iter().enumerate() {
         let top = module_top(entry);
         // The tree ids this entry was resolved from, if `app` resolved it
@@ -408,11 +510,44 @@ pub fn load_shared(
                 Rc::new(app)
             }
         };
-        if let Some(prev) = by_label.insert(app.label.clone(), i) {
-            return Err(Error::input(format!(
-                "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
-                snap.label, app.label, apps[prev].name, app.name
-            )));
+        let mut app = app;
+        match by_label.get(&app.label).copied() {
+            None => {
+                by_label.insert(app.label.clone(), i);
+            }
+            Some(prev) => {
+                // A label guessed from the module path of an app outside
+                // the repository (`wagtail.admin` is `wagtailadmin`, not
+                // `admin`) is no evidence of a conflict.
+                let guessed_prev = label_guessed(repo, snap, &root, &entries[prev])?;
+                let guessed_new = label_guessed(repo, snap, &root, entry)?;
+                if !guessed_prev && !guessed_new {
+                    return Err(Error::input(format!(
+                        "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
+                        snap.label, app.label, apps[prev].name, app.name
+                    )));
+                }
+                if guessed_new {
+                    // Its MIGRATION_MODULES entry was looked up under the
+                    // guess, which is another app's label.
+                    app = Rc::new(App {
+                        migrations_dir: None,
+                        migrations_module: Some(format!("{}.migrations", app.name)),
+                        ..(*app).clone()
+                    });
+                    unread.push(i);
+                }
+                if guessed_prev && !guessed_new {
+                    let p: &mut Rc<App> = &mut apps[prev];
+                    *p = Rc::new(App {
+                        migrations_dir: None,
+                        migrations_module: Some(format!("{}.migrations", p.name)),
+                        ..(**p).clone()
+                    });
+                    unread.push(prev);
+                    by_label.insert(app.label.clone(), i);
+                }
+            }
         }
         apps.push(app);
     }
@@ -461,7 +596,27 @@ pub fn load_shared(
             entries,
             tops,
         }),
+        unread,
     }))
+}
+
+/// Whether an `INSTALLED_APPS` entry's label can only be guessed from its
+/// module path: neither its package nor its config's module is in the
+/// repository (as [`apps::resolve_app`] reads them), and it is not one of
+/// Django's own apps (whose labels are their module names).
+fn label_guessed(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<bool> {
+    if entry.starts_with("django.contrib.") {
+        return Ok(false);
+    }
+    if let Some((_, true)) = module_file(repo, snap, root, entry)? {
+        return Ok(false);
+    }
+    if let Some((module, _)) = entry.rsplit_once('.')
+        && module_file(repo, snap, root, module)?.is_some()
+    {
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 /// The first component of a dotted module path.

@@ -428,6 +428,7 @@ mod tests {
                 entries: vec!["django.contrib.auth".into(), "shop.apps.ShopConfig".into()],
                 tops: vec![(None, None), (Some(oid(shop_tree)), Some(oid(shop_tree)))],
             }),
+            unread: Vec::new(),
         }
     }
 
