@@ -373,9 +373,12 @@ def check_static(name, sc, root, index_url, py_n):
                    r.returncode == 1 and all(f"{i['file']}:{i['line']}" in r.stdout + r.stderr for i in p["irreversible"]),
                    (r.stdout + r.stderr)[-500:])
             r = sh(base + ["--allow-manual-steps"], env=env, check=False)
-        header = "these run in the newer image, where the newer versions are installed: "
+        changed = [f"{n.split('==')[0]} {n.split('==')[1]} (older: {o.split('==')[1]})"
+                   for n, o in zip(sc["newer"], sc["older"]) if n != o]
+        header = (f"#   packages: the backward migrations of {', '.join(sorted(changed, key=str.lower))} run in the newer "
+                  "image, where the newer versions are installed\n")
         record(name, "static", "script header: backward migrations run in the newer image, newer versions installed",
-               r.returncode == 0 and header in r.stdout, (r.stdout + r.stderr)[:1500])
+               r.returncode == 0 and header in r.stdout, header + (r.stdout + r.stderr)[:1500])
         with open(os.path.join(ARGS.work, name, "rollback.sh"), "w") as f:
             f.write(r.stdout)
     return p
