@@ -23,6 +23,7 @@ default python3). Exit status 0 when every check passed.
 """
 
 import argparse
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -113,7 +114,8 @@ SCENARIOS = {
 }
 
 # What pip needs to build the sdists (django-allauth): served by the same
-# index, so pip's build isolation gets them from 127.0.0.1 too.
+# index, so pip's build isolation gets it from 127.0.0.1 too; installed in
+# every venv.
 BUILD = ["setuptools==75.8.0"]
 
 STACK = "services:\n  web:\n    image: registry.example.com/site:{tag}\n"
@@ -207,11 +209,12 @@ def build_index(work):
     dl = os.path.join(work, "dl")
     os.makedirs(dl, exist_ok=True)
     wanted = sorted({r for sc in SCENARIOS.values() for r in sc["older"] + sc["newer"]} | set(COMMON) | set(BUILD))
-    for req in wanted:
-        name, version = req.split("==")
-        have = [f for f in os.listdir(dl) if dist(f) == (normalize(name), version)]
-        if not have:
-            sh([ARGS.python, "-m", "pip", "download", "-q", "--no-deps", "-d", dl, req])
+    have = {dist(f) for f in os.listdir(dl)}
+    missing = [r for r in wanted if (normalize(r.split("==")[0]), r.split("==")[1]) not in have]
+    # Each archive is downloaded once (pip resolves one version per name per
+    # call, hence a call each), a few at a time: they wait on the network.
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda r: sh([ARGS.python, "-m", "pip", "download", "-q", "--no-deps", "-d", dl, r]), missing))
     index = os.path.join(work, "index")
     shutil.rmtree(index, ignore_errors=True)
     for f in os.listdir(dl):
@@ -247,11 +250,16 @@ def venv(work, reqs, index_url):
     py = os.path.join(d, "bin", "python")
     if not os.path.exists(os.path.join(d, ".done")):
         shutil.rmtree(d, ignore_errors=True)
-        sh([ARGS.python, "-m", "venv", d])
-        req = os.path.join(work, f"req-{os.getpid()}.txt")
+        # Without pip in it (ensurepip takes seconds per venv): the outer
+        # pip installs into it. setuptools too, as `venv` would have (axes
+        # 6.0 imports pkg_resources), not in requirements.txt, as pip-compile
+        # leaves it out.
+        sh([ARGS.python, "-m", "venv", "--without-pip", d])
+        req = os.path.join(work, f"req-{key}.txt")
         with open(req, "w") as f:
-            f.write("\n".join(reqs + COMMON) + "\n")
-        sh([py, "-m", "pip", "install", "-q", "--no-deps", "--index-url", index_url, "-r", req])
+            f.write("\n".join(reqs + COMMON + BUILD) + "\n")
+        sh([ARGS.python, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--index-url", index_url,
+            "-r", req])
         open(os.path.join(d, ".done"), "w").close()
     return py
 
@@ -500,16 +508,26 @@ def main():
     os.makedirs(ARGS.work, exist_ok=True)
     harness.ARGS = types.SimpleNamespace(python=None, postgres=ARGS.postgres)
     kinds = ["sqlite"] + (["postgresql"] if ARGS.postgres else [])
+    t0 = time.monotonic()
     index = build_index(ARGS.work)
+    print(f"index ready in {time.monotonic() - t0:.0f} s", flush=True)
+    chosen = {n: sc for n, sc in SCENARIOS.items() if not ARGS.only or n in ARGS.only}
     with serve(index) as url:
-        for name, sc in SCENARIOS.items():
-            if ARGS.only and name not in ARGS.only:
-                continue
+        # Every distinct set of pins gets one venv (scenarios whose pins
+        # coincide share it), two built at a time (CI has 2 cores).
+        t0 = time.monotonic()
+        sets = {tuple(sorted(sc[k])): sc[k] for sc in chosen.values() for k in ("older", "newer")}
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            list(pool.map(lambda reqs: venv(ARGS.work, reqs, url), sets.values()))
+        print(f"{len(sets)} venvs ready in {time.monotonic() - t0:.0f} s", flush=True)
+        for name, sc in chosen.items():
             print(f"scenario {name}", flush=True)
+            t1 = time.monotonic()
             try:
                 run_scenario(name, sc, url, kinds)
             except Exception as e:  # a crash is a failed check, with its trace
                 record(name, "-", "scenario ran", False, "".join(traceback.format_exception(e))[-2000:])
+            print(f"  scenario {name}: {time.monotonic() - t1:.0f} s", flush=True)
     results = harness.RESULTS
     failed = [r for r in results if not r[3]]
     print(f"\n{len(results) - len(failed)} passed, {len(failed)} failed")
