@@ -15,7 +15,17 @@ Two venvs get the older and the newer pins from that index. Then:
    with the newer venv (where the newer package versions are installed);
 3. with the older venv: `migrate --check` exits 0, the django_migrations rows
    the older code knows equal a fresh migrate of the older pins, and the
-   schema equals it — on SQLite and PostgreSQL.
+   schema equals it — on SQLite and PostgreSQL;
+4. what tagback says unapplying drops (data_loss) is what introspection saw
+   dropped; `check` (the stack file moved back in the working tree) exits 1
+   with the same plan when it has steps; the script's header says the
+   backward migrations run in the newer image with the newer versions;
+5. irreversible operations: named with file:line inside the package, which
+   real Django confirms (operation.reversible, the installed file's lines);
+   `script` refuses without --allow-manual-steps; the plain commands stop
+   with IrreversibleError; the script with its manual steps, run against
+   harness's stand-in docker on that half-downgraded database, then reaches
+   the older state (checked as in 3).
 
 Usage: packages.py --tagback BIN --work DIR [--postgres HOST:PORT] [--python PY] [--only NAME...]
 (--python: the interpreter that makes the venvs and runs pip download;
@@ -381,8 +391,9 @@ def check_static(name, sc, root, index_url, py_n):
                    r.returncode == 1 and all(f"{i['file']}:{i['line']}" in r.stdout + r.stderr for i in p["irreversible"]),
                    (r.stdout + r.stderr)[-500:])
             r = sh(base + ["--allow-manual-steps"], env=env, check=False)
-        changed = [f"{n.split('==')[0]} {n.split('==')[1]} (older: {o.split('==')[1]})"
-                   for n, o in zip(sc["newer"], sc["older"]) if n != o]
+        older = dict(r.split("==") for r in sc["older"])
+        changed = [f"{n} {v} (older: {older.get(n, 'not installed')})"
+                   for n, v in (r.split("==") for r in sc["newer"]) if older.get(n) != v]
         header = (f"#   packages: the backward migrations of {', '.join(sorted(changed, key=str.lower))} run in the newer "
                   "image, where the newer versions are installed\n")
         record(name, "static", "script header: backward migrations run in the newer image, newer versions installed",
