@@ -160,9 +160,15 @@ fn a_changed_package_is_planned_with_its_app_config_label_and_lines_inside_the_p
         .clone();
     let script = String::from_utf8_lossy(&out.stdout);
     assert!(
-        script.contains("#   packages: these run in the newer image, where the newer versions are installed: tinytags 2.0 (older: 1.0)"),
+        script.contains("#   packages: the backward migrations of tinytags 2.0 (older: 1.0) run in the newer image, where the newer versions are installed"),
         "{script}"
     );
+    // The whole header, as a person reads it before running the script.
+    let header: Vec<&str> = script.lines().take_while(|l| l.starts_with('#')).collect();
+    let header = header
+        .join("\n")
+        .replace(env!("CARGO_PKG_VERSION"), "VERSION");
+    insta::assert_snapshot!("script_header_with_packages", header);
 }
 
 #[test]

@@ -279,7 +279,7 @@ pub fn build(
     let mut summary = Vec::new();
     if !plan.packages.is_empty() && !plan.steps.is_empty() {
         summary.push(format!(
-            "packages: these run in the newer image, where the newer versions are installed: {}",
+            "packages: the backward migrations of {} run in the newer image, where the newer versions are installed",
             plan.packages.join(", ")
         ));
     }
