@@ -1,7 +1,8 @@
 //! Migrations that arrive through pip. The deploy's pins are read at both
 //! revisions (`pins`); for every package whose version differs, both
 //! versions' archives are found (`index`: wheelhouse, archive cache, simple
-//! index) and read without running their code (`archive`); the installed
+//! index) and read without running their code (`archive`), or the package
+//! is read as installed in the service's local Docker image (`image`); the installed
 //! apps they provide then enter each revision's graph as if their code were
 //! in the repository, with the labels of their `AppConfig`s and their
 //! migrations. Packages whose version did not change keep the treatment of
@@ -12,6 +13,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod image;
 pub mod index;
 pub mod pins;
 
@@ -151,9 +153,9 @@ pub fn attach(
         // read at one revision only would make the plan lopsided.
         let mut read: Vec<(bool, String, PackageFiles)> = Vec::new();
         let mut failed = false;
-        for (is_newer, version, pins) in [
-            (true, &change.newer, &pins_n),
-            (false, &change.older, &pins_o),
+        for (is_newer, version, pins, image) in [
+            (true, &change.newer, &pins_n, opts.images[0].as_deref()),
+            (false, &change.older, &pins_o, opts.images[1].as_deref()),
         ] {
             let Some(v) = version else { continue };
             let hashes = pins
@@ -161,7 +163,7 @@ pub fn attach(
                 .get(&change.name)
                 .map(|p| p.hashes.clone())
                 .unwrap_or_default();
-            match sources.obtain(&change.name, v, &hashes) {
+            match sources.obtain(&change.name, v, &hashes, image) {
                 Ok(a) => match read_archive(&sources, &change.name, v, &a) {
                     Ok(files) => read.push((is_newer, v.clone(), files)),
                     Err(e) => {
@@ -169,7 +171,8 @@ pub fn attach(
                             Code::PackageUnavailable,
                             format!(
                                 "{} {v} ({}) cannot be read: {e}",
-                                change.display, a.file_name
+                                change.display,
+                                a.origin()
                             ),
                         ));
                         failed = true;
@@ -185,7 +188,7 @@ pub fn attach(
                             newer.label,
                             change.older.as_deref().unwrap_or("not installed"),
                             older.label,
-                            sources.how_to_provide()
+                            sources.how_to_provide(image)
                         ),
                     ));
                     failed = true;
@@ -243,8 +246,13 @@ fn read_archive(
     sources: &index::Sources,
     norm: &str,
     version: &str,
-    a: &index::Archive,
+    obtained: &index::Obtained,
 ) -> std::result::Result<PackageFiles, String> {
+    let a = match obtained {
+        index::Obtained::Archive(a) => a,
+        // Read (and cached) by the image source.
+        index::Obtained::Installed { files, .. } => return Ok(files.clone()),
+    };
     if let Some(dir) = &sources.cache
         && let Some(files) = cache::get(dir, norm, version, &a.sha256)
     {
@@ -263,7 +271,9 @@ fn sources(repo: &Repo, opts: &ProjectOptions) -> index::Sources {
     let cache = (!repo.is_plain_dir()
         && std::env::var_os("TAGBACK_NO_CACHE").is_none_or(|v| v.is_empty()))
     .then(|| repo.git_dir().join("tagback").join("packages"));
-    index::Sources::from_env(wheelhouse.as_deref(), cache)
+    let mut sources = index::Sources::from_env(wheelhouse.as_deref(), cache);
+    sources.order = opts.package_sources.clone();
+    sources
 }
 
 /// The installed apps of `project` that this package version provides
