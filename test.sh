@@ -130,6 +130,7 @@ step "Docker end to end"
 if docker info >/dev/null 2>&1; then
   tests/docker/e2e.sh "$env_dir/docker"
   tests/docker/guard.sh "$env_dir/docker-guard"
+  tests/docker/packages.sh "$env_dir/docker"
 elif [[ -n "${TAGBACK_REQUIRE_DOCKER:-}" ]]; then
   echo "Docker Engine not reachable and TAGBACK_REQUIRE_DOCKER is set" >&2
   exit 1

@@ -447,7 +447,11 @@ fn judge(
     };
     let from_snap = repo.snapshot(&fr)?;
     let to_snap = repo.snapshot(&tr)?;
-    let opts = cfg.project_options();
+    let mut opts = cfg.project_options();
+    // The images that deploy each revision: packages can be read from them.
+    opts.images = [Some(from.to_string()), Some(to.to_string())];
+    let mut back_opts = opts.clone();
+    back_opts.images.reverse();
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {
@@ -455,7 +459,7 @@ fn judge(
             cfg.finish(&mut plan);
             report.plan = Some(plan);
             if report.direction == Direction::Upgrade
-                && let Some(back) = loader.load_pair(&to_snap, &from_snap, &opts, req.full)?
+                && let Some(back) = loader.load_pair(&to_snap, &from_snap, &back_opts, req.full)?
             {
                 let mut rollback = plan_pair(&loader, &back);
                 cfg.finish(&mut rollback);

@@ -171,6 +171,41 @@ pub struct ServiceConfig {
     /// A local directory of wheels and sdists, searched before any index.
     #[serde(default)]
     pub wheelhouse: Option<String>,
+    /// Where a changed package's files are looked for, in this order
+    /// (default `[wheelhouse, index, image]`); a source left out is not used.
+    #[serde(default)]
+    pub package_sources: Option<Vec<PackageSource>>,
+}
+
+/// One place the files of a package version come from (`package_sources:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PackageSource {
+    /// The wheelhouse directories, then the archive cache (`.git/tagback/packages`).
+    Wheelhouse,
+    /// The package index pip or uv would use (`PIP_INDEX_URL`, …).
+    Index,
+    /// The service's Docker image at each revision, when it is local: the
+    /// package as installed in its site-packages (read with `docker image save`).
+    Image,
+}
+
+impl PackageSource {
+    /// The default order.
+    pub const DEFAULT: [PackageSource; 3] = [
+        PackageSource::Wheelhouse,
+        PackageSource::Index,
+        PackageSource::Image,
+    ];
+
+    /// The name in `.tagback.yml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PackageSource::Wheelhouse => "wheelhouse",
+            PackageSource::Index => "index",
+            PackageSource::Image => "image",
+        }
+    }
 }
 
 /// The file given with `--config`, read once; it replaces every
@@ -204,6 +239,11 @@ impl ServiceConfig {
             not_installed: self.not_installed.clone().unwrap_or_default(),
             requirements: self.requirements.clone(),
             wheelhouse: self.wheelhouse.clone(),
+            package_sources: self
+                .package_sources
+                .clone()
+                .unwrap_or_else(|| PackageSource::DEFAULT.to_vec()),
+            images: [None, None],
             migration_modules: self.migration_modules.clone().unwrap_or_default(),
             stated_dependencies: self
                 .migrations
@@ -239,6 +279,12 @@ impl Config {
         for (i, a) in config.acknowledge.iter().enumerate() {
             if let Some(why) = a.invalid() {
                 return Err(format!("acknowledge[{i}] ({}): {why}", a.migration));
+            }
+        }
+        for (name, service) in &config.services {
+            if let Some(sources) = &service.package_sources {
+                check_sources(sources)
+                    .map_err(|e| format!("services.{name}.package_sources: {e}"))?;
             }
         }
         Ok(config)
@@ -289,9 +335,48 @@ impl Config {
     }
 }
 
+/// `package_sources:` names at least one source, each once.
+fn check_sources(sources: &[PackageSource]) -> Result<(), String> {
+    if sources.is_empty() {
+        return Err(
+            "is empty: name at least one of wheelhouse, index, image (or leave the key out for all three)"
+                .to_string(),
+        );
+    }
+    for (i, s) in sources.iter().enumerate() {
+        if sources[..i].contains(s) {
+            return Err(format!("names {} twice", s.as_str()));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn package_sources_are_an_order_of_known_sources() {
+        let c =
+            Config::parse("services:\n  web:\n    package_sources: [image, wheelhouse]\n").unwrap();
+        assert_eq!(
+            c.service("web").project_options().package_sources,
+            [PackageSource::Image, PackageSource::Wheelhouse]
+        );
+        assert_eq!(
+            c.service("other").project_options().package_sources,
+            PackageSource::DEFAULT
+        );
+        for (yaml, says) in [
+            ("[]", "is empty"),
+            ("[index, index]", "names index twice"),
+            ("[images]", "unknown variant"),
+        ] {
+            let e = Config::parse(&format!("services:\n  web:\n    package_sources: {yaml}\n"))
+                .unwrap_err();
+            assert!(e.contains(says), "{yaml}: {e}");
+        }
+    }
 
     #[test]
     fn parses_example() {

@@ -303,7 +303,10 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
     };
     let loader = Loader::new(&repo);
-    let opts = ProjectOptions::default();
+    let opts = ProjectOptions {
+        images: [Some(from_image.to_string()), Some(to_image.to_string())],
+        ..ProjectOptions::default()
+    };
     let pair = loader
         .load_pair(&repo.snapshot(&from)?, &repo.snapshot(&to)?, &opts, false)?
         .ok_or_else(|| {

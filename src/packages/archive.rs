@@ -206,7 +206,7 @@ fn relative(raw: &str, strip: &str) -> Option<String> {
 /// A top-level module: `NAME/…py` or `NAME.py` (not metadata, tests or docs
 /// of an sdist, which are not installed packages: only directories with an
 /// `__init__.py` are kept as tops by the caller's lookups anyway).
-fn note_top(out: &mut PackageFiles, rel: &str) {
+pub(super) fn note_top(out: &mut PackageFiles, rel: &str) {
     if !rel.ends_with(".py") {
         return;
     }

@@ -1,9 +1,12 @@
-//! Where a package version's archive comes from, in this order: local
+//! Where a package version's files come from, in the order
+//! `package_sources:` gives (default: wheelhouse, index, image): local
 //! wheelhouse directories (`wheelhouse:` in `.tagback.yml`,
-//! `TAGBACK_WHEELHOUSE`), the archive cache, then the PEP 503 simple
+//! `TAGBACK_WHEELHOUSE`) and the archive cache; the PEP 503 simple
 //! indexes pip or uv would use (`PIP_INDEX_URL`, `PIP_EXTRA_INDEX_URL`,
 //! `UV_INDEX_URL`, `UV_EXTRA_INDEX_URL`, `UV_DEFAULT_INDEX`, `UV_INDEX`;
-//! PyPI when none is set; none with `PIP_NO_INDEX` or `TAGBACK_NO_INDEX`).
+//! PyPI when none is set; none with `PIP_NO_INDEX` or `TAGBACK_NO_INDEX`);
+//! the service's Docker image at that revision, when it is local
+//! (`image`: the package as installed in its site-packages).
 //! Credentials come from the index URL or `~/.netrc` (`NETRC`) and are
 //! never part of a message.
 //!
@@ -18,7 +21,9 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
+use super::archive::PackageFiles;
 use super::pins::normalize;
+use crate::config::PackageSource;
 use crate::fs::{self, Mode};
 
 /// Bound on one downloaded archive (Django's wheel is about 8 MiB).
@@ -35,6 +40,33 @@ pub struct Sources {
     pub indexes: Vec<String>,
     /// The archive cache (`None`: off).
     pub cache: Option<PathBuf>,
+    /// The order of the sources (empty: the default order).
+    pub order: Vec<PackageSource>,
+}
+
+/// What a source gave: an archive to read, or the files of an installed
+/// package (from an image).
+#[derive(Debug, Clone)]
+pub enum Obtained {
+    /// A wheel or sdist.
+    Archive(Archive),
+    /// The package's files as installed in `image`.
+    Installed {
+        /// The image reference.
+        image: String,
+        /// The files (as read from an archive).
+        files: PackageFiles,
+    },
+}
+
+impl Obtained {
+    /// Where it came from, for a message.
+    pub fn origin(&self) -> String {
+        match self {
+            Obtained::Archive(a) => a.file_name.clone(),
+            Obtained::Installed { image, .. } => format!("installed in image {image}"),
+        }
+    }
 }
 
 /// An archive found: its file name, bytes and SHA-256 (hex).
@@ -88,44 +120,136 @@ impl Sources {
             wheelhouses,
             indexes,
             cache,
+            order: Vec::new(),
         }
     }
 
-    /// The ways to provide an archive, for a message.
-    pub fn how_to_provide(&self) -> String {
-        let wh = if self.wheelhouses.is_empty() {
-            "put its wheel or sdist in a wheelhouse directory (`wheelhouse:` in .tagback.yml or TAGBACK_WHEELHOUSE)".to_string()
+    /// The sources in order.
+    pub fn order(&self) -> &[PackageSource] {
+        if self.order.is_empty() {
+            &PackageSource::DEFAULT
         } else {
-            let dirs: Vec<String> = self
-                .wheelhouses
-                .iter()
-                .map(|p| p.display().to_string())
-                .collect();
-            format!("put its wheel or sdist in {}", dirs.join(" or "))
-        };
-        let ix = if self.indexes.is_empty() {
-            "or allow an index (unset PIP_NO_INDEX/TAGBACK_NO_INDEX; PIP_INDEX_URL names it)"
-                .to_string()
-        } else {
-            let names: Vec<String> = self.indexes.iter().map(|u| redact(u)).collect();
-            format!(
-                "or serve it from the index ({} tried; PIP_INDEX_URL, PIP_EXTRA_INDEX_URL or UV_INDEX_URL name others)",
-                names.join(", ")
-            )
-        };
-        format!("{wh}, {ix}")
+            &self.order
+        }
     }
 
-    /// Find the archive of `name` at `version`, preferring a wheel. `Err`
-    /// says what was tried and why it failed (without credentials).
+    /// The ways to provide a package version, for a message, in the order
+    /// of the sources (`image`: the service's image at that revision).
+    pub fn how_to_provide(&self, image: Option<&str>) -> String {
+        let mut ways: Vec<String> = Vec::new();
+        for source in self.order() {
+            ways.push(match source {
+                PackageSource::Wheelhouse if self.wheelhouses.is_empty() => "put its wheel or sdist in a wheelhouse directory (`wheelhouse:` in .tagback.yml or TAGBACK_WHEELHOUSE)".to_string(),
+                PackageSource::Wheelhouse => {
+                    let dirs: Vec<String> = self
+                        .wheelhouses
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect();
+                    format!("put its wheel or sdist in {}", dirs.join(" or "))
+                }
+                PackageSource::Index if self.indexes.is_empty() => {
+                    "allow an index (unset PIP_NO_INDEX/TAGBACK_NO_INDEX; PIP_INDEX_URL names it)"
+                        .to_string()
+                }
+                PackageSource::Index => {
+                    let names: Vec<String> = self.indexes.iter().map(|u| redact(u)).collect();
+                    format!(
+                        "serve it from the index ({} tried; PIP_INDEX_URL, PIP_EXTRA_INDEX_URL or UV_INDEX_URL name others)",
+                        names.join(", ")
+                    )
+                }
+                PackageSource::Image => match image {
+                    Some(i) => format!(
+                        "make the service's image {i} local (`docker image ls` lists it; its site-packages are read with `docker image save`)"
+                    ),
+                    None => "run `tagback check` on the stack file, which reads the service's images when they are local".to_string(),
+                },
+            });
+        }
+        for source in PackageSource::DEFAULT {
+            if !self.order().contains(&source) {
+                ways.push(format!(
+                    "add {} to `package_sources:` in .tagback.yml",
+                    source.as_str()
+                ));
+            }
+        }
+        ways.join(", or ")
+    }
+
+    /// Find the files of `name` at `version`, from the sources in order
+    /// (an archive: a wheel before an sdist; `image`: the service's image
+    /// at the revision that pins this version). `Err` says what was tried
+    /// and why it failed (without credentials).
     pub fn obtain(
         &self,
         name: &str,
         version: &str,
         hashes: &BTreeSet<String>,
-    ) -> Result<Archive, String> {
+        image: Option<&str>,
+    ) -> Result<Obtained, String> {
         let norm = normalize(name);
         let mut why: Vec<String> = Vec::new();
+        let mut cache_tried = false;
+        for source in self.order() {
+            match source {
+                PackageSource::Wheelhouse => {
+                    if let Some(a) = self.in_wheelhouses(&norm, version, hashes, &mut why) {
+                        return Ok(Obtained::Archive(a));
+                    }
+                    cache_tried = true;
+                    if let Some(a) = self.cached(&norm, version, hashes) {
+                        return Ok(Obtained::Archive(a));
+                    }
+                }
+                PackageSource::Index => {
+                    // Downloads are cached: the cache comes before the network.
+                    if !cache_tried && let Some(a) = self.cached(&norm, version, hashes) {
+                        return Ok(Obtained::Archive(a));
+                    }
+                    cache_tried = true;
+                    for index in &self.indexes {
+                        match fetch_from_index(index, &norm, version, hashes) {
+                            Ok(a) => {
+                                self.store(&norm, &a);
+                                return Ok(Obtained::Archive(a));
+                            }
+                            Err(e) => why.push(e),
+                        }
+                    }
+                }
+                PackageSource::Image => match image {
+                    Some(img) => {
+                        match super::image::read(img, &norm, version, self.cache.as_deref()) {
+                            Ok(files) => {
+                                return Ok(Obtained::Installed {
+                                    image: img.to_string(),
+                                    files,
+                                });
+                            }
+                            Err(e) => why.push(e),
+                        }
+                    }
+                    None => why.push(
+                        "no service image is known (`tagback plan` has no stack file)".to_string(),
+                    ),
+                },
+            }
+        }
+        if why.is_empty() {
+            why.push("no wheelhouse or index is configured".to_string());
+        }
+        Err(why.join("; "))
+    }
+
+    fn in_wheelhouses(
+        &self,
+        norm: &str,
+        version: &str,
+        hashes: &BTreeSet<String>,
+        why: &mut Vec<String>,
+    ) -> Option<Archive> {
         for dir in &self.wheelhouses {
             let Ok(rd) = std::fs::read_dir(dir) else {
                 why.push(format!("{} cannot be read", dir.display()));
@@ -134,7 +258,7 @@ impl Sources {
             let mut names: Vec<String> = rd
                 .filter_map(|e| e.ok())
                 .map(|e| e.file_name().to_string_lossy().into_owned())
-                .filter(|f| matches_file(f, &norm, version))
+                .filter(|f| matches_file(f, norm, version))
                 .collect();
             names.sort_by_key(|f| (!f.ends_with(".whl"), f.clone()));
             for f in names {
@@ -143,7 +267,7 @@ impl Sources {
                     Ok(data) => {
                         let a = archive(f, data);
                         if hashes.is_empty() || hashes.contains(&a.sha256) {
-                            return Ok(a);
+                            return Some(a);
                         }
                         why.push(format!(
                             "{} does not match the pinned hashes",
@@ -154,22 +278,7 @@ impl Sources {
                 }
             }
         }
-        if let Some(a) = self.cached(&norm, version, hashes) {
-            return Ok(a);
-        }
-        for index in &self.indexes {
-            match fetch_from_index(index, &norm, version, hashes) {
-                Ok(a) => {
-                    self.store(&norm, &a);
-                    return Ok(a);
-                }
-                Err(e) => why.push(e),
-            }
-        }
-        if why.is_empty() {
-            why.push("no wheelhouse or index is configured".to_string());
-        }
-        Err(why.join("; "))
+        None
     }
 
     fn cached(&self, norm: &str, version: &str, hashes: &BTreeSet<String>) -> Option<Archive> {
@@ -252,7 +361,7 @@ pub fn matches_file(file: &str, norm: &str, version: &str) -> bool {
 /// by `pep440_rs`: normalization, zero padding, `-`/`_` separators in
 /// file names): `==4.6` installs `django_compressor-4.6.0`. Strings that
 /// are no PEP 440 version match only as written (case aside).
-fn same_version(a: &str, b: &str) -> bool {
+pub(super) fn same_version(a: &str, b: &str) -> bool {
     use std::str::FromStr;
     match (
         pep508_rs::pep440_rs::Version::from_str(a),
@@ -571,6 +680,50 @@ mod tests {
         let (clean, auth) = authorized(&u, None);
         assert_eq!(clean.as_str(), "https://example.test/simple/x/");
         assert_eq!(auth.as_deref(), Some("Basic dTpwQHNz"));
+    }
+
+    #[test]
+    fn sources_follow_the_configured_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let sources = Sources {
+            wheelhouses: vec![dir.path().to_path_buf()],
+            order: vec![PackageSource::Image],
+            ..Sources::default()
+        };
+        // Only the image is asked, and none is known: the wheelhouse is not
+        // searched, and the message says how to turn it on.
+        let e = sources
+            .obtain("django-taggit", "5.0.1", &BTreeSet::new(), None)
+            .unwrap_err();
+        assert!(e.contains("no service image is known"), "{e}");
+        let how = sources.how_to_provide(Some("shop:2"));
+        assert!(
+            how.starts_with("make the service's image shop:2 local"),
+            "{how}"
+        );
+        assert!(
+            how.contains("add wheelhouse to `package_sources:`")
+                && how.contains("add index to `package_sources:`"),
+            "{how}"
+        );
+        // The default order: wheelhouse first, the image last.
+        std::fs::write(
+            dir.path().join("django_taggit-5.0.1-py3-none-any.whl"),
+            b"zip",
+        )
+        .unwrap();
+        let sources = Sources {
+            order: Vec::new(),
+            ..sources
+        };
+        match sources.obtain("django-taggit", "5.0.1", &BTreeSet::new(), Some("-x")) {
+            Ok(Obtained::Archive(a)) => {
+                assert_eq!(a.file_name, "django_taggit-5.0.1-py3-none-any.whl")
+            }
+            other => panic!("{other:?}"),
+        }
+        let how = sources.how_to_provide(None);
+        assert!(how.ends_with("run `tagback check` on the stack file, which reads the service's images when they are local"), "{how}");
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Migrations that arrive through pip. The deploy's pins are read at both
 //! revisions (`pins`); for every package whose version differs, both
 //! versions' archives are found (`index`: wheelhouse, archive cache, simple
-//! index) and read without running their code (`archive`); the installed
+//! index) and read without running their code (`archive`), or the package
+//! is read as installed in the service's local Docker image (`image`); the installed
 //! apps they provide then enter each revision's graph as if their code were
 //! in the repository, with the labels of their `AppConfig`s and their
 //! migrations. Packages whose version did not change keep the treatment of
@@ -12,6 +13,7 @@
 
 pub mod archive;
 pub mod cache;
+pub mod image;
 pub mod index;
 pub mod pins;
 
@@ -136,7 +138,10 @@ pub fn attach(
     let pins_o = pins::read(repo, older, opts.requirements.as_deref(), &po.root)?;
     let mut label_findings = Vec::new();
     let sources = sources(repo, opts);
-    for (project, snap, pins) in [(&mut *pn, newer, &pins_n), (&mut *po, older, &pins_o)] {
+    for (project, snap, pins, image) in [
+        (&mut *pn, newer, &pins_n, opts.images[0].as_deref()),
+        (&mut *po, older, &pins_o, opts.images[1].as_deref()),
+    ] {
         // Labels that matter: guesses that collide, and guesses under which
         // MIGRATION_MODULES moved an app's migrations into the repository
         // (the label is in every command for them).
@@ -147,7 +152,12 @@ pub fn attach(
             }
         }
         if !matter.is_empty() {
-            for f in read_labels(repo, snap, project, &matter, pins, &sources, opts)? {
+            let labels = Labels {
+                pins,
+                sources: &sources,
+                image,
+            };
+            for f in read_labels(repo, snap, project, &matter, &labels, opts)? {
                 if !label_findings.contains(&f) {
                     label_findings.push(f);
                 }
@@ -178,9 +188,9 @@ pub fn attach(
         // read at one revision only would make the plan lopsided.
         let mut read: Vec<(bool, String, PackageFiles)> = Vec::new();
         let mut failed = false;
-        for (is_newer, version, pins) in [
-            (true, &change.newer, &pins_n),
-            (false, &change.older, &pins_o),
+        for (is_newer, version, pins, image) in [
+            (true, &change.newer, &pins_n, opts.images[0].as_deref()),
+            (false, &change.older, &pins_o, opts.images[1].as_deref()),
         ] {
             let Some(v) = version else { continue };
             let hashes = pins
@@ -188,7 +198,7 @@ pub fn attach(
                 .get(&change.name)
                 .map(|p| p.hashes.clone())
                 .unwrap_or_default();
-            match sources.obtain(&change.name, v, &hashes) {
+            match sources.obtain(&change.name, v, &hashes, image) {
                 Ok(a) => match read_archive(&sources, &change.name, v, &a) {
                     Ok(files) => read.push((is_newer, v.clone(), files)),
                     Err(e) => {
@@ -196,7 +206,8 @@ pub fn attach(
                             Code::PackageUnavailable,
                             format!(
                                 "{} {v} ({}) cannot be read: {e}",
-                                change.display, a.file_name
+                                change.display,
+                                a.origin()
                             ),
                         ));
                         failed = true;
@@ -212,7 +223,7 @@ pub fn attach(
                             newer.label,
                             change.older.as_deref().unwrap_or("not installed"),
                             older.label,
-                            sources.how_to_provide()
+                            sources.how_to_provide(image)
                         ),
                     ));
                     failed = true;
@@ -303,10 +314,14 @@ fn read_labels(
     snap: &Snapshot,
     project: &mut Project,
     matter: &[usize],
-    pins: &Pins,
-    sources: &index::Sources,
+    labels: &Labels<'_>,
     opts: &ProjectOptions,
 ) -> Result<Vec<Finding>> {
+    let Labels {
+        pins,
+        sources,
+        image,
+    } = *labels;
     let mut out = Vec::new();
     let Some(entries) = project.entries().map(<[String]>::to_vec) else {
         return Ok(out);
@@ -331,11 +346,11 @@ fn read_labels(
                 why = format!("{} is not pinned to one version", pin.display);
                 continue;
             };
-            let files = match sources.obtain(&pin.display, v, &pin.hashes) {
+            let files = match sources.obtain(&pin.display, v, &pin.hashes, image) {
                 Ok(a) => match read_archive(sources, &pins::normalize(&pin.display), v, &a) {
                     Ok(f) => f,
                     Err(e) => {
-                        why = format!("{} {v} ({}) cannot be read: {e}", pin.display, a.file_name);
+                        why = format!("{} {v} ({}) cannot be read: {e}", pin.display, a.origin());
                         continue;
                     }
                 },
@@ -399,12 +414,21 @@ fn read_labels(
                     snap.label,
                     orphans.join(", "),
                     apps.join(", "),
-                    sources.how_to_provide()
+                    sources.how_to_provide(image)
                 ),
             ));
         }
     }
     Ok(out)
+}
+
+/// Where the labels of one revision's external apps can be read from.
+#[derive(Clone, Copy)]
+struct Labels<'a> {
+    pins: &'a Pins,
+    sources: &'a index::Sources,
+    /// The image that deploys the revision, when known.
+    image: Option<&'a str>,
 }
 
 /// The note for an app whose label was not read.
@@ -436,8 +460,13 @@ fn read_archive(
     sources: &index::Sources,
     norm: &str,
     version: &str,
-    a: &index::Archive,
+    obtained: &index::Obtained,
 ) -> std::result::Result<PackageFiles, String> {
+    let a = match obtained {
+        index::Obtained::Archive(a) => a,
+        // Read (and cached) by the image source.
+        index::Obtained::Installed { files, .. } => return Ok(files.clone()),
+    };
     if let Some(dir) = &sources.cache
         && let Some(files) = cache::get(dir, norm, version, &a.sha256)
     {
@@ -456,7 +485,9 @@ fn sources(repo: &Repo, opts: &ProjectOptions) -> index::Sources {
     let cache = (!repo.is_plain_dir()
         && std::env::var_os("TAGBACK_NO_CACHE").is_none_or(|v| v.is_empty()))
     .then(|| repo.git_dir().join("tagback").join("packages"));
-    index::Sources::from_env(wheelhouse.as_deref(), cache)
+    let mut sources = index::Sources::from_env(wheelhouse.as_deref(), cache);
+    sources.order = opts.package_sources.clone();
+    sources
 }
 
 /// What a package version says of one installed app it provides.

@@ -48,17 +48,7 @@ cleanup() {
 trap cleanup EXIT
 
 say "images (built once per run; the root filesystem is cached in $work)"
-if ! docker image inspect "$base" >/dev/null 2>&1; then
-  if [[ ! -f "$work/rootfs.tar" ]]; then
-    rm -rf "$work/rootfs"
-    debootstrap --variant=minbase --include=python3,python3-venv,postgresql bookworm "$work/rootfs" >"$work/debootstrap.log" 2>&1 ||
-      fail "debootstrap failed: $(tail -n 5 "$work/debootstrap.log")"
-    tar -C "$work/rootfs" -c . >"$work/rootfs.tar.tmp"
-    mv "$work/rootfs.tar.tmp" "$work/rootfs.tar"
-    rm -rf "$work/rootfs"
-  fi
-  docker import "$work/rootfs.tar" "$base" >/dev/null
-fi
+ensure_base "$base" "$work"
 mkdir -p "$work/wheels"
 if [[ ! -f "$work/wheels/.ready" ]]; then
   "$py" -m pip download -q -d "$work/wheels" "Django==4.2.*" "psycopg[binary]>=3.1"

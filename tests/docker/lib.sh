@@ -33,3 +33,19 @@ http_ok() { # CID EXPECTED
 }
 web_ready() { local c; c=$(web_task "$1") && http_ok "$c" "shop v${1##*:}"; }
 db_ready() { local c; c=$(db_task) && [[ -n "$c" ]] && docker exec "$c" su postgres -c "psql -h /tmp/pg -qc 'select 1'"; }
+
+# The base image every suite builds on (no registry: a debootstrap root
+# filesystem imported with `docker import`), built once and cached as
+# WORKDIR/rootfs.tar.
+ensure_base() { # IMAGE WORKDIR
+  docker image inspect "$1" >/dev/null 2>&1 && return 0
+  if [[ ! -f "$2/rootfs.tar" ]]; then
+    rm -rf "$2/rootfs"
+    debootstrap --variant=minbase --include=python3,python3-venv,postgresql bookworm "$2/rootfs" >"$2/debootstrap.log" 2>&1 ||
+      fail "debootstrap failed: $(tail -n 5 "$2/debootstrap.log")"
+    tar -C "$2/rootfs" -c . >"$2/rootfs.tar.tmp"
+    mv "$2/rootfs.tar.tmp" "$2/rootfs.tar"
+    rm -rf "$2/rootfs"
+  fi
+  docker import "$2/rootfs.tar" "$1" >/dev/null
+}

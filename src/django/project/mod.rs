@@ -34,6 +34,12 @@ pub struct ProjectOptions {
     pub requirements: Option<String>,
     /// A wheelhouse directory (`wheelhouse:` in `.tagback.yml`).
     pub wheelhouse: Option<String>,
+    /// Where changed packages' files are looked for, in order
+    /// (`package_sources:`; empty: the default order).
+    pub package_sources: Vec<crate::config::PackageSource>,
+    /// The service's images at the newer and the older revision (the
+    /// `image:` that deploys each), read when they are local.
+    pub images: [Option<String>; 2],
     /// Migrations modules by label, overriding and adding to the settings'
     /// `MIGRATION_MODULES` (`None`: no migrations).
     pub migration_modules: BTreeMap<String, Option<String>>,
