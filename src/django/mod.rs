@@ -597,10 +597,7 @@ impl<'r> Loader<'r> {
             entries.push(cache::Entry {
                 name: name.clone(),
                 blob: oid,
-                migration: Arc::new(Migration {
-                    operations: Vec::new(),
-                    ..(*migration).clone()
-                }),
+                migration: Arc::new(migration.without_operations()),
             });
             files.push(Rc::new(MigrationFile {
                 key: (label.to_string(), name),

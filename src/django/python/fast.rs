@@ -23,15 +23,11 @@ type R<T> = Result<T, Outside>;
 /// The statements of `source`, or `None` when it is outside the subset.
 /// The caller has checked the nesting bounds (`check_nesting`), which
 /// bound this reader's recursion.
+///
+/// Control characters other than newline and tab (a carriage return, a
+/// form feed, NUL…) anywhere, and tabs outside strings and comments, are
+/// left to the parser.
 pub(super) fn parse(source: &str) -> Option<Vec<Stmt>> {
-    // Control characters (a carriage return, a form feed, NUL…) anywhere:
-    // the full parser decides what they mean.
-    if source
-        .bytes()
-        .any(|c| (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7f)
-    {
-        return None;
-    }
     let mut p = Reader {
         src: source,
         b: source.as_bytes(),
@@ -75,6 +71,42 @@ enum Tok {
     /// The end of a logical line.
     Newline,
     Eof,
+}
+
+/// A control character the reader leaves to the parser (not a tab or newline).
+fn is_control(c: u8) -> bool {
+    (c < 0x20 && c != b'\n' && c != b'\t') || c == 0x7f
+}
+
+/// The token of a word: a name, a keyword the reader knows, or `Outside`
+/// for the other keywords (and `__debug__`, which cannot be assigned).
+fn keyword(w: &[u8]) -> R<Tok> {
+    // Keywords are 2 to 9 bytes long: most names are decided by one test.
+    if w.len() < 2 || w.len() > 9 {
+        return Ok(Tok::Name);
+    }
+    let kw = match w[0] {
+        b'T' if w == b"True" => Kw::True,
+        b'F' if w == b"False" => Kw::False,
+        b'N' if w == b"None" => Kw::None,
+        b'c' if w == b"class" => Kw::Class,
+        b'f' if w == b"from" => Kw::From,
+        b'i' if w == b"import" => Kw::Import,
+        b'a' if w == b"as" => Kw::As,
+        b'p' if w == b"pass" => Kw::Pass,
+        b'a' | b'b' | b'c' | b'd' | b'e' | b'f' | b'g' | b'i' | b'l' | b'n' | b'o' | b'r'
+        | b't' | b'w' | b'y' | b'_' => {
+            return match w {
+                b"and" | b"assert" | b"async" | b"await" | b"break" | b"continue" | b"def"
+                | b"del" | b"elif" | b"else" | b"except" | b"finally" | b"for" | b"global"
+                | b"if" | b"in" | b"is" | b"lambda" | b"nonlocal" | b"not" | b"or" | b"raise"
+                | b"return" | b"try" | b"while" | b"with" | b"yield" | b"__debug__" => Err(Outside),
+                _ => Ok(Tok::Name),
+            };
+        }
+        _ => return Ok(Tok::Name),
+    };
+    Ok(Tok::Kw(kw))
 }
 
 /// Byte classes of the reader's lexer.
@@ -143,7 +175,7 @@ impl Reader<'_> {
                     self.pos += 1;
                     self.line += 1;
                 }
-                b'#' => self.skip_comment(),
+                b'#' => self.skip_comment()?,
                 b'\t' => return Err(Outside),
                 _ => {
                     self.indent = self.pos - start;
@@ -154,11 +186,18 @@ impl Reader<'_> {
         }
     }
 
-    fn skip_comment(&mut self) {
-        self.pos = self.b[self.pos..]
-            .iter()
-            .position(|&c| c == b'\n')
-            .map_or(self.b.len(), |p| self.pos + p);
+    /// Up to the end of the line (control characters: the parser's).
+    fn skip_comment(&mut self) -> R<()> {
+        let b = self.b;
+        let mut i = self.pos;
+        while i < b.len() && b[i] != b'\n' {
+            if is_control(b[i]) {
+                return Err(Outside);
+            }
+            i += 1;
+        }
+        self.pos = i;
+        Ok(())
     }
 
     fn next(&mut self) -> R<()> {
@@ -182,7 +221,7 @@ impl Reader<'_> {
             };
             match c {
                 b'#' => {
-                    self.skip_comment();
+                    self.skip_comment()?;
                     continue;
                 }
                 b'\n' => {
@@ -272,23 +311,7 @@ impl Reader<'_> {
         self.pos = i;
         self.start = start;
         self.end = i;
-        self.tok = match &b[start..i] {
-            b"True" => Tok::Kw(Kw::True),
-            b"False" => Tok::Kw(Kw::False),
-            b"None" => Tok::Kw(Kw::None),
-            b"class" => Tok::Kw(Kw::Class),
-            b"from" => Tok::Kw(Kw::From),
-            b"import" => Tok::Kw(Kw::Import),
-            b"as" => Tok::Kw(Kw::As),
-            b"pass" => Tok::Kw(Kw::Pass),
-            b"and" | b"assert" | b"async" | b"await" | b"break" | b"continue" | b"def" | b"del"
-            | b"elif" | b"else" | b"except" | b"finally" | b"for" | b"global" | b"if" | b"in"
-            | b"is" | b"lambda" | b"nonlocal" | b"not" | b"or" | b"raise" | b"return" | b"try"
-            | b"while" | b"with" | b"yield" | b"__debug__" => {
-                return Err(Outside);
-            }
-            _ => Tok::Name,
-        };
+        self.tok = keyword(&b[start..i])?;
         Ok(())
     }
 
@@ -351,12 +374,13 @@ impl Reader<'_> {
         loop {
             let Some(p) = b[i..]
                 .iter()
-                .position(|&c| c == q || c == b'\\' || c == b'\n')
+                .position(|&c| c == q || c == b'\\' || c < 0x20 || c == 0x7f)
             else {
                 return Err(Outside);
             };
             i += p;
             match b[i] {
+                b'\t' => i += 1,
                 b'\n' => {
                     if !triple {
                         return Err(Outside);
@@ -371,7 +395,7 @@ impl Reader<'_> {
                     if raw {
                         // Kept as written; the backslash only stops the
                         // next character from closing the string.
-                        if c == b'\n' {
+                        if c == b'\n' || is_control(c) {
                             return Err(Outside);
                         }
                         i += 2;
@@ -390,6 +414,7 @@ impl Reader<'_> {
                         b't' => '\t',
                         b'v' => '\x0b',
                         b'0'..=b'7' | b'x' | b'u' | b'U' | b'N' | b'\n' => return Err(Outside),
+                        _ if is_control(c) => return Err(Outside),
                         // An unknown escape stays as written: the backslash,
                         // then the character (copied with what follows).
                         _ => {
@@ -403,6 +428,7 @@ impl Reader<'_> {
                     i += 2;
                     seg = i;
                 }
+                c if c != q => return Err(Outside),
                 _ => {
                     if !triple {
                         self.text.push_str(&self.src[seg..i]);
@@ -514,18 +540,32 @@ impl Reader<'_> {
         if self.tok != Tok::Name {
             return Err(Outside);
         }
-        let mut name = self.name().to_string();
+        let (first, mut last) = (self.start, self.end);
+        // Built only when the name is not written as one piece (`a . b`).
+        let mut spaced = String::new();
         self.next()?;
         while self.tok == Tok::Op(b'.') {
+            let dot = self.pos - 1;
             self.next()?;
             if self.tok != Tok::Name {
                 return Err(Outside);
             }
-            name.push('.');
-            name.push_str(self.name());
+            if spaced.is_empty() && dot == last && self.start == dot + 1 {
+                last = self.end;
+            } else {
+                if spaced.is_empty() {
+                    spaced.push_str(&self.src[first..last]);
+                }
+                spaced.push('.');
+                spaced.push_str(self.name());
+            }
             self.next()?;
         }
-        Ok(name)
+        Ok(if spaced.is_empty() {
+            self.src[first..last].to_string()
+        } else {
+            spaced
+        })
     }
 
     /// `NAME [as NAME]`.
@@ -668,17 +708,7 @@ impl Reader<'_> {
         let line = self.tok_line;
         let (value, plain) = match self.tok {
             Tok::Name => {
-                let mut name = self.name().to_string();
-                self.next()?;
-                while self.tok == Tok::Op(b'.') {
-                    self.next()?;
-                    if self.tok != Tok::Name {
-                        return Err(Outside);
-                    }
-                    name.push('.');
-                    name.push_str(self.name());
-                    self.next()?;
-                }
+                let name = self.dotted_name()?;
                 if self.tok == Tok::Op(b'(') {
                     (Value::Call(Box::new(self.call(name, line)?)), false)
                 } else {
