@@ -87,20 +87,6 @@ pub struct Migration {
     pub dynamic: Vec<DynamicPart>,
 }
 
-impl Migration {
-    /// The migration without its operations (what the on-disk cache keeps).
-    pub fn without_operations(&self) -> Migration {
-        Migration {
-            dependencies: self.dependencies.clone(),
-            replaces: self.replaces.clone(),
-            run_before: self.run_before.clone(),
-            initial: self.initial,
-            operations: Vec::new(),
-            dynamic: self.dynamic.clone(),
-        }
-    }
-}
-
 /// Why a file is not a migration Django can load.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {

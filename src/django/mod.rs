@@ -597,7 +597,10 @@ impl<'r> Loader<'r> {
             entries.push(cache::Entry {
                 name: name.clone(),
                 blob: oid,
-                migration: Arc::new(migration.without_operations()),
+                migration: Arc::new(Migration {
+                    operations: Vec::new(),
+                    ..(*migration).clone()
+                }),
             });
             files.push(Rc::new(MigrationFile {
                 key: (label.to_string(), name),
