@@ -50,9 +50,14 @@ pub fn tags(data: &[u8]) {
     }
 }
 
-/// A migration file, as the Python migration reader reads it.
+/// A migration file, as the Python migration reader reads it; the fast
+/// reader must read it as the full parser does, or leave it to the parser.
 pub fn migration(data: &[u8]) {
-    let _ = django::migration::parse(&text(data), "shop");
+    let t = text(data);
+    let _ = django::migration::parse(&t, "shop");
+    if let Err(e) = django::python::check_fast_reader(&t) {
+        panic!("{e}");
+    }
 }
 
 /// A settings module, read through a real (temporary) project on disk.

@@ -2,6 +2,8 @@
 //! because its API is unstable). It lowers a module into a small model of
 //! statements and literal values that the rest of `django` reasons about.
 
+mod fast;
+
 use ruff_python_ast::{self as ast, Expr, Operator};
 use ruff_text_size::Ranged;
 
@@ -339,13 +341,59 @@ pub const MAX_INDENT_DEPTH: usize = 100;
 /// one is a level of the parser's recursion.
 pub const MAX_CHAIN: usize = 1000;
 
-/// Parse a module into statements.
+/// Parse a module into statements: the common shape of a migration by the
+/// fast reader (`fast.rs`), anything else by ruff's parser. Both give the
+/// same statements wherever the fast reader answers.
 pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
-    let lines = LineIndex::new(source);
+    nesting(source)?;
+    if let Some(stmts) = fast::parse(source) {
+        return Ok(stmts);
+    }
+    parse_checked(source)
+}
+
+/// Parse a module with ruff's parser only (what [`parse_module`] falls
+/// back to): the reference the fast reader is compared with.
+pub fn parse_module_full(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    nesting(source)?;
+    parse_checked(source)
+}
+
+/// The fast reader's answer on `source` checked against the full parser's:
+/// `Ok(true)` when it read the file and both agree, `Ok(false)` when it
+/// left the file to the parser, `Err(what differs)` when it read the file
+/// differently (a bug: the differential tests and the `migration` fuzz
+/// target fail on it).
+pub fn check_fast_reader(source: &str) -> Result<bool, String> {
+    if nesting(source).is_err() {
+        return Ok(false);
+    }
+    let Some(fast) = fast::parse(source) else {
+        return Ok(false);
+    };
+    match parse_checked(source) {
+        Ok(full) if full == fast => Ok(true),
+        Ok(full) => Err(format!(
+            "the fast reader and the parser differ:\n  fast: {fast:?}\n  full: {full:?}"
+        )),
+        Err(e) => Err(format!(
+            "the fast reader accepts what the parser refuses at line {}: {}",
+            e.line, e.message
+        )),
+    }
+}
+
+/// [`check_nesting`] with the line of the offending token.
+fn nesting(source: &str) -> Result<(), SyntaxError> {
     check_nesting(source).map_err(|(offset, message)| SyntaxError {
-        line: lines.line(offset),
+        line: LineIndex::new(source).line(offset),
         message,
-    })?;
+    })
+}
+
+/// Parse with ruff's parser and lower its tree (nesting already checked).
+fn parse_checked(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    let lines = LineIndex::new(source);
     let parsed = ruff_python_parser::parse_module(source).map_err(|e| SyntaxError {
         line: lines.line(e.location.start().to_usize()),
         message: e.error.to_string(),
