@@ -150,3 +150,79 @@ fn test_modules_in_a_directory_named_migrations_are_not_unplanned_migrations() {
         .collect();
     assert_eq!(codes, ["unplanned-migrations"], "{p}");
 }
+
+/// weblate's manage.py (5.x): `default = "weblate.settings"` (the operator's
+/// copy of settings_example.py, not in the repository), another value under
+/// a condition, then `os.environ.setdefault("DJANGO_SETTINGS_MODULE",
+/// default)`. The refusal names the line that chooses the module, each
+/// value with its line, and the exact `settings:` line that fixes it (the
+/// `_example` module the operator copies); with it, the plan goes ahead.
+#[test]
+fn settings_module_chosen_through_a_variable_names_the_manage_py_line_and_the_fix() {
+    let weblate_manage = "#!/usr/bin/env python3\nimport os\nimport sys\n\nif __name__ == \"__main__\":\n    default = \"weblate.settings\"\n    if len(sys.argv) >= 2 and sys.argv[1] == \"test\":\n        default = \"weblate.settings_test\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n\n    from weblate.runner import main\n\n    main(developer_mode=True)\n";
+    let mut r = TestRepo::new();
+    r.write("manage.py", weblate_manage);
+    r.write("weblate/__init__.py", "");
+    r.write(
+        "weblate/settings_example.py",
+        "INSTALLED_APPS = [\"django.contrib.contenttypes\", \"shop\"]\n",
+    );
+    r.write(
+        "weblate/settings_test.py",
+        "from weblate.settings_example import *  # noqa\n",
+    );
+    r.write("shop/__init__.py", "");
+    r.write("shop/migrations/__init__.py", "");
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0002_more.py",
+        migration("(\"shop\", \"0001_initial\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "manage.py at v2 line 9 sets DJANGO_SETTINGS_MODULE from the variable `default` (\"weblate.settings\" at line 6, not in the repository (weblate.settings_example is); \"weblate.settings_test\" at line 8, under a condition), which tagback cannot choose between; say which module in .tagback.yml: `services: {web: {settings: weblate.settings_example}}`"
+        ),
+        "{err}"
+    );
+    r.write(
+        ".tagback.yml",
+        "services: {web: {settings: weblate.settings_example}}\n",
+    );
+    let p = plan(&r);
+    assert_eq!(p["unapply"], json!([["shop", "0002_more"]]), "{p}");
+
+    // One unconditional assignment is read like a literal; a module it
+    // names that is absent is refused with the line that names it.
+    let mut r = TestRepo::new();
+    project(&r, "");
+    r.write("manage.py", "import os\n\nif __name__ == \"__main__\":\n    default = \"proj.settings\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n");
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0002_more.py",
+        migration("(\"shop\", \"0001_initial\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    assert_eq!(p["unapply"], json!([["shop", "0002_more"]]), "{p}");
+    assert_eq!(p["notes"], json!([]), "{p}");
+    r.write("manage.py", "import os\n\nif __name__ == \"__main__\":\n    default = \"proj.local_settings\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n");
+    r.commit("v3", Some("v3"));
+    r.tagback()
+        .args(["plan", "--repo", ".", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "settings module \"proj.local_settings\" (from manage.py line 4) is not in the repository at v3",
+        ));
+}
