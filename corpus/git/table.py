@@ -34,7 +34,11 @@ def main():
         if r.get("zero_config"):
             z = r["zero_config"]
             why = z["why"][0] if z["why"] else ""
-            code = "no DJANGO_SETTINGS_MODULE in manage.py" if "DJANGO_SETTINGS_MODULE" in why else why[:60]
+            if "DJANGO_SETTINGS_MODULE" in why:
+                code = "no DJANGO_SETTINGS_MODULE in manage.py"
+            else:
+                # The message's first clause: file, revision, line, what.
+                code = why.split("error: ", 1)[-1].split(", and ")[0].split("; ")[0]
             yml = r["tagback_yml"].strip().replace("\n", "<br>").replace(" ", "&nbsp;")
             outcome = f"zero-config blocked ({code}); with <code>{yml}</code>: {outcome}"
             key = f"blocked zero-config, {t['outcome']} with .tagback.yml"
