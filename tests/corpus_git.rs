@@ -6,9 +6,10 @@
 //! `TAGBACK_CORPUS_MIRRORS=DIR`, where `DIR/<project>` is `git clone URL`
 //! of the pair's `repo` (or `DIR/<owner>+<name>/repo`, the search tool's
 //! mirror layout), every stored pair is planned again and must keep its
-//! outcome: an exact pair plans exactly the truth's own-app unapply set and
-//! targets; a blocked pair still blocks with the same finding codes. Without
-//! the variable the test says loudly that it was skipped.
+//! outcome: an exact pair plans exactly the truth's unapply set and targets
+//! (the repository's own apps and the packages whose pinned version
+//! changed); a blocked pair still blocks with the same finding codes.
+//! Without the variable the test says loudly that it was skipped.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -33,6 +34,20 @@ fn pairs() -> Vec<(PathBuf, Value)> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
+}
+
+/// The truth tagback must plan: the repository's own apps and the installed
+/// packages whose pinned version changed (tagback reads their archives).
+fn planned_truth(v: &Value) -> (Vec<(String, String)>, Value) {
+    let truth = &v["truth"];
+    let mut unapply = sorted_pairs(&truth["own"]["unapply"]);
+    unapply.extend(sorted_pairs(&truth["packages"]["unapply"]));
+    unapply.sort();
+    let mut targets = truth["own"]["targets"].as_object().unwrap().clone();
+    for (app, target) in truth["packages"]["targets"].as_object().unwrap() {
+        targets.insert(app.clone(), target.clone());
+    }
+    (unapply, Value::Object(targets))
 }
 
 fn sorted_pairs(v: &Value) -> Vec<(String, String)> {
@@ -70,10 +85,11 @@ fn corpus_git_truth_files_are_consistent() {
         assert!(own["unapply"].is_array() && own["targets"].is_object());
         if outcome == "exact" {
             // What tagback printed when the pair was built is the truth.
-            assert_eq!(v["tagback"]["targets"], own["targets"], "{}", f.display());
+            let (unapply, targets) = planned_truth(v);
+            assert_eq!(v["tagback"]["targets"], targets, "{}", f.display());
             assert_eq!(
                 v["tagback"]["unapply_count"].as_u64().unwrap() as usize,
-                own["unapply"].as_array().unwrap().len(),
+                unapply.len(),
                 "{}",
                 f.display()
             );
@@ -162,24 +178,15 @@ fn corpus_git_pairs_plan_as_stored_on_the_real_repositories() {
         };
         match v["tagback"]["outcome"].as_str().unwrap() {
             "exact" => {
-                assert_eq!(
-                    sorted_pairs(&plan["unapply"]),
-                    sorted_pairs(&v["truth"]["own"]["unapply"]),
-                    "{}",
-                    f.display()
-                );
+                let (unapply, want_targets) = planned_truth(&v);
+                assert_eq!(sorted_pairs(&plan["unapply"]), unapply, "{}", f.display());
                 let targets: serde_json::Map<String, Value> = plan["steps"]
                     .as_array()
                     .unwrap()
                     .iter()
                     .map(|s| (s["app"].as_str().unwrap().to_string(), s["target"].clone()))
                     .collect();
-                assert_eq!(
-                    Value::Object(targets),
-                    v["truth"]["own"]["targets"],
-                    "{}",
-                    f.display()
-                );
+                assert_eq!(Value::Object(targets), want_targets, "{}", f.display());
                 assert!(codes("problems").is_empty(), "{}", f.display());
             }
             _ => {

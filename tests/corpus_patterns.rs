@@ -150,3 +150,176 @@ fn test_modules_in_a_directory_named_migrations_are_not_unplanned_migrations() {
         .collect();
     assert_eq!(codes, ["unplanned-migrations"], "{p}");
 }
+
+/// weblate's manage.py (5.x): `default = "weblate.settings"` (the operator's
+/// copy of settings_example.py, not in the repository), another value under
+/// a condition, then `os.environ.setdefault("DJANGO_SETTINGS_MODULE",
+/// default)`. The refusal names the line that chooses the module, each
+/// value with its line, and the exact `settings:` line that fixes it (the
+/// `_example` module the operator copies); with it, the plan goes ahead.
+#[test]
+fn settings_module_chosen_through_a_variable_names_the_manage_py_line_and_the_fix() {
+    let weblate_manage = "#!/usr/bin/env python3\nimport os\nimport sys\n\nif __name__ == \"__main__\":\n    default = \"weblate.settings\"\n    if len(sys.argv) >= 2 and sys.argv[1] == \"test\":\n        default = \"weblate.settings_test\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n\n    from weblate.runner import main\n\n    main(developer_mode=True)\n";
+    let mut r = TestRepo::new();
+    r.write("manage.py", weblate_manage);
+    r.write("weblate/__init__.py", "");
+    r.write(
+        "weblate/settings_example.py",
+        "INSTALLED_APPS = [\"django.contrib.contenttypes\", \"shop\"]\n",
+    );
+    r.write(
+        "weblate/settings_test.py",
+        "from weblate.settings_example import *  # noqa\n",
+    );
+    r.write("shop/__init__.py", "");
+    r.write("shop/migrations/__init__.py", "");
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0002_more.py",
+        migration("(\"shop\", \"0001_initial\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let out = r
+        .tagback()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "manage.py at v2 line 9 sets DJANGO_SETTINGS_MODULE from the variable `default` (\"weblate.settings\" at line 6, not in the repository (weblate.settings_example is); \"weblate.settings_test\" at line 8, under a condition), which tagback cannot choose between; say which module in .tagback.yml: `services: {web: {settings: weblate.settings_example}}`"
+        ),
+        "{err}"
+    );
+    r.write(
+        ".tagback.yml",
+        "services: {web: {settings: weblate.settings_example}}\n",
+    );
+    let p = plan(&r);
+    assert_eq!(p["unapply"], json!([["shop", "0002_more"]]), "{p}");
+
+    // One unconditional assignment is read like a literal; a module it
+    // names that is absent is refused with the line that names it.
+    let mut r = TestRepo::new();
+    project(&r, "");
+    r.write("manage.py", "import os\n\nif __name__ == \"__main__\":\n    default = \"proj.settings\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n");
+    r.write("shop/migrations/0001_initial.py", migration("", ""));
+    r.commit("v1", Some("v1"));
+    r.write(
+        "shop/migrations/0002_more.py",
+        migration("(\"shop\", \"0001_initial\")", ""),
+    );
+    r.commit("v2", Some("v2"));
+    let p = plan(&r);
+    assert_eq!(p["unapply"], json!([["shop", "0002_more"]]), "{p}");
+    assert_eq!(p["notes"], json!([]), "{p}");
+    r.write("manage.py", "import os\n\nif __name__ == \"__main__\":\n    default = \"proj.local_settings\"\n    os.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", default)\n");
+    r.commit("v3", Some("v3"));
+    r.tagback()
+        .args(["plan", "--repo", ".", "--from", "v3", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "settings module \"proj.local_settings\" (from manage.py line 4) is not in the repository at v3",
+        ));
+}
+
+/// A wheel of `tests/fixtures/packages/NAME/VERSION/` in `dir` (as
+/// tests/packages.rs builds them).
+fn build_wheel(dir: &std::path::Path, name: &str, version: &str) {
+    use std::io::Write;
+    let src = common::fixture(&format!("../tests/fixtures/packages/{name}/{version}"));
+    let file =
+        std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    let mut stack = vec![src.clone()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for p in files {
+        let rel = p
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        zip.start_file(rel, opts).unwrap();
+        zip.write_all(&std::fs::read(&p).unwrap()).unwrap();
+    }
+    zip.start_file(format!("{name}-{version}.dist-info/METADATA"), opts)
+        .unwrap();
+    zip.write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").as_bytes())
+        .unwrap();
+    zip.finish().unwrap();
+}
+
+/// NetBox 4.4.0 -> 4.4.10: `if not DEBUG: INSTALLED_APPS.remove("debug_toolbar")`
+/// with DEBUG from the operator's configuration, and django-debug-toolbar's
+/// migrations change between the releases. Planning `migrate debug_toolbar
+/// zero` was wrong where DEBUG is off (Django: the app is not installed);
+/// leaving it out is wrong where it is on. Refused with the line and the
+/// fix; with `installed_apps:` the plan is exact.
+#[test]
+fn a_package_app_removed_under_an_undecided_condition_whose_migrations_change_is_refused() {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nDEBUG = os.environ.get(\"DEBUG\") == \"1\"\nINSTALLED_APPS = [\"django.contrib.contenttypes\", \"tinytags\"]\nif not DEBUG:\n    INSTALLED_APPS.remove(\"tinytags\")\n",
+    );
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let offline = || {
+        let mut c = r.tagback();
+        c.env("TAGBACK_WHEELHOUSE", wh.path())
+            .env("TAGBACK_NO_INDEX", "1")
+            .env_remove("PIP_INDEX_URL")
+            .env_remove("UV_INDEX_URL");
+        c
+    };
+    let out = offline()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("proj/settings.py at v2 line 5 removes \"tinytags\" from INSTALLED_APPS only under a condition, and tinytags changes from 1.0 to 2.0")
+            && err.contains("`installed_apps:` in .tagback.yml"),
+        "{err}"
+    );
+    r.write(
+        ".tagback.yml",
+        "services: {web: {installed_apps: [django.contrib.contenttypes, tinytags]}}\n",
+    );
+    let out = offline()
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = common::json(&out);
+    assert_eq!(v["unapply"], json!([["tiny", "0002_tag_slug"]]), "{v}");
+    assert_eq!(v["steps"][0]["target"], "0001_initial");
+}

@@ -34,9 +34,20 @@ def main():
         if r.get("zero_config"):
             z = r["zero_config"]
             why = z["why"][0] if z["why"] else ""
-            code = "no DJANGO_SETTINGS_MODULE in manage.py" if "DJANGO_SETTINGS_MODULE" in why else why[:60]
-            yml = r["tagback_yml"].strip().replace("\n", "<br>").replace(" ", "&nbsp;")
-            outcome = f"zero-config blocked ({code}); with <code>{yml}</code>: {outcome}"
+            if "DJANGO_SETTINGS_MODULE" in why:
+                code = "no DJANGO_SETTINGS_MODULE in manage.py"
+            else:
+                # The message's first clause: file, revision, line, what.
+                code = why.split("error: ", 1)[-1].split(", and ")[0].split("; ")[0]
+            text = r["tagback_yml"].strip()
+            if len(text) > 160:
+                # A long list: its key, the lines themselves are in the JSON.
+                text = text[:text.index("[") + 1] + "…]"
+                where = " (all of it: `tagback_yml` in the pair's JSON)"
+            else:
+                where = ""
+            yml = text.replace("\n", "<br>").replace(" ", "&nbsp;")
+            outcome = f"zero-config blocked ({code}); with <code>{yml}</code>{where}: {outcome}"
             key = f"blocked zero-config, {t['outcome']} with .tagback.yml"
         counts[key] = counts.get(key, 0) + 1
         rp = r.get("replay")

@@ -89,7 +89,8 @@ APPS = {
         "env": {"DATA_DIR": "{tmp}", "HOME": "{tmp}"},
         # manage.py picks its settings module through a variable
         # (`default = "weblate.settings"`, a file the operator copies from
-        # settings_example.py): tagback exits 2 and asks for `settings:`; then
+        # settings_example.py): tagback exits 2 naming that manage.py line and
+        # asking for `settings: weblate.settings_example`; then
         # weblate.billing (commented out in settings_example) blocks as
         # unplanned-migrations, whose message asks for `not_installed:`.
         "config": "services:\n  web:\n    settings: weblate.settings_example\n    not_installed: [weblate/billing/migrations]\n",

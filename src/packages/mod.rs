@@ -256,6 +256,49 @@ pub fn attach(
         if bad {
             continue;
         }
+        // An app of the package the settings remove under a condition they
+        // cannot decide, whose migrations differ between the versions:
+        // whether `migrate APP …` is needed (or fails: the app is not
+        // installed) depends on that condition. Never guessed.
+        if opts.installed_apps.is_none() {
+            for (is_newer, provided) in staged.iter().filter(|s| s.0) {
+                let Provided::Packaged(i, app, _) = provided else {
+                    continue;
+                };
+                let names = |newer: bool| -> Vec<&str> {
+                    let mut n: Vec<&str> = staged
+                        .iter()
+                        .filter(|s| s.0 == newer)
+                        .filter_map(|s| match &s.1 {
+                            Provided::Packaged(_, a, package) if a.label == app.label => {
+                                Some(package)
+                            }
+                            _ => None,
+                        })
+                        .flat_map(|package| package.files.iter().map(|f| f.key.name.as_str()))
+                        .collect();
+                    n.sort_unstable();
+                    n
+                };
+                let entry = pn
+                    .entries()
+                    .and_then(|e| e.get(*i))
+                    .cloned()
+                    .unwrap_or_default();
+                if let (true, Some((file, line))) = (*is_newer, pn.removed_under_condition(&entry))
+                    && names(true) != names(false)
+                {
+                    return Err(crate::error::Error::input(format!(
+                        "{file} at {} line {line} removes {entry:?} from INSTALLED_APPS only under a condition, and {} changes from {} to {} between the revisions with other migrations of {:?}: whether they must be unapplied depends on that condition; list the apps the deployment installs under `installed_apps:` in .tagback.yml",
+                        newer.label,
+                        change.display,
+                        change.older.as_deref().unwrap_or("not installed"),
+                        change.newer.as_deref().unwrap_or("not installed"),
+                        app.label
+                    )));
+                }
+            }
+        }
         if !staged.is_empty() {
             planned.push(format!(
                 "{} {} (older: {})",

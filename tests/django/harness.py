@@ -32,6 +32,10 @@ import traceback
 
 ARGS = None
 RESULTS = []  # (scenario, db, check, ok, detail)
+# The environment of the deployment a case stands for (`expect["env"]`:
+# babybuddy's manage.py leaves DJANGO_SETTINGS_MODULE to it): every manage.py
+# run of the case gets it.
+CASE_ENV = {}
 
 
 def sh(cmd, cwd=None, env=None, check=True):
@@ -160,7 +164,7 @@ class Project:
         self.write(f"{pkg}/models.py", "from django.conf import settings\nfrom django.db import models\n\n" + textwrap.dedent(code))
 
     def manage(self, *a, env=None, check=True):
-        e = dict(os.environ, TAGBACK_DB_NAME=os.path.join(self.root, ".mk.sqlite3"))
+        e = dict(os.environ, **CASE_ENV, TAGBACK_DB_NAME=os.path.join(self.root, ".mk.sqlite3"))
         e.pop("TAGBACK_DB_ENGINE", None)
         return sh([ARGS.python, "manage.py", *a], cwd=self.root, env=e, check=check)
 
@@ -210,7 +214,7 @@ class Database:
                 sh(["psql", "-h", self.host, "-p", self.port, "-U", "postgres", "-d", "postgres", "-qc", stmt])
 
     def env(self):
-        e = dict(os.environ, TAGBACK_DB_NAME=self.name)
+        e = dict(os.environ, **CASE_ENV, TAGBACK_DB_NAME=self.name)
         if self.kind == "postgresql":
             e.update(TAGBACK_DB_ENGINE="postgresql", TAGBACK_DB_HOST=self.host, TAGBACK_DB_PORT=self.port)
         else:
@@ -226,8 +230,9 @@ class Database:
         return sh([ARGS.python, "manage.py", *a], cwd=code_dir, env=self.env(), check=check)
 
     def snapshot(self, code_dir):
-        out = sh([ARGS.python, "-c", SCHEMA], cwd=code_dir,
-                 env=dict(self.env(), DJANGO_SETTINGS_MODULE="proj.settings")).stdout
+        env = self.env()
+        env.setdefault("DJANGO_SETTINGS_MODULE", "proj.settings")
+        out = sh([ARGS.python, "-c", SCHEMA], cwd=code_dir, env=env).stdout
         return json.loads(out)
 
 
@@ -282,6 +287,8 @@ def verify_pair(sc, proj, newer, older, kinds, expect):
     """Run the plan for newer -> older on every database kind and compare;
     with --export-fixtures, store both revisions and the verified truth."""
     first = len(RESULTS)
+    CASE_ENV.clear()
+    CASE_ENV.update(expect.get("env", {}))
     _verify_pair(sc, proj, newer, older, kinds, expect)
     if ARGS.export_fixtures:
         export_case(sc, newer, older, expect, all(r[3] for r in RESULTS[first:]))
@@ -339,6 +346,7 @@ def replay_fixtures(kinds):
         if not os.path.isfile(truth_file):
             continue
         print(f"fixture case {case}", flush=True)
+        CASE_ENV.clear()
         try:
             truth = json.load(open(truth_file))
             p = Project(os.path.join(ARGS.work, "repos", f"fixture-{case}"))
@@ -1166,6 +1174,169 @@ def sc_squash_raw_fallback(kinds):
                got["schema"] != want["schema"] and ["shop", "0004_add_size"] in got["rows"], schema_diff(got["schema"], want["schema"]))
 
 
+MANAGE_FROM_ENV = '''\
+#!/usr/bin/env python
+import sys
+
+if __name__ == "__main__":
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(sys.argv)
+'''
+
+
+def sc_settings_from_environment(kinds):
+    """babybuddy's shape: manage.py sets no DJANGO_SETTINGS_MODULE (the
+    deployment's environment does: here proj.settings.production); one module
+    of the settings package sets INSTALLED_APPS (base), its siblings only
+    inherit it, so whichever the deployment names the plan is the same:
+    tagback reads base and says so in one line (assumed-settings-module).
+    Real Django runs with proj.settings.production."""
+    env = {"DJANGO_SETTINGS_MODULE": "proj.settings.production"}
+    CASE_ENV.update(env)
+    p = Project(os.path.join(ARGS.work, "repos", "settings_from_environment"))
+    p.write("manage.py", MANAGE_FROM_ENV)
+    p.app("shop")
+    p.app("blog")
+    p.settings(["shop", "blog"])
+    base = p.read("proj/settings.py")
+    p.remove("proj/settings.py")
+    p.write("proj/settings/__init__.py", "")
+    p.write("proj/settings/base.py", base)
+    p.write("proj/settings/development.py", "from .base import *  # noqa: F403\n\nDEBUG = True\n")
+    p.write("proj/settings/production.py", "from .base import *  # noqa: F403\n\nDEBUG = False\nALLOWED_HOSTS = [\"*\"]\n")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(max_length=20, default='')\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n    body = models.TextField(default='')\n")
+    p.makemigrations("shop", name="sku")
+    p.makemigrations("blog", name="body")
+    p.commit("v2")
+    verify_pair("settings_from_environment", p, "v2", "v1", kinds, {
+        "env": env, "targets": {"shop": "0001_initial", "blog": "0001_initial"}, "unapply_count": 2,
+        "note_codes": ["assumed-settings-module"]})
+
+
+PLUGIN_LOOP = '''
+import importlib
+
+# NetBox's shape: the operator's configuration module names the plugins.
+config_path = os.getenv("TAGBACK_CONFIGURATION", "proj.configuration")
+try:
+    configuration = importlib.import_module(config_path)
+except ModuleNotFoundError as e:
+    if getattr(e, "name") == config_path:
+        raise RuntimeError(f"Specified configuration module ({config_path}) not found.")
+    raise
+DEBUG = getattr(configuration, "DEBUG", False)
+PLUGINS = getattr(configuration, "PLUGINS", [])
+PLUGINS_CONFIG = getattr(configuration, "PLUGINS_CONFIG", {})
+INSTALLED_APPS += ["debug_toolbar"]
+if not DEBUG:
+    INSTALLED_APPS.remove("debug_toolbar")
+for plugin_name in PLUGINS:
+    try:
+        plugin = importlib.import_module(plugin_name)
+    except ModuleNotFoundError as e:
+        if getattr(e, "name") == plugin_name:
+            raise RuntimeError(f"Unable to import plugin {plugin_name}: Module not found.")
+        raise e
+    plugin_config = plugin.config
+    if plugin_name not in PLUGINS_CONFIG:
+        PLUGINS_CONFIG[plugin_name] = {}
+    plugin_module = "{}.{}".format(plugin_config.__module__, plugin_config.__name__)
+    django_apps = plugin_config.django_apps
+    if plugin_module not in django_apps:
+        django_apps.append(plugin_module)
+    INSTALLED_APPS.extend(django_apps)
+    # Preserve uniqueness of the INSTALLED_APPS list, we keep the last occurrence
+    sorted_apps = reversed(list(dict.fromkeys(reversed(INSTALLED_APPS))))
+    INSTALLED_APPS = list(sorted_apps)
+'''
+
+
+def sc_plugin_loop(kinds):
+    """NetBox's plugin loop: a configuration module imported by name
+    (importlib) names the plugins; each one's apps are appended to
+    INSTALLED_APPS in a loop, then duplicates dropped by
+    `list(reversed(list(dict.fromkeys(reversed(INSTALLED_APPS)))))`;
+    debug_toolbar is removed unless DEBUG (read from the configuration).
+    The plugins' apps can only come from outside the repository: the plan
+    goes ahead and says so (assumed-external-apps)."""
+    p = Project(os.path.join(ARGS.work, "repos", "plugin_loop"))
+    p.app("shop")
+    p.app("blog")
+    p.settings(["shop", "blog"], extra=PLUGIN_LOOP)
+    p.write("proj/configuration.py", "DEBUG = False\nPLUGINS = []\nPLUGINS_CONFIG = {}\n")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="sku")
+    p.commit("v2")
+    verify_pair("plugin_loop", p, "v2", "v1", kinds, {
+        "targets": {"shop": "0001_initial"}, "unapply_count": 1, "note_codes": ["assumed-external-apps"]})
+
+
+def sc_test_migrations_dir(kinds):
+    """label-studio's shape: `shop/tests/migrations/test_*.py` are tests of
+    migrations in a directory named `migrations`, no migrations module of any
+    app (Django's loader never reads it): not unplanned migrations, no
+    refusal; the plan is exactly the app's new migration."""
+    p = Project(os.path.join(ARGS.work, "repos", "test_migrations_dir"))
+    p.app("shop")
+    p.settings(["shop"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.write("shop/tests/__init__.py", "")
+    p.write("shop/tests/migrations/__init__.py", "")
+    p.commit("v1")
+    p.write("shop/tests/migrations/test_sku_backfill.py", "from django.test import TestCase\n\n\n"
+            "class TestSkuBackfill(TestCase):\n    def test_default(self):\n        self.assertTrue(True)\n")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    sku = models.CharField(max_length=20, default='')\n")
+    p.makemigrations("shop", name="sku")
+    p.commit("v2")
+    verify_pair("test_migrations_dir", p, "v2", "v1", kinds, {"targets": {"shop": "0001_initial"}, "unapply_count": 1})
+
+
+def sc_squash_known_by_name(kinds):
+    """label-studio's shape: a squash both releases carry, whose replaced
+    files are partly deleted (0002_token is only named in `replaces`), with a
+    later migration depending on the squash: the older release knows it by
+    its name, so it does not straddle; only the newer migration on top is
+    unapplied. Going back across the squash itself (v1 -> v0, where the
+    older leaf 0002_token is replaced), the target is the squash."""
+    p = Project(os.path.join(ARGS.work, "repos", "squash_known_by_name"))
+    p.app("shop")
+    p.settings(["shop"])
+    fields = []
+    for f in ["name", "token"]:
+        fields.append(f)
+        p.models("shop", "class Product(models.Model):\n" + "".join(f"    {x} = models.CharField(max_length=20, default='')\n" for x in fields))
+        p.makemigrations("shop", name=None if f == "name" else "token")
+    p.commit("v0")
+    p.squash("shop", "0001", "0002")
+    p.remove("shop/migrations/0002_token.py")
+    fields.append("color")
+    p.models("shop", "class Product(models.Model):\n" + "".join(f"    {x} = models.CharField(max_length=20, default='')\n" for x in fields))
+    p.makemigrations("shop", name="color")
+    p.commit("v1")
+    fields.append("size")
+    p.models("shop", "class Product(models.Model):\n" + "".join(f"    {x} = models.CharField(max_length=20, default='')\n" for x in fields))
+    p.makemigrations("shop", name="size")
+    p.commit("v2")
+    squash = [f[:-3] for f in os.listdir(os.path.join(p.root, "shop/migrations")) if "squashed" in f][0]
+    record("squash_known_by_name", "static", "0003 depends on the squash", squash in p.read("shop/migrations/0003_color.py"),
+           p.read("shop/migrations/0003_color.py"))
+    verify_pair("squash_known_by_name", p, "v2", "v1", kinds, {"targets": {"shop": "0003_color"}, "unapply_count": 1})
+    verify_pair("squash_known_by_name", p, "v1", "v0", kinds, {"targets": {"shop": squash}, "unapply_count": 1})
+
+
 SCENARIOS = {
     "backport": sc_backport,
     "multi_app": sc_multi_app,
@@ -1181,6 +1352,10 @@ SCENARIOS = {
     "squash_replaced_deleted": sc_squash_replaced_deleted,
     "helper_operations": sc_helper_operations,
     "squash_raw_fallback": sc_squash_raw_fallback,
+    "settings_from_environment": sc_settings_from_environment,
+    "plugin_loop": sc_plugin_loop,
+    "test_migrations_dir": sc_test_migrations_dir,
+    "squash_known_by_name": sc_squash_known_by_name,
 }
 
 
@@ -1212,6 +1387,7 @@ def main():
         if ARGS.only and name not in ARGS.only:
             continue
         print(f"scenario {name}", flush=True)
+        CASE_ENV.clear()
         try:
             fn(kinds)
         except Exception as e:  # a crash is a failed check, with its trace

@@ -147,6 +147,18 @@ impl Project {
         self.resolved_from.as_ref().map(|r| r.entries.as_slice())
     }
 
+    /// Where the settings remove `entry` from INSTALLED_APPS only under a
+    /// condition they cannot decide (NetBox's `if not DEBUG:
+    /// INSTALLED_APPS.remove("debug_toolbar")`): (file, line).
+    pub fn removed_under_condition(&self, entry: &str) -> Option<(&str, u32)> {
+        let settings = &self.resolved_from.as_ref()?.settings;
+        settings
+            .maybe_removed
+            .iter()
+            .find(|(e, _, _)| e == entry)
+            .map(|(_, file, line)| (file.as_str(), *line))
+    }
+
     /// The package version an app's migrations come from, when they come
     /// from one.
     pub fn package_of(&self, label: &str) -> Option<&crate::packages::PackageApp> {

@@ -104,14 +104,19 @@ pub(super) fn read_settings(
     }
     memo.touched.borrow_mut().clear();
     memo.touch(manage_py);
-    let (settings_module, settings_assumed) = match &opts.settings {
-        Some(s) => (s.clone(), None),
+    let (settings_module, settings_assumed, named_at) = match &opts.settings {
+        Some(s) => (s.clone(), None, None),
         None => settings_from_manage_py(repo, snap, root, manage_py, memo)?,
     };
     memo.touch(&join(root, top_of_module(&settings_module)));
     let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
+        let from = match named_at {
+            Some(line) => format!("from {manage_py} line {line}"),
+            None if opts.settings.is_some() => "from `settings:` in .tagback.yml".to_string(),
+            None => format!("from {manage_py}"),
+        };
         Error::input(format!(
-            "settings module {settings_module:?} (from {manage_py}) is not in the repository at {}; set `settings:` in .tagback.yml",
+            "settings module {settings_module:?} ({from}) is not in the repository at {}; set `settings:` in .tagback.yml",
             snap.label
         ))
     })?;
@@ -219,35 +224,132 @@ fn settings_from_manage_py(
     root: &str,
     manage_py: &str,
     memo: &Resolutions,
-) -> Result<(String, Option<String>)> {
+) -> Result<(String, Option<String>, Option<u32>)> {
     let stmts = memo.python(repo, snap, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
-    calls
+    let call = calls
         .iter()
-        .find_map(|c| match (c.args.first(), c.args.get(1)) {
-            (Some(Value::Str(k)), Some(Value::Str(v))) if k == "DJANGO_SETTINGS_MODULE" => {
-                Some((v.clone(), None))
+        .find(|c| matches!(c.args.first(), Some(Value::Str(k)) if k == "DJANGO_SETTINGS_MODULE"));
+    // The module it names: a literal, or a variable manage.py assigns one
+    // literal, under no condition but `if __name__ == "__main__":`.
+    let mut chosen = Vec::new();
+    let named = match call.and_then(|c| c.args.get(1)) {
+        Some(Value::Str(v)) => Some((v.clone(), call.map(|c| c.line))),
+        Some(Value::Name(var)) => {
+            assignments(&stmts, var, false, &mut chosen);
+            match chosen.as_slice() {
+                [(Value::Str(v), line, false)] => Some((v.clone(), Some(*line))),
+                _ => None,
             }
-            _ => None,
-        })
-        .or_else(|| sole_settings_module(&GitRevision::new(repo, snap), root, manage_py))
-        .ok_or_else(|| {
-            let candidates = settings_candidates(&GitRevision::new(repo, snap), root);
-            let found = if candidates.is_empty() {
+        }
+        _ => None,
+    };
+    if let Some((module, line)) = named {
+        return Ok((module, None, line));
+    }
+    if let Some((module, note)) =
+        sole_settings_module(&GitRevision::new(repo, snap), root, manage_py)
+    {
+        return Ok((module, note, None));
+    }
+    let candidates = settings_candidates(&GitRevision::new(repo, snap), root);
+    let found = if candidates.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; modules here that set INSTALLED_APPS: {}",
+            candidates.join(", ")
+        )
+    };
+    let mut example = candidates
+        .first()
+        .map_or("package.settings", String::as_str)
+        .to_string();
+    let what = match call {
+        // weblate: `default = "weblate.settings"`, another value under a
+        // condition, then `os.environ.setdefault("DJANGO_SETTINGS_MODULE",
+        // default)`: name the lines, and each value tagback would not pick.
+        Some(c) => {
+            let how = match c.args.get(1) {
+                Some(Value::Name(var)) => format!("from the variable `{var}`"),
+                _ => "from a value tagback does not evaluate".to_string(),
+            };
+            let mut values = Vec::new();
+            for (value, line, guarded) in &chosen {
+                let Value::Str(v) = value else {
+                    values.push(format!("a computed value at line {line}"));
+                    continue;
+                };
+                let mut said = format!("{v:?} at line {line}");
+                if *guarded {
+                    said.push_str(", under a condition");
+                }
+                if module_file(repo, snap, root, v)?.is_none() {
+                    said.push_str(", not in the repository");
+                    // The copy-this-file convention (`settings_example.py`):
+                    // what the operator's module starts from.
+                    let copy = format!("{v}_example");
+                    if module_file(repo, snap, root, &copy)?.is_some() {
+                        said.push_str(&format!(" ({copy} is)"));
+                        example = copy;
+                    }
+                }
+                values.push(said);
+            }
+            let values = if values.is_empty() {
                 String::new()
             } else {
-                format!(
-                    "; modules here that set INSTALLED_APPS: {}",
-                    candidates.join(", ")
-                )
+                format!(" ({})", values.join("; "))
             };
-            let example = candidates.first().map_or("package.settings", String::as_str);
-            Error::input(format!(
-                "{manage_py} at {} does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault (the deployment's environment must set it); say which module in .tagback.yml: `services: {{web: {{settings: {example}}}}}` (`plan --repo DIR` reads DIR/.tagback.yml, or give --config FILE){found}",
-                snap.label
-            ))
-        })
+            format!(
+                "line {} sets DJANGO_SETTINGS_MODULE {how}{values}, which tagback cannot choose between",
+                c.line
+            )
+        }
+        None => "does not set DJANGO_SETTINGS_MODULE with os.environ.setdefault (the deployment's environment must set it)".to_string(),
+    };
+    Err(Error::input(format!(
+        "{manage_py} at {} {what}; say which module in .tagback.yml: `services: {{web: {{settings: {example}}}}}` (`plan --repo DIR` reads DIR/.tagback.yml, or give --config FILE){found}",
+        snap.label
+    )))
+}
+
+/// Assignments to `name` in `stmts`, blocks included: (value, line, whether
+/// a condition other than `if __name__ == "__main__":` guards it).
+fn assignments<'a>(
+    stmts: &'a [Stmt],
+    name: &str,
+    guarded: bool,
+    out: &mut Vec<(&'a Value, u32, bool)>,
+) {
+    for s in stmts {
+        match s {
+            Stmt::Assign {
+                targets,
+                value,
+                line,
+            } if targets.iter().any(|t| t == name) => out.push((value, *line, guarded)),
+            Stmt::AugAdd {
+                target,
+                value,
+                line,
+            } if target == name => {
+                out.push((value, *line, true));
+            }
+            Stmt::Block {
+                conditional,
+                test,
+                body,
+                ..
+            } => {
+                let main = matches!(test.as_deref(), Some(Value::Compare(python::Cmp::Eq, a, b))
+                    if matches!((&**a, &**b), (Value::Name(n), Value::Str(m)) if n == "__name__" && m == "__main__"));
+                assignments(body, name, guarded || (*conditional && !main), out);
+            }
+            _ => {}
+        }
+    }
 }
 
 /// What a settings module may say that shapes the migration graph, or
