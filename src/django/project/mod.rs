@@ -382,10 +382,7 @@ pub fn load_shared(
             }
             None => {
                 let mut app = memo.app(repo, snap, &root, entry)?;
-                let module = match migration_modules.get(&app.label) {
-                    Some(m) => m.clone(),
-                    None => Some(format!("{}.migrations", app.name)),
-                };
+                let module = migrations_module(&app, migration_modules);
                 // Only the directory is looked up here (its `__init__.py` is
                 // checked when the app's migrations are loaded): reading every
                 // migrations directory of a large project would cost more
@@ -431,10 +428,10 @@ pub fn load_shared(
             continue;
         }
         let app = resolve_app(repo, snap, &root, entry, memo)?;
-        let migrated = matches!(
-            module_file(repo, snap, &root, &format!("{}.migrations", app.name))?,
-            Some((_, true))
-        );
+        let migrated = match migrations_module(&app, migration_modules) {
+            Some(m) => matches!(module_file(repo, snap, &root, &m)?, Some((_, true))),
+            None => false,
+        };
         if migrated && opts.installed_apps.is_none() {
             return Err(Error::input(format!(
                 "{file} at {} line {line} {verb} {entry:?} {prep} INSTALLED_APPS only under a condition, and its migrations are in the repository; list the apps under `installed_apps:` in .tagback.yml",
@@ -462,6 +459,19 @@ pub fn load_shared(
             tops,
         }),
     }))
+}
+
+/// Django's rule for an app's migrations module (`MigrationLoader.migrations_module`):
+/// the one `MIGRATION_MODULES` names for its label (`None`: no migrations),
+/// otherwise `NAME.migrations`.
+fn migrations_module(
+    app: &App,
+    migration_modules: &BTreeMap<String, Option<String>>,
+) -> Option<String> {
+    match migration_modules.get(&app.label) {
+        Some(m) => m.clone(),
+        None => Some(format!("{}.migrations", app.name)),
+    }
 }
 
 /// The first component of a dotted module path.
