@@ -18,6 +18,7 @@ use settings::{InstalledApps, SettingsRead, read_settings};
 
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
+use crate::source::{GitRevision, ProjectSource};
 
 /// How to find the project (from `.tagback.yml`).
 #[derive(Debug, Clone, Default)]
@@ -212,16 +213,25 @@ fn module_file(
     root: &str,
     module: &str,
 ) -> Result<Option<(String, bool)>> {
+    module_file_in(&GitRevision::new(repo, snap), root, module)
+}
+
+/// Path of a module's file in `src` below `root`: `(path, is_package)`.
+fn module_file_in(
+    src: &dyn ProjectSource,
+    root: &str,
+    module: &str,
+) -> Result<Option<(String, bool)>> {
     if !valid_module(module) {
         return Ok(None);
     }
     let rel = module.replace('.', "/");
     let file = join(root, &format!("{rel}.py"));
-    if repo.exists(snap, &file)? {
+    if src.exists(&file)? {
         return Ok(Some((file, false)));
     }
     let init = join(root, &format!("{rel}/__init__.py"));
-    if repo.exists(snap, &init)? {
+    if src.exists(&init)? {
         return Ok(Some((init, true)));
     }
     Ok(None)
@@ -427,7 +437,9 @@ pub fn load_shared(
         if verb == "adds" && entries.contains(entry) {
             continue;
         }
-        let app = resolve_app(repo, snap, &root, entry, memo)?;
+        let app = resolve_app(&GitRevision::new(repo, snap), &root, entry, &|f| {
+            memo.python(repo, snap, f)
+        })?;
         let migrated = match migrations_module(&app, migration_modules) {
             Some(m) => matches!(module_file(repo, snap, &root, &m)?, Some((_, true))),
             None => false,
