@@ -6,7 +6,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use crate::analysis::{self, Request};
+use crate::deploy::{self, Request};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::git::write::Builder;
@@ -209,7 +209,7 @@ pub fn run(keep: Option<&Path>, out: &mut dyn Write) -> Result<Outcome> {
         service: None,
         full: false,
     };
-    let check = analysis::analyze(&req)?;
+    let check = deploy::check(&req)?;
     report::check_text(&check, out)?;
     let Some(svc) = check.services.first() else {
         return Ok(Outcome::Safe);

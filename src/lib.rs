@@ -5,10 +5,10 @@
 //! binary decides the exit code (0 safe, 1 unsafe, 2 error).
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
-pub mod analysis;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod deploy;
 pub mod django;
 pub mod error;
 pub mod finding;

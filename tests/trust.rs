@@ -529,7 +529,7 @@ fn library_plan(repo: &Path, from: &str, to: &str) -> Result<String, String> {
         .load_pair(&newer, &older, &ProjectOptions::default(), false)
         .map_err(|e| e.to_string())?
         .ok_or("no manage.py")?;
-    let plan = tagback::analysis::plan_pair(&loader, &pair);
+    let plan = tagback::deploy::plan_pair(&loader, &pair);
     let mut out = Vec::new();
     tagback::report::json(&plan, &mut out).map_err(|e| e.to_string())?;
     Ok(String::from_utf8(out).unwrap())

@@ -4,12 +4,12 @@ use std::io::Write;
 
 use super::StackArgs;
 use crate::Outcome;
-use crate::analysis::{self, Request};
+use crate::deploy::{self, Request};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::report::{self, Format};
 
-/// Open the deploy repository and build the analysis request.
+/// Open the deploy repository and build the deploy-check request.
 pub(super) fn request<'a>(
     repo: &'a Repo,
     args: &StackArgs,
@@ -43,7 +43,7 @@ pub(super) fn request<'a>(
 pub(super) fn run(args: &StackArgs, format: Format, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.deploy_repo)?;
     let req = request(&repo, args, None)?;
-    let report = analysis::analyze(&req)?;
+    let report = deploy::check(&req)?;
     match format {
         Format::Json => report::json(&report, out)?,
         Format::Text => report::check_text(&report, out)?,
@@ -59,7 +59,7 @@ pub(super) fn run(args: &StackArgs, format: Format, out: &mut dyn Write) -> Resu
 }
 
 /// Render a report for hooks (text) and return its outcome.
-pub(super) fn render_hook(report: &analysis::CheckReport, out: &mut dyn Write) -> Result<Outcome> {
+pub(super) fn render_hook(report: &deploy::CheckReport, out: &mut dyn Write) -> Result<Outcome> {
     report::check_text(report, out)?;
     Ok(if report.safe {
         Outcome::Safe

@@ -3,7 +3,7 @@
 use std::io::{Read, Write};
 
 use crate::Outcome;
-use crate::analysis::{self, Request};
+use crate::deploy::{self, Request};
 use crate::error::{Error, Result};
 use crate::git::hook::parse_pre_push;
 use crate::git::{Repo, Snapshot, short};
@@ -49,7 +49,7 @@ fn compare(repo: &Repo, from: Snapshot, to: Snapshot, out: &mut dyn Write) -> Re
         service: None,
         full: false,
     };
-    let report = analysis::analyze(&req)?;
+    let report = deploy::check(&req)?;
     if report.services.is_empty() {
         return Ok(Outcome::Safe);
     }

@@ -58,7 +58,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
                 req.to
             ))
         })?;
-    let mut plan = crate::analysis::plan_pair(&loader, &pair);
+    let mut plan = crate::deploy::plan_pair(&loader, &pair);
     cfg.finish(&mut plan);
     // The process ends right after printing: freeing tens of thousands of
     // small allocations one by one would cost more than computing the plan.

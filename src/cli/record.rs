@@ -8,8 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::StackArgs;
 use crate::Outcome;
-use crate::analysis;
 use crate::config::Config;
+use crate::deploy;
 use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::git::Repo;
@@ -44,7 +44,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
     let config = Config::load(&repo, &req.to)?;
-    let report = analysis::analyze(&req)?;
+    let report = deploy::check(&req)?;
     let candidates: Vec<_> = report
         .services
         .iter()
@@ -110,7 +110,7 @@ pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
         evidence: embedded,
         signature: None,
     };
-    let keys = analysis::trusted_keys(&req, &config)?;
+    let keys = deploy::trusted_keys(&req, &config)?;
     match &args.sign_key {
         Some(key) => {
             let signature = trust::sign(key, &record.signed_message()).map_err(Error::input)?;

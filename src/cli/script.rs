@@ -9,8 +9,8 @@ use clap::Args;
 
 use super::StackArgs;
 use crate::Outcome;
-use crate::analysis::{self, ServiceReport};
 use crate::config::{Config, Strategy};
+use crate::deploy::{self, ServiceReport};
 use crate::django::{Loader, MigrationKey, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
@@ -86,7 +86,7 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
     let config = Config::load(&repo, &req.to)?;
-    let report = analysis::analyze(&req)?;
+    let report = deploy::check(&req)?;
     let candidates: Vec<&ServiceReport> = report
         .services
         .iter()
@@ -315,7 +315,7 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
                 repo.label()
             ))
         })?;
-    let plan = crate::analysis::plan_pair(&loader, &pair);
+    let plan = crate::deploy::plan_pair(&loader, &pair);
     let sopts = ScriptOptions {
         service: service.clone(),
         stack: args.stack_name.clone().unwrap_or_default(),
@@ -342,7 +342,7 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
     let config = Config::load(&repo, &req.to)?;
-    let report = analysis::analyze(&req)?;
+    let report = deploy::check(&req)?;
     let mut outcome = Outcome::Safe;
     let mut wrote = 0;
     for svc in &report.services {
@@ -385,7 +385,7 @@ fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Resul
             );
             continue;
         };
-        let mut plan = crate::analysis::plan_pair(&loader, &pair);
+        let mut plan = crate::deploy::plan_pair(&loader, &pair);
         cfg.finish(&mut plan);
         let sdir = dir.join(&svc.service);
         let mut json = Vec::new();

@@ -8,7 +8,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::analysis::{CheckReport, ServiceReport};
+use crate::deploy::{CheckReport, ServiceReport};
 use crate::finding::{Code, Finding, Severity};
 
 /// One finding of a service, with the weight it has for this service (a

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use owo_colors::{OwoColorize, Stream};
 
-use crate::analysis::{CheckReport, ServiceReport};
+use crate::deploy::{CheckReport, ServiceReport};
 use crate::django::MigrationKey;
 use crate::error::{Error, Result};
 use crate::finding::Code;

@@ -4,8 +4,8 @@
 
 use schemars::{JsonSchema, schema_for};
 
-use crate::analysis::CheckReport;
 use crate::config::Config;
+use crate::deploy::CheckReport;
 use crate::plan::Plan;
 
 /// Which schema.

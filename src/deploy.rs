@@ -1,6 +1,7 @@
-//! What `check`, `gate` and the hooks share: compare the stack files at two
-//! snapshots of the deploy repository, judge each image change, resolve tags
-//! to source revisions, compute plans and consult the ledger.
+//! Judging a change to a deploy — what `check`, `gate` and the hooks share:
+//! compare the stack files at two snapshots of the deploy repository, judge
+//! each image change, resolve tags to source revisions, compute plans and
+//! consult the ledger.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -74,7 +75,7 @@ pub struct CheckReport {
     pub services: Vec<ServiceReport>,
 }
 
-/// Inputs of an analysis.
+/// Inputs of a deploy check.
 pub struct Request<'a> {
     /// The deploy repository.
     pub repo: &'a Repo,
@@ -91,7 +92,7 @@ pub struct Request<'a> {
 }
 
 /// Compare the stack files and judge every image change.
-pub fn analyze(req: &Request<'_>) -> Result<CheckReport> {
+pub fn check(req: &Request<'_>) -> Result<CheckReport> {
     let config = Config::load(req.repo, &req.to)?;
     let explicit = if req.files.is_empty() {
         config.files.clone()
