@@ -2298,3 +2298,61 @@ fn r11_migration_modules_differ_between_the_revisions() {
             predicate::str::contains("line 4").and(predicate::str::contains("migrations_modules")),
         );
 }
+
+#[test]
+fn ci_formats_annotate_migrations_no_per_app_target_reaches() {
+    // fixtures/cases/backport, v3 deployed, v1.1 next: shop.0003_product_color
+    // hangs off a migration v1.1 has, so only the executor step unapplies
+    // it (`unreachable-by-migrate`, checked against real Django by the
+    // fixture); github and sarif name it at its file like other findings.
+    let mut r = TestRepo::new();
+    r.copy_fixture("../fixtures/cases/backport/v1.1", "");
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("v1", Some("v1"));
+    for d in ["blog", "shop", "proj"] {
+        r.remove(d);
+    }
+    r.copy_fixture("../fixtures/cases/backport/v3", "");
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("v2", Some("v2"));
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "github"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("::warning file=shop/migrations/0003_product_color.py,title=tagback unreachable-by-migrate (web)::shop.0003_product_color"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    let out = r
+        .tagback()
+        .args(["check", "--format", "sarif"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let log: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let u: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|x| x["ruleId"] == "unreachable-by-migrate")
+        .collect();
+    assert_eq!(u.len(), 1, "{log}");
+    assert_eq!(u[0]["level"], "warning");
+    assert_eq!(
+        u[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "shop/migrations/0003_product_color.py"
+    );
+    validate_json(
+        "tests/fixtures/schemas/sarif-schema-2.1.0.json",
+        "Draft4Validator",
+        &out,
+    );
+}
