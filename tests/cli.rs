@@ -2227,6 +2227,39 @@ fn r11_older_settings_module_differs_from_the_newer() {
         "services:\n  web:\n    newer:\n      settings: config.settings\n",
     );
     assert_eq!(plan_targets(&r), ["blog zero", "shop 0001_initial"]);
+    // `check` names releases too: the upgrade v1 -> v2 reads v1 with
+    // `older:` and its rollback plan is the same; so is the downgrade's.
+    let steps = |plan: &serde_json::Value| -> Vec<String> {
+        plan["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{plan}"))
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["app"].as_str().unwrap(),
+                    s["target"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    settings: config.settings\n    older:\n      settings: proj.settings\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("deploy 1", None);
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    let v = r.run_json(&["check", "--format", "json"], 0);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "upgrade", "{v}");
+    assert_eq!(steps(&web["rollback"]), ["blog zero", "shop 0001_initial"]);
+    r.commit("deploy 2", None);
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "downgrade", "{v}");
+    assert_eq!(steps(&web["plan"]), ["blog zero", "shop 0001_initial"]);
 }
 
 #[test]
