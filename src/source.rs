@@ -194,6 +194,17 @@ impl PlainDir {
         Ok(PlainDir { repo, snap })
     }
 
+    /// The repository with no history that reads the directory, for the
+    /// readers that still take one (with [`PlainDir::snapshot`]).
+    pub fn repo(&self) -> &Repo {
+        &self.repo
+    }
+
+    /// The directory's only revision (`working tree`).
+    pub fn snapshot(&self) -> &Snapshot {
+        &self.snap
+    }
+
     /// The directory as a revision (`working tree`) of a repository with
     /// no history, for the readers that still take one.
     pub fn revision(&self) -> GitRevision<'_> {

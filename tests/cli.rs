@@ -1674,6 +1674,24 @@ fn r11_a_conditional_change_of_a_repository_app_through_a_helper_list_blocks() {
 }
 
 #[test]
+fn a_conditional_app_whose_migration_modules_entry_is_in_the_repository_blocks() {
+    // The check for conditionally added apps reads an app's migrations
+    // module by the same rule as every other app: MIGRATION_MODULES first
+    // (before, it looked only at `debug_toolbar/migrations` and let the
+    // repository's migrations pass unsaid).
+    let r = settings_repo(
+        "import os\nINSTALLED_APPS = ['shop']\nMIGRATION_MODULES = {'debug_toolbar': 'debugonly.migrations'}\nif os.environ.get('X'):\n    INSTALLED_APPS += ['debug_toolbar']\n",
+    );
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("proj/settings.py at v2 line 5"))
+        .stderr(predicate::str::contains("\"debug_toolbar\""))
+        .stderr(predicate::str::contains("installed_apps:"));
+}
+
+#[test]
 fn r11_constant_conditions_in_settings_are_decided() {
     // `DEBUG = False` (a literal) decides `if DEBUG:` / `if not DEBUG:`, also
     // for apps whose migrations are in the repository: no refusal.

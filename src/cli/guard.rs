@@ -10,8 +10,8 @@ use crate::Outcome;
 use crate::config::Config;
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
-use crate::git::Repo;
 use crate::ledger::database;
+use crate::source::PlainDir;
 
 /// Arguments of `tagback guard`.
 #[derive(Debug, Clone, Args)]
@@ -58,22 +58,22 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
                 "no database to check: pass --database-url URL or set DATABASE_URL (postgres://…, mysql://… or sqlite:///path)",
             )
         })?;
-    let repo = Repo::open_dir(&args.project)?;
-    let snap = repo.worktree_snapshot();
+    let dir = PlainDir::open(&args.project)?;
+    let (repo, snap) = (dir.repo(), dir.snapshot());
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             Config::parse(&text).map_err(|e| Error::input(format!("{}: {e}", path.display())))?
         }
-        None => Config::load(&repo, &snap)?,
+        None => Config::load(repo, snap)?,
     };
     let opts = ProjectOptions {
         manage_py: args.manage_py.clone(),
         settings: args.settings.clone(),
         ..ProjectOptions::default()
     };
-    let loader = Loader::new(&repo);
-    let (project, files) = loader.load_known(&snap, &opts)?.ok_or_else(|| {
+    let loader = Loader::new(repo);
+    let (project, files) = loader.load_known(snap, &opts)?.ok_or_else(|| {
         Error::input(format!(
             "no manage.py in {}: not a Django project (pass --project DIR or --manage-py PATH)",
             repo.label()
@@ -84,7 +84,7 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     let rows = migrated.clone().unwrap_or_default();
     let graph = || {
         loader
-            .known_graph(&snap, &project, &files)
+            .known_graph(snap, &project, &files)
             .map_err(|e| e.to_string())
     };
     let mut report = crate::guard::judge(&project, &files, graph, &rows, &config.guard.allow)?;

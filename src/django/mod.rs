@@ -391,6 +391,14 @@ impl<'r> Loader<'r> {
             {
                 continue;
             }
+            // Not a package: Django loads no migrations from it, whichever
+            // app it belongs to (the rule of [`is_migrations_package`]).
+            if !self
+                .repo
+                .exists(&newer.snap, &format!("{dir}/{PACKAGE_INIT}"))?
+            {
+                continue;
+            }
             // A module that never names `Migration` cannot be a migration:
             // Django's loader raises BadMigrationError on it, so a directory
             // of such files (tests/migrations/test_*.py) is no migrations

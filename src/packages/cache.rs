@@ -27,7 +27,7 @@ fn checksum(key: &str, body: &[u8]) -> String {
     h.update(key.as_bytes());
     h.update([0]);
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&h.finalize())
 }
 
 /// The cached files of an archive, when the cache file is intact.

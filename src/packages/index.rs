@@ -320,22 +320,12 @@ impl Sources {
 }
 
 fn archive(file_name: String, data: Vec<u8>) -> Archive {
-    let sha256 = hex(&Sha256::digest(&data));
+    let sha256 = crate::hex::encode(&Sha256::digest(&data));
     Archive {
         file_name,
         data,
         sha256,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 /// Whether an archive file name is `name` at `version`: a wheel

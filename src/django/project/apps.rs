@@ -3,20 +3,24 @@
 //! marked `default = True`, or the class the entry names).
 
 use std::collections::BTreeSet;
+use std::rc::Rc;
 
-use super::memo::Resolutions;
-use super::{App, module_file};
+use super::{App, module_file_in};
 use crate::django::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
+use crate::source::ProjectSource;
 
-/// Resolve one `INSTALLED_APPS` entry to its app config's name and label.
+/// A Python file's statements, parsed by the caller (which may share them
+/// between revisions): errors name file, revision and line.
+pub(super) type ParsePython<'a> = &'a dyn Fn(&str) -> Result<Rc<Vec<Stmt>>>;
+
+/// Resolve one `INSTALLED_APPS` entry to its app config's name and label,
+/// reading `src` below `root`.
 pub(super) fn resolve_app(
-    repo: &Repo,
-    snap: &Snapshot,
+    src: &dyn ProjectSource,
     root: &str,
     entry: &str,
-    memo: &Resolutions,
+    python: ParsePython<'_>,
 ) -> Result<App> {
     let external = |name: &str| {
         let base = match name.split_once(".apps.") {
@@ -40,11 +44,11 @@ pub(super) fn resolve_app(
             migrations_module: None,
         }
     };
-    if let Some((_, true)) = module_file(repo, snap, root, entry)? {
+    if let Some((_, true)) = module_file_in(src, root, entry)? {
         // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
         // the one marked `default = True`.
-        if let Some((apps_file, _)) = module_file(repo, snap, root, &format!("{entry}.apps"))? {
-            let stmts = memo.python(repo, snap, &apps_file)?;
+        if let Some((apps_file, _)) = module_file_in(src, root, &format!("{entry}.apps"))? {
+            let stmts = python(&apps_file)?;
             if let Some((name, label)) = default_config(&stmts) {
                 return Ok(from_config(name, label, entry));
             }
@@ -52,9 +56,9 @@ pub(super) fn resolve_app(
         return Ok(from_config(None, None, entry));
     }
     if let Some((module, class)) = entry.rsplit_once('.')
-        && let Some((file, _)) = module_file(repo, snap, root, module)?
+        && let Some((file, _)) = module_file_in(src, root, module)?
     {
-        let stmts = memo.python(repo, snap, &file)?;
+        let stmts = python(&file)?;
         let found = stmts.iter().find_map(|s| match s {
             Stmt::Class(c) if c.name == class => Some(c),
             _ => None,
@@ -62,7 +66,7 @@ pub(super) fn resolve_app(
         let Some(c) = found else {
             return Err(Error::input(format!(
                 "INSTALLED_APPS entry {entry:?} at {}: {file} has no class {class}",
-                snap.label
+                src.label()
             )));
         };
         let (name, label, _) = config_attrs(c);

@@ -13,6 +13,7 @@ use crate::django::cache::{AppMemo, DiskCache};
 use crate::django::python::{self, Stmt};
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
+use crate::source::GitRevision;
 
 /// App resolutions, shared between the revisions of one run and kept on disk
 /// between runs: an entry whose top-level package directory has the same tree
@@ -128,7 +129,9 @@ impl Resolutions {
     pub(super) fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
         let top = join(root, top_of_module(entry));
         let Some(oid) = repo.dir_oid(snap, &top) else {
-            return resolve_app(repo, snap, root, entry, self);
+            return resolve_app(&GitRevision::new(repo, snap), root, entry, &|f| {
+                self.python(repo, snap, f)
+            });
         };
         let key = (root.to_string(), entry.to_string(), oid);
         if let Some((label, name)) = self.app_memo().borrow_mut().app(&key) {
@@ -139,7 +142,9 @@ impl Resolutions {
                 migrations_module: None,
             });
         }
-        let app = resolve_app(repo, snap, root, entry, self)?;
+        let app = resolve_app(&GitRevision::new(repo, snap), root, entry, &|f| {
+            self.python(repo, snap, f)
+        })?;
         self.app_memo()
             .borrow_mut()
             .add_app(key, (app.label.clone(), app.name.clone()));

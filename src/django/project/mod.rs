@@ -18,6 +18,7 @@ use settings::{InstalledApps, SettingsRead, read_settings};
 
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
+use crate::source::{GitRevision, ProjectSource};
 
 /// How to find the project (from `.tagback.yml`).
 #[derive(Debug, Clone, Default)]
@@ -334,16 +335,25 @@ fn module_file(
     root: &str,
     module: &str,
 ) -> Result<Option<(String, bool)>> {
+    module_file_in(&GitRevision::new(repo, snap), root, module)
+}
+
+/// Path of a module's file in `src` below `root`: `(path, is_package)`.
+fn module_file_in(
+    src: &dyn ProjectSource,
+    root: &str,
+    module: &str,
+) -> Result<Option<(String, bool)>> {
     if !valid_module(module) {
         return Ok(None);
     }
     let rel = module.replace('.', "/");
     let file = join(root, &format!("{rel}.py"));
-    if repo.exists(snap, &file)? {
+    if src.exists(&file)? {
         return Ok(Some((file, false)));
     }
     let init = join(root, &format!("{rel}/__init__.py"));
-    if repo.exists(snap, &init)? {
+    if src.exists(&init)? {
         return Ok(Some((init, true)));
     }
     Ok(None)
@@ -505,10 +515,7 @@ pub fn load_shared(
             }
             None => {
                 let mut app = memo.app(repo, snap, &root, entry)?;
-                let module = match migration_modules.get(&app.label) {
-                    Some(m) => m.clone(),
-                    None => Some(format!("{}.migrations", app.name)),
-                };
+                let module = migrations_module(&app, migration_modules);
                 // Only the directory is looked up here (its `__init__.py` is
                 // checked when the app's migrations are loaded): reading every
                 // migrations directory of a large project would cost more
@@ -586,11 +593,13 @@ pub fn load_shared(
         if verb == "adds" && entries.contains(entry) {
             continue;
         }
-        let app = resolve_app(repo, snap, &root, entry, memo)?;
-        let migrated = matches!(
-            module_file(repo, snap, &root, &format!("{}.migrations", app.name))?,
-            Some((_, true))
-        );
+        let app = resolve_app(&GitRevision::new(repo, snap), &root, entry, &|f| {
+            memo.python(repo, snap, f)
+        })?;
+        let migrated = match migrations_module(&app, migration_modules) {
+            Some(m) => matches!(module_file(repo, snap, &root, &m)?, Some((_, true))),
+            None => false,
+        };
         if migrated && opts.installed_apps.is_none() {
             return Err(Error::input(format!(
                 "{file} at {} line {line} {verb} {entry:?} {prep} INSTALLED_APPS only under a condition, and its migrations are in the repository; list the apps under `installed_apps:` in .tagback.yml",
@@ -638,6 +647,19 @@ fn label_guessed(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Resul
         return Ok(false);
     }
     Ok(true)
+}
+
+/// Django's rule for an app's migrations module (`MigrationLoader.migrations_module`):
+/// the one `MIGRATION_MODULES` names for its label (`None`: no migrations),
+/// otherwise `NAME.migrations`.
+fn migrations_module(
+    app: &App,
+    migration_modules: &BTreeMap<String, Option<String>>,
+) -> Option<String> {
+    match migration_modules.get(&app.label) {
+        Some(m) => m.clone(),
+        None => Some(format!("{}.migrations", app.name)),
+    }
 }
 
 /// The first component of a dotted module path.
