@@ -11,6 +11,9 @@
 //!     settings: shop.settings    # settings module (default: read from manage.py)
 //!     installed_apps: [shop, members]  # when INSTALLED_APPS is too dynamic to read
 //!     migration_modules: {shop: shop.db_migrations}  # over the settings' MIGRATION_MODULES
+//!     older:                     # what differs at the revision rolled back to
+//!       settings: proj.settings  # (also `newer:`; settings, installed_apps,
+//!                                #  not_installed, migration_modules)
 //!     command: "python manage.py"      # how to run manage.py in the container
 //!     strategy: exec             # exec | job | compose
 //!   nginx:
@@ -147,9 +150,18 @@ pub struct ServiceConfig {
     pub not_installed: Option<Vec<String>>,
     /// Migrations modules by app label, like Django's `MIGRATION_MODULES`
     /// (`null`: the app has no migrations); they override and add to what
-    /// the settings say, at both revisions.
+    /// the settings say, at both revisions (`newer:` / `older:` change keys
+    /// for one of them).
     #[serde(default)]
     pub migration_modules: Option<BTreeMap<String, Option<String>>>,
+    /// What differs at the newer revision of a pair (the one deployed now,
+    /// migrated from): replaces the keys above for that revision only.
+    #[serde(default)]
+    pub newer: Option<SideConfig>,
+    /// What differs at the older revision of a pair (the one rolled back
+    /// to): replaces the keys above for that revision only.
+    #[serde(default)]
+    pub older: Option<SideConfig>,
     /// Per migration (`APP.NAME`), what tagback cannot read from its file:
     /// the dependencies a migration computes in `__init__` or at run time.
     #[serde(default)]
@@ -175,6 +187,52 @@ pub struct ServiceConfig {
     /// (default `[wheelhouse, index, image]`); a source left out is not used.
     #[serde(default)]
     pub package_sources: Option<Vec<PackageSource>>,
+}
+
+/// `newer:` / `older:` of a service: how one revision of a pair differs
+/// from what the service's keys say (a settings module renamed between
+/// releases, `MIGRATION_MODULES` changed).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SideConfig {
+    /// Settings module at this revision (replaces `settings:`).
+    #[serde(default)]
+    pub settings: Option<String>,
+    /// Installed apps at this revision (replaces `installed_apps:`).
+    #[serde(default)]
+    pub installed_apps: Option<Vec<String>>,
+    /// Migrations directories not installed at this revision (replaces
+    /// `not_installed:`).
+    #[serde(default)]
+    pub not_installed: Option<Vec<String>>,
+    /// Migrations modules at this revision: each key replaces the same key
+    /// of the service's `migration_modules:` (the other keys stay).
+    #[serde(default)]
+    pub migration_modules: Option<BTreeMap<String, Option<String>>>,
+}
+
+impl crate::django::ProjectOptions {
+    /// The options one revision of a pair is read with: `newer` for the
+    /// revision migrated from (the first of `load_pair`), else the older;
+    /// what `newer:` / `older:` say replaces the service's keys.
+    pub fn side(&self, newer: bool) -> crate::django::ProjectOptions {
+        let over = &self.sides[usize::from(!newer)];
+        let mut opts = self.clone();
+        if let Some(s) = &over.settings {
+            opts.settings = Some(s.clone());
+        }
+        if let Some(a) = &over.installed_apps {
+            opts.installed_apps = Some(a.clone());
+        }
+        if let Some(n) = &over.not_installed {
+            opts.not_installed = n.clone();
+        }
+        if let Some(m) = &over.migration_modules {
+            opts.migration_modules.extend(m.clone());
+        }
+        opts.sides = Default::default();
+        opts
+    }
 }
 
 /// One place the files of a package version come from (`package_sources:`).
@@ -245,6 +303,10 @@ impl ServiceConfig {
                 .unwrap_or_else(|| PackageSource::DEFAULT.to_vec()),
             images: [None, None],
             migration_modules: self.migration_modules.clone().unwrap_or_default(),
+            sides: [
+                self.newer.clone().unwrap_or_default(),
+                self.older.clone().unwrap_or_default(),
+            ],
             stated_dependencies: self
                 .migrations
                 .iter()
@@ -426,6 +488,25 @@ mod tests {
             let e = Config::parse(&format!("acknowledge:\n  - {yaml}\n")).unwrap_err();
             assert!(e.contains(says), "{yaml}: {e}");
         }
+    }
+
+    #[test]
+    fn newer_and_older_replace_keys_for_their_revision() {
+        let c = Config::parse(
+            "services:\n  web:\n    settings: config.settings\n    not_installed: [t/migrations]\n    migration_modules: {shop: shop.m, blog: null}\n    older:\n      settings: proj.settings\n      not_installed: []\n      migration_modules: {shop: shop.legacy}\n",
+        )
+        .unwrap();
+        let opts = c.service("web").project_options();
+        let (n, o) = (opts.side(true), opts.side(false));
+        assert_eq!(n.settings.as_deref(), Some("config.settings"));
+        assert_eq!(o.settings.as_deref(), Some("proj.settings"));
+        assert_eq!(n.not_installed, ["t/migrations"]);
+        assert!(o.not_installed.is_empty());
+        assert_eq!(n.migration_modules["shop"].as_deref(), Some("shop.m"));
+        assert_eq!(o.migration_modules["shop"].as_deref(), Some("shop.legacy"));
+        assert_eq!(o.migration_modules["blog"], None);
+        let e = Config::parse("services:\n  web:\n    newer:\n      manage_py: x\n").unwrap_err();
+        assert!(e.starts_with("line 4") && e.contains("manage_py"), "{e}");
     }
 
     #[test]

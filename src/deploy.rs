@@ -453,6 +453,11 @@ fn judge(
     opts.images = [Some(from.to_string()), Some(to.to_string())];
     let mut back_opts = opts.clone();
     back_opts.images.reverse();
+    // `newer:` / `older:` name releases: in an upgrade the revision deployed
+    // now is the older one (the rollback pair keeps them as written).
+    if report.direction == Direction::Upgrade {
+        opts.sides.reverse();
+    }
     let loader = Loader::new(repo);
     match loader.load_pair(&from_snap, &to_snap, &opts, req.full)? {
         Some(pair) => {

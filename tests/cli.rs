@@ -2172,3 +2172,238 @@ fn r11_an_app_without_migrations_folder_whose_migrations_are_elsewhere_names_bot
         "{v}"
     );
 }
+
+/// `app target` per step of `plan --from v2 --to v1`.
+fn plan_targets(r: &TestRepo) -> Vec<String> {
+    let v = r.run_json(
+        &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+        0,
+    );
+    v["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{v}"))
+        .iter()
+        .map(|s| {
+            format!(
+                "{} {}",
+                s["app"].as_str().unwrap(),
+                s["target"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn r11_older_settings_module_differs_from_the_newer() {
+    // v1 names proj.settings in manage.py; v2 renames the project to config
+    // and computes the module name, so only `.tagback.yml` can say it, and
+    // `older:` says v1's. Expected result from real Django 5.2 by hand
+    // (MigrationLoader at each revision, DJANGO_SETTINGS_MODULE=proj.settings
+    // at v1, config.settings at v2): v2 has shop.0002_more and blog.0001_initial
+    // that v1 lacks, v1's leaf of shop is 0001_initial and v1 does not
+    // install blog: `migrate blog zero`, `migrate shop 0001_initial`.
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", "INSTALLED_APPS = ['shop']\n");
+    write_migration(&r, "shop", "0001_initial", &[], "");
+    r.commit("v1", Some("v1"));
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'config' + '.settings')\n",
+    );
+    r.remove("proj/__init__.py");
+    r.remove("proj/settings.py");
+    r.write("config/__init__.py", "");
+    r.write("config/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    write_migration(&r, "shop", "0002_more", &[("shop", "0001_initial")], "");
+    write_migration(&r, "blog", "0001_initial", &[("shop", "0002_more")], "");
+    r.commit("v2", Some("v2"));
+    // One module for both revisions: v1 has no config/settings.py.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    settings: config.settings\n",
+    );
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "settings module \"config.settings\" (from `settings:` in .tagback.yml) is not in the repository at v1",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    settings: config.settings\n    older:\n      settings: proj.settings\n",
+    );
+    assert_eq!(plan_targets(&r), ["blog zero", "shop 0001_initial"]);
+    // The same said the other way round.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    newer:\n      settings: config.settings\n",
+    );
+    assert_eq!(plan_targets(&r), ["blog zero", "shop 0001_initial"]);
+    // `check` names releases too: the upgrade v1 -> v2 reads v1 with
+    // `older:` and its rollback plan is the same; so is the downgrade's.
+    let steps = |plan: &serde_json::Value| -> Vec<String> {
+        plan["steps"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{plan}"))
+            .iter()
+            .map(|s| {
+                format!(
+                    "{} {}",
+                    s["app"].as_str().unwrap(),
+                    s["target"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    settings: config.settings\n    older:\n      settings: proj.settings\n",
+    );
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("deploy 1", None);
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    let v = r.run_json(&["check", "--format", "json"], 0);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "upgrade", "{v}");
+    assert_eq!(steps(&web["rollback"]), ["blog zero", "shop 0001_initial"]);
+    r.commit("deploy 2", None);
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let v = r.run_json(&["check", "--format", "json"], 1);
+    let web = &v["services"][0];
+    assert_eq!(web["direction"], "downgrade", "{v}");
+    assert_eq!(steps(&web["plan"]), ["blog zero", "shop 0001_initial"]);
+}
+
+#[test]
+fn r11_migration_modules_differ_between_the_revisions() {
+    // MIGRATION_MODULES is computed at both revisions, and moves shop's
+    // migrations from shop/legacy_migrations (v1) to shop/db_migrations
+    // (v2); blog has no migrations at v1 (None) and gains them at v2.
+    // Expected result from real Django 5.2 by hand (MigrationLoader at each
+    // revision): v1's leaves are shop.0002_b and no blog node, v2 adds
+    // shop.0003_c and blog.0001_initial: `migrate blog zero`,
+    // `migrate shop 0002_b`.
+    let mut r = TestRepo::new();
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    let settings = |dir: &str, blog: &str| {
+        format!(
+            "INSTALLED_APPS = ['shop', 'blog']\nMIGRATION_MODULES = {{app: f'{{app}}.{dir}' for app in ['shop']}}\nMIGRATION_MODULES['blog'] = {blog}\n"
+        )
+    };
+    let mig = |deps: &str| {
+        format!(
+            "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [{deps}]\n    operations = []\n"
+        )
+    };
+    r.write("proj/settings.py", settings("legacy_migrations", "None"));
+    r.write("shop/__init__.py", "");
+    r.write("blog/__init__.py", "");
+    r.write("shop/legacy_migrations/__init__.py", "");
+    r.write("shop/legacy_migrations/0001_initial.py", mig(""));
+    r.write(
+        "shop/legacy_migrations/0002_b.py",
+        mig("('shop', '0001_initial')"),
+    );
+    r.commit("v1", Some("v1"));
+    r.write(
+        "proj/settings.py",
+        settings("db_migrations", "'blog.migrations'"),
+    );
+    r.remove("shop/legacy_migrations/__init__.py");
+    r.remove("shop/legacy_migrations/0001_initial.py");
+    r.remove("shop/legacy_migrations/0002_b.py");
+    r.write("shop/db_migrations/__init__.py", "");
+    r.write("shop/db_migrations/0001_initial.py", mig(""));
+    r.write(
+        "shop/db_migrations/0002_b.py",
+        mig("('shop', '0001_initial')"),
+    );
+    r.write("shop/db_migrations/0003_c.py", mig("('shop', '0002_b')"));
+    write_migration(&r, "blog", "0001_initial", &[("shop", "0003_c")], "");
+    r.commit("v2", Some("v2"));
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    migration_modules:\n      shop: shop.db_migrations\n      blog: blog.migrations\n    older:\n      migration_modules:\n        shop: shop.legacy_migrations\n        blog: null\n",
+    );
+    assert_eq!(plan_targets(&r), ["blog zero", "shop 0002_b"]);
+    // A key `older:` does not know is an error with its line.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    older:\n      migrations_modules: {}\n",
+    );
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(
+            predicate::str::contains("line 4").and(predicate::str::contains("migrations_modules")),
+        );
+}
+
+#[test]
+fn ci_formats_annotate_migrations_no_per_app_target_reaches() {
+    // fixtures/cases/backport, v3 deployed, v1.1 next: shop.0003_product_color
+    // hangs off a migration v1.1 has, so only the executor step unapplies
+    // it (`unreachable-by-migrate`, checked against real Django by the
+    // fixture); github and sarif name it at its file like other findings.
+    let mut r = TestRepo::new();
+    r.copy_fixture("../fixtures/cases/backport/v1.1", "");
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    r.commit("v1", Some("v1"));
+    for d in ["blog", "shop", "proj"] {
+        r.remove(d);
+    }
+    r.copy_fixture("../fixtures/cases/backport/v3", "");
+    r.write("stack.yml", STACK.replace("TAG", "2"));
+    r.commit("v2", Some("v2"));
+    r.write("stack.yml", STACK.replace("TAG", "1"));
+    let out = r
+        .tagback()
+        .args(["check", "--format", "github"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8(out).unwrap();
+    assert!(
+        text.contains("::warning file=shop/migrations/0003_product_color.py,title=tagback unreachable-by-migrate (web)::shop.0003_product_color"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
+    let out = r
+        .tagback()
+        .args(["check", "--format", "sarif"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let log: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let results = log["runs"][0]["results"].as_array().unwrap();
+    let u: Vec<&serde_json::Value> = results
+        .iter()
+        .filter(|x| x["ruleId"] == "unreachable-by-migrate")
+        .collect();
+    assert_eq!(u.len(), 1, "{log}");
+    assert_eq!(u[0]["level"], "warning");
+    assert_eq!(
+        u[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"],
+        "shop/migrations/0003_product_color.py"
+    );
+    validate_json(
+        "tests/fixtures/schemas/sarif-schema-2.1.0.json",
+        "Draft4Validator",
+        &out,
+    );
+}

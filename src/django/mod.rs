@@ -226,8 +226,11 @@ impl<'r> Loader<'r> {
         let memo = self
             .resolutions
             .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
+        // `.tagback.yml`'s `newer:` / `older:`: each revision read with its own.
+        let sides = [opts.side(true), opts.side(false)];
+        let opts = &sides[0];
         let pn = project::load_shared(self.repo, newer, opts, memo, None)?;
-        let po = project::load_shared(self.repo, older, opts, memo, pn.as_ref())?;
+        let po = project::load_shared(self.repo, older, &sides[1], memo, pn.as_ref())?;
         memo.save(&pn.iter().chain(po.iter()).collect::<Vec<_>>());
         let (mut pn, mut po) = match (pn, po) {
             (None, None) => return Ok(None),
@@ -247,7 +250,7 @@ impl<'r> Loader<'r> {
         // Apps of packages whose pinned version changes: read from their
         // archives, planned like the repository's apps.
         let (from_packages, packages) =
-            crate::packages::attach(self.repo, newer, older, &mut pn, &mut po, opts)?;
+            crate::packages::attach(self.repo, newer, older, &mut pn, &mut po, [opts, &sides[1]])?;
         let mut loaded: BTreeSet<String> = BTreeSet::new();
         let labels: BTreeSet<&str> = pn
             .repo_apps()

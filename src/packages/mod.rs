@@ -132,15 +132,30 @@ pub fn attach(
     older: &Snapshot,
     pn: &mut Project,
     po: &mut Project,
-    opts: &ProjectOptions,
+    sides: [&ProjectOptions; 2],
 ) -> Result<(Vec<Finding>, Vec<String>)> {
+    // What both revisions share (pins, sources, images) is read from the
+    // newer's options; apps and MIGRATION_MODULES from each revision's own.
+    let opts = sides[0];
     let pins_n = pins::read(repo, newer, opts.requirements.as_deref(), &pn.root)?;
     let pins_o = pins::read(repo, older, opts.requirements.as_deref(), &po.root)?;
     let mut label_findings = Vec::new();
     let sources = sources(repo, opts);
-    for (project, snap, pins, image) in [
-        (&mut *pn, newer, &pins_n, opts.images[0].as_deref()),
-        (&mut *po, older, &pins_o, opts.images[1].as_deref()),
+    for (project, snap, pins, image, opts) in [
+        (
+            &mut *pn,
+            newer,
+            &pins_n,
+            opts.images[0].as_deref(),
+            sides[0],
+        ),
+        (
+            &mut *po,
+            older,
+            &pins_o,
+            opts.images[1].as_deref(),
+            sides[1],
+        ),
     ] {
         // Labels that matter: guesses that collide, and guesses under which
         // MIGRATION_MODULES moved an app's migrations into the repository
@@ -236,10 +251,10 @@ pub fn attach(
         let mut staged: Vec<(bool, Provided)> = Vec::new();
         let mut bad = false;
         for (is_newer, version, files) in &read {
-            let (project, snap) = if *is_newer {
-                (&*pn, newer)
+            let (project, snap, opts) = if *is_newer {
+                (&*pn, newer, sides[0])
             } else {
-                (&*po, older)
+                (&*po, older, sides[1])
             };
             let rev = &snap.label;
             match apps_of(repo, snap, project, opts, &change.display, version, files) {

@@ -25,7 +25,7 @@ pub struct Located {
 
 /// Every finding of a service: why it is blocked (at the stack file's
 /// `image:` line), then the plan's problems, irreversible and dynamic
-/// operations, data loss, and notes.
+/// operations, data loss, migrations no per-app target reaches, and notes.
 pub fn service_findings(s: &ServiceReport) -> Vec<Located> {
     let mut out = Vec::new();
     let mut push = |severity: Severity, finding: Finding| {
@@ -89,6 +89,11 @@ pub fn service_findings(s: &ServiceReport) -> Vec<Located> {
                 Severity::Warning,
                 Finding::new(d.code, d.message.clone()).at(d.file.clone(), d.line),
             );
+        }
+        // Migrations no per-app `migrate APP TARGET` reaches (the executor
+        // step unapplies them): a warning at the migration's file.
+        for u in &p.unreachable {
+            push(u.code.severity(), u.clone());
         }
         for n in &p.notes {
             push(Severity::Note, n.clone());

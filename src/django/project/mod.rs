@@ -47,6 +47,9 @@ pub struct ProjectOptions {
     /// Dependencies stated per migration (`APP.NAME`) in `.tagback.yml`,
     /// replacing what its file computes at run time.
     pub stated_dependencies: BTreeMap<String, Vec<(String, String)>>,
+    /// What `.tagback.yml` says differs at the newer and at the older
+    /// revision of a pair; applied by [`ProjectOptions::side`].
+    pub sides: [crate::config::SideConfig; 2],
 }
 
 /// An installed app.
