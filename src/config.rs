@@ -397,6 +397,44 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The settings the guard reads the code with: those of `--service`, of
+    /// the only Django service, or — with several Django services and no
+    /// name — theirs when they all read the code alike (manage.py, settings,
+    /// installed apps, migrations modules, stated dependencies); otherwise
+    /// the same error as `plan --repo`'s.
+    pub fn guard_service(&self, name: Option<&str>) -> Result<ServiceConfig, String> {
+        self.plan_service(name).or_else(|e| {
+            let mut django = self.services.values().filter(|s| s.django != Some(false));
+            let first = django.next().ok_or_else(|| e.clone())?;
+            let reads = |s: &ServiceConfig| {
+                let o = s.project_options();
+                format!(
+                    "{:?}",
+                    (
+                        o.manage_py,
+                        o.settings,
+                        o.installed_apps,
+                        o.not_installed,
+                        o.migration_modules,
+                        o.stated_dependencies,
+                        &s.newer,
+                        &s.older
+                    )
+                )
+            };
+            let want = reads(first);
+            if django.all(|s| reads(s) == want) {
+                Ok(self.with_globals(first.clone()))
+            } else {
+                Err(format!(
+                    "{e} (they read the code differently: pass --service NAME to the guard)"
+                ))
+            }
+        })
+    }
+}
+
 /// `package_sources:` names at least one source, each once.
 fn check_sources(sources: &[PackageSource]) -> Result<(), String> {
     if sources.is_empty() {

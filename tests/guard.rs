@@ -378,3 +378,57 @@ fn r13_check_warns_about_rollback_commands_in_deploy_scripts() {
     assert_eq!(findings[0]["file"], "scripts/deploy.sh");
     assert_eq!(findings[0]["line"], 4);
 }
+
+#[test]
+fn guard_reads_the_code_with_the_services_settings_from_tagback_yml() {
+    // shop's migrations live in shop/db_migrations, named by a computed
+    // MIGRATION_MODULES that only `.tagback.yml` can state: the guard reads
+    // the code as `plan` does, with the service's settings.
+    let rows_ahead: Vec<(&str, &str)> = V1_ROWS
+        .iter()
+        .copied()
+        .chain([("shop", "0003_order_badge")])
+        .collect();
+    let img = image("v1", Some(&rows_ahead));
+    std::fs::rename(
+        img.code.join("shop/migrations"),
+        img.code.join("shop/db_migrations"),
+    )
+    .unwrap();
+    let settings = img.code.join("shopsite/settings.py");
+    let mut text = std::fs::read_to_string(&settings).unwrap();
+    text.push_str("MIGRATION_MODULES = {app: f\"{app}.db_migrations\" for app in [\"shop\"]}\n");
+    std::fs::write(&settings, text).unwrap();
+    // Without the statement the code cannot be read exactly: exit 2.
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("MIGRATION_MODULES"));
+    let config = "services:\n  web:\n    migration_modules:\n      shop: shop.db_migrations\n";
+    std::fs::write(img.code.join(".tagback.yml"), config).unwrap();
+    guard(&img)
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("shop.0003_order_badge"));
+    // Two Django services that read the code differently: say which.
+    std::fs::write(
+        img.code.join(".tagback.yml"),
+        format!("{config}  worker:\n    settings: shopsite.settings\n"),
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("pass --service NAME to the guard"));
+    guard(&img).args(["--service", "web"]).assert().code(1);
+    // The database the code knows: ok.
+    let img2 = image("v1", Some(V1_ROWS));
+    std::fs::rename(
+        img2.code.join("shop/migrations"),
+        img2.code.join("shop/db_migrations"),
+    )
+    .unwrap();
+    std::fs::copy(&settings, img2.code.join("shopsite/settings.py")).unwrap();
+    std::fs::write(img2.code.join(".tagback.yml"), config).unwrap();
+    guard(&img2).assert().code(0);
+}

@@ -34,6 +34,11 @@ pub struct GuardArgs {
     /// Settings module (default: read from manage.py).
     #[arg(long)]
     pub settings: Option<String>,
+    /// The service of `.tagback.yml` whose settings (`settings:`,
+    /// `installed_apps:`, `migration_modules:`, …) read this code (default:
+    /// the only Django service).
+    #[arg(long)]
+    pub service: Option<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: GuardFormat,
@@ -67,11 +72,22 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
         }
         None => Config::load(repo, snap)?,
     };
-    let opts = ProjectOptions {
-        manage_py: args.manage_py.clone(),
-        settings: args.settings.clone(),
-        ..ProjectOptions::default()
+    // The code is read as `plan` reads it: the service's settings from
+    // `.tagback.yml`, the command line's flags first. One revision, so
+    // `newer:` / `older:` do not apply.
+    let service = config.guard_service(args.service.as_deref()).map_err(|e| {
+        Error::input(format!(
+            "{} for the guard in {}: {e}",
+            crate::config::FILE_NAME,
+            repo.label()
+        ))
+    })?;
+    let mut opts = ProjectOptions {
+        sides: Default::default(),
+        ..service.project_options()
     };
+    opts.manage_py = args.manage_py.clone().or(opts.manage_py);
+    opts.settings = args.settings.clone().or(opts.settings);
     let loader = Loader::new(repo);
     let (project, files) = loader.load_known(snap, &opts)?.ok_or_else(|| {
         Error::input(format!(
