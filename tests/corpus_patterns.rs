@@ -227,44 +227,6 @@ fn settings_module_chosen_through_a_variable_names_the_manage_py_line_and_the_fi
         ));
 }
 
-/// A wheel of `tests/fixtures/packages/NAME/VERSION/` in `dir` (as
-/// tests/packages.rs builds them).
-fn build_wheel(dir: &std::path::Path, name: &str, version: &str) {
-    use std::io::Write;
-    let src = common::fixture(&format!("../tests/fixtures/packages/{name}/{version}"));
-    let file =
-        std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
-    let mut zip = zip::ZipWriter::new(file);
-    let opts = zip::write::SimpleFileOptions::default();
-    let mut stack = vec![src.clone()];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    for p in files {
-        let rel = p
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        zip.start_file(rel, opts).unwrap();
-        zip.write_all(&std::fs::read(&p).unwrap()).unwrap();
-    }
-    zip.start_file(format!("{name}-{version}.dist-info/METADATA"), opts)
-        .unwrap();
-    zip.write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").as_bytes())
-        .unwrap();
-    zip.finish().unwrap();
-}
-
 /// NetBox 4.4.0 -> 4.4.10: `if not DEBUG: INSTALLED_APPS.remove("debug_toolbar")`
 /// with DEBUG from the operator's configuration, and django-debug-toolbar's
 /// migrations change between the releases. Planning `migrate debug_toolbar
@@ -285,8 +247,8 @@ fn a_package_app_removed_under_an_undecided_condition_whose_migrations_change_is
     r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
     r.commit("v2", Some("v2"));
     let wh = tempfile::tempdir().unwrap();
-    build_wheel(wh.path(), "tinytags", "1.0");
-    build_wheel(wh.path(), "tinytags", "2.0");
+    common::build_wheel(wh.path(), "tinytags", "1.0");
+    common::build_wheel(wh.path(), "tinytags", "2.0");
     let offline = || {
         let mut c = r.tagback();
         c.env("TAGBACK_WHEELHOUSE", wh.path())

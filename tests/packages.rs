@@ -4,57 +4,15 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 
-use common::{TestRepo, fixture};
+use common::{TestRepo, build_wheel, build_wheel_of};
 
 const SETTINGS: &str =
     "INSTALLED_APPS = [\n    \"django.contrib.contenttypes\",\n    \"tinytags\",\n]\n";
 const MANAGE: &str =
     "import os\nos.environ.setdefault(\"DJANGO_SETTINGS_MODULE\", \"proj.settings\")\n";
 const STACK: &str = "services:\n  web:\n    image: registry.example.com/site:TAG\n";
-
-/// A wheel of `tests/fixtures/packages/NAME/VERSION/` in `dir`.
-fn build_wheel(dir: &Path, name: &str, version: &str) {
-    build_wheel_of(dir, "packages", name, version);
-}
-
-/// A wheel of `tests/fixtures/ROOT/NAME/VERSION/` in `dir`.
-fn build_wheel_of(dir: &Path, root: &str, name: &str, version: &str) {
-    let src = fixture(&format!("../tests/fixtures/{root}/{name}/{version}"));
-    let file =
-        std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
-    let mut zip = zip::ZipWriter::new(file);
-    let opts = zip::write::SimpleFileOptions::default();
-    let mut stack = vec![src.clone()];
-    let mut files = Vec::new();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.sort();
-    for p in files {
-        let rel = p
-            .strip_prefix(&src)
-            .unwrap()
-            .to_string_lossy()
-            .replace('\\', "/");
-        zip.start_file(rel, opts).unwrap();
-        zip.write_all(&std::fs::read(&p).unwrap()).unwrap();
-    }
-    let info = format!("{name}-{version}.dist-info/METADATA");
-    zip.start_file(info, opts).unwrap();
-    zip.write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").as_bytes())
-        .unwrap();
-    zip.finish().unwrap();
-}
 
 /// A site pinning tinytags 1.0 at `v1` and 2.0 at `v2`, the stack file
 /// moved back to `1` in the working tree.

@@ -185,3 +185,45 @@ pub fn json(out: &Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
+
+/// A wheel of `tests/fixtures/packages/NAME/VERSION/` in `dir`.
+pub fn build_wheel(dir: &Path, name: &str, version: &str) {
+    build_wheel_of(dir, "packages", name, version);
+}
+
+/// A wheel of `tests/fixtures/ROOT/NAME/VERSION/` in `dir`.
+pub fn build_wheel_of(dir: &Path, root: &str, name: &str, version: &str) {
+    use std::io::Write;
+    let src = fixture(&format!("../tests/fixtures/{root}/{name}/{version}"));
+    let file =
+        std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
+    let mut zip = zip::ZipWriter::new(file);
+    let opts = zip::write::SimpleFileOptions::default();
+    let mut stack = vec![src.clone()];
+    let mut files = Vec::new();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    for p in files {
+        let rel = p
+            .strip_prefix(&src)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        zip.start_file(rel, opts).unwrap();
+        zip.write_all(&std::fs::read(&p).unwrap()).unwrap();
+    }
+    let info = format!("{name}-{version}.dist-info/METADATA");
+    zip.start_file(info, opts).unwrap();
+    zip.write_all(format!("Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n").as_bytes())
+        .unwrap();
+    zip.finish().unwrap();
+}
