@@ -247,15 +247,7 @@ fn irreversible_operation_is_found_with_file_and_line() {
 /// A minimal project whose `shop` app has the given migrations:
 /// `(name, dependencies, replaces)`.
 fn write_shop(r: &TestRepo, migrations: &[(&str, &[&str], &[&str])]) {
-    r.write(
-        "manage.py",
-        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
-    );
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
-        "INSTALLED_APPS = ['django.contrib.auth', 'shop']\n",
-    );
+    proj_site(r, "INSTALLED_APPS = ['django.contrib.auth', 'shop']\n");
     r.write("shop/__init__.py", "");
     r.write("shop/migrations/__init__.py", "");
     for (name, deps, replaces) in migrations {
@@ -2053,12 +2045,7 @@ fn r11_a_dependency_into_an_unchanged_migrations_dir_without_init_does_not_exist
     // blog.0001_initial raises NodeNotFoundError — also when blog is
     // unchanged between the revisions (and so not loaded).
     let mut r = TestRepo::new();
-    r.write(
-        "manage.py",
-        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
-    );
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", "INSTALLED_APPS = ['shop', 'blog']\n");
+    proj_site(&r, "INSTALLED_APPS = ['shop', 'blog']\n");
     write_migration(&r, "shop", "0001_initial", &[], "");
     write_migration(&r, "blog", "0001_initial", &[], "");
     r.remove("blog/migrations/__init__.py");
@@ -2086,13 +2073,8 @@ fn r11_migration_modules_in_tagback_yml_override_the_settings() {
     // migrations in shop/db_migrations are found only through
     // `migration_modules:`; `null` disables an app's migrations, as in Django.
     let mut r = TestRepo::new();
-    r.write(
-        "manage.py",
-        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
-    );
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
+    proj_site(
+        &r,
         "import os\nINSTALLED_APPS = ['shop', 'blog']\nMIGRATION_MODULES = {app: f'{app}.db_migrations' for app in ['shop']}\n",
     );
     let mig = |deps: &str| {
@@ -2147,12 +2129,7 @@ fn r11_migration_modules_in_tagback_yml_override_the_settings() {
 #[test]
 fn r11_an_app_without_migrations_folder_whose_migrations_are_elsewhere_names_both_places() {
     let mut r = TestRepo::new();
-    r.write(
-        "manage.py",
-        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
-    );
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", "INSTALLED_APPS = ['shop']\n");
+    proj_site(&r, "INSTALLED_APPS = ['shop']\n");
     r.write("shop/__init__.py", "");
     write_migration(&r, "old/shop", "0001_initial", &[], "");
     r.commit("v1", Some("v1"));
@@ -2203,12 +2180,7 @@ fn r11_older_settings_module_differs_from_the_newer() {
     // that v1 lacks, v1's leaf of shop is 0001_initial and v1 does not
     // install blog: `migrate blog zero`, `migrate shop 0001_initial`.
     let mut r = TestRepo::new();
-    r.write(
-        "manage.py",
-        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
-    );
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", "INSTALLED_APPS = ['shop']\n");
+    proj_site(&r, "INSTALLED_APPS = ['shop']\n");
     write_migration(&r, "shop", "0001_initial", &[], "");
     r.commit("v1", Some("v1"));
     r.write(
@@ -2406,4 +2378,14 @@ fn ci_formats_annotate_migrations_no_per_app_target_reaches() {
         "Draft4Validator",
         &out,
     );
+}
+
+/// manage.py naming `proj.settings`, and `proj/settings.py` holding `settings`.
+fn proj_site(r: &TestRepo, settings: &str) {
+    r.write(
+        "manage.py",
+        "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+    );
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", settings);
 }
