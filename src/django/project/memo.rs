@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::apps::resolve_app;
 use super::records::{self, PROJECTS_FILE};
-use super::settings::SettingsRead;
+use super::settings::{self, Footprint, ReadContext, SettingsRead};
 use super::{App, Project, join, top_of_module};
 use crate::django::cache::{AppMemo, DiskCache};
 use crate::django::python::{self, Stmt};
@@ -35,10 +35,6 @@ pub struct Resolutions {
     /// Top-level entries the settings being read have looked at.
     pub(super) touched: std::cell::RefCell<BTreeSet<String>>,
 }
-
-/// The repository's top-level entries (and their ids) that a result depends
-/// on: everything it read lies below them.
-pub(super) type Footprint = Vec<(String, Option<git2::Oid>)>;
 
 /// The top-level entry of the repository a path lies below.
 fn top_of(path: &str) -> &str {
@@ -83,13 +79,34 @@ impl Resolutions {
         })
     }
 
-    /// Record that the settings being read depend on the top-level entry of
-    /// `path` (a repository path, existing or not).
-    pub(super) fn touch(&self, path: &str) {
-        let top = top_of(path);
-        if !self.touched.borrow().contains(top) {
-            self.touched.borrow_mut().insert(top.to_string());
+    /// The settings of `snap`: reused from an earlier revision of this run
+    /// (or a cached record) when every top-level entry that read looked at
+    /// is identical, else read, with the entries it touched as its footprint.
+    pub(super) fn settings(
+        &self,
+        repo: &Repo,
+        snap: &Snapshot,
+        opts: &super::ProjectOptions,
+        root: &str,
+        manage_py: &str,
+    ) -> Result<Rc<SettingsRead>> {
+        let opts_key = settings::opts_key(opts);
+        let cached = self
+            .settings
+            .borrow()
+            .iter()
+            .find(|read| read.still_valid(repo, snap, &opts_key, manage_py))
+            .cloned();
+        if let Some(read) = cached {
+            return Ok(read);
         }
+        self.touched.borrow_mut().clear();
+        let mut read = settings::read_settings(repo, snap, opts, self, root, manage_py)?;
+        let touched = std::mem::take(&mut *self.touched.borrow_mut());
+        read.footprint = Self::footprint(repo, snap, &touched);
+        let read = Rc::new(read);
+        self.settings.borrow_mut().push(read.clone());
+        Ok(read)
     }
 
     /// The ids of a footprint's entries at a snapshot (`None` for snapshots
@@ -171,5 +188,20 @@ impl Resolutions {
         let e = repo.dir_exists(snap, dir)?;
         self.app_memo().borrow_mut().add_dir(key, e);
         Ok(e)
+    }
+}
+
+impl ReadContext for Resolutions {
+    fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>> {
+        Resolutions::python(self, repo, snap, file)
+    }
+
+    /// Record that the settings being read depend on the top-level entry of
+    /// `path` (a repository path, existing or not).
+    fn touch(&self, path: &str) {
+        let top = top_of(path);
+        if !self.touched.borrow().contains(top) {
+            self.touched.borrow_mut().insert(top.to_string());
+        }
     }
 }

@@ -14,7 +14,7 @@ mod settings;
 use apps::resolve_app;
 pub use memo::Resolutions;
 pub use settings::absolute_module;
-use settings::{InstalledApps, SettingsRead, read_settings};
+use settings::{InstalledApps, SettingsRead};
 
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
@@ -424,7 +424,7 @@ pub fn load_shared(
     let root = manage_py
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| d.to_string());
-    let settings = read_settings(repo, snap, opts, memo, &root, &manage_py)?;
+    let settings = memo.settings(repo, snap, opts, &root, &manage_py)?;
     let settings_file = &settings.settings_file;
     let entries: Vec<String> = match (&opts.installed_apps, &settings.installed_apps) {
         (Some(apps), _) => apps.clone(),

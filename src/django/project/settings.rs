@@ -5,12 +5,26 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use super::memo::{Footprint, Resolutions};
 use super::{ProjectOptions, join, module_file, top_of_module};
 use crate::django::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
 use crate::git::{Repo, Snapshot};
 use crate::source::{GitRevision, ProjectSource};
+
+/// The repository's top-level entries (and their ids) that a result depends
+/// on: everything it read lies below them.
+pub(super) type Footprint = Vec<(String, Option<git2::Oid>)>;
+
+/// What the settings reader needs from its caller: each Python file parsed
+/// (once per blob, as the caller keeps it), and a note of every path it
+/// looks at (so the caller can tell when a read can be reused). The reader
+/// itself knows nothing of caches.
+pub(super) trait ReadContext {
+    /// The statements of a Python file at `snap` (errors name file, revision, line).
+    fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>>;
+    /// The read depends on `path` (a repository path, existing or not).
+    fn touch(&self, path: &str);
+}
 
 /// What reading the settings module gave, reduced to what tagback uses.
 #[derive(Debug)]
@@ -76,39 +90,35 @@ impl SettingsRead {
     }
 }
 
-/// Read the settings module (found from `manage.py` or the options), or
-/// reuse what an earlier revision of this run read when every top-level
-/// entry it looked at is identical.
+/// The part of the options a settings read depends on (a read made with
+/// other options is not reused).
+pub(super) fn opts_key(opts: &ProjectOptions) -> String {
+    // Configured migrations modules change how apps resolve.
+    let mut key = format!("{:?} {:?}", opts.manage_py, opts.settings);
+    if !opts.migration_modules.is_empty() {
+        key.push_str(&format!(" {:?}", opts.migration_modules));
+    }
+    key
+}
+
+/// Read the settings module (found from `manage.py` or the options). The
+/// result's `footprint` is left for the caller, which saw every path the
+/// read touched.
 pub(super) fn read_settings(
     repo: &Repo,
     snap: &Snapshot,
     opts: &ProjectOptions,
-    memo: &Resolutions,
+    cx: &dyn ReadContext,
     root: &str,
     manage_py: &str,
-) -> Result<Rc<SettingsRead>> {
-    // Configured migrations modules change how apps resolve: a read made
-    // with others is not reused.
-    let mut opts_key = format!("{:?} {:?}", opts.manage_py, opts.settings);
-    if !opts.migration_modules.is_empty() {
-        opts_key.push_str(&format!(" {:?}", opts.migration_modules));
-    }
-    let cached = memo
-        .settings
-        .borrow()
-        .iter()
-        .find(|read| read.still_valid(repo, snap, &opts_key, manage_py))
-        .cloned();
-    if let Some(read) = cached {
-        return Ok(read);
-    }
-    memo.touched.borrow_mut().clear();
-    memo.touch(manage_py);
+) -> Result<SettingsRead> {
+    let opts_key = opts_key(opts);
+    cx.touch(manage_py);
     let (settings_module, settings_assumed, named_at) = match &opts.settings {
         Some(s) => (s.clone(), None, None),
-        None => settings_from_manage_py(repo, snap, root, manage_py, memo)?,
+        None => settings_from_manage_py(repo, snap, root, manage_py, cx)?,
     };
-    memo.touch(&join(root, top_of_module(&settings_module)));
+    cx.touch(&join(root, top_of_module(&settings_module)));
     let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
         let from = match named_at {
             Some(line) => format!("from {manage_py} line {line}"),
@@ -120,7 +130,7 @@ pub(super) fn read_settings(
             snap.label
         ))
     })?;
-    let mut reader = SettingsReader::new(repo, memo, snap, root, 0, BTreeSet::new());
+    let mut reader = SettingsReader::new(repo, cx, snap, root, 0, BTreeSet::new());
     reader.exec_file(&settings_file, &settings_module)?;
     let installed_apps = if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
         InstalledApps::Dynamic(file.clone(), *line, what.clone())
@@ -186,8 +196,7 @@ pub(super) fn read_settings(
             _ => None,
         })
         .collect();
-    let touched = std::mem::take(&mut *memo.touched.borrow_mut());
-    let read = Rc::new(SettingsRead {
+    Ok(SettingsRead {
         opts_key,
         manage_py: manage_py.to_string(),
         settings_module,
@@ -199,10 +208,8 @@ pub(super) fn read_settings(
         maybe_removed: reader.maybe_removed,
         assumptions: reader.assumptions,
         settings_assumed,
-        footprint: Resolutions::footprint(repo, snap, &touched),
-    });
-    memo.settings.borrow_mut().push(read.clone());
-    Ok(read)
+        footprint: None,
+    })
 }
 
 fn string_list(v: &Value) -> Option<Vec<String>> {
@@ -223,9 +230,9 @@ fn settings_from_manage_py(
     snap: &Snapshot,
     root: &str,
     manage_py: &str,
-    memo: &Resolutions,
+    cx: &dyn ReadContext,
 ) -> Result<(String, Option<String>, Option<u32>)> {
-    let stmts = memo.python(repo, snap, manage_py)?;
+    let stmts = cx.python(repo, snap, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
     let call = calls
@@ -477,7 +484,7 @@ fn names_in(v: &Value, out: &mut Vec<String>) {
 /// Executes a settings module's top-level statements over literal values.
 struct SettingsReader<'a> {
     repo: &'a Repo,
-    memo: &'a Resolutions,
+    cx: &'a dyn ReadContext,
     snap: &'a Snapshot,
     root: &'a str,
     env: BTreeMap<String, Value>,
@@ -515,7 +522,7 @@ impl<'a> SettingsReader<'a> {
     /// A reader with an empty namespace.
     fn new(
         repo: &'a Repo,
-        memo: &'a Resolutions,
+        cx: &'a dyn ReadContext,
         snap: &'a Snapshot,
         root: &'a str,
         depth: u32,
@@ -523,7 +530,7 @@ impl<'a> SettingsReader<'a> {
     ) -> Self {
         SettingsReader {
             repo,
-            memo,
+            cx,
             snap,
             root,
             env: BTreeMap::new(),
@@ -557,8 +564,8 @@ impl<'a> SettingsReader<'a> {
         if self.depth > 16 || !self.seen.insert(file.to_string()) {
             return Ok(());
         }
-        self.memo.touch(file);
-        let stmts = self.memo.python(self.repo, self.snap, file)?;
+        self.cx.touch(file);
+        let stmts = self.cx.python(self.repo, self.snap, file)?;
         self.depth += 1;
         let r = self.exec(&stmts, file, package, conditional);
         self.depth -= 1;
@@ -633,7 +640,7 @@ impl<'a> SettingsReader<'a> {
                 Vec::new()
             });
         }
-        self.memo.touch(dir);
+        self.cx.touch(dir);
         let mut out: Vec<String> = self
             .source()
             .list_dir(dir)?
@@ -924,7 +931,7 @@ impl<'a> SettingsReader<'a> {
                         }
                         continue;
                     }
-                    self.memo.touch(&join(self.root, top_of_module(&absolute)));
+                    self.cx.touch(&join(self.root, top_of_module(&absolute)));
                     let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
                     else {
                         if !conditional
@@ -945,7 +952,7 @@ impl<'a> SettingsReader<'a> {
                         // `from .base import INSTALLED_APPS as BASE_APPS`
                         let mut sub = SettingsReader::new(
                             self.repo,
-                            self.memo,
+                            self.cx,
                             self.snap,
                             self.root,
                             self.depth + 1,
