@@ -1,5 +1,6 @@
 //! The crate's one error type. Every variant renders as one sentence that names
-//! the file, revision and line where they are known; `main` prints it and exits 2.
+//! the file, revision and line where they are known; `main` prints it on
+//! stderr and exits 2 (1 for a refusal).
 
 use std::path::PathBuf;
 
@@ -13,6 +14,11 @@ pub enum Error {
     /// an unknown revision, a bad flag combination). The message is complete.
     #[error("{0}")]
     Input(String),
+    /// What was asked is refused because of a finding (an irreversible
+    /// operation the script cannot run by itself): exit 1, the message on
+    /// stderr, nothing on stdout — where the script would have gone.
+    #[error("{0}")]
+    Refused(String),
     /// A libgit2 failure with what tagback was doing at the time.
     #[error("{context}: {source}")]
     Git {

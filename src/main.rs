@@ -24,6 +24,11 @@ fn main() -> ExitCode {
         {
             ExitCode::SUCCESS
         }
+        Err(tagback::Error::Refused(why)) => {
+            let _ = out.flush();
+            let _ = writeln!(std::io::stderr(), "tagback: {why}");
+            ExitCode::from(1)
+        }
         Err(e) => {
             let _ = out.flush();
             let _ = writeln!(std::io::stderr(), "tagback: error: {e}");

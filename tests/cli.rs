@@ -846,7 +846,9 @@ fn irreversible_plan_refuses_a_script_unless_manual_steps_are_asked_for() {
         .args(args)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains(
+        // On stderr: stdout is where the script goes (`> rollback.sh`).
+        .stdout("")
+        .stderr(predicate::str::contains(
             "shop/migrations/0005_backfill.py:10",
         ));
     let out = r

@@ -430,7 +430,7 @@ fn r15_edited_cache_file_cannot_hide_an_irreversible_operation() {
         .args(script)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("0005_backfill.py:11 (RunPython"));
+        .stderr(predicate::str::contains("0005_backfill.py:11 (RunPython"));
     assert!(
         !cache_files(r.path()).is_empty(),
         "the first run fills the cache"
@@ -454,7 +454,7 @@ fn r15_edited_cache_file_cannot_hide_an_irreversible_operation() {
         .args(script)
         .assert()
         .code(1)
-        .stdout(predicate::str::contains("0005_backfill.py:11 (RunPython"));
+        .stderr(predicate::str::contains("0005_backfill.py:11 (RunPython"));
 }
 
 /// A small deterministic generator (xorshift), so a failure replays.

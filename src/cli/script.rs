@@ -252,11 +252,9 @@ fn emit(
     let model = match script::build(plan, opts, parent) {
         Ok(m) => m,
         Err(Error::Input(msg)) if msg.starts_with("irreversible operations") => {
-            let _ = writeln!(
-                out,
-                "tagback: refusing to generate a rollback script: {msg}; pass --allow-manual-steps to put manual steps in their place"
-            );
-            return Ok(Outcome::Unsafe);
+            return Err(Error::Refused(format!(
+                "refusing to generate a rollback script: {msg}; pass --allow-manual-steps to put manual steps in their place"
+            )));
         }
         Err(e) => return Err(e),
     };
