@@ -285,3 +285,61 @@ fn a_package_app_removed_under_an_undecided_condition_whose_migrations_change_is
     assert_eq!(v["unapply"], json!([["tiny", "0002_tag_slug"]]), "{v}");
     assert_eq!(v["steps"][0]["target"], "0001_initial");
 }
+
+/// The other side of the NetBox shape: `if DEBUG: INSTALLED_APPS +=
+/// ["tinytags"]` with DEBUG from the environment, and tinytags' migrations
+/// change between the releases. Leaving tinytags out of the plan would leave
+/// 0002 applied where DEBUG is on (silent); planning it would fail where it
+/// is off. Refused with the line and the fix.
+#[test]
+fn a_package_app_added_under_an_undecided_condition_whose_migrations_change_is_refused() {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nDEBUG = os.environ.get(\"DEBUG\") == \"1\"\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif DEBUG:\n    INSTALLED_APPS += [\"tinytags\"]\n",
+    );
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    common::build_wheel(wh.path(), "tinytags", "1.0");
+    common::build_wheel(wh.path(), "tinytags", "2.0");
+    let offline = || {
+        let mut c = r.tagback();
+        c.env("TAGBACK_WHEELHOUSE", wh.path())
+            .env("TAGBACK_NO_INDEX", "1")
+            .env_remove("PIP_INDEX_URL")
+            .env_remove("UV_INDEX_URL");
+        c
+    };
+    let out = offline()
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .get_output()
+        .clone();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("proj/settings.py at v2 line 5 adds \"tinytags\" to INSTALLED_APPS only under a condition, and tinytags changes from 1.0 to 2.0")
+            && err.contains("`installed_apps:` in .tagback.yml"),
+        "{err}"
+    );
+    // Stated: the deployment installs it, and the plan unapplies 0002.
+    r.write(
+        ".tagback.yml",
+        "services: {web: {installed_apps: [django.contrib.contenttypes, tinytags]}}\n",
+    );
+    let out = offline()
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = common::json(&out);
+    assert_eq!(v["unapply"], json!([["tiny", "0002_tag_slug"]]), "{v}");
+}

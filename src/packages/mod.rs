@@ -248,6 +248,9 @@ pub fn attach(
         if failed {
             continue;
         }
+        if opts.installed_apps.is_none() {
+            conditional_apps_of_a_change(pn, po, newer, older, change, &read)?;
+        }
         let mut staged: Vec<(bool, Provided)> = Vec::new();
         let mut bad = false;
         for (is_newer, version, files) in &read {
@@ -478,6 +481,62 @@ fn read_labels(
         }
     }
     Ok(out)
+}
+
+/// An app of a changed package that the settings add only under a condition
+/// tagback cannot decide (`if DEBUG: INSTALLED_APPS += ["debug_toolbar"]`),
+/// whose migrations differ between the two versions: whether they must be
+/// unapplied depends on that condition. Never guessed: an error naming the
+/// line and `installed_apps:`.
+fn conditional_apps_of_a_change(
+    pn: &Project,
+    po: &Project,
+    newer: &Snapshot,
+    older: &Snapshot,
+    change: &Change,
+    read: &[(bool, String, PackageFiles)],
+) -> Result<()> {
+    // The migration file names an entry has in one version's files (`None`:
+    // the version does not install it, or it cannot be resolved there).
+    let names = |entry: &str, files: &PackageFiles| -> Option<Vec<String>> {
+        let top = entry.split('.').next().unwrap_or(entry);
+        if !files.tops.contains(top) {
+            return None;
+        }
+        let name = resolve(entry, files).map_or_else(|_| entry.to_string(), |(name, _)| name);
+        let dir = format!("{}/migrations/", name.replace('.', "/"));
+        Some(
+            files
+                .files
+                .keys()
+                .filter_map(|p| p.strip_prefix(&dir))
+                .filter(|f| is_migration_file_name(f))
+                .map(str::to_string)
+                .collect(),
+        )
+    };
+    for (project, snap) in [(pn, newer), (po, older)] {
+        for (entry, file, line) in project.added_under_condition() {
+            let per_version: Vec<Option<Vec<String>>> = read
+                .iter()
+                .map(|(_, _, files)| names(entry, files))
+                .collect();
+            if per_version.iter().all(Option::is_none) {
+                continue;
+            }
+            let differ = per_version.len() < 2 || per_version.windows(2).any(|w| w[0] != w[1]);
+            if differ {
+                return Err(crate::error::Error::input(format!(
+                    "{file} at {} line {line} adds {entry:?} to INSTALLED_APPS only under a condition, and {} changes from {} to {} between the revisions with other migrations for it: whether they must be unapplied depends on that condition; list the apps the deployment installs under `installed_apps:` in .tagback.yml",
+                    snap.label,
+                    change.display,
+                    change.older.as_deref().unwrap_or("not installed"),
+                    change.newer.as_deref().unwrap_or("not installed"),
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Where the labels of one revision's external apps can be read from.

@@ -163,6 +163,21 @@ impl Project {
             .map(|(_, file, line)| (file.as_str(), *line))
     }
 
+    /// Entries the settings add to `INSTALLED_APPS` only under a condition
+    /// tagback cannot decide, and that are not installed otherwise:
+    /// `(entry, file, line)`.
+    pub fn added_under_condition(&self) -> Vec<(&str, &str, u32)> {
+        let Some(from) = self.resolved_from.as_ref() else {
+            return Vec::new();
+        };
+        from.settings
+            .maybe_apps
+            .iter()
+            .filter(|(e, _, _)| !from.entries.contains(e))
+            .map(|(e, file, line)| (e.as_str(), file.as_str(), *line))
+            .collect()
+    }
+
     /// The package version an app's migrations come from, when they come
     /// from one.
     pub fn package_of(&self, label: &str) -> Option<&crate::packages::PackageApp> {
