@@ -235,28 +235,10 @@ fn settings_module_chosen_through_a_variable_names_the_manage_py_line_and_the_fi
 /// fix; with `installed_apps:` the plan is exact.
 #[test]
 fn a_package_app_removed_under_an_undecided_condition_whose_migrations_change_is_refused() {
-    let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
+    let (r, wh) = tinytags_site(
         "import os\nDEBUG = os.environ.get(\"DEBUG\") == \"1\"\nINSTALLED_APPS = [\"django.contrib.contenttypes\", \"tinytags\"]\nif not DEBUG:\n    INSTALLED_APPS.remove(\"tinytags\")\n",
     );
-    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
-    r.commit("v1", Some("v1"));
-    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
-    r.commit("v2", Some("v2"));
-    let wh = tempfile::tempdir().unwrap();
-    common::build_wheel(wh.path(), "tinytags", "1.0");
-    common::build_wheel(wh.path(), "tinytags", "2.0");
-    let offline = || {
-        let mut c = r.tagback();
-        c.env("TAGBACK_WHEELHOUSE", wh.path())
-            .env("TAGBACK_NO_INDEX", "1")
-            .env_remove("PIP_INDEX_URL")
-            .env_remove("UV_INDEX_URL");
-        c
-    };
+    let offline = || offline(&r, &wh);
     let out = offline()
         .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
         .assert()
@@ -293,28 +275,10 @@ fn a_package_app_removed_under_an_undecided_condition_whose_migrations_change_is
 /// is off. Refused with the line and the fix.
 #[test]
 fn a_package_app_added_under_an_undecided_condition_whose_migrations_change_is_refused() {
-    let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
+    let (r, wh) = tinytags_site(
         "import os\nDEBUG = os.environ.get(\"DEBUG\") == \"1\"\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif DEBUG:\n    INSTALLED_APPS += [\"tinytags\"]\n",
     );
-    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
-    r.commit("v1", Some("v1"));
-    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
-    r.commit("v2", Some("v2"));
-    let wh = tempfile::tempdir().unwrap();
-    common::build_wheel(wh.path(), "tinytags", "1.0");
-    common::build_wheel(wh.path(), "tinytags", "2.0");
-    let offline = || {
-        let mut c = r.tagback();
-        c.env("TAGBACK_WHEELHOUSE", wh.path())
-            .env("TAGBACK_NO_INDEX", "1")
-            .env_remove("PIP_INDEX_URL")
-            .env_remove("UV_INDEX_URL");
-        c
-    };
+    let offline = || offline(&r, &wh);
     let out = offline()
         .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
         .assert()
@@ -342,4 +306,31 @@ fn a_package_app_added_under_an_undecided_condition_whose_migrations_change_is_r
         .clone();
     let v = common::json(&out);
     assert_eq!(v["unapply"], json!([["tiny", "0002_tag_slug"]]), "{v}");
+}
+
+/// A site with `settings`, pinning tinytags 1.0 at v1 and 2.0 at v2, and a
+/// wheelhouse holding both wheels.
+fn tinytags_site(settings: &str) -> (TestRepo, tempfile::TempDir) {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", settings);
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    common::build_wheel(wh.path(), "tinytags", "1.0");
+    common::build_wheel(wh.path(), "tinytags", "2.0");
+    (r, wh)
+}
+
+/// tagback offline: the wheelhouse only, no index.
+fn offline(r: &TestRepo, wh: &tempfile::TempDir) -> assert_cmd::Command {
+    let mut c = r.tagback();
+    c.env("TAGBACK_WHEELHOUSE", wh.path())
+        .env("TAGBACK_NO_INDEX", "1")
+        .env_remove("PIP_INDEX_URL")
+        .env_remove("UV_INDEX_URL");
+    c
 }
