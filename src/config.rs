@@ -409,18 +409,15 @@ impl Config {
             let first = django.next().ok_or_else(|| e.clone())?;
             let reads = |s: &ServiceConfig| {
                 let o = s.project_options();
-                format!(
-                    "{:?}",
-                    (
-                        o.manage_py,
-                        o.settings,
-                        o.installed_apps,
-                        o.not_installed,
-                        o.migration_modules,
-                        o.stated_dependencies,
-                        &s.newer,
-                        &s.older
-                    )
+                (
+                    o.manage_py,
+                    o.settings,
+                    o.installed_apps,
+                    o.not_installed,
+                    o.migration_modules,
+                    o.stated_dependencies,
+                    s.newer.clone(),
+                    s.older.clone(),
                 )
             };
             let want = reads(first);
