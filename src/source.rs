@@ -73,6 +73,72 @@ pub trait ProjectSource {
     fn dir_id(&self, dir: &str) -> Result<Option<ContentId>> {
         content_hash(self, dir)
     }
+
+    /// The git tree id of `dir` where the source knows it without reading
+    /// anything below it (a commit's tree); `None` otherwise.
+    fn tree_id(&self, dir: &str) -> Option<git2::Oid> {
+        let _ = dir;
+        None
+    }
+
+    /// The files of `dir` whose names `wanted` accepts (not its
+    /// subdirectories), sorted by name, each with the git blob id of its
+    /// bytes: two files with one id have the same bytes. `None` when there
+    /// is no such directory. The default reads and hashes each file (and
+    /// keeps the bytes); a git revision has the ids in its tree.
+    fn identified_files(
+        &self,
+        dir: &str,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<Vec<IdentifiedFile>>> {
+        let Some(entries) = self.list_dir(dir)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for e in entries.into_iter().filter(|e| !e.is_dir && wanted(&e.name)) {
+            let Some(data) = self.read(&join(dir, &e.name))? else {
+                continue;
+            };
+            let id = git2::Oid::hash_object(git2::ObjectType::Blob, &data).map_err(|source| {
+                Error::Git {
+                    context: format!("hashing {}", join(dir, &e.name)),
+                    source,
+                }
+            })?;
+            out.push(IdentifiedFile {
+                name: e.name,
+                id,
+                data: Some(data),
+            });
+        }
+        Ok(Some(out))
+    }
+
+    /// The bytes of a file [`ProjectSource::identified_files`] listed (its
+    /// `data` if it has them, else read by id where the source can).
+    fn read_identified(&self, path: &str, file: IdentifiedFile) -> Result<Vec<u8>> {
+        if let Some(data) = file.data {
+            return Ok(data);
+        }
+        self.read(path)?.ok_or_else(|| {
+            Error::input(format!(
+                "{path} at {} disappeared while reading",
+                self.label()
+            ))
+        })
+    }
+}
+
+/// A file of a directory with the git blob id of its bytes, and the bytes
+/// where finding the id read them.
+#[derive(Debug, Clone)]
+pub struct IdentifiedFile {
+    /// The file name.
+    pub name: String,
+    /// Git's blob id of the bytes.
+    pub id: git2::Oid,
+    /// The bytes, when the source read them to find the id.
+    pub data: Option<Vec<u8>>,
 }
 
 /// A SHA-256 over the names, kinds and bytes of everything below `dir`, in
@@ -166,6 +232,52 @@ impl ProjectSource for GitRevision<'_> {
 
     fn read_text(&self, path: &str) -> Result<Option<String>> {
         Ok(self.repo.read_text(self.snap, path)?.map(|(_, t)| t))
+    }
+
+    fn tree_id(&self, dir: &str) -> Option<git2::Oid> {
+        self.repo.dir_oid(self.snap, dir)
+    }
+
+    fn identified_files(
+        &self,
+        dir: &str,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Option<Vec<IdentifiedFile>>> {
+        if !matches!(self.snap.source, crate::git::Source::Commit { .. }) {
+            // The index and the working tree: read and hash, as any source.
+            let Some(entries) = self.repo.list_dir(self.snap, dir)? else {
+                return Ok(None);
+            };
+            let mut out = Vec::new();
+            for e in entries.into_iter().filter(|e| !e.is_dir && wanted(&e.name)) {
+                if let Some(blob) = self.repo.read(self.snap, &join(dir, &e.name))? {
+                    out.push(IdentifiedFile {
+                        name: e.name,
+                        id: blob.oid,
+                        data: Some(blob.data),
+                    });
+                }
+            }
+            return Ok(Some(out));
+        }
+        Ok(self.repo.file_ids(self.snap, dir)?.map(|files| {
+            files
+                .into_iter()
+                .filter(|(name, _)| wanted(name))
+                .map(|(name, id)| IdentifiedFile {
+                    name,
+                    id,
+                    data: None,
+                })
+                .collect()
+        }))
+    }
+
+    fn read_identified(&self, path: &str, file: IdentifiedFile) -> Result<Vec<u8>> {
+        match file.data {
+            Some(data) => Ok(data),
+            None => Ok(self.repo.read_blob_at(file.id, self.snap, path)?.data),
+        }
     }
 
     fn dir_id(&self, dir: &str) -> Result<Option<ContentId>> {
@@ -495,5 +607,36 @@ mod tests {
         let id = rev.dir_id("taggit/migrations").unwrap().unwrap();
         assert!(format!("{id:?}").contains("git:"), "{id:?}");
         assert_eq!(rev.dir_id("taggit/nothing").unwrap(), None);
+        // Files are identified by git's blob id whatever holds them: the
+        // commit from its tree (bytes not read), the plain directory and the
+        // archive by hashing what they read.
+        let plain = PlainDir::open(disk.path()).unwrap();
+        let p = package();
+        let archive = Archive::new("x", &p);
+        let py = |n: &str| n.ends_with(".py");
+        let ids = |s: &dyn ProjectSource| {
+            s.identified_files("taggit/migrations", &py)
+                .unwrap()
+                .unwrap()
+                .into_iter()
+                .map(|f| {
+                    let path = format!("taggit/migrations/{}", f.name);
+                    let (name, id) = (f.name.clone(), f.id);
+                    (name, id, s.read_identified(&path, f).unwrap())
+                })
+                .collect::<Vec<_>>()
+        };
+        let from_git = ids(&rev);
+        assert_eq!(from_git.len(), 2, "{from_git:?}");
+        assert_eq!(from_git[0].2, b"# one\n");
+        assert_eq!(ids(&plain), from_git);
+        assert_eq!(ids(&archive), from_git);
+        assert!(rev.tree_id("taggit/migrations").is_some());
+        assert_eq!(plain.tree_id("taggit/migrations"), None);
+        assert!(
+            rev.identified_files("taggit/nothing", &py)
+                .unwrap()
+                .is_none()
+        );
     }
 }

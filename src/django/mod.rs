@@ -21,6 +21,7 @@ use git2::Oid;
 
 use crate::error::{Error, Result};
 use crate::git::{OidKey, Repo, Snapshot};
+use crate::source::{GitRevision, IdentifiedFile, ProjectSource};
 pub use graph::{Files, Graph, MigrationFile};
 pub use key::MigrationKey;
 use migration::{Migration, Operation, Reversibility};
@@ -275,6 +276,7 @@ impl<'r> Loader<'r> {
         }
         // A squash may replace migrations of another app: load that app too.
         loop {
+            self.prefetch([(newer, &pn), (older, &po)], &loaded);
             let files_n = stated(self.load_files(newer, &pn, &loaded)?, opts)?;
             let files_o = stated(self.load_files(older, &po, &loaded)?, opts)?;
             check_stated(opts, &loaded, [(&files_n, newer), (&files_o, older)])?;
@@ -551,13 +553,14 @@ impl<'r> Loader<'r> {
             let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
                 continue;
             };
-            let tree = self.repo.dir_oid(snap, &dir);
+            let src = GitRevision::new(self.repo, snap);
+            let tree = src.tree_id(&dir);
             let cached = tree
                 .and_then(|t| self.disk.get(label, t))
                 .and_then(|c| self.files_of_cached(label, &dir, c));
             match cached {
                 Some(files) => out.extend(files),
-                None => out.extend(self.parse_app(snap, label, &dir, tree)?),
+                None => out.extend(self.parse_app(&src, label, &dir, tree)?),
             }
         }
         Ok(Files::new(out))
@@ -612,32 +615,83 @@ impl<'r> Loader<'r> {
         Some(files)
     }
 
+    /// Speed only: read and parse on every core, in one pass over both
+    /// revisions, the migration blobs of `apps` that neither this run nor
+    /// the on-disk cache has read, so that [`Loader::parse_app`] finds them
+    /// parsed. A blob this pass cannot read or parse is left for
+    /// `parse_app`, which reads it again and names what is wrong.
+    fn prefetch(&self, revs: [(&Snapshot, &Project); 2], apps: &BTreeSet<String>) {
+        let mut seen: BTreeSet<(&str, OidKey)> = BTreeSet::new();
+        let mut wanted: Vec<(&str, Oid)> = Vec::new();
+        for (snap, project) in revs {
+            for label in apps {
+                if project.package_of(label).is_some() {
+                    continue;
+                }
+                let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.as_deref()) else {
+                    continue;
+                };
+                let Some(tree) = self.repo.dir_oid(snap, dir) else {
+                    continue;
+                };
+                if self.disk.may_have(label, tree) {
+                    continue;
+                }
+                let Ok(Some(files)) = self.repo.file_ids(snap, dir) else {
+                    continue;
+                };
+                let parsed = self.parsed.borrow();
+                for (name, oid) in files {
+                    if is_migration_file_name(&name)
+                        && parsed.get(label, oid).is_none()
+                        && seen.insert((label.as_str(), OidKey::of(oid)))
+                    {
+                        wanted.push((label.as_str(), oid));
+                    }
+                }
+            }
+        }
+        if wanted.is_empty() {
+            return;
+        }
+        let oids: Vec<Oid> = wanted.iter().map(|(_, o)| *o).collect();
+        let labels: Vec<&str> = wanted.iter().map(|(l, _)| *l).collect();
+        // Each blob is parsed for its own app.
+        let results = self.repo.map_blobs(&oids, self.threads, |i, data| {
+            parse_one(data, labels[i]).ok()
+        });
+        let mut parsed = self.parsed.borrow_mut();
+        for ((label, oid), m) in wanted.into_iter().zip(results) {
+            if let Some(Some(m)) = m {
+                parsed.insert(label, oid, Arc::new(m));
+            }
+        }
+    }
+
     /// An app's files read from git: list them, read the blobs not parsed
     /// yet, parse those on every core, assemble in name order, and cache the
     /// directory's parse under its tree id.
     fn parse_app(
         &self,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         label: &str,
         dir: &str,
         tree: Option<Oid>,
     ) -> Result<Vec<Rc<MigrationFile>>> {
         let mut listed = Vec::new();
         let mut unparsed = Vec::new();
-        for name in self.migration_names(snap, dir)? {
+        for (name, identified) in migration_files(src, dir)? {
             let file = migration_path(dir, &name);
-            let Some(oid) = self.repo.blob_id(snap, &file)? else {
-                continue;
-            };
+            let oid = identified.id;
             if self.parsed.borrow().get(label, oid).is_none() {
-                let blob = self.repo.read_blob_at(oid, snap, &file)?;
-                unparsed.push((oid, blob.data, file.clone()));
+                let data = src.read_identified(&file, identified)?;
+                unparsed.push((oid, data, file.clone()));
             }
             listed.push((name, file, oid));
         }
         let results = parse_all(&unparsed, label, self.threads);
         for ((oid, _, file), result) in unparsed.iter().zip(results) {
-            let m = result.map_err(|e| e.into_error(file, &snap.label))?;
+            let m = result.map_err(|e| e.into_error(file, src.label()))?;
             self.parsed.borrow_mut().insert(label, *oid, Arc::new(m));
         }
         let mut entries = Vec::new();
@@ -649,10 +703,7 @@ impl<'r> Loader<'r> {
             entries.push(cache::Entry {
                 name: name.clone(),
                 blob: oid,
-                migration: Arc::new(Migration {
-                    operations: migration::Operations::Deferred,
-                    ..(*migration).clone()
-                }),
+                migration: migration.clone(),
             });
             files.push(Rc::new(MigrationFile {
                 key: MigrationKey::new(label, name),
@@ -734,8 +785,14 @@ impl<'r> Loader<'r> {
         if let Some(m) = self.parsed.borrow().get(&f.key.app, oid) {
             return Ok(m);
         }
-        let blob = self.repo.read_blob_at(oid, &rev.snap, &f.file)?;
-        self.parse(oid, &blob.data, &f.key.app, &f.file, &rev.snap.label)
+        let src = GitRevision::new(self.repo, &rev.snap);
+        let identified = IdentifiedFile {
+            name: f.key.name.clone(),
+            id: oid,
+            data: None,
+        };
+        let data = src.read_identified(&f.file, identified)?;
+        self.parse(oid, &data, &f.key.app, &f.file, src.label())
     }
 
     /// Follow a custom operation class to decide whether it can be unapplied.
@@ -894,6 +951,28 @@ impl PreviousDir {
     fn line(&self, j: usize) -> &str {
         self.cached.at(self.ranges[j].clone())
     }
+}
+
+/// Django's rule for the migrations of a directory
+/// (`MigrationLoader.load_disk`): none unless it is a package (an
+/// `__init__.py`), then every [`is_migration_file_name`]; by name (file
+/// stem), each with its content id.
+fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, IdentifiedFile)>> {
+    let wanted = |n: &str| n == PACKAGE_INIT || is_migration_file_name(n);
+    let Some(files) = src.identified_files(dir, &wanted)? else {
+        return Ok(Vec::new());
+    };
+    if !files.iter().any(|f| f.name == PACKAGE_INIT) {
+        return Ok(Vec::new());
+    }
+    let mut out: Vec<(String, IdentifiedFile)> = files
+        .into_iter()
+        .filter(|f| is_migration_file_name(&f.name))
+        .filter_map(|f| Some((f.name.strip_suffix(".py")?.to_string(), f)))
+        .collect();
+    // By stem, as names are compared (`a-b.py` sorts before `a.py`).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
 }
 
 /// `DIR/NAME.py`.

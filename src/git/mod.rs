@@ -134,7 +134,6 @@ pub struct Repo {
     /// The working-tree file read last by [`Repo::blob_id`], handed to the
     /// [`Repo::read_blob_at`] that usually follows instead of reading and
     /// hashing it again.
-    last_read: RefCell<Option<(String, Blob)>>,
     /// Object directories of submodules added as alternates of this
     /// repository's object database (so their commits, trees and blobs are
     /// read like this repository's own).
@@ -267,7 +266,6 @@ impl Repo {
             label,
             trees: RefCell::new(BTreeMap::new()),
             plain_dir: None,
-            last_read: RefCell::new(None),
             alternates: RefCell::new(std::collections::BTreeSet::new()),
         }
     }
@@ -300,18 +298,25 @@ impl Repo {
                 None => None,
             };
             let here = path.rsplit('/').next() == Some(dir_name);
-            for (name, id, is_dir) in ne.iter() {
-                let full = if path.is_empty() {
+            let full = |name: &str| {
+                if path.is_empty() {
                     name.to_string()
                 } else {
                     format!("{path}/{name}")
-                };
+                }
+            };
+            for (name, id, is_dir) in ne.iter() {
+                if !is_dir && !here {
+                    continue;
+                }
                 let other = oe.as_ref().and_then(|t| t.get(name));
                 if is_dir {
                     let other_tree = other.and_then(|(oid, d)| d.then_some(oid));
-                    stack.push((full, id, other_tree));
-                } else if here && other.is_none_or(|(_, d)| d) {
-                    out.push(full);
+                    if other_tree != Some(id) {
+                        stack.push((full(name), id, other_tree));
+                    }
+                } else if other.is_none_or(|(_, d)| d) {
+                    out.push(full(name));
                 }
             }
         }
@@ -422,44 +427,25 @@ impl Repo {
         dirs
     }
 
-    /// The blob id of a file at a commit snapshot, without reading it
-    /// (`None` when absent; other snapshots read and hash the file).
-    pub fn blob_id(&self, snap: &Snapshot, path: &str) -> Result<Option<Oid>> {
-        match &snap.source {
-            Source::Commit { tree, .. } => Ok(match self.lookup(*tree, path, snap)? {
-                Some((oid, false)) => Some(oid),
-                _ => None,
-            }),
-            Source::WorkTree => {
-                let blob = self.read(snap, path)?;
-                let oid = blob.as_ref().map(|b| b.oid);
-                *self.last_read.borrow_mut() = blob.map(|b| (path.to_string(), b));
-                Ok(oid)
-            }
-            Source::Index => Ok(self.read(snap, path)?.map(|b| b.oid)),
-        }
-    }
-
-    /// Read a blob by id (found with [`Repo::blob_id`]); `path` names it in errors.
+    /// Read a blob by id (from a tree listing, or the hash of a working-tree
+    /// or index file read before); `path` names it in errors. A file that
+    /// no longer has that id was changed while tagback read it: an error,
+    /// never the other bytes under the old id.
     pub fn read_blob_at(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
-        match &snap.source {
-            Source::Commit { .. } => self.read_blob(oid, snap, path),
-            Source::WorkTree
-                if self
-                    .last_read
-                    .borrow()
-                    .as_ref()
-                    .is_some_and(|(p, b)| p == path && b.oid == oid) =>
-            {
-                let (_, blob) = self.last_read.borrow_mut().take().expect("checked");
-                Ok(blob)
-            }
-            _ => self.read(snap, path)?.ok_or_else(|| {
-                Error::input(format!(
-                    "{path} at {} disappeared while reading",
-                    snap.label
-                ))
-            }),
+        if let Source::Commit { .. } = &snap.source {
+            return self.read_blob(oid, snap, path);
+        }
+        match self.read(snap, path)? {
+            Some(blob) if blob.oid == oid => Ok(blob),
+            found => Err(Error::input(format!(
+                "{path} at {} {} while tagback read it; run tagback again",
+                snap.label,
+                if found.is_some() {
+                    "changed"
+                } else {
+                    "disappeared"
+                }
+            ))),
         }
     }
 
@@ -856,12 +842,15 @@ impl Repo {
             .map_err(|e| self.missing_object(&snap.label, &e))
     }
 
+    /// Read a blob through the object database. The size bound is checked
+    /// on the object read (asking its size first walks the delta chain a
+    /// second time, a sixth of a cold run).
     fn read_blob(&self, oid: Oid, snap: &Snapshot, path: &str) -> Result<Blob> {
         let odb = self.repo.odb().map_err(|source| Error::Git {
             context: format!("opening the object database of {}", self.label),
             source,
         })?;
-        let (size, _) = odb.read_header(oid).map_err(|_| {
+        let object = odb.read(oid).map_err(|_| {
             Error::input(format!(
                 "{path} at {} cannot be read: object {} is missing{}",
                 snap.label,
@@ -873,16 +862,96 @@ impl Repo {
                 },
             ))
         })?;
-        if size > MAX_FILE_BYTES {
+        if object.kind() != ObjectType::Blob {
+            return Err(Error::input(format!(
+                "{path} at {} is not a file (object {} is a {})",
+                snap.label,
+                short(oid),
+                object.kind()
+            )));
+        }
+        if object.len() > MAX_FILE_BYTES {
             return Err(too_big(path, &snap.label));
         }
-        let blob = self.repo.find_blob(oid).map_err(|source| Error::Git {
-            context: format!("reading {path} at {}", snap.label),
-            source,
-        })?;
         Ok(Blob {
             oid,
-            data: blob.content().to_vec(),
+            data: object.data().to_vec(),
+        })
+    }
+
+    /// The files of directory `dir` at a commit snapshot with their blob
+    /// ids, sorted by name, from one tree listing (`None` when absent or
+    /// not a commit snapshot). Submodules are not files.
+    pub fn file_ids(&self, snap: &Snapshot, dir: &str) -> Result<Option<Vec<(String, Oid)>>> {
+        let Source::Commit { tree, .. } = snap.source else {
+            return Ok(None);
+        };
+        let Some((oid, true)) = self.lookup(tree, dir, snap)? else {
+            return Ok(None);
+        };
+        let entries = self.tree_entries(oid, snap)?;
+        Ok(Some(
+            entries
+                .iter()
+                .filter(|&(name, _, is_dir)| !is_dir && !entries.is_gitlink(name))
+                .map(|(name, id, _)| (name.to_string(), id))
+                .collect(),
+        ))
+    }
+
+    /// Read blobs and turn each into a `T` (`f` gets the blob's index in
+    /// `oids`) on every core, `threads` at most: a worker opens its own
+    /// handle on the repository, as a libgit2 repository cannot be shared
+    /// between threads. `None` where a blob could not be read there
+    /// (missing, not a blob, too large, reachable only through an
+    /// alternate added in this run): the caller reads those through
+    /// [`Repo::read_blob_at`], which names the failure.
+    pub fn map_blobs<T: Send>(
+        &self,
+        oids: &[Oid],
+        threads: usize,
+        f: impl Fn(usize, &[u8]) -> T + Sync,
+    ) -> Vec<Option<T>> {
+        let read_part = |repo: &Repository, start: usize, part: &[Oid]| -> Vec<Option<T>> {
+            let Ok(odb) = repo.odb() else {
+                return part.iter().map(|_| None).collect();
+            };
+            part.iter()
+                .enumerate()
+                .map(|(i, &oid)| {
+                    let object = odb.read(oid).ok()?;
+                    (object.kind() == ObjectType::Blob && object.len() <= MAX_FILE_BYTES)
+                        .then(|| f(start + i, object.data()))
+                })
+                .collect()
+        };
+        if threads < 2 || oids.len() < 64 || self.plain_dir.is_some() {
+            return read_part(&self.repo, 0, oids);
+        }
+        let chunk = oids.len().div_ceil(threads);
+        let git_dir = self.repo.path();
+        let read_part = &read_part;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = oids
+                .chunks(chunk)
+                .enumerate()
+                .skip(1)
+                .map(|(n, part)| {
+                    scope.spawn(move || match Repository::open(git_dir) {
+                        Ok(repo) => read_part(&repo, n * chunk, part),
+                        Err(_) => part.iter().map(|_| None).collect(),
+                    })
+                })
+                .collect();
+            // This thread reads the first part with its own handle.
+            let mut out = read_part(&self.repo, 0, &oids[..chunk.min(oids.len())]);
+            for w in workers {
+                out.extend(
+                    w.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+                );
+            }
+            out
         })
     }
 }
@@ -937,6 +1006,29 @@ pub fn short(oid: Oid) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn blobs_read_on_every_core_equal_blobs_read_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = Repository::init(dir.path()).unwrap();
+        let mut oids: Vec<Oid> = (0..200)
+            .map(|i| raw.blob(format!("blob {i}\n").as_bytes()).unwrap())
+            .collect();
+        // An id the repository lacks, and a tree where a blob is asked for.
+        let missing = Oid::hash_object(ObjectType::Blob, b"never written").unwrap();
+        let tree = raw.treebuilder(None).unwrap().write().unwrap();
+        oids.insert(150, missing);
+        oids.insert(7, tree);
+        let repo = Repo::open(dir.path()).unwrap();
+        let each = |i: usize, data: &[u8]| (i, String::from_utf8_lossy(data).into_owned());
+        let serial = repo.map_blobs(&oids, 1, each);
+        let parallel = repo.map_blobs(&oids, 2, each);
+        assert_eq!(serial, parallel);
+        assert_eq!(serial[0], Some((0, "blob 0\n".to_string())));
+        assert_eq!(serial[7], None, "a tree is not a blob");
+        assert_eq!(serial[151], None, "a missing object is left to the caller");
+        assert_eq!(serial[201], Some((201, "blob 199\n".to_string())));
+    }
 
     #[test]
     fn a_plain_directory_reads_like_a_working_tree_and_has_no_revisions() {

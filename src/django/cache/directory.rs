@@ -19,7 +19,7 @@ pub struct Entry {
     pub name: String,
     /// Blob id of the file.
     pub blob: Oid,
-    /// What the file says (without operations).
+    /// What the file says (its operations are not stored).
     pub migration: Arc<Migration>,
 }
 

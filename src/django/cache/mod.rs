@@ -77,6 +77,12 @@ impl DiskCache {
         dir.is_valid().then_some(dir)
     }
 
+    /// Whether a parse of the directory may be stored (a file exists; it
+    /// is checked only when read with [`DiskCache::get`]).
+    pub fn may_have(&self, label: &str, tree: Oid) -> bool {
+        self.path(label, tree).is_some_and(|p| p.is_file())
+    }
+
     /// Store a parse; errors are ignored (the cache is an optimisation).
     pub fn put(&self, label: &str, tree: Oid, entries: &[Entry]) {
         let (Some(path), Some(text)) = (self.path(label, tree), directory::encode(entries)) else {
