@@ -54,7 +54,9 @@ pub fn tags(data: &[u8]) {
 /// reader must read it as the full parser does, or leave it to the parser.
 pub fn migration(data: &[u8]) {
     let t = text(data);
-    let _ = django::migration::parse(&t, "shop");
+    if let Err(e) = django::migration::check_graph_reading(&t, "shop") {
+        panic!("{e}");
+    }
     if let Err(e) = django::python::check_fast_reader(&t) {
         panic!("{e}");
     }

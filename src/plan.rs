@@ -694,7 +694,15 @@ fn findings(
                 });
             }
         }
-        for d in &f.migration.dynamic {
+        // The class's own parts, then its operations' (read with them), by line.
+        let mut parts: Vec<&crate::django::migration::DynamicPart> = f
+            .migration
+            .dynamic
+            .iter()
+            .chain(read.dynamic_of(fi))
+            .collect();
+        parts.sort_by_key(|d| d.line);
+        for d in parts {
             out.dynamic.push(Dynamic {
                 code: Code::DynamicMigration,
                 message: format!(

@@ -6,9 +6,12 @@
 //! parser refuses. `TAGBACK_FAST_READER_CORPUS=DIR[:DIR…]` adds every `.py`
 //! file under those directories (site-packages, real projects);
 //! `TAGBACK_FAST_READER_MUTATIONS=N` mutates each file N times (48).
+//! On each, reading a migration for the graph (operations deferred) must
+//! agree with reading it completely.
 
 use std::path::{Path, PathBuf};
 
+use tagback::django::migration::check_graph_reading;
 use tagback::django::python::check_fast_reader;
 
 fn py_files(dir: &Path, out: &mut Vec<PathBuf>) {
@@ -29,8 +32,12 @@ fn py_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// Check one source; a disagreement names the file.
+/// Check one source; a disagreement names the file. Reading a migration
+/// for the graph must agree with reading it completely as well.
 fn check(what: &str, source: &str) -> bool {
+    if let Err(e) = check_graph_reading(source, "shop") {
+        panic!("{what}: {e}\n--- source ---\n{source}");
+    }
     match check_fast_reader(source) {
         Ok(read) => read,
         Err(e) => panic!("{what}: {e}\n--- source ---\n{source}"),

@@ -408,6 +408,47 @@ fn cache_files(repo: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// Operations a plan cannot read exactly are reported with their line
+/// whether the migrations came from the blobs (first run), from the cache
+/// (second run) or with the cache off: the graph part of a migration is
+/// read from the cache, its operations and their dynamic parts never are.
+#[test]
+fn dynamic_operations_are_reported_alike_on_first_cached_and_uncached_runs() {
+    let mut r = shop_repo();
+    r.write(
+        "shop/migrations/0005_loop.py",
+        "from django.db import migrations\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0004_order_code\")]\n    operations = [migrations.RunSQL(s, s) for s in [\"SELECT 1\"]]\n",
+    );
+    r.commit("v3", Some("v3"));
+    let plan = ["plan", "--from", "v3", "--to", "v2", "--format", "json"];
+    let dynamic = |cache: bool| {
+        let mut cmd = r.tagback();
+        if !cache {
+            cmd.env("TAGBACK_NO_CACHE", "1");
+        }
+        let out = cmd.args(plan).output().unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let j = common::json(&out);
+        j["dynamic"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| format!("{} {} {}", d["file"], d["line"], d["what"]))
+            .collect::<Vec<_>>()
+    };
+    let first = dynamic(true);
+    assert_eq!(
+        first,
+        ["\"shop/migrations/0005_loop.py\" 6 \"`operations` is computed at run time\""]
+    );
+    assert!(
+        !cache_files(r.path()).is_empty(),
+        "the first run fills the cache"
+    );
+    assert_eq!(dynamic(true), first, "read from the cache");
+    assert_eq!(dynamic(false), first, "with the cache off");
+}
+
 #[test]
 fn r15_edited_cache_file_cannot_hide_an_irreversible_operation() {
     let r = shop_with_v3();

@@ -113,7 +113,7 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
                 "dependencies": deps,
                 "replaces": f.migration.replaces,
                 "run_before": f.migration.run_before,
-                "dynamic": f.migration.dynamic.iter().map(|d| format!("line {}: {}", d.line, d.what))
+                "dynamic": f.migration.all_dynamic().into_iter().map(|d| format!("line {}: {}", d.line, d.what))
                     .chain(crate::django::graph::unresolved_swappables(&r.project, &f.migration).into_iter().map(|s| format!("swappable setting {s} is set at run time")))
                     .collect::<Vec<_>>(),
             }),

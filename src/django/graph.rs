@@ -25,8 +25,8 @@ pub struct MigrationFile {
     /// `operations` are [`Operations::Deferred`](super::migration::Operations::Deferred)
     /// and `Loader::read_operations` reads them from [`MigrationFile::blob`].
     pub migration: Arc<Migration>,
-    /// Where the deferred operations are: the file's blob id (`None` when
-    /// the operations were read).
+    /// The file's blob id, where deferred operations are read from (`None`
+    /// only for files whose operations were read with them: a package's).
     pub blob: Option<git2::Oid>,
 }
 

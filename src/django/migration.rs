@@ -131,9 +131,27 @@ pub struct Migration {
     /// `operations`, or [`Operations::Deferred`] when the file was described
     /// without them (the on-disk cache); read them with `Loader::complete`.
     pub operations: Operations,
-    /// Parts that cannot be read exactly.
+    /// Parts of the class that cannot be read exactly (its graph
+    /// attributes, `__init__`, conditional assignments).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic: Vec<DynamicPart>,
+    /// Parts of `operations` that cannot be read exactly: read with the
+    /// operations, so empty while they are deferred.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub operations_dynamic: Vec<DynamicPart>,
+}
+
+impl Migration {
+    /// Every part that cannot be read exactly, by line.
+    pub fn all_dynamic(&self) -> Vec<&DynamicPart> {
+        let mut all: Vec<&DynamicPart> = self
+            .dynamic
+            .iter()
+            .chain(&self.operations_dynamic)
+            .collect();
+        all.sort_by_key(|d| d.line);
+        all
+    }
 }
 
 /// Why a file is not a migration Django can load.
@@ -196,6 +214,52 @@ pub fn is_django_operation(kind: &str) -> bool {
 /// Parse a migration module's source. `app_label` is used to name tables in
 /// data-loss notes.
 pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
+    parse_as(source, app_label, Read::Everything)
+}
+
+/// Parse a migration module's source for the graph: what [`parse`] gives,
+/// with the operations deferred (not judged; the file is parsed all the
+/// same, so a file Python cannot read is an error either way). Most of a
+/// cold run's migrations are never unapplied: their operations do not
+/// matter.
+pub fn parse_graph(source: &str, app_label: &str) -> Result<Migration, ParseError> {
+    parse_as(source, app_label, Read::Graph)
+}
+
+/// Whether [`parse_graph`] reads `source` as [`parse`] does, but for the
+/// operations (and their dynamic parts), which it defers: the property the
+/// differential test and the `migration` fuzz target hold it to. `Err`
+/// describes a difference.
+pub fn check_graph_reading(source: &str, app_label: &str) -> Result<(), String> {
+    match (parse(source, app_label), parse_graph(source, app_label)) {
+        (Ok(mut full), Ok(graph)) => {
+            full.operations = Operations::Deferred;
+            full.operations_dynamic.clear();
+            if full == graph {
+                Ok(())
+            } else {
+                Err(format!(
+                    "read for the graph:\n{graph:#?}\nread completely:\n{full:#?}"
+                ))
+            }
+        }
+        (Err(a), Err(b)) if a == b => Ok(()),
+        (a, b) => Err(format!(
+            "read completely: {:?}; read for the graph: {:?}",
+            a.map(|_| "a migration"),
+            b.map(|_| "a migration")
+        )),
+    }
+}
+
+/// How much of a migration [`parse_as`] reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Read {
+    Everything,
+    Graph,
+}
+
+fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, ParseError> {
     let stmts = python::parse_module(source).map_err(|e| ParseError {
         line: e.line,
         message: format!("invalid Python: {}", e.message),
@@ -281,8 +345,12 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
         replaces: Vec::new(),
         run_before: Vec::new(),
         initial: None,
-        operations: Operations::default(),
+        operations: match read {
+            Read::Everything => Operations::default(),
+            Read::Graph => Operations::Deferred,
+        },
         dynamic: Vec::new(),
+        operations_dynamic: Vec::new(),
     };
     for s in &class.body {
         match s {
@@ -292,6 +360,9 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
                 line,
             } => {
                 for t in targets {
+                    if t == "operations" && read == Read::Graph {
+                        continue;
+                    }
                     ctx.attribute(&mut m, t, value, *line);
                 }
             }
@@ -322,8 +393,10 @@ pub fn parse(source: &str, app_label: &str) -> Result<Migration, ParseError> {
             _ => {}
         }
     }
-    m.dynamic.append(&mut ctx.helper_dynamic.borrow_mut());
+    m.operations_dynamic
+        .append(&mut ctx.helper_dynamic.borrow_mut());
     m.dynamic.sort_by_key(|d| d.line);
+    m.operations_dynamic.sort_by_key(|d| d.line);
     Ok(m)
 }
 
@@ -388,7 +461,8 @@ struct Ctx<'a> {
     /// built by one.
     local_defs: &'a BTreeMap<&'a str, &'a Stmt>,
     app_label: &'a str,
-    /// Helper calls that could not be followed (added to `Migration::dynamic`).
+    /// Helper calls that could not be followed (added to
+    /// `Migration::operations_dynamic`).
     helper_dynamic: RefCell<Vec<DynamicPart>>,
 }
 
@@ -467,7 +541,10 @@ impl Ctx<'_> {
                     return;
                 }
                 if !self.items(value, &mut items) {
-                    dynamic(m, "`operations` is computed at run time".into());
+                    m.operations_dynamic.push(DynamicPart {
+                        line,
+                        what: "`operations` is computed at run time".into(),
+                    });
                     m.operations.push(Operation {
                         kind: "dynamic".into(),
                         line,
@@ -486,10 +563,10 @@ impl Ctx<'_> {
                             m.operations.extend(built);
                             continue;
                         }
-                        dynamic(
-                            m,
-                            "`operations` unpacks a value computed at run time".into(),
-                        );
+                        m.operations_dynamic.push(DynamicPart {
+                            line,
+                            what: "`operations` unpacks a value computed at run time".into(),
+                        });
                     }
                     let op = self.operation(item, line, 0);
                     m.operations.push(op);
@@ -1100,8 +1177,22 @@ mod tests {
         let m = ok(&format!(
             "{HEAD}def deps():\n    return []\n\nclass Migration(migrations.Migration):\n    dependencies = deps()\n    operations = [migrations.RunSQL(s, s) for s in ['a']]\n\n    def __init__(self, *a):\n        super().__init__(*a)\n"
         ));
-        let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
+        let lines: Vec<u32> = m.all_dynamic().iter().map(|d| d.line).collect();
         assert_eq!(lines, vec![8, 9, 11]);
+        // The class's parts and the operations' are told apart: reading for
+        // the graph keeps only the class's.
+        let class: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
+        assert_eq!(class, vec![8, 11]);
+        let graph = parse_graph(
+            &format!(
+                "{HEAD}def deps():\n    return []\n\nclass Migration(migrations.Migration):\n    dependencies = deps()\n    operations = [migrations.RunSQL(s, s) for s in ['a']]\n\n    def __init__(self, *a):\n        super().__init__(*a)\n"
+            ),
+            "shop",
+        )
+        .unwrap();
+        assert_eq!(graph.dynamic, m.dynamic);
+        assert!(graph.operations_dynamic.is_empty());
+        assert!(!graph.operations.is_read());
         assert_eq!(
             m.operations.read().unwrap()[0].reversibility,
             Reversibility::Unknown
@@ -1161,7 +1252,7 @@ mod tests {
                 ("AddField", 35, R, Some("drops column shop_order.code")),
             ]
         );
-        assert!(m.dynamic.is_empty(), "{:?}", m.dynamic);
+        assert!(m.all_dynamic().is_empty(), "{:?}", m.all_dynamic());
     }
 
     #[test]
@@ -1169,9 +1260,14 @@ mod tests {
         let m = ok(&format!(
             "{HEAD}import os\n\n\ndef by_env():\n    if os.environ.get('X'):\n        return migrations.RunSQL('a')\n    return migrations.RunSQL('a', 'b')\n\n\ndef looped(names):\n    for n in names:\n        return migrations.RunSQL(n, n)\n\n\ndef nothing():\n    pass\n\n\ndef two(a, *rest):\n    return migrations.RunSQL(a, a)\n\n\nclass Migration(migrations.Migration):\n    operations = [\n        by_env(),\n        looped(['x']),\n        nothing(),\n        two('x'),\n        run_elsewhere(),\n    ]\n"
         ));
-        let lines: Vec<u32> = m.dynamic.iter().map(|d| d.line).collect();
-        assert_eq!(lines, vec![28, 29, 30, 31], "{:?}", m.dynamic);
-        assert!(m.dynamic[0].what.contains("line 8"), "{:?}", m.dynamic[0]);
+        let lines: Vec<u32> = m.operations_dynamic.iter().map(|d| d.line).collect();
+        assert_eq!(lines, vec![28, 29, 30, 31], "{:?}", m.operations_dynamic);
+        assert!(m.dynamic.is_empty(), "{:?}", m.dynamic);
+        assert!(
+            m.operations_dynamic[0].what.contains("line 8"),
+            "{:?}",
+            m.operations_dynamic[0]
+        );
         assert!(
             m.operations.read().unwrap()[..4]
                 .iter()

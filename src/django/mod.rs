@@ -151,7 +151,11 @@ pub struct JudgedOperation {
 /// newer revision's files: what the plan's findings are computed from. A
 /// migration whose operations could not be read has the reason instead.
 #[derive(Debug, Clone, Default)]
-pub struct UnappliedOperations(BTreeMap<usize, std::result::Result<Vec<JudgedOperation>, String>>);
+pub struct UnappliedOperations {
+    read: BTreeMap<usize, std::result::Result<Vec<JudgedOperation>, String>>,
+    /// The parts of each file's `operations` that cannot be read exactly.
+    dynamic: BTreeMap<usize, Vec<migration::DynamicPart>>,
+}
 
 impl UnappliedOperations {
     /// Record what was read for file `index`.
@@ -160,13 +164,26 @@ impl UnappliedOperations {
         index: usize,
         read: std::result::Result<Vec<JudgedOperation>, String>,
     ) {
-        self.0.insert(index, read);
+        self.read.insert(index, read);
+    }
+
+    /// Record the parts of file `index`'s operations that cannot be read exactly.
+    pub fn insert_dynamic(&mut self, index: usize, parts: Vec<migration::DynamicPart>) {
+        if !parts.is_empty() {
+            self.dynamic.insert(index, parts);
+        }
+    }
+
+    /// The parts of file `index`'s operations that cannot be read exactly
+    /// (none when they were not read: [`UnappliedOperations::of`] says so).
+    pub fn dynamic_of(&self, index: usize) -> &[migration::DynamicPart] {
+        self.dynamic.get(&index).map_or(&[], Vec::as_slice)
     }
 
     /// The operations of file `index`; an error when they were not read
     /// (never an empty list in their place).
     pub fn of(&self, index: usize) -> std::result::Result<&[JudgedOperation], &str> {
-        match self.0.get(&index) {
+        match self.read.get(&index) {
             Some(Ok(ops)) => Ok(ops),
             Some(Err(e)) => Err(e),
             None => Err("its operations were not read"),
@@ -658,7 +675,7 @@ impl<'r> Loader<'r> {
         let labels: Vec<&str> = wanted.iter().map(|(l, _)| *l).collect();
         // Each blob is parsed for its own app.
         let results = self.repo.map_blobs(&oids, self.threads, |i, data| {
-            parse_one(data, labels[i]).ok()
+            parse_graph_one(data, labels[i]).ok()
         });
         let mut parsed = self.parsed.borrow_mut();
         for ((label, oid), m) in wanted.into_iter().zip(results) {
@@ -709,7 +726,7 @@ impl<'r> Loader<'r> {
                 key: MigrationKey::new(label, name),
                 file,
                 migration,
-                blob: None,
+                blob: Some(oid),
             }));
         }
         if let Some(t) = tree {
@@ -726,7 +743,9 @@ impl<'r> Loader<'r> {
         file: &str,
         rev: &str,
     ) -> Result<Arc<Migration>> {
-        if let Some(m) = self.parsed.borrow().get(label, oid) {
+        if let Some(m) = self.parsed.borrow().get(label, oid)
+            && m.operations.is_read()
+        {
             return Ok(m);
         }
         let m = parse_one(data, label).map_err(|e| e.into_error(file, rev))?;
@@ -743,29 +762,31 @@ impl<'r> Loader<'r> {
         let mut out = UnappliedOperations::default();
         for &fi in files {
             let f = rev.files.at(fi);
-            let read = self
-                .complete(rev, f)
-                .map_err(|e| e.to_string())
-                .and_then(|m| {
-                    let ops = m.operations.read().ok_or_else(|| {
-                        format!("{} was described without its operations", f.file)
-                    })?;
-                    Ok(ops
-                        .iter()
-                        .map(|op| {
-                            let (reversibility, reason) = if op.custom.is_some() {
-                                self.custom_reversibility(rev, f, op)
-                            } else {
-                                (op.reversibility.clone(), op.reason.clone())
-                            };
-                            JudgedOperation {
-                                operation: op.clone(),
-                                reversibility,
-                                reason,
-                            }
-                        })
-                        .collect())
-                });
+            let complete = self.complete(rev, f);
+            if let Ok(m) = &complete {
+                out.insert_dynamic(fi, m.operations_dynamic.clone());
+            }
+            let read = complete.map_err(|e| e.to_string()).and_then(|m| {
+                let ops = m
+                    .operations
+                    .read()
+                    .ok_or_else(|| format!("{} was described without its operations", f.file))?;
+                Ok(ops
+                    .iter()
+                    .map(|op| {
+                        let (reversibility, reason) = if op.custom.is_some() {
+                            self.custom_reversibility(rev, f, op)
+                        } else {
+                            (op.reversibility.clone(), op.reason.clone())
+                        };
+                        JudgedOperation {
+                            operation: op.clone(),
+                            reversibility,
+                            reason,
+                        }
+                    })
+                    .collect())
+            });
             out.insert(fi, read);
         }
         out
@@ -780,9 +801,14 @@ impl<'r> Loader<'r> {
             return Ok(f.migration.clone());
         }
         let Some(oid) = f.blob else {
-            return Ok(f.migration.clone());
+            return Err(Error::input(format!(
+                "{} at {} was read without its operations and without its blob id",
+                f.file, rev.snap.label
+            )));
         };
-        if let Some(m) = self.parsed.borrow().get(&f.key.app, oid) {
+        if let Some(m) = self.parsed.borrow().get(&f.key.app, oid)
+            && m.operations.is_read()
+        {
             return Ok(m);
         }
         let src = GitRevision::new(self.repo, &rev.snap);
@@ -897,9 +923,17 @@ impl ParseFailure {
     }
 }
 
+/// A migration read completely (operations judged).
 fn parse_one(data: &[u8], label: &str) -> std::result::Result<Migration, ParseFailure> {
     let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
     migration::parse(text, label).map_err(ParseFailure::Python)
+}
+
+/// A migration read for the graph (operations deferred: read again with
+/// [`Loader::complete`] for the migrations a plan unapplies).
+fn parse_graph_one(data: &[u8], label: &str) -> std::result::Result<Migration, ParseFailure> {
+    let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
+    migration::parse_graph(text, label).map_err(ParseFailure::Python)
 }
 
 /// Parse blobs of one app on every core (parsing is most of a cold run),
@@ -912,7 +946,7 @@ fn parse_all(
     if threads < 2 || blobs.len() < 32 {
         return blobs
             .iter()
-            .map(|(_, data, _)| parse_one(data, label))
+            .map(|(_, data, _)| parse_graph_one(data, label))
             .collect();
     }
     let chunk = blobs.len().div_ceil(threads);
@@ -922,7 +956,7 @@ fn parse_all(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|(_, data, _)| parse_one(data, label))
+                        .map(|(_, data, _)| parse_graph_one(data, label))
                         .collect::<Vec<_>>()
                 })
             })

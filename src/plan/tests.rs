@@ -46,6 +46,7 @@ fn migration(dotted: &str, deps: &[&str], replaces: &[&str]) -> MigrationFile {
             initial: None,
             operations: Operations::default(),
             dynamic: Vec::new(),
+            operations_dynamic: Vec::new(),
         }),
         blob: None,
     }

@@ -194,6 +194,7 @@ impl CachedLine<'_> {
             initial,
             operations: Operations::Deferred,
             dynamic,
+            operations_dynamic: Vec::new(),
         })
     }
 }
@@ -268,6 +269,7 @@ mod tests {
             initial: None,
             operations: Operations::Deferred,
             dynamic: Vec::new(),
+            operations_dynamic: Vec::new(),
         }
     }
 
@@ -290,6 +292,7 @@ mod tests {
                 line: 7,
                 what: "dependencies computed at run time".into(),
             }],
+            operations_dynamic: Vec::new(),
         };
         let mut not_initial = bare();
         not_initial.initial = Some(false);

@@ -32,7 +32,7 @@ use sha2::{Digest, Sha256};
 use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model or the file format changes.
-const VERSION: &str = "v6";
+const VERSION: &str = "v7";
 
 /// The cache directory (`None`: caching off).
 #[derive(Debug, Clone)]
@@ -85,7 +85,10 @@ impl DiskCache {
 
     /// Store a parse; errors are ignored (the cache is an optimisation).
     pub fn put(&self, label: &str, tree: Oid, entries: &[Entry]) {
-        let (Some(path), Some(text)) = (self.path(label, tree), directory::encode(entries)) else {
+        let Some(path) = self.path(label, tree) else {
+            return;
+        };
+        let Some(text) = directory::encode(entries) else {
             return;
         };
         write_checked(&path, &text);
