@@ -162,7 +162,7 @@ pub fn attach(
         // (the label is in every command for them).
         let mut matter = project.unread.clone();
         for (i, app) in project.apps.iter().enumerate() {
-            if app.migrations_dir.is_some() && project.label_guessed(repo, snap, i)? {
+            if app.migrations_dir.is_some() && project.label_guessed(i) {
                 matter.push(i);
             }
         }
@@ -341,7 +341,7 @@ pub fn attach(
             // Another app's label, when only guessed, is no conflict.
             if let Some(other) = project.index_of(&app.label)
                 && other != i
-                && project.label_guessed(repo, snap, other)?
+                && project.label_guessed(other)
             {
                 let entry = project
                     .entries()
@@ -437,7 +437,7 @@ fn read_labels(
             Some((name, label)) => {
                 if let Some(holder) = project.index_of(&label)
                     && holder != i
-                    && !project.label_guessed(repo, snap, holder)?
+                    && !project.label_guessed(holder)
                 {
                     return Err(crate::error::Error::input(format!(
                         "INSTALLED_APPS at {} has two apps labelled {label:?} ({} and {entry}, read from its package); Django refuses to start",
@@ -652,11 +652,7 @@ fn apps_of(
             }
             continue;
         }
-        if app.migrations_dir.is_some()
-            && !project.unread.contains(&i)
-            && !project
-                .label_guessed(repo, snap, i)
-                .map_err(|e| e.to_string())?
+        if app.migrations_dir.is_some() && !project.unread.contains(&i) && !project.label_guessed(i)
         {
             continue;
         }
@@ -704,6 +700,7 @@ fn apps_of(
                 name,
                 migrations_dir: has_migrations,
                 migrations_module: module,
+                label_from_path: app.label_from_path,
             },
             Rc::new(PackageApp {
                 dist: dist.to_string(),

@@ -62,6 +62,7 @@ fn revision(label: &str, apps: &[&str], files: Vec<MigrationFile>) -> Revision {
                 name: (*a).to_string(),
                 migrations_dir: Some(format!("{a}/migrations")),
                 migrations_module: Some(format!("{a}.migrations")),
+                label_from_path: false,
             })
             .collect(),
     );

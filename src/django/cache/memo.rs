@@ -92,6 +92,10 @@ impl DiskCache {
     }
 }
 
+/// A resolved entry in [`AppMemo`]: label, name, whether the label was
+/// derived from the module path, whether this run used it.
+type ResolvedEntry = (String, String, bool, bool);
+
 /// How many app and directory resolutions the cache keeps (the ones used by
 /// the latest run first).
 const APP_MEMO_LIMIT: usize = 50_000;
@@ -99,24 +103,26 @@ const APP_MEMO_LIMIT: usize = 50_000;
 /// The cache file of [`AppMemo`].
 const APP_MEMO_FILE: &str = "apps.tsv";
 
-/// `INSTALLED_APPS` entries resolved to `(label, name)` by `(project root,
+/// `INSTALLED_APPS` entries resolved to `(label, name, whether the label
+/// was derived from the module path)` by `(project root,
 /// entry, tree id of the entry's top-level package)`, and whether migrations
 /// directories exist by `(directory, tree id of its top-level package)`.
 /// Each record remembers whether this run used it: when the cache grows past
 /// its limit, only those are kept.
 #[derive(Debug, Default)]
 pub struct AppMemo {
-    apps: BTreeMap<(String, String, Oid), (String, String, bool)>,
+    apps: BTreeMap<(String, String, Oid), ResolvedEntry>,
     dirs: BTreeMap<(String, Oid), (bool, bool)>,
     changed: bool,
 }
 
 impl AppMemo {
-    /// The `(label, name)` of a resolved entry.
-    pub fn app(&mut self, key: &(String, String, Oid)) -> Option<(String, String)> {
-        let (label, name, used) = self.apps.get_mut(key)?;
+    /// The `(label, name, label derived from the module path)` of a
+    /// resolved entry.
+    pub fn app(&mut self, key: &(String, String, Oid)) -> Option<(String, String, bool)> {
+        let (label, name, from_path, used) = self.apps.get_mut(key)?;
         *used = true;
-        Some((label.clone(), name.clone()))
+        Some((label.clone(), name.clone(), *from_path))
     }
 
     /// Whether a migrations directory exists, if known.
@@ -127,8 +133,12 @@ impl AppMemo {
     }
 
     /// Record a resolved entry.
-    pub fn add_app(&mut self, key: (String, String, Oid), (label, name): (String, String)) {
-        self.apps.insert(key, (label, name, true));
+    pub fn add_app(
+        &mut self,
+        key: (String, String, Oid),
+        (label, name, from_path): (String, String, bool),
+    ) {
+        self.apps.insert(key, (label, name, from_path, true));
         self.changed = true;
     }
 
@@ -138,15 +148,19 @@ impl AppMemo {
         self.changed = true;
     }
 
-    /// One line per record: `a TAB root TAB entry TAB tree TAB label TAB name`
+    /// One line per record: `a TAB root TAB entry TAB tree TAB label TAB
+    /// name TAB 0|1` (1: the label was derived from the module path)
     /// or `d TAB dir TAB tree TAB 0|1`. Fields with tabs or newlines are not kept.
     fn to_lines(&self) -> String {
         let only_used = self.apps.len() + self.dirs.len() > APP_MEMO_LIMIT;
         let clean = |f: &[&str]| f.iter().all(|x| !x.contains(['\t', '\n', '\r']));
         let mut out = String::new();
-        for ((root, entry, oid), (label, name, used)) in &self.apps {
+        for ((root, entry, oid), (label, name, from_path, used)) in &self.apps {
             if (*used || !only_used) && clean(&[root, entry, label, name]) {
-                out.push_str(&format!("a\t{root}\t{entry}\t{oid}\t{label}\t{name}\n"));
+                out.push_str(&format!(
+                    "a\t{root}\t{entry}\t{oid}\t{label}\t{name}\t{}\n",
+                    u8::from(*from_path)
+                ));
             }
         }
         for ((dir, oid), (exists, used)) in &self.dirs {
@@ -169,16 +183,35 @@ impl AppMemo {
                 f.next(),
                 f.next(),
                 f.next(),
+                f.next(),
             ) {
-                (Some("a"), Some(root), Some(entry), Some(oid), Some(label), Some(name), None) => {
+                (
+                    Some("a"),
+                    Some(root),
+                    Some(entry),
+                    Some(oid),
+                    Some(label),
+                    Some(name),
+                    Some(g @ ("0" | "1")),
+                    None,
+                ) => {
                     if let Some(oid) = oid_from_hex(oid) {
                         memo.apps.insert(
                             (root.to_string(), entry.to_string(), oid),
-                            (label.to_string(), name.to_string(), false),
+                            (label.to_string(), name.to_string(), g == "1", false),
                         );
                     }
                 }
-                (Some("d"), Some(dir), Some(oid), Some(e @ ("0" | "1")), None, None, None) => {
+                (
+                    Some("d"),
+                    Some(dir),
+                    Some(oid),
+                    Some(e @ ("0" | "1")),
+                    None,
+                    None,
+                    None,
+                    None,
+                ) => {
                     if let Some(oid) = oid_from_hex(oid) {
                         memo.dirs.insert((dir.to_string(), oid), (e == "1", false));
                     }

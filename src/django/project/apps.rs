@@ -32,6 +32,8 @@ pub(super) fn resolve_app(
             name: base.to_string(),
             migrations_dir: None,
             migrations_module: None,
+            // Django's own apps are labelled by their module names.
+            label_from_path: !entry.starts_with("django.contrib."),
         }
     };
     let from_config = |name: Option<String>, label: Option<String>, fallback: &str| {
@@ -42,6 +44,7 @@ pub(super) fn resolve_app(
             name,
             migrations_dir: None,
             migrations_module: None,
+            label_from_path: false,
         }
     };
     if let Some((_, true)) = module_file_in(src, root, entry)? {

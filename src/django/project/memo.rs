@@ -151,20 +151,22 @@ impl Resolutions {
             });
         };
         let key = (root.to_string(), entry.to_string(), oid);
-        if let Some((label, name)) = self.app_memo().borrow_mut().app(&key) {
+        if let Some((label, name, label_from_path)) = self.app_memo().borrow_mut().app(&key) {
             return Ok(App {
                 label,
                 name,
                 migrations_dir: None,
                 migrations_module: None,
+                label_from_path,
             });
         }
         let app = resolve_app(&GitRevision::new(repo, snap), root, entry, &|f| {
             self.python(repo, snap, f)
         })?;
-        self.app_memo()
-            .borrow_mut()
-            .add_app(key, (app.label.clone(), app.name.clone()));
+        self.app_memo().borrow_mut().add_app(
+            key,
+            (app.label.clone(), app.name.clone(), app.label_from_path),
+        );
         Ok(app)
     }
 

@@ -64,6 +64,11 @@ pub struct App {
     pub migrations_dir: Option<String>,
     /// The migrations module (`shop.migrations`).
     pub migrations_module: Option<String>,
+    /// The label was derived from the module path: neither the app's
+    /// package nor its config's module is in the repository, and it is not
+    /// one of Django's own apps (a package pip installs, whose label only
+    /// its own `AppConfig` knows). Decided when the entry is resolved.
+    pub label_from_path: bool,
 }
 
 /// The project at one revision.
@@ -220,11 +225,9 @@ impl Project {
 
     /// Whether the label of the app at `index` is a guess from its module
     /// path (an app from outside the repository, not one of Django's own).
-    pub fn label_guessed(&self, repo: &Repo, snap: &Snapshot, index: usize) -> Result<bool> {
-        match self.entries().and_then(|e| e.get(index)) {
-            Some(entry) => label_guessed(repo, snap, &self.root, entry),
-            None => Ok(false),
-        }
+    pub fn label_guessed(&self, index: usize) -> bool {
+        self.entries().is_some_and(|e| index < e.len())
+            && self.apps.get(index).is_some_and(|a| a.label_from_path)
     }
 
     /// Take the app at `index` out of the label index: its label is a guess
@@ -273,6 +276,7 @@ impl Project {
             name,
             migrations_dir,
             migrations_module: module,
+            label_from_path: self.apps[index].label_from_path,
         });
         Ok(())
     }
@@ -562,8 +566,8 @@ pub fn load_shared(
                 // A label guessed from the module path of an app outside
                 // the repository (`wagtail.admin` is `wagtailadmin`, not
                 // `admin`) is no evidence of a conflict.
-                let guessed_prev = label_guessed(repo, snap, &root, &entries[prev])?;
-                let guessed_new = label_guessed(repo, snap, &root, entry)?;
+                let guessed_prev = apps[prev].label_from_path;
+                let guessed_new = app.label_from_path;
                 if !guessed_prev && !guessed_new {
                     return Err(Error::input(format!(
                         "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
@@ -643,25 +647,6 @@ pub fn load_shared(
         }),
         unread,
     }))
-}
-
-/// Whether an `INSTALLED_APPS` entry's label can only be guessed from its
-/// module path: neither its package nor its config's module is in the
-/// repository (as [`apps::resolve_app`] reads them), and it is not one of
-/// Django's own apps (whose labels are their module names).
-fn label_guessed(repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<bool> {
-    if entry.starts_with("django.contrib.") {
-        return Ok(false);
-    }
-    if let Some((_, true)) = module_file(repo, snap, root, entry)? {
-        return Ok(false);
-    }
-    if let Some((module, _)) = entry.rsplit_once('.')
-        && module_file(repo, snap, root, module)?.is_some()
-    {
-        return Ok(false);
-    }
-    Ok(true)
 }
 
 /// Django's rule for an app's migrations module (`MigrationLoader.migrations_module`):

@@ -201,13 +201,14 @@ pub(super) fn encode(records: &[Record]) -> String {
             out.push(format!("E\t{entry}"));
             for ((top, mtop), app) in alternatives {
                 out.push(format!(
-                    "A\t{}\t{}\t{}\t{}\t{}\t{}",
+                    "A\t{}\t{}\t{}\t{}\t{}\t{}\t{}",
                     id(*top),
                     id(*mtop),
                     app.label,
                     app.name,
                     optional(app.migrations_dir.as_deref()),
-                    optional(app.migrations_module.as_deref())
+                    optional(app.migrations_module.as_deref()),
+                    u8::from(app.label_from_path)
                 ));
             }
         }
@@ -218,7 +219,7 @@ pub(super) fn encode(records: &[Record]) -> String {
             Some(b'I' | b'E' | b'C') => 2,
             Some(b'D' | b'Y' | b'R' | b'U') => 4,
             Some(b'N' | b'X' | b'L') => 1,
-            Some(b'A') => 7,
+            Some(b'A') => 8,
             _ => 0,
         };
         if out
@@ -275,8 +276,20 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
             let mut next = || f.next();
             match next()? {
                 "A" => {
-                    let (top, mtop, label, name, dir, module) =
-                        (next()?, next()?, next()?, next()?, next()?, next()?);
+                    let (top, mtop, label, name, dir, module, from_path) = (
+                        next()?,
+                        next()?,
+                        next()?,
+                        next()?,
+                        next()?,
+                        next()?,
+                        next()?,
+                    );
+                    let label_from_path = match from_path {
+                        "0" => false,
+                        "1" => true,
+                        _ => return None,
+                    };
                     let alternatives = resolutions.last_mut()?;
                     // Most entries have one resolution: no room for more.
                     alternatives.reserve_exact(1);
@@ -287,6 +300,7 @@ pub(super) fn decode(text: &str) -> Option<Vec<Record>> {
                             name: name.to_string(),
                             migrations_dir: parse_optional(dir)?,
                             migrations_module: parse_optional(module)?,
+                            label_from_path,
                         }),
                     ));
                 }
@@ -406,12 +420,14 @@ mod tests {
                 name: "django.contrib.auth".into(),
                 migrations_dir: None,
                 migrations_module: Some("django.contrib.auth.migrations".into()),
+                label_from_path: false,
             },
             App {
                 label: label.into(),
                 name: "shop".into(),
                 migrations_dir: Some("shop/db_migrations".into()),
                 migrations_module: Some("shop.db_migrations".into()),
+                label_from_path: true,
             },
         ];
         Project {
