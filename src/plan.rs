@@ -485,8 +485,7 @@ fn what_to_unapply(
         let k = &f.key;
         // A squash the older code has itself is known by its name: it does
         // not straddle, whatever became of the files it replaces.
-        let squash_in_older =
-            || in_older[fi].is_some() && installed_older.contains(k.app.as_str());
+        let squash_in_older = || in_older[fi].is_some() && installed_older.contains(k.app.as_str());
         if !f.migration.replaces.is_empty() && !squash_in_older() {
             let leaves = replaced_leaves(k, pair);
             let n_known = leaves
