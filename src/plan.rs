@@ -693,15 +693,8 @@ fn findings(
                 });
             }
         }
-        // The class's own parts, then its operations' (read with them), by line.
-        let mut parts: Vec<&crate::django::migration::DynamicPart> = f
-            .migration
-            .dynamic
-            .iter()
-            .chain(read.dynamic_of(fi))
-            .collect();
-        parts.sort_by_key(|d| d.line);
-        for d in parts {
+        // The class's own parts and its operations' (read with them).
+        for d in crate::django::migration::by_line(&f.migration.dynamic, read.dynamic_of(fi)) {
             out.dynamic.push(Dynamic {
                 code: Code::DynamicMigration,
                 message: format!(

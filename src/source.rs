@@ -12,7 +12,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
-use crate::git::{DirEntry, Repo, Snapshot};
+use crate::git::{Blob, DirEntry, Repo, Snapshot};
 use crate::packages::archive::PackageFiles;
 
 /// What identifies a directory's contents: two equal ids mean identical
@@ -91,27 +91,18 @@ pub trait ProjectSource {
         dir: &str,
         wanted: &dyn Fn(&str) -> bool,
     ) -> Result<Option<Vec<IdentifiedFile>>> {
-        let Some(entries) = self.list_dir(dir)? else {
-            return Ok(None);
-        };
-        let mut out = Vec::new();
-        for e in entries.into_iter().filter(|e| !e.is_dir && wanted(&e.name)) {
-            let Some(data) = self.read(&join(dir, &e.name))? else {
-                continue;
+        identify_by_reading(self.list_dir(dir)?, dir, wanted, &|path| {
+            let Some(data) = self.read(path)? else {
+                return Ok(None);
             };
-            let id = git2::Oid::hash_object(git2::ObjectType::Blob, &data).map_err(|source| {
+            let oid = git2::Oid::hash_object(git2::ObjectType::Blob, &data).map_err(|source| {
                 Error::Git {
-                    context: format!("hashing {}", join(dir, &e.name)),
+                    context: format!("hashing {path}"),
                     source,
                 }
             })?;
-            out.push(IdentifiedFile {
-                name: e.name,
-                id,
-                data: Some(data),
-            });
-        }
-        Ok(Some(out))
+            Ok(Some(Blob { oid, data }))
+        })
     }
 
     /// The bytes of a file [`ProjectSource::identified_files`] listed (its
@@ -127,6 +118,31 @@ pub trait ProjectSource {
             ))
         })
     }
+}
+
+/// The files of a listing whose names `wanted` accepts, each read (with
+/// its git blob id) by `read`: how a source without ids in its listing
+/// identifies files. `None` when there is no listing.
+fn identify_by_reading(
+    entries: Option<Vec<DirEntry>>,
+    dir: &str,
+    wanted: &dyn Fn(&str) -> bool,
+    read: &dyn Fn(&str) -> Result<Option<Blob>>,
+) -> Result<Option<Vec<IdentifiedFile>>> {
+    let Some(entries) = entries else {
+        return Ok(None);
+    };
+    let mut out = Vec::new();
+    for e in entries.into_iter().filter(|e| !e.is_dir && wanted(&e.name)) {
+        if let Some(blob) = read(&join(dir, &e.name))? {
+            out.push(IdentifiedFile {
+                name: e.name,
+                id: blob.oid,
+                data: Some(blob.data),
+            });
+        }
+    }
+    Ok(Some(out))
 }
 
 /// A file of a directory with the git blob id of its bytes, and the bytes
@@ -244,21 +260,11 @@ impl ProjectSource for GitRevision<'_> {
         wanted: &dyn Fn(&str) -> bool,
     ) -> Result<Option<Vec<IdentifiedFile>>> {
         if !matches!(self.snap.source, crate::git::Source::Commit { .. }) {
-            // The index and the working tree: read and hash, as any source.
-            let Some(entries) = self.repo.list_dir(self.snap, dir)? else {
-                return Ok(None);
-            };
-            let mut out = Vec::new();
-            for e in entries.into_iter().filter(|e| !e.is_dir && wanted(&e.name)) {
-                if let Some(blob) = self.repo.read(self.snap, &join(dir, &e.name))? {
-                    out.push(IdentifiedFile {
-                        name: e.name,
-                        id: blob.oid,
-                        data: Some(blob.data),
-                    });
-                }
-            }
-            return Ok(Some(out));
+            // The index and the working tree: read, with the id the read
+            // computes, as any source without ids in its listing.
+            return identify_by_reading(self.list_dir(dir)?, dir, wanted, &|path| {
+                self.repo.read(self.snap, path)
+            });
         }
         Ok(self.repo.file_ids(self.snap, dir)?.map(|files| {
             files

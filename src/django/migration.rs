@@ -144,14 +144,18 @@ pub struct Migration {
 impl Migration {
     /// Every part that cannot be read exactly, by line.
     pub fn all_dynamic(&self) -> Vec<&DynamicPart> {
-        let mut all: Vec<&DynamicPart> = self
-            .dynamic
-            .iter()
-            .chain(&self.operations_dynamic)
-            .collect();
-        all.sort_by_key(|d| d.line);
-        all
+        by_line(&self.dynamic, &self.operations_dynamic)
     }
+}
+
+/// A class's dynamic parts and its operations' (read apart), by line.
+pub fn by_line<'a>(
+    class: &'a [DynamicPart],
+    operations: &'a [DynamicPart],
+) -> Vec<&'a DynamicPart> {
+    let mut all: Vec<&DynamicPart> = class.iter().chain(operations).collect();
+    all.sort_by_key(|d| d.line);
+    all
 }
 
 /// Why a file is not a migration Django can load.

@@ -115,9 +115,22 @@ fn check_stated(
 /// migrations (`MigrationLoader.load_disk`).
 pub const PACKAGE_INIT: &str = "__init__.py";
 
-/// Whether a directory listing is a migrations package Django loads.
-fn is_migrations_package(entries: &[crate::git::DirEntry]) -> bool {
-    entries.iter().any(|e| e.name == PACKAGE_INIT && !e.is_dir)
+/// Django's rule for the migrations of a directory
+/// (`MigrationLoader.load_disk`), given its files (not subdirectories):
+/// none unless it is a package (an `__init__.py`), then every
+/// [`is_migration_file_name`], by name (file stem).
+fn migrations_among<T>(files: Vec<T>, name: impl Fn(&T) -> &str) -> Vec<(String, T)> {
+    if !files.iter().any(|f| name(f) == PACKAGE_INIT) {
+        return Vec::new();
+    }
+    let mut out: Vec<(String, T)> = files
+        .into_iter()
+        .filter(|f| is_migration_file_name(name(f)))
+        .filter_map(|f| Some((name(&f).strip_suffix(".py")?.to_string(), f)))
+        .collect();
+    // By stem, as names are compared (`a-b.py` sorts before `a.py`).
+    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    out
 }
 
 /// The deployed (newer) and target (older) revisions of a downgrade.
@@ -541,15 +554,16 @@ impl<'r> Loader<'r> {
         if let Some(n) = self.listings.borrow().get(&key) {
             return Ok(n.clone());
         }
-        let entries = self.repo.list_dir(snap, dir)?.unwrap_or_default();
-        if !is_migrations_package(&entries) {
-            self.listings.borrow_mut().insert(key, BTreeSet::new());
-            return Ok(BTreeSet::new());
-        }
-        let names: BTreeSet<String> = entries
+        let files: Vec<crate::git::DirEntry> = self
+            .repo
+            .list_dir(snap, dir)?
+            .unwrap_or_default()
             .into_iter()
-            .filter(|e| !e.is_dir && is_migration_file_name(&e.name))
-            .filter_map(|e| e.name.strip_suffix(".py").map(str::to_string))
+            .filter(|e| !e.is_dir)
+            .collect();
+        let names: BTreeSet<String> = migrations_among(files, |e| &e.name)
+            .into_iter()
+            .map(|(stem, _)| stem)
             .collect();
         self.listings.borrow_mut().insert(key, names.clone());
         Ok(names)
@@ -648,22 +662,23 @@ impl<'r> Loader<'r> {
                 let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.as_deref()) else {
                     continue;
                 };
-                let Some(tree) = self.repo.dir_oid(snap, dir) else {
+                let src = GitRevision::new(self.repo, snap);
+                // Only a commit's tree gives the ids without reading.
+                let Some(tree) = src.tree_id(dir) else {
                     continue;
                 };
                 if self.disk.may_have(label, tree) {
                     continue;
                 }
-                let Ok(Some(files)) = self.repo.file_ids(snap, dir) else {
+                let Ok(files) = migration_files(&src, dir) else {
                     continue;
                 };
                 let parsed = self.parsed.borrow();
-                for (name, oid) in files {
-                    if is_migration_file_name(&name)
-                        && parsed.get(label, oid).is_none()
-                        && seen.insert((label.as_str(), OidKey::of(oid)))
+                for (_, file) in files {
+                    if parsed.get(label, file.id).is_none()
+                        && seen.insert((label.as_str(), OidKey::of(file.id)))
                     {
-                        wanted.push((label.as_str(), oid));
+                        wanted.push((label.as_str(), file.id));
                     }
                 }
             }
@@ -735,6 +750,8 @@ impl<'r> Loader<'r> {
         Ok(files)
     }
 
+    /// Parse a blob completely and keep that reading for the rest of the
+    /// run (in place of its reading for the graph).
     fn parse(
         &self,
         oid: Oid,
@@ -743,11 +760,6 @@ impl<'r> Loader<'r> {
         file: &str,
         rev: &str,
     ) -> Result<Arc<Migration>> {
-        if let Some(m) = self.parsed.borrow().get(label, oid)
-            && m.operations.is_read()
-        {
-            return Ok(m);
-        }
         let m = parse_one(data, label).map_err(|e| e.into_error(file, rev))?;
         let m = Arc::new(m);
         self.parsed.borrow_mut().insert(label, oid, m.clone());
@@ -923,17 +935,25 @@ impl ParseFailure {
     }
 }
 
+/// A migration blob read with `read` (`migration::parse` or `parse_graph`).
+fn read_blob_as(
+    data: &[u8],
+    label: &str,
+    read: fn(&str, &str) -> std::result::Result<Migration, migration::ParseError>,
+) -> std::result::Result<Migration, ParseFailure> {
+    let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
+    read(text, label).map_err(ParseFailure::Python)
+}
+
 /// A migration read completely (operations judged).
 fn parse_one(data: &[u8], label: &str) -> std::result::Result<Migration, ParseFailure> {
-    let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
-    migration::parse(text, label).map_err(ParseFailure::Python)
+    read_blob_as(data, label, migration::parse)
 }
 
 /// A migration read for the graph (operations deferred: read again with
 /// [`Loader::complete`] for the migrations a plan unapplies).
 fn parse_graph_one(data: &[u8], label: &str) -> std::result::Result<Migration, ParseFailure> {
-    let text = std::str::from_utf8(data).map_err(|e| ParseFailure::Utf8(e.valid_up_to()))?;
-    migration::parse_graph(text, label).map_err(ParseFailure::Python)
+    read_blob_as(data, label, migration::parse_graph)
 }
 
 /// Parse blobs of one app on every core (parsing is most of a cold run),
@@ -987,26 +1007,13 @@ impl PreviousDir {
     }
 }
 
-/// Django's rule for the migrations of a directory
-/// (`MigrationLoader.load_disk`): none unless it is a package (an
-/// `__init__.py`), then every [`is_migration_file_name`]; by name (file
-/// stem), each with its content id.
+/// The migrations of a directory of `src` ([`migrations_among`]), each
+/// with its content id.
 fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, IdentifiedFile)>> {
     let wanted = |n: &str| n == PACKAGE_INIT || is_migration_file_name(n);
-    let Some(files) = src.identified_files(dir, &wanted)? else {
-        return Ok(Vec::new());
-    };
-    if !files.iter().any(|f| f.name == PACKAGE_INIT) {
-        return Ok(Vec::new());
-    }
-    let mut out: Vec<(String, IdentifiedFile)> = files
-        .into_iter()
-        .filter(|f| is_migration_file_name(&f.name))
-        .filter_map(|f| Some((f.name.strip_suffix(".py")?.to_string(), f)))
-        .collect();
-    // By stem, as names are compared (`a-b.py` sorts before `a.py`).
-    out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+    Ok(src
+        .identified_files(dir, &wanted)?
+        .map_or_else(Vec::new, |files| migrations_among(files, |f| &f.name)))
 }
 
 /// `DIR/NAME.py`.
