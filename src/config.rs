@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
+use crate::source::ProjectSource;
 
 /// The config file's name at the deploy repository's root.
 pub const FILE_NAME: &str = ".tagback.yml";
@@ -320,15 +320,15 @@ impl ServiceConfig {
 impl Config {
     /// Read `.tagback.yml` at a snapshot (or the `--config` file); the
     /// default config when absent.
-    pub fn load(repo: &Repo, snap: &Snapshot) -> Result<Config> {
+    pub fn load(src: &dyn ProjectSource) -> Result<Config> {
         if let Some(c) = OVERRIDE.get() {
             return Ok(c.clone());
         }
-        let Some((_, text)) = repo.read_text(snap, FILE_NAME)? else {
+        let Some(text) = src.read_text(FILE_NAME)? else {
             return Ok(Config::default());
         };
         Config::parse(&text)
-            .map_err(|e| Error::input(format!("{FILE_NAME} at {}: {e}", snap.label)))
+            .map_err(|e| Error::input(format!("{FILE_NAME} at {}: {e}", src.label())))
     }
 
     /// Parse the file's text.

@@ -15,6 +15,7 @@ use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot, short};
 use crate::ledger::{self, RecordStatus};
 use crate::plan::{self, Plan};
+use crate::source::GitRevision;
 use crate::stack::{self, Direction, ImageRef};
 
 /// One service whose image changes.
@@ -93,7 +94,7 @@ pub struct Request<'a> {
 
 /// Compare the stack files and judge every image change.
 pub fn check(req: &Request<'_>) -> Result<CheckReport> {
-    let config = Config::load(req.repo, &req.to)?;
+    let config = Config::load(&GitRevision::new(req.repo, &req.to))?;
     let explicit = if req.files.is_empty() {
         config.files.clone()
     } else {
@@ -277,7 +278,7 @@ pub fn trusted_keys(
     req: &Request<'_>,
     to_config: &Config,
 ) -> Result<Vec<ledger::trust::TrustedKey>> {
-    let from_config = Config::load(req.repo, &req.from)?;
+    let from_config = Config::load(&GitRevision::new(req.repo, &req.from))?;
     let (lines, snap) = if from_config.trusted_keys.is_empty() {
         (&to_config.trusted_keys, &req.to)
     } else {

@@ -85,7 +85,12 @@ pub fn settings(data: &[u8]) {
         }
         let snap = repo.worktree_snapshot();
         let memo = project::Resolutions::default();
-        let _ = project::load_shared(repo, &snap, &ProjectOptions::default(), &memo, None);
+        let _ = project::load_shared(
+            &crate::source::GitRevision::new(repo, &snap),
+            &ProjectOptions::default(),
+            &memo,
+            None,
+        );
     });
 }
 

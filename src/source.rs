@@ -53,18 +53,43 @@ pub trait ProjectSource {
             .is_some_and(|es| es.iter().any(|e| e.name == name && !e.is_dir)))
     }
 
+    /// Whether a file exists, answered as [`ProjectSource::exists`], for a
+    /// one-off question about a directory that is otherwise not read (a
+    /// source may then skip indexing the directory for later questions).
+    fn exists_once(&self, path: &str) -> Result<bool> {
+        self.exists(path)
+    }
+
+    /// Whether a directory exists (without listing it where the source can).
+    fn dir_exists(&self, dir: &str) -> Result<bool> {
+        Ok(self.list_dir(dir)?.is_some())
+    }
+
     /// A file as UTF-8 text; an error names the file and the source.
     fn read_text(&self, path: &str) -> Result<Option<String>> {
         let Some(data) = self.read(path)? else {
             return Ok(None);
         };
-        String::from_utf8(data).map(Some).map_err(|e| {
-            Error::input(format!(
-                "{path} at {} is not valid UTF-8 (byte {})",
-                self.label(),
-                e.utf8_error().valid_up_to()
-            ))
-        })
+        utf8(data, path, self.label()).map(Some)
+    }
+
+    /// A file as UTF-8 text with the git blob id of its bytes (two files
+    /// with one id have the same text, whatever source holds them).
+    fn read_text_with_id(&self, path: &str) -> Result<Option<(git2::Oid, String)>> {
+        let Some(data) = self.read(path)? else {
+            return Ok(None);
+        };
+        let id = blob_id(&data, path)?;
+        Ok(Some((id, utf8(data, path, self.label())?)))
+    }
+
+    /// The git id (tree or blob) of the entry at `path`, for sources that
+    /// know ids without reading (a commit's tree): `Some(None)` when there
+    /// is no such entry. `None` from sources that would have to read: what
+    /// was read from them cannot be reused by id.
+    fn entry_id(&self, path: &str) -> Option<Option<git2::Oid>> {
+        let _ = path;
+        None
     }
 
     /// What identifies the contents below `dir` (`None`: no such
@@ -95,12 +120,7 @@ pub trait ProjectSource {
             let Some(data) = self.read(path)? else {
                 return Ok(None);
             };
-            let oid = git2::Oid::hash_object(git2::ObjectType::Blob, &data).map_err(|source| {
-                Error::Git {
-                    context: format!("hashing {path}"),
-                    source,
-                }
-            })?;
+            let oid = blob_id(&data, path)?;
             Ok(Some(Blob { oid, data }))
         })
     }
@@ -143,6 +163,24 @@ fn identify_by_reading(
         }
     }
     Ok(Some(out))
+}
+
+/// Git's blob id of `data` (the file `path`, for the error).
+fn blob_id(data: &[u8], path: &str) -> Result<git2::Oid> {
+    git2::Oid::hash_object(git2::ObjectType::Blob, data).map_err(|source| Error::Git {
+        context: format!("hashing {path}"),
+        source,
+    })
+}
+
+/// `data`, the bytes of `path` at the source `label`, as UTF-8 text.
+pub(crate) fn utf8(data: Vec<u8>, path: &str, label: &str) -> Result<String> {
+    String::from_utf8(data).map_err(|e| {
+        Error::input(format!(
+            "{path} at {label} is not valid UTF-8 (byte {})",
+            e.utf8_error().valid_up_to()
+        ))
+    })
 }
 
 /// A file of a directory with the git blob id of its bytes, and the bytes
@@ -246,8 +284,25 @@ impl ProjectSource for GitRevision<'_> {
         self.repo.exists(self.snap, path)
     }
 
+    fn exists_once(&self, path: &str) -> Result<bool> {
+        self.repo.exists_in_unread_dir(self.snap, path)
+    }
+
+    fn dir_exists(&self, dir: &str) -> Result<bool> {
+        self.repo.dir_exists(self.snap, dir)
+    }
+
     fn read_text(&self, path: &str) -> Result<Option<String>> {
         Ok(self.repo.read_text(self.snap, path)?.map(|(_, t)| t))
+    }
+
+    fn read_text_with_id(&self, path: &str) -> Result<Option<(git2::Oid, String)>> {
+        self.repo.read_text(self.snap, path)
+    }
+
+    fn entry_id(&self, path: &str) -> Option<Option<git2::Oid>> {
+        matches!(self.snap.source, crate::git::Source::Commit { .. })
+            .then(|| self.repo.entry_id(self.snap, path))
     }
 
     fn tree_id(&self, dir: &str) -> Option<git2::Oid> {
@@ -469,11 +524,28 @@ impl<S: ProjectSource> ProjectSource for Cached<S> {
         Ok(v)
     }
 
+    /// Answered from the (kept) listing of the file's directory, so that
+    /// every answer agrees with the listings.
     fn exists(&self, path: &str) -> Result<bool> {
         if let Some(hit) = self.files.borrow().get(path) {
             return Ok(hit.is_some());
         }
-        self.inner.exists(path)
+        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+        Ok(self
+            .list_dir(dir)?
+            .is_some_and(|es| es.iter().any(|e| e.name == name && !e.is_dir)))
+    }
+
+    fn dir_exists(&self, dir: &str) -> Result<bool> {
+        Ok(self.list_dir(dir)?.is_some())
+    }
+
+    fn tree_id(&self, dir: &str) -> Option<git2::Oid> {
+        self.inner.tree_id(dir)
+    }
+
+    fn entry_id(&self, path: &str) -> Option<Option<git2::Oid>> {
+        self.inner.entry_id(path)
     }
 
     fn dir_id(&self, dir: &str) -> Result<Option<ContentId>> {

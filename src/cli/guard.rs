@@ -11,7 +11,7 @@ use crate::config::Config;
 use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::ledger::database;
-use crate::source::PlainDir;
+use crate::source::{Cached, PlainDir, ProjectSource};
 
 /// Arguments of `tagback guard`.
 #[derive(Debug, Clone, Args)]
@@ -63,14 +63,15 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
                 "no database to check: pass --database-url URL or set DATABASE_URL (postgres://…, mysql://… or sqlite:///path)",
             )
         })?;
-    let dir = PlainDir::open(&args.project)?;
-    let (repo, snap) = (dir.repo(), dir.snapshot());
+    // Each file is read and each directory listed once: the code is judged
+    // as it was at one moment, even if the directory changes meanwhile.
+    let dir = Cached::new(PlainDir::open(&args.project)?);
     let config = match &args.config {
         Some(path) => {
             let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
             Config::parse(&text).map_err(|e| Error::input(format!("{}: {e}", path.display())))?
         }
-        None => Config::load(repo, snap)?,
+        None => Config::load(&dir)?,
     };
     // The code is read as `plan` reads it: the service's settings from
     // `.tagback.yml`, the command line's flags first. One revision, so
@@ -79,7 +80,7 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
         Error::input(format!(
             "{} for the guard in {}: {e}",
             crate::config::FILE_NAME,
-            repo.label()
+            dir.label()
         ))
     })?;
     let mut opts = ProjectOptions {
@@ -88,11 +89,11 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     };
     opts.manage_py = args.manage_py.clone().or(opts.manage_py);
     opts.settings = args.settings.clone().or(opts.settings);
-    let loader = Loader::new(repo);
-    let (project, files) = loader.load_known(snap, &opts)?.ok_or_else(|| {
+    let loader = Loader::new(dir.inner().repo());
+    let (project, files) = loader.load_known(&dir, &opts)?.ok_or_else(|| {
         Error::input(format!(
             "no manage.py in {}: not a Django project (pass --project DIR or --manage-py PATH)",
-            repo.label()
+            dir.label()
         ))
     })?;
     // A database never migrated (first deploy) has nothing applied.
@@ -100,13 +101,13 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     let rows = migrated.clone().unwrap_or_default();
     let graph = || {
         loader
-            .known_graph(snap, &project, &files)
+            .known_graph(&dir, &project, &files)
             .map_err(|e| e.to_string())
     };
     let mut report = crate::guard::judge(&project, &files, graph, &rows, &config.guard.allow)?;
     report.never_migrated = migrated.is_none();
     match args.format {
-        GuardFormat::Text => crate::guard::render_text(&report, repo.label(), args.warn_only, out)?,
+        GuardFormat::Text => crate::guard::render_text(&report, dir.label(), args.warn_only, out)?,
         GuardFormat::Json => crate::report::json(&report, out)?,
     }
     // The process ends right after: freeing every parsed migration one by

@@ -7,6 +7,7 @@ use crate::deploy::{self, Request};
 use crate::error::{Error, Result};
 use crate::git::hook::parse_pre_push;
 use crate::git::{Repo, Snapshot, short};
+use crate::source::GitRevision;
 use crate::stack;
 
 /// The hooks tagback implements.
@@ -57,7 +58,7 @@ fn compare(repo: &Repo, from: Snapshot, to: Snapshot, out: &mut dyn Write) -> Re
 }
 
 fn has_config_files(repo: &Repo, snap: &Snapshot) -> Result<bool> {
-    let cfg = crate::config::Config::load(repo, snap)?;
+    let cfg = crate::config::Config::load(&GitRevision::new(repo, snap))?;
     Ok(!cfg.files.is_empty())
 }
 

@@ -14,6 +14,7 @@ use crate::django::project::find_manage_py;
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::git::Repo;
+use crate::source::GitRevision;
 use crate::stack::{self, DEFAULT_FILES};
 
 /// Images that are never Django (matched on the image name's last part).
@@ -126,7 +127,7 @@ fn detect(repo: &Repo) -> Result<Found> {
             }
         }
     }
-    found.manage_py = find_manage_py(repo, &snap, None)?;
+    found.manage_py = find_manage_py(&GitRevision::new(repo, &snap), None)?;
     if let Some(m) = &found.manage_py
         && let Some((_, text)) = repo.read_text(&snap, m)?
     {

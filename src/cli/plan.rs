@@ -9,6 +9,7 @@ use crate::django::{Loader, ProjectOptions};
 use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::report::{self, Format};
+use crate::source::GitRevision;
 
 pub(super) struct PlanRequest {
     pub(super) repo: PathBuf,
@@ -37,7 +38,7 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
         Some(_) => repo.worktree_snapshot(),
         None => repo.snapshot("HEAD")?,
     };
-    let config = Config::load(&repo, &config_snap)?;
+    let config = Config::load(&GitRevision::new(&repo, &config_snap))?;
     let cfg = config.plan_service(req.service.as_deref()).map_err(|e| {
         Error::input(format!(
             "{} in {}: {e}",

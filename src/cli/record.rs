@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::git::Repo;
 use crate::ledger::{self, Evidence, Record, database, evidence, trust};
 use crate::plan::Plan;
+use crate::source::GitRevision;
 
 /// Arguments of `tagback record`.
 #[derive(Debug, Args)]
@@ -43,7 +44,7 @@ pub struct RecordArgs {
 pub(super) fn run(args: &RecordArgs, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
-    let config = Config::load(&repo, &req.to)?;
+    let config = Config::load(&GitRevision::new(&repo, &req.to))?;
     let report = deploy::check(&req)?;
     let candidates: Vec<_> = report
         .services

@@ -18,6 +18,7 @@ use crate::git::Repo;
 use crate::plan::{self, Plan};
 use crate::report;
 use crate::script::{self, ScriptOptions};
+use crate::source::GitRevision;
 use crate::stack::{Direction, ImageRef};
 
 /// Arguments of `tagback script`.
@@ -85,7 +86,7 @@ pub(super) fn run(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
-    let config = Config::load(&repo, &req.to)?;
+    let config = Config::load(&GitRevision::new(&repo, &req.to))?;
     let report = deploy::check(&req)?;
     let candidates: Vec<&ServiceReport> = report
         .services
@@ -339,7 +340,7 @@ fn without_stack(args: &ScriptArgs, out: &mut dyn Write) -> Result<Outcome> {
 fn release_artifact(args: &ScriptArgs, dir: &Path, out: &mut dyn Write) -> Result<Outcome> {
     let repo = Repo::open(&args.stack.deploy_repo)?;
     let req = super::check::request(&repo, &args.stack, args.service.clone())?;
-    let config = Config::load(&repo, &req.to)?;
+    let config = Config::load(&GitRevision::new(&repo, &req.to))?;
     let report = deploy::check(&req)?;
     let mut outcome = Outcome::Safe;
     let mut wrote = 0;

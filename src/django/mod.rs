@@ -260,8 +260,12 @@ impl<'r> Loader<'r> {
         // `.tagback.yml`'s `newer:` / `older:`: each revision read with its own.
         let sides = [opts.side(true), opts.side(false)];
         let opts = &sides[0];
-        let pn = project::load_shared(self.repo, newer, opts, memo, None)?;
-        let po = project::load_shared(self.repo, older, &sides[1], memo, pn.as_ref())?;
+        let (src_n, src_o) = (
+            GitRevision::new(self.repo, newer),
+            GitRevision::new(self.repo, older),
+        );
+        let pn = project::load_shared(&src_n, opts, memo, None)?;
+        let po = project::load_shared(&src_o, &sides[1], memo, pn.as_ref())?;
         memo.save(&pn.iter().chain(po.iter()).collect::<Vec<_>>());
         let (mut pn, mut po) = match (pn, po) {
             (None, None) => return Ok(None),
@@ -307,8 +311,8 @@ impl<'r> Loader<'r> {
         // A squash may replace migrations of another app: load that app too.
         loop {
             self.prefetch([(newer, &pn), (older, &po)], &loaded);
-            let files_n = stated(self.load_files(newer, &pn, &loaded)?, opts)?;
-            let files_o = stated(self.load_files(older, &po, &loaded)?, opts)?;
+            let files_n = stated(self.load_files(&src_n, &pn, &loaded)?, opts)?;
+            let files_o = stated(self.load_files(&src_o, &po, &loaded)?, opts)?;
             check_stated(opts, &loaded, [(&files_n, newer), (&files_o, older)])?;
             let reached: BTreeSet<String> = files_n
                 .iter()
@@ -321,8 +325,8 @@ impl<'r> Loader<'r> {
                 })
                 .collect();
             if reached.is_empty() {
-                let (gn, mut doubts) = self.graph(&files_n, &loaded, &pn, newer)?;
-                let (go, doubts_o) = self.graph(&files_o, &loaded, &po, older)?;
+                let (gn, mut doubts) = self.graph(&files_n, &loaded, &pn, &src_n)?;
+                let (go, doubts_o) = self.graph(&files_o, &loaded, &po, &src_o)?;
                 doubts.extend(doubts_o);
                 if let Some(probes) = self.probes.get() {
                     self.disk.put_probes(&probes.borrow());
@@ -355,31 +359,36 @@ impl<'r> Loader<'r> {
         }
     }
 
-    /// One revision with the migration files of every app whose migrations
-    /// are in the repository (what the code knows, for `tagback guard`).
+    /// The project in `src` with the migration files of every app whose
+    /// migrations it holds (what the code knows, for `tagback guard`).
     /// `Ok(None)` without a `manage.py`.
     pub fn load_known(
         &self,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         opts: &ProjectOptions,
     ) -> Result<Option<(Project, Files)>> {
         let memo = self
             .resolutions
             .get_or_init(|| project::Resolutions::with_disk(self.disk.clone()));
-        let Some(project) = project::load_shared(self.repo, snap, opts, memo, None)? else {
+        let Some(project) = project::load_shared(src, opts, memo, None)? else {
             return Ok(None);
         };
         let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
-        let files = self.load_files(snap, &project, &apps)?;
+        let files = self.load_files(src, &project, &apps)?;
         Ok(Some((project, files)))
     }
 
     /// The graph of files from [`Loader::load_known`] (built only when the
     /// guard needs to name backward targets). A leaf conflict that a
     /// dynamic migration may explain only costs the guard its targets.
-    pub fn known_graph(&self, snap: &Snapshot, project: &Project, files: &Files) -> Result<Graph> {
+    pub fn known_graph(
+        &self,
+        src: &dyn ProjectSource,
+        project: &Project,
+        files: &Files,
+    ) -> Result<Graph> {
         let apps: BTreeSet<String> = project.repo_apps().map(|a| a.label.clone()).collect();
-        self.graph(files, &apps, project, snap)
+        self.graph(files, &apps, project, src)
             .map(|(graph, _doubts)| graph)
     }
 
@@ -527,20 +536,20 @@ impl<'r> Loader<'r> {
         files: &Files,
         loaded: &BTreeSet<String>,
         project: &Project,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
     ) -> Result<(Graph, Vec<crate::finding::Finding>)> {
         let index = UnloadedIndex {
             loader: self,
             project,
-            snap,
+            src,
         };
         let apps: BTreeSet<String> = loaded
             .iter()
             .filter(|a| project.app(a).is_some_and(|x| x.migrations_dir.is_some()))
             .cloned()
             .collect();
-        let g = graph::build(files, &apps, project, &snap.label, &index)?;
-        let findings = graph::check_conflicts(&g, &apps, &snap.label)?;
+        let g = graph::build(files, &apps, project, src.label(), &index)?;
+        let findings = graph::check_conflicts(&g, &apps, src.label())?;
         Ok((g, findings))
     }
 
@@ -571,7 +580,7 @@ impl<'r> Loader<'r> {
 
     fn load_files(
         &self,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         project: &Project,
         apps: &BTreeSet<String>,
     ) -> Result<Files> {
@@ -584,14 +593,13 @@ impl<'r> Loader<'r> {
             let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.clone()) else {
                 continue;
             };
-            let src = GitRevision::new(self.repo, snap);
             let tree = src.tree_id(&dir);
             let cached = tree
                 .and_then(|t| self.disk.get(label, t))
                 .and_then(|c| self.files_of_cached(label, &dir, c));
             match cached {
                 Some(files) => out.extend(files),
-                None => out.extend(self.parse_app(&src, label, &dir, tree)?),
+                None => out.extend(self.parse_app(src, label, &dir, tree)?),
             }
         }
         Ok(Files::new(out))
@@ -859,7 +867,8 @@ impl<'r> Loader<'r> {
         let Some(absolute) = project::absolute_module(&package, module) else {
             return unknown;
         };
-        let Ok(Some((path, _))) = rev.project.module_file(self.repo, &rev.snap, &absolute) else {
+        let src = GitRevision::new(self.repo, &rev.snap);
+        let Ok(Some((path, _))) = rev.project.module_file(&src, &absolute) else {
             return unknown;
         };
         let Ok(Some((_, text))) = self.repo.read_text(&rev.snap, &path) else {
@@ -1029,7 +1038,7 @@ fn migration_path(dir: &str, name: &str) -> String {
 struct UnloadedIndex<'a, 'r> {
     loader: &'a Loader<'r>,
     project: &'a Project,
-    snap: &'a Snapshot,
+    src: &'a dyn ProjectSource,
 }
 
 impl graph::AppIndex for UnloadedIndex<'_, '_> {
@@ -1053,8 +1062,8 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
             (init, format!("{dir}/{PACKAGE_INIT}")),
             (name, migration_path(dir, name)),
         ] {
-            let Some(tree) = self.loader.repo.dir_oid(self.snap, dir) else {
-                if !self.loader.repo.exists_in_unread_dir(self.snap, &file)? {
+            let Some(tree) = self.src.tree_id(dir) else {
+                if !self.src.exists_once(&file)? {
                     return Ok(false);
                 }
                 continue;
@@ -1062,7 +1071,7 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
             if self.loader.probes().borrow().knows(tree, probe) {
                 continue;
             }
-            if !self.loader.repo.exists_in_unread_dir(self.snap, &file)? {
+            if !self.src.exists_once(&file)? {
                 return Ok(false);
             }
             self.loader.probes().borrow_mut().add(tree, probe);

@@ -26,6 +26,7 @@ use crate::django::{MigrationFile, MigrationKey, is_migration_file_name, migrati
 use crate::error::Result;
 use crate::finding::{Code, Finding};
 use crate::git::{Repo, Snapshot};
+use crate::source::GitRevision;
 use archive::PackageFiles;
 use pins::{Pin, Pins};
 
@@ -334,7 +335,7 @@ pub fn attach(
             let (i, app, package) = match provided {
                 Provided::Packaged(i, app, package) => (i, app, package),
                 Provided::InRepository(i, label, name) => {
-                    project.read_label(repo, snap, opts, i, label, name)?;
+                    project.read_label(&GitRevision::new(repo, snap), opts, i, label, name)?;
                     continue;
                 }
             };
@@ -444,7 +445,7 @@ fn read_labels(
                         snap.label, project.apps[holder].name
                     )));
                 }
-                project.read_label(repo, snap, opts, i, label, name)?;
+                project.read_label(&GitRevision::new(repo, snap), opts, i, label, name)?;
             }
             None if collided => {
                 out.push(unread_note(project, snap, i, &guess, entry, &why));

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::rc::Rc;
 
-use super::{App, module_file_in};
+use super::{App, module_file};
 use crate::django::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
 use crate::source::ProjectSource;
@@ -47,10 +47,10 @@ pub(super) fn resolve_app(
             label_from_path: false,
         }
     };
-    if let Some((_, true)) = module_file_in(src, root, entry)? {
+    if let Some((_, true)) = module_file(src, root, entry)? {
         // A package: Django 3.2+ picks the single AppConfig in `apps.py`, or
         // the one marked `default = True`.
-        if let Some((apps_file, _)) = module_file_in(src, root, &format!("{entry}.apps"))? {
+        if let Some((apps_file, _)) = module_file(src, root, &format!("{entry}.apps"))? {
             let stmts = python(&apps_file)?;
             if let Some((name, label)) = default_config(&stmts) {
                 return Ok(from_config(name, label, entry));
@@ -59,7 +59,7 @@ pub(super) fn resolve_app(
         return Ok(from_config(None, None, entry));
     }
     if let Some((module, class)) = entry.rsplit_once('.')
-        && let Some((file, _)) = module_file_in(src, root, module)?
+        && let Some((file, _)) = module_file(src, root, module)?
     {
         let stmts = python(&file)?;
         let found = stmts.iter().find_map(|s| match s {

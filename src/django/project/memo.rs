@@ -12,8 +12,7 @@ use super::{App, Project, join, top_of_module};
 use crate::django::cache::{AppMemo, DiskCache};
 use crate::django::python::{self, Stmt};
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
-use crate::source::GitRevision;
+use crate::source::ProjectSource;
 
 /// App resolutions, shared between the revisions of one run and kept on disk
 /// between runs: an entry whose top-level package directory has the same tree
@@ -79,13 +78,12 @@ impl Resolutions {
         })
     }
 
-    /// The settings of `snap`: reused from an earlier revision of this run
+    /// The settings of `src`: reused from an earlier revision of this run
     /// (or a cached record) when every top-level entry that read looked at
     /// is identical, else read, with the entries it touched as its footprint.
     pub(super) fn settings(
         &self,
-        repo: &Repo,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         opts: &super::ProjectOptions,
         root: &str,
         manage_py: &str,
@@ -95,39 +93,33 @@ impl Resolutions {
             .settings
             .borrow()
             .iter()
-            .find(|read| read.still_valid(repo, snap, &opts_key, manage_py))
+            .find(|read| read.still_valid(src, &opts_key, manage_py))
             .cloned();
         if let Some(read) = cached {
             return Ok(read);
         }
         self.touched.borrow_mut().clear();
-        let mut read = settings::read_settings(repo, snap, opts, self, root, manage_py)?;
+        let mut read = settings::read_settings(src, opts, self, root, manage_py)?;
         let touched = std::mem::take(&mut *self.touched.borrow_mut());
-        read.footprint = Self::footprint(repo, snap, &touched);
+        read.footprint = Self::footprint(src, &touched);
         let read = Rc::new(read);
         self.settings.borrow_mut().push(read.clone());
         Ok(read)
     }
 
-    /// The ids of a footprint's entries at a snapshot (`None` for snapshots
-    /// other than commits, whose files are not identified by tree ids).
-    pub(super) fn footprint(
-        repo: &Repo,
-        snap: &Snapshot,
-        tops: &BTreeSet<String>,
-    ) -> Option<Footprint> {
-        matches!(snap.source, crate::git::Source::Commit { .. }).then(|| {
-            tops.iter()
-                .map(|t| (t.clone(), repo.entry_id(snap, t)))
-                .collect()
-        })
+    /// The ids of a footprint's entries in `src` (`None` for sources whose
+    /// entries have no ids without reading, as the working tree).
+    pub(super) fn footprint(src: &dyn ProjectSource, tops: &BTreeSet<String>) -> Option<Footprint> {
+        tops.iter()
+            .map(|t| Some((t.clone(), src.entry_id(t)?)))
+            .collect()
     }
 
-    /// Read and parse a Python file at a snapshot, once per blob; errors
-    /// name file, revision and line.
-    pub(super) fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>> {
-        let (oid, text) = repo
-            .read_text(snap, file)?
+    /// Read and parse a Python file of `src`, once per blob; errors name
+    /// file, revision and line.
+    pub(super) fn python(&self, src: &dyn ProjectSource, file: &str) -> Result<Rc<Vec<Stmt>>> {
+        let (oid, text) = src
+            .read_text_with_id(file)?
             .unwrap_or((git2::Oid::ZERO_SHA1, String::new()));
         if let Some(stmts) = self.parsed.borrow().get(&oid) {
             return Ok(stmts.clone());
@@ -135,7 +127,9 @@ impl Resolutions {
         let stmts = python::parse_module(&text).map_err(|e| {
             Error::input(format!(
                 "{file} at {} line {}: invalid Python: {}",
-                snap.label, e.line, e.message
+                src.label(),
+                e.line,
+                e.message
             ))
         })?;
         let stmts = std::rc::Rc::new(stmts);
@@ -143,12 +137,10 @@ impl Resolutions {
         Ok(stmts)
     }
 
-    pub(super) fn app(&self, repo: &Repo, snap: &Snapshot, root: &str, entry: &str) -> Result<App> {
+    pub(super) fn app(&self, src: &dyn ProjectSource, root: &str, entry: &str) -> Result<App> {
         let top = join(root, top_of_module(entry));
-        let Some(oid) = repo.dir_oid(snap, &top) else {
-            return resolve_app(&GitRevision::new(repo, snap), root, entry, &|f| {
-                self.python(repo, snap, f)
-            });
+        let Some(oid) = src.tree_id(&top) else {
+            return resolve_app(src, root, entry, &|f| self.python(src, f));
         };
         let key = (root.to_string(), entry.to_string(), oid);
         if let Some((label, name, label_from_path)) = self.app_memo().borrow_mut().app(&key) {
@@ -160,9 +152,7 @@ impl Resolutions {
                 label_from_path,
             });
         }
-        let app = resolve_app(&GitRevision::new(repo, snap), root, entry, &|f| {
-            self.python(repo, snap, f)
-        })?;
+        let app = resolve_app(src, root, entry, &|f| self.python(src, f))?;
         self.app_memo().borrow_mut().add_app(
             key,
             (app.label.clone(), app.name.clone(), app.label_from_path),
@@ -173,29 +163,28 @@ impl Resolutions {
     /// Whether the migrations directory `dir` (of module `module`) exists.
     pub(super) fn dir_exists(
         &self,
-        repo: &Repo,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         root: &str,
         module: &str,
         dir: &str,
     ) -> Result<bool> {
         let top = join(root, top_of_module(module));
-        let Some(oid) = repo.dir_oid(snap, &top) else {
-            return repo.dir_exists(snap, dir);
+        let Some(oid) = src.tree_id(&top) else {
+            return src.dir_exists(dir);
         };
         let key = (dir.to_string(), oid);
         if let Some(e) = self.app_memo().borrow_mut().dir(&key) {
             return Ok(e);
         }
-        let e = repo.dir_exists(snap, dir)?;
+        let e = src.dir_exists(dir)?;
         self.app_memo().borrow_mut().add_dir(key, e);
         Ok(e)
     }
 }
 
 impl ReadContext for Resolutions {
-    fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>> {
-        Resolutions::python(self, repo, snap, file)
+    fn python(&self, src: &dyn ProjectSource, file: &str) -> Result<Rc<Vec<Stmt>>> {
+        Resolutions::python(self, src, file)
     }
 
     /// Record that the settings being read depend on the top-level entry of

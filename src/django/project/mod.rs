@@ -17,8 +17,7 @@ pub use settings::absolute_module;
 use settings::{InstalledApps, SettingsRead};
 
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
-use crate::source::{GitRevision, ProjectSource};
+use crate::source::ProjectSource;
 
 /// How to find the project (from `.tagback.yml`).
 #[derive(Debug, Clone, Default)]
@@ -248,8 +247,7 @@ impl Project {
     /// `migration_modules:` first, then the settings' `MIGRATION_MODULES`).
     pub fn read_label(
         &mut self,
-        repo: &Repo,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         opts: &ProjectOptions,
         index: usize,
         label: String,
@@ -264,7 +262,7 @@ impl Project {
             && valid_module(m)
         {
             let dir = join(&self.root, &m.replace('.', "/"));
-            if repo.exists(snap, &format!("{dir}/__init__.py"))? {
+            if src.exists(&format!("{dir}/__init__.py"))? {
                 migrations_dir = Some(dir);
             }
         }
@@ -313,11 +311,10 @@ impl Project {
     /// Repository path of a module's file: `(path, is_package)`.
     pub fn module_file(
         &self,
-        repo: &Repo,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         module: &str,
     ) -> Result<Option<(String, bool)>> {
-        module_file(repo, snap, &self.root, module)
+        module_file(src, &self.root, module)
     }
 }
 
@@ -348,17 +345,8 @@ fn valid_module(module: &str) -> bool {
         })
 }
 
-fn module_file(
-    repo: &Repo,
-    snap: &Snapshot,
-    root: &str,
-    module: &str,
-) -> Result<Option<(String, bool)>> {
-    module_file_in(&GitRevision::new(repo, snap), root, module)
-}
-
 /// Path of a module's file in `src` below `root`: `(path, is_package)`.
-fn module_file_in(
+fn module_file(
     src: &dyn ProjectSource,
     root: &str,
     module: &str,
@@ -379,18 +367,14 @@ fn module_file_in(
 }
 
 /// Find `manage.py`: the configured path, the root, or one or two levels down.
-pub fn find_manage_py(
-    repo: &Repo,
-    snap: &Snapshot,
-    configured: Option<&str>,
-) -> Result<Option<String>> {
+pub fn find_manage_py(src: &dyn ProjectSource, configured: Option<&str>) -> Result<Option<String>> {
     if let Some(p) = configured {
-        return Ok(repo.exists(snap, p)?.then(|| p.to_string()));
+        return Ok(src.exists(p)?.then(|| p.to_string()));
     }
-    if repo.exists(snap, "manage.py")? {
+    if src.exists("manage.py")? {
         return Ok(Some("manage.py".into()));
     }
-    let Some(top) = repo.list_dir(snap, "")? else {
+    let Some(top) = src.list_dir("")? else {
         return Ok(None);
     };
     let dirs: Vec<String> = top
@@ -400,12 +384,12 @@ pub fn find_manage_py(
         .collect();
     for d in &dirs {
         let p = format!("{d}/manage.py");
-        if repo.exists(snap, &p)? {
+        if src.exists(&p)? {
             return Ok(Some(p));
         }
     }
     for d in &dirs {
-        let Some(sub) = repo.list_dir(snap, d)? else {
+        let Some(sub) = src.list_dir(d)? else {
             continue;
         };
         for e in sub
@@ -413,7 +397,7 @@ pub fn find_manage_py(
             .filter(|e| e.is_dir && !e.name.starts_with('.'))
         {
             let p = format!("{d}/{}/manage.py", e.name);
-            if repo.exists(snap, &p)? {
+            if src.exists(&p)? {
                 return Ok(Some(p));
             }
         }
@@ -427,23 +411,22 @@ pub fn decode_records(text: &str) {
     let _ = records::decode(text);
 }
 
-/// Load the project at a snapshot, reusing `memo` across revisions, and the
+/// Load the project in `src` (one revision), reusing `memo` across revisions, and the
 /// apps of `prior` (another revision of the same run) whose packages have
 /// the same tree ids.
 pub fn load_shared(
-    repo: &Repo,
-    snap: &Snapshot,
+    src: &dyn ProjectSource,
     opts: &ProjectOptions,
     memo: &Resolutions,
     prior: Option<&Project>,
 ) -> Result<Option<Project>> {
-    let Some(manage_py) = find_manage_py(repo, snap, opts.manage_py.as_deref())? else {
+    let Some(manage_py) = find_manage_py(src, opts.manage_py.as_deref())? else {
         return Ok(None);
     };
     let root = manage_py
         .rsplit_once('/')
         .map_or(String::new(), |(d, _)| d.to_string());
-    let settings = memo.settings(repo, snap, opts, &root, &manage_py)?;
+    let settings = memo.settings(src, opts, &root, &manage_py)?;
     let settings_file = &settings.settings_file;
     let entries: Vec<String> = match (&opts.installed_apps, &settings.installed_apps) {
         (Some(apps), _) => apps.clone(),
@@ -451,19 +434,19 @@ pub fn load_shared(
         (None, InstalledApps::Dynamic(file, line, what)) => {
             return Err(Error::input(format!(
                 "INSTALLED_APPS in {file} at {} line {line} {what}; list the apps under `installed_apps:` in .tagback.yml",
-                snap.label
+                src.label()
             )));
         }
         (None, InstalledApps::NotStatic) => {
             return Err(Error::input(format!(
                 "INSTALLED_APPS in {settings_file} at {} cannot be read statically; list the apps under `installed_apps:` in .tagback.yml",
-                snap.label
+                src.label()
             )));
         }
         (None, InstalledApps::Missing) => {
             return Err(Error::input(format!(
                 "{settings_file} at {} defines no INSTALLED_APPS that tagback can read; list the apps under `installed_apps:` in .tagback.yml",
-                snap.label
+                src.label()
             )));
         }
     };
@@ -496,9 +479,9 @@ pub fn load_shared(
         }
         let top = top_of_module(module);
         if root.is_empty() {
-            repo.dir_oid(snap, top)
+            src.tree_id(top)
         } else {
-            repo.dir_oid(snap, &join(&root, top))
+            src.tree_id(&join(&root, top))
         }
     };
     let mut apps: Vec<Rc<App>> = Vec::with_capacity(entries.len());
@@ -533,7 +516,7 @@ pub fn load_shared(
                 app
             }
             None => {
-                let mut app = memo.app(repo, snap, &root, entry)?;
+                let mut app = memo.app(src, &root, entry)?;
                 let module = migrations_module(&app, migration_modules);
                 // Only the directory is looked up here (its `__init__.py` is
                 // checked when the app's migrations are loaded): reading every
@@ -543,7 +526,7 @@ pub fn load_shared(
                     && valid_module(m)
                 {
                     let dir = join(&root, &m.replace('.', "/"));
-                    if memo.dir_exists(repo, snap, &root, m, &dir)? {
+                    if memo.dir_exists(src, &root, m, &dir)? {
                         app.migrations_dir = Some(dir);
                     }
                 }
@@ -571,7 +554,10 @@ pub fn load_shared(
                 if !guessed_prev && !guessed_new {
                     return Err(Error::input(format!(
                         "INSTALLED_APPS at {} has two apps labelled {:?} ({} and {}); Django refuses to start",
-                        snap.label, app.label, apps[prev].name, app.name
+                        src.label(),
+                        app.label,
+                        apps[prev].name,
+                        app.name
                     )));
                 }
                 if guessed_new {
@@ -612,17 +598,15 @@ pub fn load_shared(
         if verb == "adds" && entries.contains(entry) {
             continue;
         }
-        let app = resolve_app(&GitRevision::new(repo, snap), &root, entry, &|f| {
-            memo.python(repo, snap, f)
-        })?;
+        let app = resolve_app(src, &root, entry, &|f| memo.python(src, f))?;
         let migrated = match migrations_module(&app, migration_modules) {
-            Some(m) => matches!(module_file(repo, snap, &root, &m)?, Some((_, true))),
+            Some(m) => matches!(module_file(src, &root, &m)?, Some((_, true))),
             None => false,
         };
         if migrated && opts.installed_apps.is_none() {
             return Err(Error::input(format!(
                 "{file} at {} line {line} {verb} {entry:?} {prep} INSTALLED_APPS only under a condition, and its migrations are in the repository; list the apps under `installed_apps:` in .tagback.yml",
-                snap.label
+                src.label()
             )));
         }
     }
@@ -688,6 +672,101 @@ mod tests {
             absolute_module("shop.migrations", "..ops").as_deref(),
             Some("shop.ops")
         );
+    }
+
+    /// A project's files: `manage.py`, settings that import a base module,
+    /// and two apps (one with a config that sets its label).
+    fn project_files() -> crate::packages::archive::PackageFiles {
+        let mut p = crate::packages::archive::PackageFiles::default();
+        for (path, text) in [
+            (
+                "manage.py",
+                "import os\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', 'proj.settings')\n",
+            ),
+            ("proj/__init__.py", ""),
+            (
+                "proj/base.py",
+                "INSTALLED_APPS = ['django.contrib.auth', 'shop']\n",
+            ),
+            (
+                "proj/settings.py",
+                "from .base import *\nINSTALLED_APPS += ['billing.apps.BillingConfig']\n",
+            ),
+            ("shop/__init__.py", ""),
+            ("shop/migrations/__init__.py", ""),
+            ("billing/__init__.py", ""),
+            (
+                "billing/apps.py",
+                "from django.apps import AppConfig\nclass BillingConfig(AppConfig):\n    name = 'billing'\n    label = 'invoices'\n",
+            ),
+            ("billing/migrations/__init__.py", ""),
+        ] {
+            p.files.insert(path.to_string(), text.to_string());
+        }
+        p
+    }
+
+    fn apps_of(src: &dyn ProjectSource) -> Vec<String> {
+        let memo = Resolutions::default();
+        let p = load_shared(src, &ProjectOptions::default(), &memo, None)
+            .unwrap()
+            .unwrap();
+        p.apps
+            .iter()
+            .map(|a| format!("{} {} {:?}", a.label, a.name, a.migrations_dir))
+            .collect()
+    }
+
+    /// A source that counts what it is asked.
+    struct Counting<S> {
+        inner: S,
+        reads: std::cell::RefCell<BTreeMap<String, usize>>,
+    }
+
+    impl<S: ProjectSource> ProjectSource for Counting<S> {
+        fn label(&self) -> &str {
+            self.inner.label()
+        }
+        fn read(&self, path: &str) -> Result<Option<Vec<u8>>> {
+            *self.reads.borrow_mut().entry(path.to_string()).or_default() += 1;
+            self.inner.read(path)
+        }
+        fn list_dir(&self, dir: &str) -> Result<Option<Vec<crate::git::DirEntry>>> {
+            *self
+                .reads
+                .borrow_mut()
+                .entry(format!("{dir}/"))
+                .or_default() += 1;
+            self.inner.list_dir(dir)
+        }
+    }
+
+    #[test]
+    fn a_project_reads_alike_from_every_source_and_a_cached_one_asks_each_path_once() {
+        use crate::source::{Archive, Cached, PlainDir};
+        let files = project_files();
+        let want = [
+            "auth django.contrib.auth None",
+            "shop shop Some(\"shop/migrations\")",
+            "invoices billing Some(\"billing/migrations\")",
+        ];
+        assert_eq!(apps_of(&Archive::new("archive", &files)), want);
+        let disk = tempfile::tempdir().unwrap();
+        for (path, text) in &files.files {
+            let full = disk.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        let plain = PlainDir::open(disk.path()).unwrap();
+        assert_eq!(apps_of(&plain), want);
+        let counted = Cached::new(Counting {
+            inner: plain,
+            reads: Default::default(),
+        });
+        assert_eq!(apps_of(&counted), want);
+        let reads = counted.inner().reads.borrow();
+        assert!(reads.contains_key("proj/base.py"), "{reads:?}");
+        assert!(reads.values().all(|n| *n == 1), "{reads:?}");
     }
 
     #[test]

@@ -8,8 +8,7 @@ use std::rc::Rc;
 use super::{ProjectOptions, join, module_file, top_of_module};
 use crate::django::python::{self, Stmt, Value};
 use crate::error::{Error, Result};
-use crate::git::{Repo, Snapshot};
-use crate::source::{GitRevision, ProjectSource};
+use crate::source::ProjectSource;
 
 /// The repository's top-level entries (and their ids) that a result depends
 /// on: everything it read lies below them.
@@ -20,8 +19,8 @@ pub(super) type Footprint = Vec<(String, Option<git2::Oid>)>;
 /// looks at (so the caller can tell when a read can be reused). The reader
 /// itself knows nothing of caches.
 pub(super) trait ReadContext {
-    /// The statements of a Python file at `snap` (errors name file, revision, line).
-    fn python(&self, repo: &Repo, snap: &Snapshot, file: &str) -> Result<Rc<Vec<Stmt>>>;
+    /// The statements of a Python file of `src` (errors name file, revision, line).
+    fn python(&self, src: &dyn ProjectSource, file: &str) -> Result<Rc<Vec<Stmt>>>;
     /// The read depends on `path` (a repository path, existing or not).
     fn touch(&self, path: &str);
 }
@@ -72,21 +71,19 @@ impl SettingsRead {
                 && self.footprint == other.footprint)
     }
 
-    /// Whether what it read is identical at `snap`.
+    /// Whether what it read is identical in `src`.
     pub(super) fn still_valid(
         &self,
-        repo: &Repo,
-        snap: &Snapshot,
+        src: &dyn ProjectSource,
         opts_key: &str,
         manage_py: &str,
     ) -> bool {
         self.opts_key == opts_key
             && self.manage_py == manage_py
-            && matches!(snap.source, crate::git::Source::Commit { .. })
             && self
                 .footprint
                 .as_ref()
-                .is_some_and(|f| f.iter().all(|(top, id)| repo.entry_id(snap, top) == *id))
+                .is_some_and(|f| f.iter().all(|(top, id)| src.entry_id(top) == Some(*id)))
     }
 }
 
@@ -105,8 +102,7 @@ pub(super) fn opts_key(opts: &ProjectOptions) -> String {
 /// result's `footprint` is left for the caller, which saw every path the
 /// read touched.
 pub(super) fn read_settings(
-    repo: &Repo,
-    snap: &Snapshot,
+    src: &dyn ProjectSource,
     opts: &ProjectOptions,
     cx: &dyn ReadContext,
     root: &str,
@@ -116,10 +112,10 @@ pub(super) fn read_settings(
     cx.touch(manage_py);
     let (settings_module, settings_assumed, named_at) = match &opts.settings {
         Some(s) => (s.clone(), None, None),
-        None => settings_from_manage_py(repo, snap, root, manage_py, cx)?,
+        None => settings_from_manage_py(src, root, manage_py, cx)?,
     };
     cx.touch(&join(root, top_of_module(&settings_module)));
-    let (settings_file, _) = module_file(repo, snap, root, &settings_module)?.ok_or_else(|| {
+    let (settings_file, _) = module_file(src, root, &settings_module)?.ok_or_else(|| {
         let from = match named_at {
             Some(line) => format!("from {manage_py} line {line}"),
             None if opts.settings.is_some() => "from `settings:` in .tagback.yml".to_string(),
@@ -127,10 +123,10 @@ pub(super) fn read_settings(
         };
         Error::input(format!(
             "settings module {settings_module:?} ({from}) is not in the repository at {}; set `settings:` in .tagback.yml",
-            snap.label
+            src.label()
         ))
     })?;
-    let mut reader = SettingsReader::new(repo, cx, snap, root, 0, BTreeSet::new());
+    let mut reader = SettingsReader::new(src, cx, root, 0, BTreeSet::new());
     reader.exec_file(&settings_file, &settings_module)?;
     let installed_apps = if let Some((file, line, what)) = reader.dynamic.get("INSTALLED_APPS") {
         InstalledApps::Dynamic(file.clone(), *line, what.clone())
@@ -183,7 +179,7 @@ pub(super) fn read_settings(
         };
         return Err(Error::input(format!(
             "MIGRATION_MODULES in {file} at {}{at} {what}; state it under `migration_modules:` in .tagback.yml",
-            snap.label
+            src.label()
         )));
     }
     let string_settings = reader
@@ -226,13 +222,12 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
 }
 
 fn settings_from_manage_py(
-    repo: &Repo,
-    snap: &Snapshot,
+    src: &dyn ProjectSource,
     root: &str,
     manage_py: &str,
     cx: &dyn ReadContext,
 ) -> Result<(String, Option<String>, Option<u32>)> {
-    let stmts = cx.python(repo, snap, manage_py)?;
+    let stmts = cx.python(src, manage_py)?;
     let mut calls = Vec::new();
     python::find_calls(&stmts, "environ.setdefault", &mut calls);
     let call = calls
@@ -255,12 +250,10 @@ fn settings_from_manage_py(
     if let Some((module, line)) = named {
         return Ok((module, None, line));
     }
-    if let Some((module, note)) =
-        sole_settings_module(&GitRevision::new(repo, snap), root, manage_py)
-    {
+    if let Some((module, note)) = sole_settings_module(src, root, manage_py) {
         return Ok((module, note, None));
     }
-    let candidates = settings_candidates(&GitRevision::new(repo, snap), root);
+    let candidates = settings_candidates(src, root);
     let found = if candidates.is_empty() {
         String::new()
     } else {
@@ -292,12 +285,12 @@ fn settings_from_manage_py(
                 if *guarded {
                     said.push_str(", under a condition");
                 }
-                if module_file(repo, snap, root, v)?.is_none() {
+                if module_file(src, root, v)?.is_none() {
                     said.push_str(", not in the repository");
                     // The copy-this-file convention (`settings_example.py`):
                     // what the operator's module starts from.
                     let copy = format!("{v}_example");
-                    if module_file(repo, snap, root, &copy)?.is_some() {
+                    if module_file(src, root, &copy)?.is_some() {
                         said.push_str(&format!(" ({copy} is)"));
                         example = copy;
                     }
@@ -318,7 +311,7 @@ fn settings_from_manage_py(
     };
     Err(Error::input(format!(
         "{manage_py} at {} {what}; say which module in .tagback.yml: `services: {{web: {{settings: {example}}}}}` (`plan --repo DIR` reads DIR/.tagback.yml, or give --config FILE){found}",
-        snap.label
+        src.label()
     )))
 }
 
@@ -483,9 +476,8 @@ fn names_in(v: &Value, out: &mut Vec<String>) {
 
 /// Executes a settings module's top-level statements over literal values.
 struct SettingsReader<'a> {
-    repo: &'a Repo,
+    src: &'a dyn ProjectSource,
     cx: &'a dyn ReadContext,
-    snap: &'a Snapshot,
     root: &'a str,
     env: BTreeMap<String, Value>,
     /// Apps appended under a condition: (entry, file, line).
@@ -514,24 +506,17 @@ struct SettingsReader<'a> {
 }
 
 impl<'a> SettingsReader<'a> {
-    /// The revision read, as a [`ProjectSource`].
-    fn source(&self) -> GitRevision<'a> {
-        GitRevision::new(self.repo, self.snap)
-    }
-
     /// A reader with an empty namespace.
     fn new(
-        repo: &'a Repo,
+        src: &'a dyn ProjectSource,
         cx: &'a dyn ReadContext,
-        snap: &'a Snapshot,
         root: &'a str,
         depth: u32,
         seen: BTreeSet<String>,
     ) -> Self {
         SettingsReader {
-            repo,
+            src,
             cx,
-            snap,
             root,
             env: BTreeMap::new(),
             maybe_apps: Vec::new(),
@@ -565,7 +550,7 @@ impl<'a> SettingsReader<'a> {
             return Ok(());
         }
         self.cx.touch(file);
-        let stmts = self.cx.python(self.repo, self.snap, file)?;
+        let stmts = self.cx.python(self.src, file)?;
         self.depth += 1;
         let r = self.exec(&stmts, file, package, conditional);
         self.depth -= 1;
@@ -609,7 +594,8 @@ impl<'a> SettingsReader<'a> {
             if files.is_empty() && !optional {
                 return Err(Error::input(format!(
                     "{file} at {} line {}: include() names {pattern:?}, which is not in the repository (django-split-settings fails the settings import)",
-                    self.snap.label, c.line
+                    self.src.label(),
+                    c.line
                 )));
             }
             for f in files {
@@ -634,7 +620,7 @@ impl<'a> SettingsReader<'a> {
     fn expand(&self, path: &str) -> Result<Vec<String>> {
         let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
         if !name.contains(['*', '?', '[']) {
-            return Ok(if self.source().exists(path)? {
+            return Ok(if self.src.exists(path)? {
                 vec![path.to_string()]
             } else {
                 Vec::new()
@@ -642,7 +628,7 @@ impl<'a> SettingsReader<'a> {
         }
         self.cx.touch(dir);
         let mut out: Vec<String> = self
-            .source()
+            .src
             .list_dir(dir)?
             .unwrap_or_default()
             .into_iter()
@@ -932,15 +918,14 @@ impl<'a> SettingsReader<'a> {
                         continue;
                     }
                     self.cx.touch(&join(self.root, top_of_module(&absolute)));
-                    let Some((path, _)) = module_file(self.repo, self.snap, self.root, &absolute)?
-                    else {
+                    let Some((path, _)) = module_file(self.src, self.root, &absolute)? else {
                         if !conditional
                             && names.iter().any(|(n, _)| n == "*")
                             && absolute.split('.').next() == package.split('.').next()
                         {
                             return Err(Error::input(format!(
                                 "{file} at {} line {line}: `from {}{module} import *` names a module that is not in the repository",
-                                self.snap.label,
+                                self.src.label(),
                                 ".".repeat(*level as usize)
                             )));
                         }
@@ -951,9 +936,8 @@ impl<'a> SettingsReader<'a> {
                     } else {
                         // `from .base import INSTALLED_APPS as BASE_APPS`
                         let mut sub = SettingsReader::new(
-                            self.repo,
+                            self.src,
                             self.cx,
-                            self.snap,
                             self.root,
                             self.depth + 1,
                             self.seen.clone(),
