@@ -1954,6 +1954,58 @@ fn r11_split_settings_include_reads_components_and_refuses_a_missing_one() {
         ));
 }
 
+/// A warm run skips an app's migrations directory when it knows, by tree
+/// id, that the directory has no subdirectories; one that has them is
+/// walked on every run, so a migrations package nested inside is caught
+/// on the first run and on later ones alike.
+#[test]
+fn unplanned_migrations_nested_in_an_app_migrations_directory_are_caught_warm_and_cold() {
+    let mut r = settings_repo("INSTALLED_APPS = ['shop', 'blog', 'debugonly']\n");
+    r.write("shop/migrations/vendored/__init__.py", "");
+    write_migration(&r, "shop/migrations/vendored", "0001_initial", &[], "");
+    r.commit("v3", Some("v3"));
+    let codes = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["code"].as_str().unwrap().to_string(),
+                    p["file"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect()
+    };
+    let nested = vec![(
+        "unplanned-migrations".to_string(),
+        "shop/migrations/vendored/migrations".to_string(),
+    )];
+    for run in ["cold", "warm"] {
+        let flat = r.run_json(
+            &["plan", "--from", "v2", "--to", "v1", "--format", "json"],
+            0,
+        );
+        assert_eq!(codes(&flat), [], "{run}: {flat}");
+        let v = r.run_json(
+            &["plan", "--from", "v3", "--to", "v1", "--format", "json"],
+            0,
+        );
+        assert_eq!(codes(&v), nested, "{run}: {v}");
+    }
+    let cache = std::fs::read_dir(r.path().join(".git/tagback/cache"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let probes = std::fs::read_to_string(cache.join("probes")).unwrap();
+    assert!(
+        probes.contains("\t/\n"),
+        "no directory recorded as flat: {probes}"
+    );
+}
+
 #[test]
 fn r11_new_migrations_in_a_directory_no_installed_app_reads_block_until_configured() {
     let mut r = settings_repo("INSTALLED_APPS = ['shop']\n");

@@ -328,9 +328,6 @@ impl<'r> Loader<'r> {
                 let (gn, mut doubts) = self.graph(&files_n, &loaded, &pn, &src_n)?;
                 let (go, doubts_o) = self.graph(&files_o, &loaded, &po, &src_o)?;
                 doubts.extend(doubts_o);
-                if let Some(probes) = self.probes.get() {
-                    self.disk.put_probes(&probes.borrow());
-                }
                 let nrev = Revision {
                     snap: newer.clone(),
                     project: pn,
@@ -346,6 +343,9 @@ impl<'r> Loader<'r> {
                     graph: go,
                 };
                 let mut unplanned = self.unplanned_dirs(&nrev, &orev, opts)?;
+                if let Some(probes) = self.probes.get() {
+                    self.disk.put_probes(&probes.borrow());
+                }
                 unplanned.extend(doubts);
                 unplanned.extend(from_packages);
                 return Ok(Some(Pair {
@@ -416,10 +416,26 @@ impl<'r> Loader<'r> {
             .filter_map(|a| a.migrations_dir.as_deref())
             .collect();
         let mut added: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for path in self
-            .repo
-            .added_files_in_dirs_named(&newer.snap, &older.snap, "migrations")?
-        {
+        // A directory an app reads, known to have no subdirectories (by its
+        // tree id, from an earlier walk), holds nothing to look at here.
+        let skip = |dir: &str, tree: Oid| {
+            read.contains(dir) && self.probes().borrow().knows(tree, cache::NO_SUBDIRECTORIES)
+        };
+        let mut flat = |dir: &str, tree: Oid| {
+            if read.contains(dir) {
+                self.probes()
+                    .borrow_mut()
+                    .add(tree, cache::NO_SUBDIRECTORIES);
+            }
+        };
+        let paths = self.repo.added_files_in_dirs_named(
+            &newer.snap,
+            &older.snap,
+            "migrations",
+            &skip,
+            &mut flat,
+        )?;
+        for path in paths {
             let Some((dir, name)) = path.rsplit_once('/') else {
                 continue;
             };

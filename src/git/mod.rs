@@ -270,16 +270,22 @@ impl Repo {
         }
     }
 
-    /// The entries of a tree, read once and cached.
     /// Files `newer` has and `older` lacks under directories whose last
     /// component is `dir_name`, found by walking both trees in step as `git
     /// diff` does: a subtree with the same id at both is never opened.
     /// Only commits are compared (empty for the index or working tree).
+    ///
+    /// Nor is a directory named `dir_name` opened when `skip(path, tree)`
+    /// says its files do not matter and it has no subdirectories (the
+    /// caller knows it by its tree id); each such directory this walk does
+    /// open and finds without subdirectories is given to `flat`.
     pub fn added_files_in_dirs_named(
         &self,
         newer: &Snapshot,
         older: &Snapshot,
         dir_name: &str,
+        skip: &dyn Fn(&str, Oid) -> bool,
+        flat: &mut dyn FnMut(&str, Oid),
     ) -> Result<Vec<String>> {
         let (Source::Commit { tree: tn, .. }, Source::Commit { tree: to, .. }) =
             (&newer.source, &older.source)
@@ -292,12 +298,18 @@ impl Repo {
             if Some(n) == o {
                 continue;
             }
+            let here = path.rsplit('/').next() == Some(dir_name);
+            if here && skip(&path, n) {
+                continue;
+            }
             let ne = self.tree_entries(n, newer)?;
+            if here && !ne.iter().any(|(_, _, is_dir)| is_dir) {
+                flat(&path, n);
+            }
             let oe = match o {
                 Some(o) => Some(self.tree_entries(o, older)?),
                 None => None,
             };
-            let here = path.rsplit('/').next() == Some(dir_name);
             let full = |name: &str| {
                 if path.is_empty() {
                     name.to_string()
@@ -324,6 +336,7 @@ impl Repo {
         Ok(out)
     }
 
+    /// The entries of a tree, read once and cached.
     fn tree_entries(&self, oid: Oid, snap: &Snapshot) -> Result<Rc<TreeEntries>> {
         if let Some(t) = self.trees.borrow().get(&OidKey::of(oid)) {
             return Ok(t.clone());

@@ -16,15 +16,21 @@ const PROBES_HEADER: &str = "tagback probes v1";
 
 /// Migrations known to exist, by the tree id of their directory: the answer
 /// to "does `app.name` exist" for dependencies into apps that did not change
-/// (whose directories are otherwise never read).
+/// (whose directories are otherwise never read); and migrations directories
+/// known to have no subdirectories ([`NO_SUBDIRECTORIES`]).
 #[derive(Debug, Default)]
 pub struct Probes {
     known: BTreeSet<(OidKey, String)>,
     added: Vec<(Oid, String)>,
 }
 
+/// The probe that says a tree has no subdirectory (no file has this name:
+/// a tree entry's name holds no `/`).
+pub const NO_SUBDIRECTORIES: &str = "/";
+
 impl Probes {
-    /// Whether `name` (a migration name) is known to exist in the tree.
+    /// Whether `name` (a migration name, or [`NO_SUBDIRECTORIES`]) is known
+    /// to exist in the tree.
     pub fn knows(&self, tree: Oid, name: &str) -> bool {
         self.known.contains(&(OidKey::of(tree), name.to_string()))
     }

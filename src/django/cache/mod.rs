@@ -24,7 +24,7 @@ use std::path::PathBuf;
 use git2::Oid;
 
 pub use directory::{CachedDir, CachedLine, Entry};
-pub use memo::{AppMemo, Probes};
+pub use memo::{AppMemo, NO_SUBDIRECTORIES, Probes};
 pub(crate) use text::{fields_of, oid_from_hex, optional, parse_optional};
 
 use sha2::{Digest, Sha256};
