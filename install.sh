@@ -3,7 +3,7 @@
 #   ./install.sh && tagback demo
 # Needs Rust 1.95 or newer (https://rustup.rs) and a C compiler (cc: libgit2
 # and SQLite are compiled from source); no OpenSSL, no git. A release build
-# takes 4-12 minutes on 2 cores; cargo prints each crate as it compiles.
+# takes 5-15 minutes on 2 cores; cargo prints each crate as it compiles.
 # Without building: the release binaries, `cargo binstall tagback`, or the
 # container image (see README.md, "Install").
 set -euo pipefail
@@ -18,7 +18,7 @@ minor=$(sed -n 's/^rustc 1\.\([0-9]*\)\..*/\1/p' <<<"$rust")
 command -v cc >/dev/null || die "no C compiler (cc): install one (Debian/Ubuntu: apt-get install gcc; Fedora: dnf install gcc)"
 
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
-say "building tagback $version with $rust (release build, 4-12 minutes on 2 cores)"
+say "building tagback $version with $rust (release build, 5-15 minutes on 2 cores)"
 start=$SECONDS
 cargo install --path . --locked --force
 bin="${CARGO_HOME:-$HOME/.cargo}/bin"

@@ -3,6 +3,12 @@
 use std::io::Write;
 use std::process::ExitCode;
 
+/// mimalloc serves the many small allocations of a plan faster than the
+/// system allocator (measured in `bench/`: a warm 30-app plan about a fifth
+/// faster, a cold one a seventh).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         let _ = writeln!(

@@ -367,20 +367,15 @@ impl PlainDir {
         Ok(PlainDir { repo, snap })
     }
 
-    /// The repository with no history that reads the directory, for the
-    /// readers that still take one (with [`PlainDir::snapshot`]).
+    /// The repository with no history that reads the directory (a
+    /// [`crate::django::Loader`] is made over one; it keeps no cache for it).
     pub fn repo(&self) -> &Repo {
         &self.repo
     }
 
-    /// The directory's only revision (`working tree`).
-    pub fn snapshot(&self) -> &Snapshot {
-        &self.snap
-    }
-
-    /// The directory as a revision (`working tree`) of a repository with
-    /// no history, for the readers that still take one.
-    pub fn revision(&self) -> GitRevision<'_> {
+    /// The directory as the only revision (`working tree`) of a repository
+    /// with no history.
+    fn revision(&self) -> GitRevision<'_> {
         GitRevision::new(&self.repo, &self.snap)
     }
 }
