@@ -4,8 +4,8 @@ use std::io::Write;
 use std::process::ExitCode;
 
 /// mimalloc serves the many small allocations of a plan faster than the
-/// system allocator (measured in `bench/`: a warm 30-app plan about a fifth
-/// faster, a cold one a seventh).
+/// system allocator (measured in `bench/`, 30 apps changed: a warm plan 7 %
+/// and a cold one 9 % faster; a run with nothing to plan as fast as before).
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
