@@ -607,6 +607,38 @@ mod tests {
         ]
     }
 
+    /// Symbolic links are what they point to, as Python's imports see
+    /// them: the cached source, which answers `exists` from its listings,
+    /// answers as the directory does.
+    #[test]
+    fn a_cached_plain_directory_answers_symbolic_links_as_the_directory_does() {
+        let disk = on_disk();
+        let root = disk.path();
+        std::os::unix::fs::symlink(root.join("taggit/apps.py"), root.join("taggit/linked.py"))
+            .unwrap();
+        std::os::unix::fs::symlink(root.join("taggit/migrations"), root.join("taggit/dir.py"))
+            .unwrap();
+        std::os::unix::fs::symlink(root.join("taggit/gone.py"), root.join("taggit/dangling.py"))
+            .unwrap();
+        let plain = PlainDir::open(root).unwrap();
+        let cached = Cached::new(PlainDir::open(root).unwrap());
+        for (path, file, dir) in [
+            ("taggit/linked.py", true, false),
+            ("taggit/dir.py", false, true),
+            ("taggit/dangling.py", false, false),
+            ("taggit/apps.py", true, false),
+        ] {
+            for s in [&plain as &dyn ProjectSource, &cached] {
+                assert_eq!(s.exists(path).unwrap(), file, "{path}");
+                assert_eq!(s.dir_exists(path).unwrap(), dir, "{path}");
+            }
+        }
+        assert_eq!(
+            describe(&cached.list_dir("taggit").unwrap().unwrap()),
+            "__init__.py apps.py dir.py/ linked.py migrations/"
+        );
+    }
+
     #[test]
     fn an_archive_and_a_plain_directory_answer_alike() {
         let p = package();

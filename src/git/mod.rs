@@ -823,11 +823,19 @@ impl Repo {
                 let Ok(rd) = std::fs::read_dir(&full) else {
                     return Ok(None);
                 };
+                // As Python's imports see the directory: a symbolic link is
+                // what it points to, and only files and directories count
+                // (a dangling link, a socket or a pipe is listed as nothing).
                 rd.filter_map(|e| {
                     let e = e.ok()?;
+                    let mut kind = e.file_type().ok()?;
+                    if kind.is_symlink() {
+                        kind = std::fs::metadata(e.path()).ok()?.file_type();
+                    }
+                    (kind.is_dir() || kind.is_file()).then_some(())?;
                     Some(DirEntry {
                         name: e.file_name().into_string().ok()?,
-                        is_dir: e.file_type().ok()?.is_dir(),
+                        is_dir: kind.is_dir(),
                     })
                 })
                 .collect()
