@@ -318,8 +318,8 @@ impl ServiceConfig {
 }
 
 impl Config {
-    /// Read `.tagback.yml` at a snapshot (or the `--config` file); the
-    /// default config when absent.
+    /// Read `.tagback.yml` from a source (a revision, the image's files),
+    /// or the `--config` file; the default config when absent.
     pub fn load(src: &dyn ProjectSource) -> Result<Config> {
         if let Some(c) = OVERRIDE.get() {
             return Ok(c.clone());

@@ -47,10 +47,7 @@ pub trait ProjectSource {
 
     /// Whether a file exists (without reading it where the source can).
     fn exists(&self, path: &str) -> Result<bool> {
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        Ok(self
-            .list_dir(dir)?
-            .is_some_and(|es| es.iter().any(|e| e.name == name && !e.is_dir)))
+        listed_as_file(self, path)
     }
 
     /// Whether a file exists, answered as [`ProjectSource::exists`], for a
@@ -165,6 +162,14 @@ fn identify_by_reading(
     Ok(Some(out))
 }
 
+/// Whether the listing of `path`'s directory has it as a file.
+fn listed_as_file<S: ProjectSource + ?Sized>(source: &S, path: &str) -> Result<bool> {
+    let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
+    Ok(source
+        .list_dir(dir)?
+        .is_some_and(|es| es.iter().any(|e| e.name == name && !e.is_dir)))
+}
+
 /// Git's blob id of `data` (the file `path`, for the error).
 fn blob_id(data: &[u8], path: &str) -> Result<git2::Oid> {
     git2::Oid::hash_object(git2::ObjectType::Blob, data).map_err(|source| Error::Git {
@@ -174,7 +179,7 @@ fn blob_id(data: &[u8], path: &str) -> Result<git2::Oid> {
 }
 
 /// `data`, the bytes of `path` at the source `label`, as UTF-8 text.
-pub(crate) fn utf8(data: Vec<u8>, path: &str, label: &str) -> Result<String> {
+fn utf8(data: Vec<u8>, path: &str, label: &str) -> Result<String> {
     String::from_utf8(data).map_err(|e| {
         Error::input(format!(
             "{path} at {label} is not valid UTF-8 (byte {})",
@@ -525,14 +530,7 @@ impl<S: ProjectSource> ProjectSource for Cached<S> {
         if let Some(hit) = self.files.borrow().get(path) {
             return Ok(hit.is_some());
         }
-        let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
-        Ok(self
-            .list_dir(dir)?
-            .is_some_and(|es| es.iter().any(|e| e.name == name && !e.is_dir)))
-    }
-
-    fn dir_exists(&self, dir: &str) -> Result<bool> {
-        Ok(self.list_dir(dir)?.is_some())
+        listed_as_file(self, path)
     }
 
     fn tree_id(&self, dir: &str) -> Option<git2::Oid> {
@@ -582,13 +580,7 @@ mod tests {
 
     /// The same files as [`package`], on disk.
     fn on_disk() -> tempfile::TempDir {
-        let dir = tempfile::tempdir().unwrap();
-        for (path, text) in &package().files {
-            let full = dir.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, text).unwrap();
-        }
-        dir
+        package().on_disk()
     }
 
     fn answers(s: &dyn ProjectSource) -> Vec<String> {

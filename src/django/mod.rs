@@ -887,7 +887,7 @@ impl<'r> Loader<'r> {
         let Ok(Some((path, _))) = rev.project.module_file(&src, &absolute) else {
             return unknown;
         };
-        let Ok(Some((_, text))) = self.repo.read_text(&rev.snap, &path) else {
+        let Ok(Some(text)) = src.read_text(&path) else {
             return unknown;
         };
         let Ok(stmts) = python::parse_module(&text) else {

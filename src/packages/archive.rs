@@ -24,6 +24,19 @@ pub struct PackageFiles {
 }
 
 impl PackageFiles {
+    /// The files written below a new temporary directory (for tests that
+    /// read the same files from disk).
+    #[cfg(test)]
+    pub(crate) fn on_disk(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (path, text) in &self.files {
+            let full = dir.path().join(path);
+            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
+            std::fs::write(full, text).unwrap();
+        }
+        dir
+    }
+
     /// A kept file's text.
     pub fn get(&self, path: &str) -> Option<&str> {
         self.files.get(path).map(String::as_str)

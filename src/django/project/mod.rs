@@ -751,12 +751,7 @@ mod tests {
             "invoices billing Some(\"billing/migrations\")",
         ];
         assert_eq!(apps_of(&Archive::new("archive", &files)), want);
-        let disk = tempfile::tempdir().unwrap();
-        for (path, text) in &files.files {
-            let full = disk.path().join(path);
-            std::fs::create_dir_all(full.parent().unwrap()).unwrap();
-            std::fs::write(full, text).unwrap();
-        }
+        let disk = files.on_disk();
         let plain = PlainDir::open(disk.path()).unwrap();
         assert_eq!(apps_of(&plain), want);
         let counted = Cached::new(Counting {
