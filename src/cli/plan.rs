@@ -65,6 +65,8 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
     // small allocations one by one would cost more than computing the plan.
     std::mem::forget(pair);
     std::mem::forget(loader);
+    // So does closing the repository's pack (libgit2 frees its caches).
+    std::mem::forget(repo);
     match req.format {
         Format::Json => report::json(&plan, out)?,
         Format::Text => report::plan_text(&plan, out)?,

@@ -677,47 +677,39 @@ impl<'r> Loader<'r> {
     /// `parse_app`, which reads it again and names what is wrong.
     fn prefetch(&self, revs: [(&Snapshot, &Project); 2], apps: &BTreeSet<String>) {
         let mut seen: BTreeSet<(&str, OidKey)> = BTreeSet::new();
-        let mut wanted: Vec<(&str, Oid)> = Vec::new();
-        for (snap, project) in revs {
-            for label in apps {
+        // Listed app by app as the blobs are read, so that parsing starts
+        // with the first app's blobs.
+        let wanted = revs
+            .into_iter()
+            .flat_map(|(snap, project)| apps.iter().map(move |label| (snap, project, label)))
+            .filter_map(|(snap, project, label)| {
                 if project.package_of(label).is_some() {
-                    continue;
+                    return None;
                 }
-                let Some(dir) = project.app(label).and_then(|a| a.migrations_dir.as_deref()) else {
-                    continue;
-                };
+                let dir = project.app(label)?.migrations_dir.as_deref()?;
                 let src = GitRevision::new(self.repo, snap);
                 // Only a commit's tree gives the ids without reading.
-                let Some(tree) = src.tree_id(dir) else {
-                    continue;
-                };
+                let tree = src.tree_id(dir)?;
                 if self.disk.may_have(label, tree) {
-                    continue;
+                    return None;
                 }
-                let Ok(files) = migration_files(&src, dir) else {
-                    continue;
-                };
-                let parsed = self.parsed.borrow();
-                for (_, file) in files {
-                    if parsed.get(label, file.id).is_none()
-                        && seen.insert((label.as_str(), OidKey::of(file.id)))
-                    {
-                        wanted.push((label.as_str(), file.id));
-                    }
-                }
-            }
-        }
-        if wanted.is_empty() {
-            return;
-        }
-        let oids: Vec<Oid> = wanted.iter().map(|(_, o)| *o).collect();
-        let labels: Vec<&str> = wanted.iter().map(|(l, _)| *l).collect();
+                let files = migration_files(&src, dir).ok()?;
+                Some((label.as_str(), files))
+            })
+            .flat_map(|(label, files)| files.into_iter().map(move |(_, file)| (label, file.id)))
+            .filter(|&(label, oid)| {
+                self.parsed.borrow().get(label, oid).is_none()
+                    && seen.insert((label, OidKey::of(oid)))
+            })
+            .map(|(label, oid)| ((label, oid), oid));
         // Each blob is parsed for its own app.
-        let results = self.repo.map_blobs(&oids, self.threads, |i, data| {
-            parse_graph_one(data, labels[i]).ok()
-        });
+        let results = self
+            .repo
+            .map_blobs(wanted, self.threads, |&(label, _), data| {
+                parse_graph_one(data, label).ok()
+            });
         let mut parsed = self.parsed.borrow_mut();
-        for ((label, oid), m) in wanted.into_iter().zip(results) {
+        for ((label, oid), m) in results {
             if let Some(Some(m)) = m {
                 parsed.insert(label, oid, Arc::new(m));
             }

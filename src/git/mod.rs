@@ -920,60 +920,167 @@ impl Repo {
         ))
     }
 
-    /// Read blobs and turn each into a `T` (`f` gets the blob's index in
-    /// `oids`) on every core, `threads` at most: a worker opens its own
-    /// handle on the repository, as a libgit2 repository cannot be shared
-    /// between threads. `None` where a blob could not be read there
-    /// (missing, not a blob, too large, reachable only through an
-    /// alternate added in this run): the caller reads those through
+    /// Read blobs and turn each into a `T` (`f` gets the key the blob came
+    /// with), `threads` at most at once. This thread takes the blobs from
+    /// `blobs` as it goes (so listing what to read overlaps with the rest)
+    /// and reads each, in batches, while the others run `f` on the batches
+    /// read: libgit2 shares a pack and its locks between repository handles,
+    /// so two readers are slower than one (on the bench, each took 14 ms for
+    /// half of 4,532 deltified blobs; one took 8.5 ms for all). Results are
+    /// in the order of `blobs`, `None` where a blob could not be read
+    /// (missing, not a blob, too large): the caller reads those through
     /// [`Repo::read_blob_at`], which names the failure.
-    pub fn map_blobs<T: Send>(
+    pub fn map_blobs<K: Send, T: Send>(
         &self,
-        oids: &[Oid],
+        blobs: impl IntoIterator<Item = (K, Oid)>,
         threads: usize,
-        f: impl Fn(usize, &[u8]) -> T + Sync,
-    ) -> Vec<Option<T>> {
-        let read_part = |repo: &Repository, start: usize, part: &[Oid]| -> Vec<Option<T>> {
-            let Ok(odb) = repo.odb() else {
-                return part.iter().map(|_| None).collect();
-            };
-            part.iter()
-                .enumerate()
-                .map(|(i, &oid)| {
-                    let object = odb.read(oid).ok()?;
-                    (object.kind() == ObjectType::Blob && object.len() <= MAX_FILE_BYTES)
-                        .then(|| f(start + i, object.data()))
-                })
-                .collect()
+        f: impl Fn(&K, &[u8]) -> T + Sync,
+    ) -> Vec<(K, Option<T>)> {
+        let odb = self.repo.odb().ok();
+        let read = |oid: Oid| {
+            let object = odb.as_ref()?.read(oid).ok()?;
+            (object.kind() == ObjectType::Blob && object.len() <= MAX_FILE_BYTES).then_some(object)
         };
-        if threads < 2 || oids.len() < 64 || self.plain_dir.is_some() {
-            return read_part(&self.repo, 0, oids);
+        if threads < 2 || self.plain_dir.is_some() {
+            return blobs
+                .into_iter()
+                .map(|(key, oid)| {
+                    let value = read(oid).map(|o| f(&key, o.data()));
+                    (key, value)
+                })
+                .collect();
         }
-        let chunk = oids.len().div_ceil(threads);
-        let git_dir = self.repo.path();
-        let read_part = &read_part;
+        let queue = BlobQueue::default();
+        // Each worker turns the blobs of the oldest batch read into values.
+        let work = |batch: Batch<K>, done: &mut Vec<(usize, K, T)>| {
+            done.extend(batch.into_iter().map(|(i, key, data)| {
+                let value = f(&key, &data);
+                (i, key, value)
+            }));
+        };
         std::thread::scope(|scope| {
-            let workers: Vec<_> = oids
-                .chunks(chunk)
-                .enumerate()
-                .skip(1)
-                .map(|(n, part)| {
-                    scope.spawn(move || match Repository::open(git_dir) {
-                        Ok(repo) => read_part(&repo, n * chunk, part),
-                        Err(_) => part.iter().map(|_| None).collect(),
+            let workers: Vec<_> = (1..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut done = Vec::new();
+                        while let Some(batch) = queue.pop() {
+                            work(batch, &mut done);
+                        }
+                        done
                     })
                 })
                 .collect();
-            // This thread reads the first part with its own handle.
-            let mut out = read_part(&self.repo, 0, &oids[..chunk.min(oids.len())]);
-            for w in workers {
-                out.extend(
-                    w.join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
-                );
+            // Closed however this thread leaves (a panic too), so that no
+            // worker waits for ever.
+            let _closing = Closing(&queue);
+            let mut mine = Vec::new();
+            let mut unread = Vec::new();
+            let mut batch = Vec::with_capacity(BATCH);
+            let mut n = 0;
+            for (i, (key, oid)) in blobs.into_iter().enumerate() {
+                n = i + 1;
+                match read(oid) {
+                    Some(object) => batch.push((i, key, object.data().to_vec())),
+                    None => unread.push((i, key)),
+                }
+                if batch.len() == BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                    // When the workers fall behind, this thread takes a
+                    // batch too: reading and parsing cost about the same.
+                    if let Some(behind) = queue.push(full) {
+                        work(behind, &mut mine);
+                    }
+                }
             }
-            out
+            work(batch, &mut mine);
+            queue.close();
+            while let Some(batch) = queue.pop() {
+                work(batch, &mut mine);
+            }
+            let mut out: Vec<Option<(K, Option<T>)>> =
+                std::iter::repeat_with(|| None).take(n).collect();
+            for (i, key) in unread {
+                out[i] = Some((key, None));
+            }
+            let done = workers.into_iter().flat_map(|w| {
+                w.join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            });
+            for (i, key, value) in done.chain(mine) {
+                out[i] = Some((key, Some(value)));
+            }
+            out.into_iter().flatten().collect()
         })
+    }
+}
+
+/// Blobs read, each with its place in the input and its key.
+type Batch<K> = Vec<(usize, K, Vec<u8>)>;
+
+/// Blobs per batch: enough that locking is rare.
+const BATCH: usize = 16;
+
+/// Batches of blobs read by one thread and waiting to be turned into
+/// values by the others ([`Repo::map_blobs`]).
+struct BlobQueue<K> {
+    /// The batches waiting, and whether the reader is done.
+    state: std::sync::Mutex<(std::collections::VecDeque<Batch<K>>, bool)>,
+    ready: std::sync::Condvar,
+}
+
+impl<K> Default for BlobQueue<K> {
+    fn default() -> Self {
+        BlobQueue {
+            state: std::sync::Mutex::new((std::collections::VecDeque::new(), false)),
+            ready: std::sync::Condvar::new(),
+        }
+    }
+}
+
+/// Closes a [`BlobQueue`] when dropped.
+struct Closing<'q, K>(&'q BlobQueue<K>);
+
+impl<K> Drop for Closing<'_, K> {
+    fn drop(&mut self) {
+        self.0.close();
+    }
+}
+
+impl<K> BlobQueue<K> {
+    /// Batches waiting past which the reader takes one itself.
+    const BACKLOG: usize = 2;
+
+    /// Add a batch; returns the oldest one when too many are waiting.
+    fn push(&self, batch: Batch<K>) -> Option<Batch<K>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.0.push_back(batch);
+        let behind = (state.0.len() > Self::BACKLOG)
+            .then(|| state.0.pop_front())
+            .flatten();
+        drop(state);
+        self.ready.notify_one();
+        behind
+    }
+
+    /// The reader is done: workers stop once the queue is empty (again on
+    /// drop of a [`Closing`]).
+    fn close(&self) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).1 = true;
+        self.ready.notify_all();
+    }
+
+    /// The oldest batch, waiting for one; `None` once closed and empty.
+    fn pop(&self) -> Option<Batch<K>> {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(batch) = state.0.pop_front() {
+                return Some(batch);
+            }
+            if state.1 {
+                return None;
+            }
+            state = self.ready.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
     }
 }
 
@@ -1041,14 +1148,39 @@ mod tests {
         oids.insert(150, missing);
         oids.insert(7, tree);
         let repo = Repo::open(dir.path()).unwrap();
-        let each = |i: usize, data: &[u8]| (i, String::from_utf8_lossy(data).into_owned());
-        let serial = repo.map_blobs(&oids, 1, each);
-        let parallel = repo.map_blobs(&oids, 2, each);
+        let each = |i: &usize, data: &[u8]| (*i, String::from_utf8_lossy(data).into_owned());
+        let keyed = || oids.iter().copied().enumerate();
+        let serial = repo.map_blobs(keyed(), 1, each);
+        let parallel = repo.map_blobs(keyed(), 2, each);
         assert_eq!(serial, parallel);
-        assert_eq!(serial[0], Some((0, "blob 0\n".to_string())));
-        assert_eq!(serial[7], None, "a tree is not a blob");
-        assert_eq!(serial[151], None, "a missing object is left to the caller");
-        assert_eq!(serial[201], Some((201, "blob 199\n".to_string())));
+        assert_eq!(serial.len(), oids.len());
+        assert_eq!(serial[0], (0, Some((0, "blob 0\n".to_string()))));
+        assert_eq!(serial[7], (7, None), "a tree is not a blob");
+        assert_eq!(
+            serial[151],
+            (151, None),
+            "a missing object is left to the caller"
+        );
+        assert_eq!(serial[201], (201, Some((201, "blob 199\n".to_string()))));
+    }
+
+    #[test]
+    fn a_panic_while_blobs_are_read_on_every_core_reaches_the_caller() {
+        let dir = tempfile::tempdir().unwrap();
+        let raw = Repository::init(dir.path()).unwrap();
+        let oids: Vec<Oid> = (0..300)
+            .map(|i| raw.blob(format!("blob {i}\n").as_bytes()).unwrap())
+            .collect();
+        let repo = Repo::open(dir.path()).unwrap();
+        // Whichever thread runs it (the reader or a worker), the panic
+        // comes back instead of leaving a thread waiting for more blobs.
+        for at in [0, 17, 299] {
+            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let keyed = oids.iter().copied().enumerate();
+                repo.map_blobs(keyed, 3, |i, _| assert_ne!(*i, at, "planted"))
+            }));
+            assert!(run.is_err(), "the panic at blob {at} is lost");
+        }
     }
 
     #[test]
