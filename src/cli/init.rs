@@ -10,7 +10,7 @@ use std::path::Path;
 
 use crate::Outcome;
 use crate::config::{self, Config};
-use crate::django::project::find_manage_py;
+use crate::django::project::{find_manage_py, settings_named_by_manage_py};
 use crate::error::{Error, Result};
 use crate::fs::{self, Mode};
 use crate::git::Repo;
@@ -131,7 +131,7 @@ fn detect(repo: &Repo) -> Result<Found> {
     if let Some(m) = &found.manage_py
         && let Some((_, text)) = repo.read_text(&snap, m)?
     {
-        found.settings = settings_module(&text);
+        found.settings = settings_named_by_manage_py(&text);
     }
     if found.files.is_empty() {
         return Ok(found);
@@ -185,15 +185,6 @@ fn detect(repo: &Repo) -> Result<Found> {
         ));
     }
     Ok(found)
-}
-
-/// `DJANGO_SETTINGS_MODULE` as `manage.py` sets it with `setdefault`.
-fn settings_module(manage_py: &str) -> Option<String> {
-    let re = regex::Regex::new(
-        r#"setdefault\(\s*["']DJANGO_SETTINGS_MODULE["']\s*,\s*["']([A-Za-z_][A-Za-z0-9_.]*)["']"#,
-    )
-    .ok()?;
-    re.captures(manage_py).map(|c| c[1].to_string())
 }
 
 /// Quote a scalar for YAML when it needs it.
@@ -312,10 +303,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn settings_module_is_read_from_setdefault() {
+    fn settings_module_is_read_from_setdefault_as_a_plan_reads_it() {
         let m = "import os\nos.environ.setdefault(\n    'DJANGO_SETTINGS_MODULE', \"shop.settings.prod\")\n";
-        assert_eq!(settings_module(m).as_deref(), Some("shop.settings.prod"));
-        assert_eq!(settings_module("import os\n"), None);
+        assert_eq!(
+            settings_named_by_manage_py(m).as_deref(),
+            Some("shop.settings.prod")
+        );
+        assert_eq!(settings_named_by_manage_py("import os\n"), None);
+        // A variable assigned once, as the plan's rule follows it.
+        let m = "import os\nDEFAULT = 'shop.settings'\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', DEFAULT)\n";
+        assert_eq!(
+            settings_named_by_manage_py(m).as_deref(),
+            Some("shop.settings")
+        );
+        // Assigned under a condition: the plan cannot choose, nor can init.
+        let m = "import os, sys\nDEFAULT = 'a.settings'\nif sys.argv:\n    DEFAULT = 'b.settings'\nos.environ.setdefault('DJANGO_SETTINGS_MODULE', DEFAULT)\n";
+        assert_eq!(settings_named_by_manage_py(m), None);
     }
 
     #[test]

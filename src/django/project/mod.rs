@@ -13,8 +13,8 @@ mod settings;
 
 use apps::resolve_app;
 pub use memo::Resolutions;
-pub use settings::absolute_module;
 use settings::{InstalledApps, SettingsRead};
+pub use settings::{absolute_module, settings_named_by_manage_py};
 
 use crate::error::{Error, Result};
 use crate::source::ProjectSource;

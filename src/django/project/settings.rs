@@ -221,6 +221,55 @@ fn string_list(v: &Value) -> Option<Vec<String>> {
     }
 }
 
+/// What `manage.py` says of `DJANGO_SETTINGS_MODULE` through
+/// `os.environ.setdefault` (the one rule for it: plans and `tagback init`).
+struct Setdefault<'a> {
+    /// The call, if any.
+    call: Option<&'a python::Call>,
+    /// When it passes a variable: that variable's assignments (value, line,
+    /// whether a condition guards it).
+    chosen: Vec<(&'a Value, u32, bool)>,
+    /// The module it names, with the line naming it: a literal, or a
+    /// variable manage.py assigns one literal, under no condition but
+    /// `if __name__ == "__main__":`.
+    named: Option<(String, u32)>,
+}
+
+impl<'a> Setdefault<'a> {
+    fn of(stmts: &'a [Stmt]) -> Setdefault<'a> {
+        let mut calls = Vec::new();
+        python::find_calls(stmts, "environ.setdefault", &mut calls);
+        let call = calls.into_iter().find(
+            |c| matches!(c.args.first(), Some(Value::Str(k)) if k == "DJANGO_SETTINGS_MODULE"),
+        );
+        let mut chosen = Vec::new();
+        let named = match call.and_then(|c| c.args.get(1)) {
+            Some(Value::Str(v)) => call.map(|c| (v.clone(), c.line)),
+            Some(Value::Name(var)) => {
+                assignments(stmts, var, false, &mut chosen);
+                match chosen.as_slice() {
+                    [(Value::Str(v), line, false)] => Some((v.clone(), *line)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        Setdefault {
+            call,
+            chosen,
+            named,
+        }
+    }
+}
+
+/// The settings module `manage.py` (its source, `text`) names, as a plan
+/// reads it; `None` when it names none tagback can read, or is not Python
+/// tagback reads (a plan then says why).
+pub fn settings_named_by_manage_py(text: &str) -> Option<String> {
+    let stmts = python::parse_module(text).ok()?;
+    Setdefault::of(&stmts).named.map(|(module, _)| module)
+}
+
 fn settings_from_manage_py(
     src: &dyn ProjectSource,
     root: &str,
@@ -228,27 +277,13 @@ fn settings_from_manage_py(
     cx: &dyn ReadContext,
 ) -> Result<(String, Option<String>, Option<u32>)> {
     let stmts = cx.python(src, manage_py)?;
-    let mut calls = Vec::new();
-    python::find_calls(&stmts, "environ.setdefault", &mut calls);
-    let call = calls
-        .iter()
-        .find(|c| matches!(c.args.first(), Some(Value::Str(k)) if k == "DJANGO_SETTINGS_MODULE"));
-    // The module it names: a literal, or a variable manage.py assigns one
-    // literal, under no condition but `if __name__ == "__main__":`.
-    let mut chosen = Vec::new();
-    let named = match call.and_then(|c| c.args.get(1)) {
-        Some(Value::Str(v)) => Some((v.clone(), call.map(|c| c.line))),
-        Some(Value::Name(var)) => {
-            assignments(&stmts, var, false, &mut chosen);
-            match chosen.as_slice() {
-                [(Value::Str(v), line, false)] => Some((v.clone(), Some(*line))),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
+    let Setdefault {
+        call,
+        chosen,
+        named,
+    } = Setdefault::of(&stmts);
     if let Some((module, line)) = named {
-        return Ok((module, None, line));
+        return Ok((module, None, Some(line)));
     }
     if let Some((module, note)) = sole_settings_module(src, root, manage_py) {
         return Ok((module, note, None));
