@@ -908,6 +908,33 @@ def sc_split_settings(kinds):
     verify_pair("split_settings", p, "v2", "v1", kinds, {"targets": {"shop": "0001_initial", "blog": "0001_initial"}, "unapply_count": 4})
 
 
+def sc_settings_package_beside_module(kinds):
+    """A settings package beside a stale settings module of the same name
+    (proj/settings/__init__.py and proj/settings.py, as a project that split
+    its settings and kept the old file has them): Python imports the package,
+    so its INSTALLED_APPS decide, and blog is installed only there."""
+    p = Project(os.path.join(ARGS.work, "repos", "settings_package_beside_module"))
+    p.app("shop")
+    p.app("blog")
+    p.settings(["shop", "blog"])
+    full = p.read("proj/settings.py")
+    p.remove("proj/settings.py")
+    p.write("proj/settings/__init__.py", full)
+    p.write("proj/settings.py", "# Replaced by the settings package; Python imports the package.\n"
+            + full.replace("INSTALLED_APPS = BASE_APPS + ['shop', 'blog']", "INSTALLED_APPS = BASE_APPS + ['shop']"))
+    assert "['shop']" in p.read("proj/settings.py")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("blog")
+    p.commit("v1")
+    p.models("blog", "class Post(models.Model):\n    title = models.CharField(max_length=20)\n    body = models.TextField(default='')\n")
+    p.makemigrations("blog", name="body")
+    p.commit("v2")
+    verify_pair("settings_package_beside_module", p, "v2", "v1", kinds,
+                {"targets": {"blog": "0001_initial"}, "unapply_count": 1})
+
+
 def sc_irreversible(kinds):
     """RunPython without reverse_code and RunSQL without reverse_sql: tagback
     names file and line before anything runs; real Django raises IrreversibleError."""
@@ -1349,6 +1376,7 @@ SCENARIOS = {
     "nested_squash": sc_nested_squash,
     "settings_patterns": sc_settings_patterns,
     "split_settings": sc_split_settings,
+    "settings_package_beside_module": sc_settings_package_beside_module,
     "squash_replaced_deleted": sc_squash_replaced_deleted,
     "helper_operations": sc_helper_operations,
     "squash_raw_fallback": sc_squash_raw_fallback,

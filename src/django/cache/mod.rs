@@ -31,8 +31,10 @@ use sha2::{Digest, Sha256};
 
 use crate::fs::{self, Mode};
 
-/// Bumped whenever the parsed model or the file format changes.
-const VERSION: &str = "v7";
+/// Bumped whenever the parsed model, the file format or a rule whose
+/// outcome is cached (settings and app resolution) changes: v8, a package
+/// wins over a module of the same name.
+const VERSION: &str = "v8";
 
 /// The cache directory (`None`: caching off).
 #[derive(Debug, Clone)]

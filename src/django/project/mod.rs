@@ -346,6 +346,9 @@ fn valid_module(module: &str) -> bool {
 }
 
 /// Path of a module's file in `src` below `root`: `(path, is_package)`.
+/// A package wins over a module of the same name, as in Python's import
+/// system (`FileFinder` looks for `NAME/__init__.py` before `NAME.py`): a
+/// settings package left beside an old `settings.py` is what Django reads.
 fn module_file(
     src: &dyn ProjectSource,
     root: &str,
@@ -355,13 +358,13 @@ fn module_file(
         return Ok(None);
     }
     let rel = module.replace('.', "/");
-    let file = join(root, &format!("{rel}.py"));
-    if src.exists(&file)? {
-        return Ok(Some((file, false)));
-    }
     let init = join(root, &format!("{rel}/__init__.py"));
     if src.exists(&init)? {
         return Ok(Some((init, true)));
+    }
+    let file = join(root, &format!("{rel}.py"));
+    if src.exists(&file)? {
+        return Ok(Some((file, false)));
     }
     Ok(None)
 }
