@@ -636,3 +636,79 @@ fn r15_the_rollback_of_a_renamed_service_runs_where_it_is_deployed() {
     let out = r.run_json(&["check", "--format", "json"], 1);
     assert_eq!(out["services"][0]["renamed_from"], "web");
 }
+
+/// The demo shop at v1 and v2 with shop's migrations (v2 adds two) read
+/// through a symbolic link made by `link(repo, revision)` before each commit.
+#[cfg(unix)]
+fn shop_behind_a_link(link: impl Fn(&TestRepo, &str)) -> TestRepo {
+    let mut r = TestRepo::new();
+    for v in ["v1", "v2"] {
+        for d in ["accounts", "shop", "legacy"] {
+            if r.path().join(d).exists() {
+                r.remove(d);
+            }
+        }
+        r.copy_fixture(&format!("demo/{v}"), "");
+        r.write("stack.yml", STACK.replace("TAG", &v[1..]));
+        link(&r, v);
+        r.commit(v, Some(v));
+    }
+    r
+}
+
+#[cfg(unix)]
+#[test]
+fn r15_a_migrations_directory_behind_a_symbolic_link_is_exit_2_naming_the_link() {
+    // shop/migrations -> ../legacy/shop_migrations: a checkout (and Django)
+    // reads v2's two new migrations through it. Before, the link was taken
+    // for a file, shop for an app without migrations, and the plan said
+    // nothing was to be unapplied.
+    let r = shop_behind_a_link(|r, _| {
+        std::fs::create_dir_all(r.path().join("legacy")).unwrap();
+        std::fs::rename(
+            r.path().join("shop/migrations"),
+            r.path().join("legacy/shop_migrations"),
+        )
+        .unwrap();
+        std::os::unix::fs::symlink(
+            "../legacy/shop_migrations",
+            r.path().join("shop/migrations"),
+        )
+        .unwrap();
+    });
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations at v2 is a symbolic link",
+        ))
+        .stderr(predicate::str::contains("replace the link"));
+}
+
+#[cfg(unix)]
+#[test]
+fn r15_a_migration_file_behind_a_symbolic_link_is_exit_2_naming_the_link() {
+    // v2's 0004_order_code.py is a link to a file elsewhere in the tree:
+    // before, the link's text was parsed as Python ("invalid Python").
+    let r = shop_behind_a_link(|r, v| {
+        if v == "v2" {
+            let file = "shop/migrations/0004_order_code.py";
+            std::fs::create_dir_all(r.path().join("legacy")).unwrap();
+            std::fs::rename(
+                r.path().join(file),
+                r.path().join("legacy/0004_order_code.py"),
+            )
+            .unwrap();
+            std::os::unix::fs::symlink("../../legacy/0004_order_code.py", r.path().join(file))
+                .unwrap();
+        }
+    });
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0004_order_code.py at v2 is a symbolic link",
+        ));
+}

@@ -64,6 +64,9 @@ struct TreeEntries {
     /// Names of the entries that are submodules (gitlinks: the id is a
     /// commit of another repository), few and rare.
     gitlinks: Vec<String>,
+    /// Names of the entries that are symbolic links (the blob holds the
+    /// path they point to), few and rare.
+    symlinks: Vec<String>,
 }
 
 impl TreeEntries {
@@ -71,12 +74,16 @@ impl TreeEntries {
         let mut names = String::new();
         let mut entries = Vec::with_capacity(tree.len());
         let mut gitlinks = Vec::new();
+        let mut symlinks = Vec::new();
         for e in tree.iter() {
             let Ok(name) = std::str::from_utf8(e.name_bytes()) else {
                 continue;
             };
             if e.kind() == Some(ObjectType::Commit) {
                 gitlinks.push(name.to_string());
+            }
+            if e.filemode() == SYMLINK_MODE {
+                symlinks.push(name.to_string());
             }
             let start = names.len() as u32;
             names.push_str(name);
@@ -91,6 +98,7 @@ impl TreeEntries {
             names,
             entries,
             gitlinks,
+            symlinks,
         };
         // Git sorts directories as if their names ended in `/`; search by name.
         let names = std::mem::take(&mut t.names);
@@ -119,6 +127,22 @@ impl TreeEntries {
     fn is_gitlink(&self, name: &str) -> bool {
         !self.gitlinks.is_empty() && self.gitlinks.iter().any(|g| g == name)
     }
+
+    fn is_symlink(&self, name: &str) -> bool {
+        !self.symlinks.is_empty() && self.symlinks.iter().any(|l| l == name)
+    }
+}
+
+/// Git's mode of a symbolic link.
+const SYMLINK_MODE: i32 = 0o120000;
+
+/// A path through a symbolic link in a git revision: tagback reads what the
+/// revision holds and does not follow links (a checkout would: Django would
+/// read what it points to, which may not be what the same path holds).
+fn symlink_refused(path: &str, rev: &str) -> Error {
+    Error::input(format!(
+        "{path} at {rev} is a symbolic link: tagback reads the files a git revision holds and does not follow links, while Django, run from a checkout, reads what the link points to; replace the link with the directory or file it points to"
+    ))
 }
 
 /// An opened git repository.
@@ -365,6 +389,10 @@ impl Repo {
                 return Ok(None);
             }
             let entries = self.tree_entries(cur.0, snap)?;
+            if entries.is_symlink(part) {
+                let at = path[..(end - 1).min(path.len())].trim_start_matches('/');
+                return Err(symlink_refused(at, &snap.label));
+            }
             match entries.get(part) {
                 Some((commit, false)) if entries.is_gitlink(part) => {
                     let at = path[..(end - 1).min(path.len())].trim_start_matches('/');
@@ -505,8 +533,11 @@ impl Repo {
             return self.exists(snap, path);
         }
         let t = self.find_tree(dir_oid, snap)?;
-        Ok(t.get_name(name)
-            .is_some_and(|e| e.kind() != Some(ObjectType::Tree)))
+        match t.get_name(name) {
+            Some(e) if e.filemode() == SYMLINK_MODE => Err(symlink_refused(path, &snap.label)),
+            Some(e) => Ok(e.kind() != Some(ObjectType::Tree)),
+            None => Ok(false),
+        }
     }
 
     /// The working directory, if the repository has one.
@@ -720,6 +751,9 @@ impl Repo {
                 let Some(entry) = index.get_path(Path::new(path), 0) else {
                     return Ok(None);
                 };
+                if entry.mode == SYMLINK_MODE as u32 {
+                    return Err(symlink_refused(path, &snap.label));
+                }
                 self.read_blob(entry.id, snap, path)?
             }
             Source::WorkTree => {
@@ -911,6 +945,9 @@ impl Repo {
             return Ok(None);
         };
         let entries = self.tree_entries(oid, snap)?;
+        if let Some(link) = entries.symlinks.first() {
+            return Err(symlink_refused(&join_path(dir, link), &snap.label));
+        }
         Ok(Some(
             entries
                 .iter()
