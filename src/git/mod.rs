@@ -684,8 +684,10 @@ impl Repo {
         };
         match self.lookup(tree, path, snap) {
             Ok(found) => found.map(|(oid, _)| oid),
-            // A submodule that is not in this clone: its commit id, which is
-            // neither "absent" nor any tree id, so nothing cached matches it.
+            // A submodule that is not in this clone (its commit id) or a
+            // symbolic link (its blob): an id that is neither "absent" nor
+            // any tree id, so nothing cached matches it; reading the path
+            // is refused with the reason.
             Err(_) => {
                 let (dir, name) = path.rsplit_once('/').unwrap_or(("", path));
                 let Ok(Some((parent, true))) = self.lookup(tree, dir, snap) else {
@@ -987,6 +989,12 @@ impl Repo {
                 })
                 .collect();
         }
+        let mut blobs = blobs.into_iter().peekable();
+        // Nothing to read (a warm run finds every directory cached): no
+        // thread is started.
+        if blobs.peek().is_none() {
+            return Vec::new();
+        }
         let queue = BlobQueue::default();
         // Each worker turns the blobs of the oldest batch read into values.
         let work = |batch: Batch<K>, done: &mut Vec<(usize, K, T)>| {
@@ -1014,7 +1022,7 @@ impl Repo {
             let mut unread = Vec::new();
             let mut batch = Vec::with_capacity(BATCH);
             let mut n = 0;
-            for (i, (key, oid)) in blobs.into_iter().enumerate() {
+            for (i, (key, oid)) in blobs.enumerate() {
                 n = i + 1;
                 match read(oid) {
                     Some(object) => batch.push((i, key, object.data().to_vec())),
@@ -1199,6 +1207,8 @@ mod tests {
             "a missing object is left to the caller"
         );
         assert_eq!(serial[201], (201, Some((201, "blob 199\n".to_string()))));
+        let none = std::iter::empty::<(usize, Oid)>();
+        assert!(repo.map_blobs(none, 2, each).is_empty());
     }
 
     #[test]
