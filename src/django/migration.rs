@@ -264,7 +264,11 @@ enum Read {
 }
 
 fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, ParseError> {
-    let stmts = python::parse_module(source).map_err(|e| ParseError {
+    let stmts = match read {
+        Read::Everything => python::parse_module(source),
+        Read::Graph => python::parse_module_without_operations(source),
+    }
+    .map_err(|e| ParseError {
         line: e.line,
         message: format!("invalid Python: {}", e.message),
     })?;

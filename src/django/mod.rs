@@ -18,6 +18,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use git2::Oid;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::error::{Error, Result};
 use crate::git::{OidKey, Repo, Snapshot};
@@ -676,7 +677,7 @@ impl<'r> Loader<'r> {
     /// parsed. A blob this pass cannot read or parse is left for
     /// `parse_app`, which reads it again and names what is wrong.
     fn prefetch(&self, revs: [(&Snapshot, &Project); 2], apps: &BTreeSet<String>) {
-        let mut seen: BTreeSet<(&str, OidKey)> = BTreeSet::new();
+        let mut seen: FxHashSet<(&str, OidKey)> = FxHashSet::default();
         // Listed app by app as the blobs are read, so that parsing starts
         // with the first app's blobs.
         let wanted = revs
@@ -706,12 +707,12 @@ impl<'r> Loader<'r> {
         let results = self
             .repo
             .map_blobs(wanted, self.threads, |&(label, _), data| {
-                parse_graph_one(data, label).ok()
+                parse_graph_one(data, label).ok().map(Arc::new)
             });
         let mut parsed = self.parsed.borrow_mut();
         for ((label, oid), m) in results {
             if let Some(Some(m)) = m {
-                parsed.insert(label, oid, Arc::new(m));
+                parsed.insert(label, oid, m);
             }
         }
     }
@@ -906,7 +907,7 @@ impl<'r> Loader<'r> {
 /// depends on the app it belongs to).
 #[derive(Default)]
 struct ParsedBlobs {
-    by_app: BTreeMap<String, BTreeMap<OidKey, Arc<Migration>>>,
+    by_app: FxHashMap<String, FxHashMap<OidKey, Arc<Migration>>>,
     len: usize,
 }
 

@@ -345,11 +345,34 @@ pub const MAX_CHAIN: usize = 1000;
 /// fast reader (`fast.rs`), anything else by ruff's parser. Both give the
 /// same statements wherever the fast reader answers.
 pub fn parse_module(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
-    nesting(source)?;
-    if let Some(stmts) = fast::parse(source) {
-        return Ok(stmts);
+    read_module(source, fast::parse(source))
+}
+
+/// What the fast reader `read` of `source`, else the parser's tree: the
+/// nesting bounds are checked first unless the reader proved them.
+fn read_module(
+    source: &str,
+    read: Option<(Vec<Stmt>, fast::Bounds)>,
+) -> Result<Vec<Stmt>, SyntaxError> {
+    match read {
+        Some((stmts, fast::Bounds::Within)) => Ok(stmts),
+        Some((stmts, fast::Bounds::Unproven)) => {
+            nesting(source)?;
+            Ok(stmts)
+        }
+        None => {
+            nesting(source)?;
+            parse_checked(source)
+        }
     }
-    parse_checked(source)
+}
+
+/// [`parse_module`] for a migration's graph: the fast reader leaves the
+/// value of `operations` in a top-level `class Migration` unbuilt
+/// ([`Value::Dynamic`]), which the graph does not read. The parser's tree
+/// is the fallback, complete.
+pub fn parse_module_without_operations(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
+    read_module(source, fast::parse_without_operations(source))
 }
 
 /// Parse a module with ruff's parser only (what [`parse_module`] falls
@@ -365,10 +388,26 @@ pub fn parse_module_full(source: &str) -> Result<Vec<Stmt>, SyntaxError> {
 /// differently (a bug: the differential tests and the `migration` fuzz
 /// target fail on it).
 pub fn check_fast_reader(source: &str) -> Result<bool, String> {
-    if nesting(source).is_err() {
+    let nested = nesting(source);
+    let read = fast::parse(source);
+    if let (Some((_, fast::Bounds::Within)), Err(e)) = (&read, &nested) {
+        return Err(format!(
+            "the fast reader proved the nesting bounds, which are passed at line {}: {}",
+            e.line, e.message
+        ));
+    }
+    let unbuilt = fast::parse_without_operations(source);
+    if unbuilt.as_ref().map(|r| r.1) != read.as_ref().map(|r| r.1) {
+        return Err(format!(
+            "the fast reader reads differently without building operations: {:?} with them, {:?} without",
+            read.as_ref().map(|r| r.1),
+            unbuilt.as_ref().map(|r| r.1)
+        ));
+    }
+    if nested.is_err() {
         return Ok(false);
     }
-    let Some(fast) = fast::parse(source) else {
+    let Some((fast, _)) = read else {
         return Ok(false);
     };
     match parse_checked(source) {

@@ -39,6 +39,16 @@ impl PartialEq for OidKey {
 
 impl Eq for OidKey {}
 
+/// A SHA is already uniform: its first eight bytes are the hash.
+impl std::hash::Hash for OidKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let b = self.0.as_bytes();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&b[..8]);
+        state.write_u64(u64::from_le_bytes(first));
+    }
+}
+
 impl PartialOrd for OidKey {
     fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
         Some(self.cmp(other))

@@ -13,22 +13,60 @@
 //! same statements as the full parser: `tests/fast_reader.rs` and the
 //! `migration` fuzz target compare both on every input.
 
-use super::{Call, Class, Stmt, Value};
+use super::{Call, Class, MAX_BRACKET_DEPTH, MAX_CHAIN, MAX_INDENT_DEPTH, Stmt, Value};
 
 /// The source is outside the subset (says nothing about its validity).
 struct Outside;
 
 type R<T> = Result<T, Outside>;
 
-/// The statements of `source`, or `None` when it is outside the subset.
-/// The caller has checked the nesting bounds (`check_nesting`), which
-/// bound this reader's recursion.
+/// The statements of `source`, or `None` when it is outside the subset,
+/// with whether the file is within the nesting bounds (see [`Bounds`]).
+/// Brackets nested deeper than [`MAX_BRACKET_DEPTH`] and classes deeper
+/// than [`MAX_INDENT_DEPTH`] are outside (they bound this reader's
+/// recursion).
 ///
 /// Control characters other than newline and tab (a carriage return, a
 /// form feed, NUL…) anywhere, and tabs outside strings and comments, are
 /// left to the parser.
-pub(super) fn parse(source: &str) -> Option<Vec<Stmt>> {
+pub(super) fn parse(source: &str) -> Option<(Vec<Stmt>, Bounds)> {
+    read(source, false)
+}
+
+/// What the reader proved of the bounds `check_nesting` enforces, on a
+/// file it read: brackets, indentation and chained operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Bounds {
+    /// Within all of them: no statement has more than [`MAX_CHAIN`]
+    /// operators and brackets in all (a bound on the chains
+    /// `check_nesting` counts, which restart at each comma), brackets and
+    /// classes are nested within their limits. `check_nesting` would pass.
+    Within,
+    /// A statement has more operators and brackets than [`MAX_CHAIN`]:
+    /// `check_nesting` decides.
+    Unproven,
+}
+
+/// [`parse`], but the value of `operations = …` in the body of a top-level
+/// `class Migration` is checked without being built: it is the statement
+/// `operations = <Dynamic>` (at the line of the value). The same files are
+/// accepted as by [`parse`]: the grammar is the same code, only the values
+/// are not made. What reading a migration for its graph needs (most of a
+/// file is its operations, and most migrations are never unapplied).
+pub(super) fn parse_without_operations(source: &str) -> Option<(Vec<Stmt>, Bounds)> {
+    read(source, true)
+}
+
+fn read(source: &str, elide_operations: bool) -> Option<(Vec<Stmt>, Bounds)> {
     let mut p = Reader {
+        chain: 0,
+        longest_chain: 0,
+        classes: 0,
+        build: true,
+        elide_operations,
+        migration_body: None,
+        name_span: (0, 0, false),
+        keywords: Vec::new(),
         src: source,
         b: source.as_bytes(),
         pos: 0,
@@ -42,7 +80,13 @@ pub(super) fn parse(source: &str) -> Option<Vec<Stmt>> {
         end: 0,
         text: String::new(),
     };
-    p.module().ok()
+    let stmts = p.module().ok()?;
+    let bounds = if p.longest_chain.max(p.chain) <= MAX_CHAIN {
+        Bounds::Within
+    } else {
+        Bounds::Unproven
+    };
+    Some((stmts, bounds))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +175,27 @@ static BYTE: [u8; 256] = {
 };
 
 struct Reader<'s> {
+    /// Operators (`.`, `-`, `*`, the dot of a float) and opening brackets
+    /// in the current statement: what `check_nesting` counts in chains.
+    chain: usize,
+    /// The most in one statement before the current one.
+    longest_chain: usize,
+    /// Classes open around the statement being read.
+    classes: usize,
+    /// Whether values are built (else only checked: [`Value::Dynamic`]
+    /// stands for each, and no string is copied).
+    build: bool,
+    /// Whether `operations` in a top-level `class Migration` is only checked.
+    elide_operations: bool,
+    /// The indentation of the body of the top-level `class Migration` being
+    /// read, when `elide_operations`.
+    migration_body: Option<usize>,
+    /// The span of the last dotted name read, and whether it has a dot.
+    name_span: (usize, usize, bool),
+    /// The keyword names of the calls being read while values are not
+    /// built (spans into `src`), to refuse a repeated one as [`Reader::call`]
+    /// does.
+    keywords: Vec<(usize, usize)>,
     src: &'s str,
     b: &'s [u8],
     pos: usize,
@@ -230,6 +295,8 @@ impl Reader<'_> {
                     if self.depth > 0 {
                         continue;
                     }
+                    self.longest_chain = self.longest_chain.max(self.chain);
+                    self.chain = 0;
                     self.tok = Tok::Newline;
                     self.bol = true;
                     return Ok(());
@@ -244,6 +311,10 @@ impl Reader<'_> {
                 }
                 b'(' | b'[' | b'{' => {
                     self.depth += 1;
+                    if self.depth as usize > MAX_BRACKET_DEPTH {
+                        return Err(Outside);
+                    }
+                    self.chain += 1;
                     self.op(c);
                     return Ok(());
                 }
@@ -255,7 +326,12 @@ impl Reader<'_> {
                     self.op(c);
                     return Ok(());
                 }
-                b',' | b'.' | b'-' | b'*' => {
+                b',' => {
+                    self.op(c);
+                    return Ok(());
+                }
+                b'.' | b'-' | b'*' => {
+                    self.chain += 1;
                     self.op(c);
                     return Ok(());
                 }
@@ -338,6 +414,7 @@ impl Reader<'_> {
                 i += 1;
             }
             float = true;
+            self.chain += 1;
         }
         // `1_000`, `0x1`, `1e3`, `1j`, `00`, `1.5.x`…
         if b.get(i)
@@ -512,6 +589,12 @@ impl Reader<'_> {
                         _ => Stmt::Other,
                     });
                 }
+                if self.migration_body == Some(level)
+                    && plain
+                    && matches!(&first, Value::Name(n) if n == "operations")
+                {
+                    return self.unbuilt_assignment(first, line);
+                }
                 let mut targets = Vec::new();
                 let mut value = first;
                 while self.tok == Tok::Op(b'=') {
@@ -535,7 +618,31 @@ impl Reader<'_> {
         }
     }
 
+    /// `operations = VALUE` (at the `=`), the value checked but not built.
+    /// A chained assignment (`operations = x = …`) is left to the parser.
+    fn unbuilt_assignment(&mut self, target: Value, line: u32) -> R<Stmt> {
+        let Value::Name(target) = target else {
+            return Err(Outside);
+        };
+        self.next()?;
+        let value_line = self.tok_line;
+        self.build = false;
+        let checked = self.expr();
+        self.build = true;
+        checked?;
+        if self.tok == Tok::Op(b'=') {
+            return Err(Outside);
+        }
+        self.end_stmt()?;
+        Ok(Stmt::Assign {
+            targets: vec![target],
+            value: Value::Dynamic { line: value_line },
+            line,
+        })
+    }
+
     /// `NAME(.NAME)*` (spaces around the dots are allowed, as in Python).
+    /// Empty while values are not built (`name_span` tells where it was).
     fn dotted_name(&mut self) -> R<String> {
         if self.tok != Tok::Name {
             return Err(Outside);
@@ -543,14 +650,16 @@ impl Reader<'_> {
         let (first, mut last) = (self.start, self.end);
         // Built only when the name is not written as one piece (`a . b`).
         let mut spaced = String::new();
+        let mut dotted = false;
         self.next()?;
         while self.tok == Tok::Op(b'.') {
             let dot = self.pos - 1;
+            dotted = true;
             self.next()?;
             if self.tok != Tok::Name {
                 return Err(Outside);
             }
-            if spaced.is_empty() && dot == last && self.start == dot + 1 {
+            if !self.build || (spaced.is_empty() && dot == last && self.start == dot + 1) {
                 last = self.end;
             } else {
                 if spaced.is_empty() {
@@ -561,7 +670,10 @@ impl Reader<'_> {
             }
             self.next()?;
         }
-        Ok(if spaced.is_empty() {
+        self.name_span = (first, last, dotted);
+        Ok(if !self.build {
+            String::new()
+        } else if spaced.is_empty() {
             self.src[first..last].to_string()
         } else {
             spaced
@@ -691,7 +803,18 @@ impl Reader<'_> {
             return Err(Outside);
         }
         let mut body = Vec::new();
-        self.block(self.indent, &mut body)?;
+        self.classes += 1;
+        if self.classes >= MAX_INDENT_DEPTH {
+            return Err(Outside);
+        }
+        let outer = self.migration_body;
+        if self.elide_operations && level == 0 && name == "Migration" {
+            self.migration_body = Some(self.indent);
+        }
+        let read = self.block(self.indent, &mut body);
+        self.migration_body = outer;
+        self.classes -= 1;
+        read?;
         Ok(Stmt::Class(Class {
             name,
             bases,
@@ -710,10 +833,21 @@ impl Reader<'_> {
             Tok::Name => {
                 let name = self.dotted_name()?;
                 if self.tok == Tok::Op(b'(') {
-                    (Value::Call(Box::new(self.call(name, line)?)), false)
+                    let call = self.call(name, line)?;
+                    if self.build {
+                        (Value::Call(Box::new(call)), false)
+                    } else {
+                        (Value::Dynamic { line }, false)
+                    }
                 } else {
                     (Value::Name(name), true)
                 }
+            }
+            Tok::Str if !self.build => {
+                while self.tok == Tok::Str {
+                    self.next()?;
+                }
+                (Value::Dynamic { line }, false)
             }
             Tok::Str => {
                 let mut s = std::mem::take(&mut self.text);
@@ -803,7 +937,10 @@ impl Reader<'_> {
     /// The rest of a comma-separated sequence after its first item, up to
     /// and including `close` (a trailing comma allowed).
     fn items(&mut self, first: Value, close: u8) -> R<Vec<Value>> {
-        let mut items = vec![first];
+        let mut items = Vec::new();
+        if self.build {
+            items.push(first);
+        }
         loop {
             match self.tok {
                 Tok::Op(c) if c == close => {
@@ -816,7 +953,10 @@ impl Reader<'_> {
                         self.next()?;
                         return Ok(items);
                     }
-                    items.push(self.expr()?.0);
+                    let item = self.expr()?.0;
+                    if self.build {
+                        items.push(item);
+                    }
                 }
                 _ => return Err(Outside),
             }
@@ -830,7 +970,9 @@ impl Reader<'_> {
         loop {
             self.expect(Tok::Op(b':'))?;
             let (value, _) = self.expr()?;
-            items.push((key, value));
+            if self.build {
+                items.push((key, value));
+            }
             match self.tok {
                 Tok::Op(b'}') => {
                     self.next()?;
@@ -855,23 +997,43 @@ impl Reader<'_> {
         self.next()?;
         let mut args = Vec::new();
         let mut kwargs: Vec<(String, Value)> = Vec::new();
+        // Where this call's keywords start in `keywords` (values not built).
+        let base = self.keywords.len();
         while self.tok != Tok::Op(b')') {
             let (v, plain) = self.expr()?;
             if self.tok == Tok::Op(b'=') {
                 let Value::Name(k) = v else {
                     return Err(Outside);
                 };
-                if !plain || k.contains('.') || kwargs.iter().any(|(n, _)| *n == k) {
-                    return Err(Outside);
+                if !self.build {
+                    let (start, end, dotted) = self.name_span;
+                    let name = &self.b[start..end];
+                    if !plain
+                        || dotted
+                        || self.keywords[base..]
+                            .iter()
+                            .any(|&(s, e)| &self.b[s..e] == name)
+                    {
+                        return Err(Outside);
+                    }
+                    self.keywords.push((start, end));
+                    self.next()?;
+                    self.expr()?;
+                } else {
+                    if !plain || k.contains('.') || kwargs.iter().any(|(n, _)| *n == k) {
+                        return Err(Outside);
+                    }
+                    self.next()?;
+                    let (value, _) = self.expr()?;
+                    kwargs.push((k, value));
                 }
-                self.next()?;
-                let (value, _) = self.expr()?;
-                kwargs.push((k, value));
             } else {
-                if !kwargs.is_empty() {
+                if !kwargs.is_empty() || self.keywords.len() > base {
                     return Err(Outside);
                 }
-                args.push(v);
+                if self.build {
+                    args.push(v);
+                }
             }
             match self.tok {
                 Tok::Op(b',') => self.next()?,
@@ -879,6 +1041,7 @@ impl Reader<'_> {
                 _ => return Err(Outside),
             }
         }
+        self.keywords.truncate(base);
         self.next()?;
         Ok(Call {
             func,
@@ -887,5 +1050,100 @@ impl Reader<'_> {
             starred: false,
             line,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIGRATION: &str = "from django.db import migrations, models\n\n\nclass Migration(migrations.Migration):\n    dependencies = [(\"shop\", \"0001_initial\")]\n    operations = [\n        migrations.AddField(model_name=\"item\", name=\"x\", field=models.IntegerField(default=1)),\n    ]\n";
+
+    fn assign<'a>(stmts: &'a [Stmt], target: &str) -> Option<&'a Value> {
+        stmts.iter().find_map(|s| match s {
+            Stmt::Class(c) => assign(&c.body, target),
+            Stmt::Assign { targets, value, .. } if targets == &[target] => Some(value),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn operations_of_the_migration_class_are_checked_but_not_built() {
+        let (built, b1) = parse(MIGRATION).expect("in the subset");
+        let (unbuilt, b2) = parse_without_operations(MIGRATION).expect("in the subset");
+        assert_eq!((b1, b2), (Bounds::Within, Bounds::Within));
+        assert!(matches!(assign(&built, "operations"), Some(Value::List(v)) if v.len() == 1));
+        assert_eq!(
+            assign(&unbuilt, "operations"),
+            Some(&Value::Dynamic { line: 6 })
+        );
+        assert_eq!(
+            assign(&unbuilt, "dependencies"),
+            assign(&built, "dependencies")
+        );
+    }
+
+    #[test]
+    fn only_the_top_level_migration_class_has_its_operations_unbuilt() {
+        for source in [
+            "operations = [1]\n",
+            "class Other:\n    operations = [1]\n",
+            "class Outer:\n    class Migration:\n        operations = [1]\n",
+        ] {
+            let (stmts, _) = parse_without_operations(source).expect("in the subset");
+            assert_eq!(
+                assign(&stmts, "operations"),
+                Some(&Value::List(vec![Value::Int(1)])),
+                "{source}"
+            );
+        }
+    }
+
+    #[test]
+    fn what_the_builder_refuses_the_checker_refuses() {
+        for source in [
+            // A repeated keyword is a SyntaxError.
+            "class Migration:\n    operations = [f(a=1, a=2)]\n",
+            // A keyword before a positional argument too.
+            "class Migration:\n    operations = [f(a=1, 2)]\n",
+            // A dotted keyword.
+            "class Migration:\n    operations = [f(a.b=1)]\n",
+        ] {
+            assert!(parse(source).is_none(), "{source}");
+            assert!(parse_without_operations(source).is_none(), "{source}");
+        }
+        // A chained assignment is left to the parser when unbuilt.
+        let chained = "class Migration:\n    operations = x = [1]\n";
+        assert!(parse(chained).is_some());
+        assert!(parse_without_operations(chained).is_none());
+        // Keywords are per call: the same name in two calls is fine.
+        let ok = "class Migration:\n    operations = [f(a=1, b=g(a=2)), f(a=3)]\n";
+        assert!(parse(ok).is_some() && parse_without_operations(ok).is_some());
+    }
+
+    #[test]
+    fn nesting_bounds_are_proven_or_left_to_the_check() {
+        let long = format!("x = f({})\n", ["a.b"; MAX_CHAIN + 1].join(", "));
+        assert_eq!(parse(&long).map(|r| r.1), Some(Bounds::Unproven));
+        let short = format!("x = f({})\n", ["a.b"; 10].join(", "));
+        assert_eq!(parse(&short).map(|r| r.1), Some(Bounds::Within));
+        let deep = format!(
+            "x = {}{}\n",
+            "[".repeat(MAX_BRACKET_DEPTH + 1),
+            "]".repeat(MAX_BRACKET_DEPTH + 1)
+        );
+        assert!(parse(&deep).is_none());
+        let ok = format!(
+            "x = {}{}\n",
+            "[".repeat(MAX_BRACKET_DEPTH),
+            "]".repeat(MAX_BRACKET_DEPTH)
+        );
+        assert!(parse(&ok).is_some());
+        let mut classes = String::new();
+        for level in 0..MAX_INDENT_DEPTH {
+            classes.push_str(&format!("{}class C{level}:\n", "    ".repeat(level)));
+        }
+        classes.push_str(&format!("{}pass\n", "    ".repeat(MAX_INDENT_DEPTH)));
+        assert!(parse(&classes).is_none());
     }
 }
