@@ -273,7 +273,6 @@ fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, Pars
         message: format!("invalid Python: {}", e.message),
     })?;
     let mut env: BTreeMap<&str, &Value> = BTreeMap::new();
-    let mut imports: BTreeMap<String, String> = BTreeMap::new();
     let mut class = None;
     for s in &stmts {
         match s {
@@ -282,40 +281,12 @@ fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, Pars
                     env.insert(t, value);
                 }
             }
-            Stmt::ImportFrom {
-                module,
-                level,
-                names,
-                ..
-            } => {
-                for (name, alias) in names {
-                    let prefix = ".".repeat(*level as usize);
-                    let sep = if module.is_empty() { "" } else { "." };
-                    imports.insert(
-                        alias.clone().unwrap_or_else(|| name.clone()),
-                        format!("{prefix}{module}{sep}{name}"),
-                    );
-                }
-            }
-            Stmt::Import { names } => {
-                for (name, alias) in names {
-                    let key = alias
-                        .clone()
-                        .unwrap_or_else(|| name.split('.').next().unwrap_or(name).to_string());
-                    let target = if alias.is_some() {
-                        name.clone()
-                    } else {
-                        key.clone()
-                    };
-                    imports.insert(key, target);
-                }
-            }
             Stmt::Class(c) if c.name == "Migration" => class = Some(c),
             _ => {}
         }
     }
     let Some(class) = class else {
-        let imported = imports.contains_key("Migration");
+        let imported = imports(&stmts).contains_key("Migration");
         return Err(ParseError {
             line: 0,
             message: if imported {
@@ -325,6 +296,11 @@ fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, Pars
                 "has no Migration class".into()
             },
         });
+    };
+    // What the module's names import: only operations are judged by them.
+    let imports = match read {
+        Read::Everything => imports(&stmts),
+        Read::Graph => BTreeMap::new(),
     };
     let local_classes: BTreeMap<&str, &python::Class> = stmts
         .iter()
@@ -406,6 +382,46 @@ fn parse_as(source: &str, app_label: &str, read: Read) -> Result<Migration, Pars
     m.dynamic.sort_by_key(|d| d.line);
     m.operations_dynamic.sort_by_key(|d| d.line);
     Ok(m)
+}
+
+/// The module-level imports of `stmts`: each bound name and the dotted
+/// path it refers to (`from .a import b as c`: `c` -> `.a.b`).
+fn imports(stmts: &[Stmt]) -> BTreeMap<String, String> {
+    let mut imports = BTreeMap::new();
+    for s in stmts {
+        match s {
+            Stmt::ImportFrom {
+                module,
+                level,
+                names,
+                ..
+            } => {
+                for (name, alias) in names {
+                    let prefix = ".".repeat(*level as usize);
+                    let sep = if module.is_empty() { "" } else { "." };
+                    imports.insert(
+                        alias.clone().unwrap_or_else(|| name.clone()),
+                        format!("{prefix}{module}{sep}{name}"),
+                    );
+                }
+            }
+            Stmt::Import { names } => {
+                for (name, alias) in names {
+                    let key = alias
+                        .clone()
+                        .unwrap_or_else(|| name.split('.').next().unwrap_or(name).to_string());
+                    let target = if alias.is_some() {
+                        name.clone()
+                    } else {
+                        key.clone()
+                    };
+                    imports.insert(key, target);
+                }
+            }
+            _ => {}
+        }
+    }
+    imports
 }
 
 /// What an `__init__` that computes only the dependencies is reported as.

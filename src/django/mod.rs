@@ -694,10 +694,20 @@ impl<'r> Loader<'r> {
                 if self.disk.may_have(label, tree) {
                     return None;
                 }
-                let files = migration_files(&src, dir).ok()?;
-                Some((label.as_str(), files))
+                // The blobs of what may be migrations (whether the
+                // directory is a package is `load_files`'s to decide: a
+                // blob parsed for nothing is only time).
+                let mut blobs = Vec::new();
+                self.repo
+                    .each_file(snap, dir, |name, id| {
+                        if is_migration_file_name(name) {
+                            blobs.push(id);
+                        }
+                    })
+                    .ok()??;
+                Some((label.as_str(), blobs))
             })
-            .flat_map(|(label, files)| files.into_iter().map(move |(_, file)| (label, file.id)))
+            .flat_map(|(label, blobs)| blobs.into_iter().map(move |id| (label, id)))
             .filter(|&(label, oid)| {
                 self.parsed.borrow().get(label, oid).is_none()
                     && seen.insert((label, OidKey::of(oid)))

@@ -950,6 +950,19 @@ impl Repo {
     /// ids, sorted by name, from one tree listing (`None` when absent or
     /// not a commit snapshot). Submodules are not files.
     pub fn file_ids(&self, snap: &Snapshot, dir: &str) -> Result<Option<Vec<(String, Oid)>>> {
+        let mut files = Vec::new();
+        let listed = self.each_file(snap, dir, |name, id| files.push((name.to_string(), id)))?;
+        Ok(listed.map(|()| files))
+    }
+
+    /// What [`Repo::file_ids`] lists, given to `f` name by name without
+    /// copying the names. `None` as there.
+    pub fn each_file(
+        &self,
+        snap: &Snapshot,
+        dir: &str,
+        mut f: impl FnMut(&str, Oid),
+    ) -> Result<Option<()>> {
         let Source::Commit { tree, .. } = snap.source else {
             return Ok(None);
         };
@@ -960,13 +973,12 @@ impl Repo {
         if let Some(link) = entries.symlinks.first() {
             return Err(symlink_refused(&join_path(dir, link), &snap.label));
         }
-        Ok(Some(
-            entries
-                .iter()
-                .filter(|&(name, _, is_dir)| !is_dir && !entries.is_gitlink(name))
-                .map(|(name, id, _)| (name.to_string(), id))
-                .collect(),
-        ))
+        for (name, id, is_dir) in entries.iter() {
+            if !is_dir && !entries.is_gitlink(name) {
+                f(name, id);
+            }
+        }
+        Ok(Some(()))
     }
 
     /// Read blobs and turn each into a `T` (`f` gets the key the blob came
