@@ -432,3 +432,58 @@ fn guard_reads_the_code_with_the_services_settings_from_tagback_yml() {
     std::fs::write(img2.code.join(".tagback.yml"), config).unwrap();
     guard(&img2).assert().code(0);
 }
+
+#[test]
+fn a_sourceless_migration_in_the_image_is_exit_2_naming_it() {
+    // An image built with `compileall -b` and its sources deleted: Django
+    // imports shop/migrations/0002_product_sku.pyc (a migration of v1 the
+    // database has applied). Before, tagback read only `.py` files, did not
+    // know 0002, and blocked the start with the wrong cause ("the database
+    // is ahead of the code").
+    let img = image("v1", Some(V1_ROWS));
+    let migrations = img.code.join("shop/migrations");
+    std::fs::rename(
+        migrations.join("0002_product_sku.py"),
+        migrations.join("0002_product_sku.pyc"),
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0002_product_sku.pyc",
+        ))
+        .stderr(predicate::str::contains(
+            "compiled module without its source (0002_product_sku.py)",
+        ))
+        .stdout(predicate::str::contains("ahead").not());
+    // With its source beside it (compileall -b, sources kept), the guard
+    // reads the source and lets the code start.
+    std::fs::copy(
+        fixture("demo/v1/shop/migrations/0002_product_sku.py"),
+        migrations.join("0002_product_sku.py"),
+    )
+    .unwrap();
+    guard(&img).assert().code(0);
+}
+
+#[test]
+fn a_compiled_package_init_counts_as_the_package() {
+    // `__init__.cpython-311-x86_64-linux-gnu.so` without `__init__.py`:
+    // Python imports the package (and Django its migrations); tagback would
+    // have seen a directory without migrations.
+    let img = image("v1", Some(V1_ROWS));
+    let migrations = img.code.join("shop/migrations");
+    std::fs::rename(
+        migrations.join("__init__.py"),
+        migrations.join("__init__.cpython-311-x86_64-linux-gnu.so"),
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/__init__.cpython-311-x86_64-linux-gnu.so",
+        ))
+        .stderr(predicate::str::contains("(__init__.py)"));
+}

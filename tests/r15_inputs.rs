@@ -640,7 +640,7 @@ fn r15_the_rollback_of_a_renamed_service_runs_where_it_is_deployed() {
 /// The demo shop at v1 and v2 with shop's migrations (v2 adds two) read
 /// through a symbolic link made by `link(repo, revision)` before each commit.
 #[cfg(unix)]
-fn shop_behind_a_link(link: impl Fn(&TestRepo, &str)) -> TestRepo {
+fn demo_edited(link: impl Fn(&TestRepo, &str)) -> TestRepo {
     let mut r = TestRepo::new();
     for v in ["v1", "v2"] {
         for d in ["accounts", "shop", "legacy"] {
@@ -663,7 +663,7 @@ fn r15_a_migrations_directory_behind_a_symbolic_link_is_exit_2_naming_the_link()
     // reads v2's two new migrations through it. Before, the link was taken
     // for a file, shop for an app without migrations, and the plan said
     // nothing was to be unapplied.
-    let r = shop_behind_a_link(|r, _| {
+    let r = demo_edited(|r, _| {
         std::fs::create_dir_all(r.path().join("legacy")).unwrap();
         std::fs::rename(
             r.path().join("shop/migrations"),
@@ -691,7 +691,7 @@ fn r15_a_migrations_directory_behind_a_symbolic_link_is_exit_2_naming_the_link()
 fn r15_a_migration_file_behind_a_symbolic_link_is_exit_2_naming_the_link() {
     // v2's 0004_order_code.py is a link to a file elsewhere in the tree:
     // before, the link's text was parsed as Python ("invalid Python").
-    let r = shop_behind_a_link(|r, v| {
+    let r = demo_edited(|r, v| {
         if v == "v2" {
             let file = "shop/migrations/0004_order_code.py";
             std::fs::create_dir_all(r.path().join("legacy")).unwrap();
@@ -710,5 +710,28 @@ fn r15_a_migration_file_behind_a_symbolic_link_is_exit_2_naming_the_link() {
         .code(2)
         .stderr(predicate::str::contains(
             "shop/migrations/0004_order_code.py at v2 is a symbolic link",
+        ));
+}
+
+#[test]
+fn r15_a_committed_sourceless_migration_is_exit_2_naming_it() {
+    // v2 adds 0004_order_code only as a compiled module: Django imports it,
+    // so a plan without it would leave its rows and columns behind.
+    let r = demo_edited(|r, v| {
+        if v == "v2" {
+            let dir = r.path().join("shop/migrations");
+            std::fs::rename(
+                dir.join("0004_order_code.py"),
+                dir.join("0004_order_code.pyc"),
+            )
+            .unwrap();
+        }
+    });
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "shop/migrations/0004_order_code.pyc at v2 is a compiled module without its source",
         ));
 }

@@ -587,6 +587,7 @@ impl<'r> Loader<'r> {
             .into_iter()
             .filter(|e| !e.is_dir)
             .collect();
+        refuse_compiled_without_source(files.iter().map(|e| e.name.as_str()), dir, &snap.label)?;
         let names: BTreeSet<String> = migrations_among(files, |e| &e.name)
             .into_iter()
             .map(|(stem, _)| stem)
@@ -1036,12 +1037,55 @@ impl PreviousDir {
 }
 
 /// The migrations of a directory of `src` ([`migrations_among`]), each
-/// with its content id.
+/// with its content id. A compiled module without its source is an error
+/// ([`refuse_compiled_without_source`]).
 fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, IdentifiedFile)>> {
-    let wanted = |n: &str| n == PACKAGE_INIT || is_migration_file_name(n);
-    Ok(src
-        .identified_files(dir, &wanted)?
-        .map_or_else(Vec::new, |files| migrations_among(files, |f| &f.name)))
+    let wanted = |n: &str| {
+        n == PACKAGE_INIT || is_migration_file_name(n) || compiled_module_stem(n).is_some()
+    };
+    let Some(files) = src.identified_files(dir, &wanted)? else {
+        return Ok(Vec::new());
+    };
+    refuse_compiled_without_source(files.iter().map(|f| f.name.as_str()), dir, src.label())?;
+    Ok(migrations_among(files, |f| &f.name))
+}
+
+/// The stem of a file Python imports as a module of a migrations package
+/// although it is no source tagback can read: a sourceless `STEM.pyc`
+/// (beside the sources, not in `__pycache__`) or an extension module
+/// `STEM.so` / `STEM.TAG.so`, where STEM is `__init__` or a migration's
+/// name. Any `.so` tag counts (which ones import depends on the Python in
+/// the image).
+fn compiled_module_stem(file_name: &str) -> Option<&str> {
+    let stem = match file_name.strip_suffix(".pyc") {
+        Some(stem) if !stem.contains('.') => stem,
+        Some(_) => return None,
+        None => file_name.strip_suffix(".so")?.split('.').next()?,
+    };
+    (stem == "__init__" || is_migration_file_name(&format!("{stem}.py"))).then_some(stem)
+}
+
+/// Django imports a compiled migration module (or package `__init__`)
+/// that has no `.py` beside it; tagback reads only source, so it would
+/// plan without that migration, or see no package at all: refused.
+fn refuse_compiled_without_source<'a>(
+    names: impl Iterator<Item = &'a str>,
+    dir: &str,
+    rev: &str,
+) -> Result<()> {
+    let names: Vec<&str> = names.collect();
+    for name in &names {
+        let Some(stem) = compiled_module_stem(name) else {
+            continue;
+        };
+        let source = format!("{stem}.py");
+        if !names.contains(&source.as_str()) {
+            return Err(Error::input(format!(
+                "{dir}/{name} at {rev} is a compiled module without its source ({source}): Django imports it as part of the migrations package, and tagback reads only source; ship or commit {source}, or delete {name}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// `DIR/NAME.py`.
