@@ -486,4 +486,16 @@ fn a_compiled_package_init_counts_as_the_package() {
             "shop/migrations/__init__.cpython-311-x86_64-linux-gnu.so",
         ))
         .stderr(predicate::str::contains("(__init__.py)"));
+    // Beside the source, the extension module is still what Python imports.
+    std::fs::copy(
+        fixture("demo/v1/shop/migrations/__init__.py"),
+        migrations.join("__init__.py"),
+    )
+    .unwrap();
+    guard(&img)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(
+            "is an extension module, which Python imports instead of __init__.py",
+        ));
 }

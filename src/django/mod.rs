@@ -587,7 +587,7 @@ impl<'r> Loader<'r> {
             .into_iter()
             .filter(|e| !e.is_dir)
             .collect();
-        refuse_compiled_without_source(files.iter().map(|e| e.name.as_str()), dir, &snap.label)?;
+        refuse_compiled_modules(files.iter().map(|e| e.name.as_str()), dir, &snap.label)?;
         let names: BTreeSet<String> = migrations_among(files, |e| &e.name)
             .into_iter()
             .map(|(stem, _)| stem)
@@ -1038,7 +1038,7 @@ impl PreviousDir {
 
 /// The migrations of a directory of `src` ([`migrations_among`]), each
 /// with its content id. A compiled module without its source is an error
-/// ([`refuse_compiled_without_source`]).
+/// ([`refuse_compiled_modules`]).
 fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, IdentifiedFile)>> {
     let wanted = |n: &str| {
         n == PACKAGE_INIT || is_migration_file_name(n) || compiled_module_stem(n).is_some()
@@ -1046,7 +1046,7 @@ fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, Id
     let Some(files) = src.identified_files(dir, &wanted)? else {
         return Ok(Vec::new());
     };
-    refuse_compiled_without_source(files.iter().map(|f| f.name.as_str()), dir, src.label())?;
+    refuse_compiled_modules(files.iter().map(|f| f.name.as_str()), dir, src.label())?;
     Ok(migrations_among(files, |f| &f.name))
 }
 
@@ -1066,9 +1066,12 @@ fn compiled_module_stem(file_name: &str) -> Option<&str> {
 }
 
 /// Django imports a compiled migration module (or package `__init__`)
-/// that has no `.py` beside it; tagback reads only source, so it would
-/// plan without that migration, or see no package at all: refused.
-fn refuse_compiled_without_source<'a>(
+/// that tagback cannot read: an extension module always (Python's
+/// `FileFinder` tries extensions before sources), a `.pyc` when no `.py`
+/// is beside it (sources come before bytecode). tagback reads only source,
+/// so it would plan without that migration, or from a source Python does
+/// not import: refused.
+fn refuse_compiled_modules<'a>(
     names: impl Iterator<Item = &'a str>,
     dir: &str,
     rev: &str,
@@ -1079,6 +1082,11 @@ fn refuse_compiled_without_source<'a>(
             continue;
         };
         let source = format!("{stem}.py");
+        if name.ends_with(".so") && names.contains(&source.as_str()) {
+            return Err(Error::input(format!(
+                "{dir}/{name} at {rev} is an extension module, which Python imports instead of {source}: tagback reads only source and cannot tell they agree; delete {name} from the migrations package"
+            )));
+        }
         if !names.contains(&source.as_str()) {
             return Err(Error::input(format!(
                 "{dir}/{name} at {rev} is a compiled module without its source ({source}): Django imports it as part of the migrations package, and tagback reads only source; ship or commit {source}, or delete {name}"
