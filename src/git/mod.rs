@@ -1020,8 +1020,9 @@ impl Repo {
         let queue = BlobQueue::default();
         // Each worker turns the blobs of the oldest batch read into values.
         let work = |batch: Batch<K>, done: &mut Vec<(usize, K, T)>| {
-            done.extend(batch.into_iter().map(|(i, key, data)| {
-                let value = f(&key, &data);
+            let Batch { data, blobs } = batch;
+            done.extend(blobs.into_iter().map(|(i, key, range)| {
+                let value = f(&key, &data[range]);
                 (i, key, value)
             }));
         };
@@ -1042,16 +1043,16 @@ impl Repo {
             let _closing = Closing(&queue);
             let mut mine = Vec::new();
             let mut unread = Vec::new();
-            let mut batch = Vec::with_capacity(BATCH);
+            let mut batch = Batch::default();
             let mut n = 0;
             for (i, (key, oid)) in blobs.enumerate() {
                 n = i + 1;
                 match read(oid) {
-                    Some(object) => batch.push((i, key, object.data().to_vec())),
+                    Some(object) => batch.push(i, key, object.data()),
                     None => unread.push((i, key)),
                 }
-                if batch.len() == BATCH {
-                    let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                if batch.blobs.len() == BATCH {
+                    let full = std::mem::take(&mut batch);
                     // When the workers fall behind, this thread takes a
                     // batch too: reading and parsing cost about the same.
                     if let Some(behind) = queue.push(full) {
@@ -1082,7 +1083,31 @@ impl Repo {
 }
 
 /// Blobs read, each with its place in the input and its key.
-type Batch<K> = Vec<(usize, K, Vec<u8>)>;
+/// Their bytes are copied into one buffer (one allocation per batch, freed
+/// on the thread that parses it).
+struct Batch<K> {
+    data: Vec<u8>,
+    /// Each blob's place in the input, key and bytes in `data`.
+    blobs: Vec<(usize, K, std::ops::Range<usize>)>,
+}
+
+impl<K> Default for Batch<K> {
+    fn default() -> Self {
+        Batch {
+            // Most migrations are 0.5-2 KiB.
+            data: Vec::with_capacity(BATCH * 1024),
+            blobs: Vec::with_capacity(BATCH),
+        }
+    }
+}
+
+impl<K> Batch<K> {
+    fn push(&mut self, i: usize, key: K, bytes: &[u8]) {
+        let start = self.data.len();
+        self.data.extend_from_slice(bytes);
+        self.blobs.push((i, key, start..self.data.len()));
+    }
+}
 
 /// Blobs per batch: enough that locking is rare.
 const BATCH: usize = 16;
