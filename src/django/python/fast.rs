@@ -49,9 +49,9 @@ pub(super) enum Bounds {
 
 /// [`parse`], but the value of `operations = …` in the body of a top-level
 /// `class Migration` is checked without being built: it is the statement
-/// `operations = <Dynamic>` (at the line of the value). The same files are
-/// accepted as by [`parse`]: the grammar is the same code, only the values
-/// are not made. What reading a migration for its graph needs (most of a
+/// `operations = <Dynamic>` (at the line of the value). It accepts no file
+/// [`parse`] refuses: the grammar is the same code, only the values are not
+/// made (a chained `operations = x = …` is left to the parser). What reading a migration for its graph needs (most of a
 /// file is its operations, and most migrations are never unapplied).
 pub(super) fn parse_without_operations(source: &str) -> Option<(Vec<Stmt>, Bounds)> {
     read(source, true)
