@@ -1037,8 +1037,8 @@ impl PreviousDir {
 }
 
 /// The migrations of a directory of `src` ([`migrations_among`]), each
-/// with its content id. A compiled module without its source is an error
-/// ([`refuse_compiled_modules`]).
+/// with its content id. A compiled module Python would import in place of
+/// a source is an error ([`refuse_compiled_modules`]).
 fn migration_files(src: &dyn ProjectSource, dir: &str) -> Result<Vec<(String, IdentifiedFile)>> {
     let wanted = |n: &str| {
         n == PACKAGE_INIT || is_migration_file_name(n) || compiled_module_stem(n).is_some()
