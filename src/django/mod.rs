@@ -1072,22 +1072,22 @@ fn compiled_module_stem(file_name: &str) -> Option<&str> {
 /// so it would plan without that migration, or from a source Python does
 /// not import: refused.
 fn refuse_compiled_modules<'a>(
-    names: impl Iterator<Item = &'a str>,
+    names: impl Iterator<Item = &'a str> + Clone,
     dir: &str,
     rev: &str,
 ) -> Result<()> {
-    let names: Vec<&str> = names.collect();
-    for name in &names {
+    for name in names.clone() {
         let Some(stem) = compiled_module_stem(name) else {
             continue;
         };
         let source = format!("{stem}.py");
-        if name.ends_with(".so") && names.contains(&source.as_str()) {
+        let has_source = names.clone().any(|n| n == source);
+        if name.ends_with(".so") && has_source {
             return Err(Error::input(format!(
                 "{dir}/{name} at {rev} is an extension module, which Python imports instead of {source}: tagback reads only source and cannot tell they agree; delete {name} from the migrations package"
             )));
         }
-        if !names.contains(&source.as_str()) {
+        if !has_source {
             return Err(Error::input(format!(
                 "{dir}/{name} at {rev} is a compiled module without its source ({source}): Django imports it as part of the migrations package, and tagback reads only source; ship or commit {source}, or delete {name}"
             )));

@@ -192,9 +192,8 @@ struct Reader<'s> {
     migration_body: Option<usize>,
     /// The span of the last dotted name read, and whether it has a dot.
     name_span: (usize, usize, bool),
-    /// The keyword names of the calls being read while values are not
-    /// built (spans into `src`), to refuse a repeated one as [`Reader::call`]
-    /// does.
+    /// The keyword names of the calls being read (spans into `src`), to
+    /// refuse a repeated one.
     keywords: Vec<(usize, usize)>,
     src: &'s str,
     b: &'s [u8],
@@ -997,7 +996,7 @@ impl Reader<'_> {
         self.next()?;
         let mut args = Vec::new();
         let mut kwargs: Vec<(String, Value)> = Vec::new();
-        // Where this call's keywords start in `keywords` (values not built).
+        // Where this call's keywords start in `keywords`.
         let base = self.keywords.len();
         while self.tok != Tok::Op(b')') {
             let (v, plain) = self.expr()?;
@@ -1005,30 +1004,26 @@ impl Reader<'_> {
                 let Value::Name(k) = v else {
                     return Err(Outside);
                 };
-                if !self.build {
-                    let (start, end, dotted) = self.name_span;
-                    let name = &self.b[start..end];
-                    if !plain
-                        || dotted
-                        || self.keywords[base..]
-                            .iter()
-                            .any(|&(s, e)| &self.b[s..e] == name)
-                    {
-                        return Err(Outside);
-                    }
-                    self.keywords.push((start, end));
-                    self.next()?;
-                    self.expr()?;
-                } else {
-                    if !plain || k.contains('.') || kwargs.iter().any(|(n, _)| *n == k) {
-                        return Err(Outside);
-                    }
-                    self.next()?;
-                    let (value, _) = self.expr()?;
+                // A keyword is one name (empty while values are not built:
+                // its span tells which), given once.
+                let (start, end, dotted) = self.name_span;
+                let name = &self.b[start..end];
+                if !plain
+                    || dotted
+                    || self.keywords[base..]
+                        .iter()
+                        .any(|&(s, e)| &self.b[s..e] == name)
+                {
+                    return Err(Outside);
+                }
+                self.keywords.push((start, end));
+                self.next()?;
+                let (value, _) = self.expr()?;
+                if self.build {
                     kwargs.push((k, value));
                 }
             } else {
-                if !kwargs.is_empty() || self.keywords.len() > base {
+                if self.keywords.len() > base {
                     return Err(Outside);
                 }
                 if self.build {
