@@ -433,6 +433,15 @@ fn guard_reads_the_code_with_the_services_settings_from_tagback_yml() {
     guard(&img2).assert().code(0);
 }
 
+/// The v1 image (its rows applied) with one file of `shop/migrations`
+/// renamed; also that directory.
+fn v1_with_shop_file_renamed(from: &str, to: &str) -> (Image, PathBuf) {
+    let img = image("v1", Some(V1_ROWS));
+    let migrations = img.code.join("shop/migrations");
+    std::fs::rename(migrations.join(from), migrations.join(to)).unwrap();
+    (img, migrations)
+}
+
 #[test]
 fn a_sourceless_migration_in_the_image_is_exit_2_naming_it() {
     // An image built with `compileall -b` and its sources deleted: Django
@@ -440,13 +449,8 @@ fn a_sourceless_migration_in_the_image_is_exit_2_naming_it() {
     // database has applied). Before, tagback read only `.py` files, did not
     // know 0002, and blocked the start with the wrong cause ("the database
     // is ahead of the code").
-    let img = image("v1", Some(V1_ROWS));
-    let migrations = img.code.join("shop/migrations");
-    std::fs::rename(
-        migrations.join("0002_product_sku.py"),
-        migrations.join("0002_product_sku.pyc"),
-    )
-    .unwrap();
+    let (img, migrations) =
+        v1_with_shop_file_renamed("0002_product_sku.py", "0002_product_sku.pyc");
     guard(&img)
         .assert()
         .code(2)
@@ -472,13 +476,8 @@ fn a_compiled_package_init_counts_as_the_package() {
     // `__init__.cpython-311-x86_64-linux-gnu.so` without `__init__.py`:
     // Python imports the package (and Django its migrations); tagback would
     // have seen a directory without migrations.
-    let img = image("v1", Some(V1_ROWS));
-    let migrations = img.code.join("shop/migrations");
-    std::fs::rename(
-        migrations.join("__init__.py"),
-        migrations.join("__init__.cpython-311-x86_64-linux-gnu.so"),
-    )
-    .unwrap();
+    let (img, migrations) =
+        v1_with_shop_file_renamed("__init__.py", "__init__.cpython-311-x86_64-linux-gnu.so");
     guard(&img)
         .assert()
         .code(2)

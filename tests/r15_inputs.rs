@@ -656,6 +656,15 @@ fn demo_edited(link: impl Fn(&TestRepo, &str)) -> TestRepo {
     r
 }
 
+/// `plan --from v2 --to v1` refused with exit 2, its stderr naming `what`.
+fn plan_refused(r: &TestRepo, what: &str) -> assert_cmd::assert::Assert {
+    r.tagback()
+        .args(["plan", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains(what))
+}
+
 #[cfg(unix)]
 #[test]
 fn r15_a_migrations_directory_behind_a_symbolic_link_is_exit_2_naming_the_link() {
@@ -676,13 +685,7 @@ fn r15_a_migrations_directory_behind_a_symbolic_link_is_exit_2_naming_the_link()
         )
         .unwrap();
     });
-    r.tagback()
-        .args(["plan", "--from", "v2", "--to", "v1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "shop/migrations at v2 is a symbolic link",
-        ))
+    plan_refused(&r, "shop/migrations at v2 is a symbolic link")
         .stderr(predicate::str::contains("replace the link"));
 }
 
@@ -704,13 +707,10 @@ fn r15_a_migration_file_behind_a_symbolic_link_is_exit_2_naming_the_link() {
                 .unwrap();
         }
     });
-    r.tagback()
-        .args(["plan", "--from", "v2", "--to", "v1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "shop/migrations/0004_order_code.py at v2 is a symbolic link",
-        ));
+    plan_refused(
+        &r,
+        "shop/migrations/0004_order_code.py at v2 is a symbolic link",
+    );
 }
 
 #[test]
@@ -727,11 +727,8 @@ fn r15_a_committed_sourceless_migration_is_exit_2_naming_it() {
             .unwrap();
         }
     });
-    r.tagback()
-        .args(["plan", "--from", "v2", "--to", "v1"])
-        .assert()
-        .code(2)
-        .stderr(predicate::str::contains(
-            "shop/migrations/0004_order_code.pyc at v2 is a compiled module without its source",
-        ));
+    plan_refused(
+        &r,
+        "shop/migrations/0004_order_code.pyc at v2 is a compiled module without its source",
+    );
 }
