@@ -1364,6 +1364,60 @@ def sc_squash_known_by_name(kinds):
     verify_pair("squash_known_by_name", p, "v1", "v0", kinds, {"targets": {"shop": squash}, "unapply_count": 1})
 
 
+INIT_DEPENDENCIES = """from django.db import migrations, models
+
+
+class Migration(migrations.Migration):
+    operations = [
+        migrations.AddField(model_name="product", name="late", field=models.IntegerField(default=0)),
+    ]
+
+    def __init__(self, name, app_label):
+        super().__init__(name, app_label)
+        # Set when Django imports the module: a static reader cannot see it.
+        self.dependencies = [("shop", "0002_price"), ("members", "0002_badge")]
+"""
+
+
+def sc_dependencies_in_init(kinds):
+    """A migration whose dependencies are set in `__init__` (the class has
+    none): read statically, shop would have two leaves and members.0002
+    nothing after it. tagback refuses to plan on a guess (dynamic-migration)
+    until `.tagback.yml` states the dependencies; then its plan is the one
+    real Django, which runs `__init__`, carries out exactly."""
+    p = Project(os.path.join(ARGS.work, "repos", "dependencies_in_init"))
+    p.app("shop")
+    p.app("members")
+    p.settings(["shop", "members"])
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.models("members", "class Member(models.Model):\n    name = models.CharField(max_length=20)\n")
+    p.makemigrations("shop")
+    p.makemigrations("members")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    price = models.IntegerField(default=0)\n")
+    p.makemigrations("shop", "price")
+    p.commit("v1")
+    p.models("members", "class Member(models.Model):\n    name = models.CharField(max_length=20)\n    badge = models.CharField(default='', max_length=20)\n")
+    p.makemigrations("members", "badge")
+    p.models("shop", "class Product(models.Model):\n    name = models.CharField(max_length=20)\n    price = models.IntegerField(default=0)\n    late = models.IntegerField(default=0)\n")
+    p.write("shop/migrations/0003_late.py", INIT_DEPENDENCIES)
+    p.commit("v2")
+    # No database: nothing is planned while the dependencies are unknown.
+    verify_pair("dependencies_in_init", p, "v2", "v1", [], {"problems": "computed in __init__"})
+    p.write(".tagback.yml", "services:\n  web:\n    migrations:\n      shop.0003_late:\n"
+                            "        dependencies: [[shop, 0002_price], [members, 0002_badge]]\n")
+    p.commit("v3")
+    plan = tagback_plan(p.root, "v3", "v1")
+    record("dependencies_in_init", "static", "v3->v1 stated dependencies: no problem left",
+           plan["problems"] == [] and plan["dynamic"] == [], json.dumps(plan["problems"]))
+    # The stated edge orders the commands: shop.0003 (the child) goes first,
+    # so each command unapplies exactly what its step says.
+    got = [(s.get("app"), s.get("unapply")) for s in plan["steps"]]
+    record("dependencies_in_init", "static", "v3->v1 the child app's command comes first",
+           got == [("shop", ["0003_late"]), ("members", ["0002_badge"])], f"got {got}")
+    verify_pair("dependencies_in_init", p, "v3", "v1", kinds, {
+        "targets": {"shop": "0002_price", "members": "0001_initial"}, "unapply_count": 2})
+
+
 SCENARIOS = {
     "backport": sc_backport,
     "multi_app": sc_multi_app,
@@ -1384,6 +1438,7 @@ SCENARIOS = {
     "plugin_loop": sc_plugin_loop,
     "test_migrations_dir": sc_test_migrations_dir,
     "squash_known_by_name": sc_squash_known_by_name,
+    "dependencies_in_init": sc_dependencies_in_init,
 }
 
 
