@@ -112,6 +112,7 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
     }
     // The process ends right after: freeing every parsed migration one by
     // one would cost a noticeable part of a container start.
+    loader.finish_writes();
     std::mem::forget((project, files, loader));
     Ok(if report.ahead && !args.warn_only {
         Outcome::Unsafe

@@ -241,6 +241,12 @@ impl<'r> Loader<'r> {
         }
     }
 
+    /// Wait until the cache files this run handed over are written (when
+    /// the loader is not dropped: a process about to end).
+    pub fn finish_writes(&self) {
+        self.disk.finish_writes();
+    }
+
     /// Number of distinct migration blobs parsed so far.
     pub fn parsed_count(&self) -> usize {
         self.parsed.borrow().len

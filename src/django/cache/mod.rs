@@ -12,14 +12,16 @@
 //! swapped or half-written file is a miss and is derived again from git
 //! objects. The facts that decide safety, the operations of the migrations
 //! to unapply (irreversible, data loss), are never cached: they are parsed
-//! from the blobs on every run. Files are replaced atomically; past a few
-//! thousand files the oldest half is pruned.
+//! from the blobs on every run. Files are replaced atomically, on a thread
+//! of their own while the run goes on (waited for before the process ends);
+//! past a few thousand files the oldest half is pruned.
 
 mod directory;
 mod memo;
 mod text;
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use git2::Oid;
 
@@ -41,6 +43,8 @@ const VERSION: &str = "v8";
 pub struct DiskCache {
     dir: Option<PathBuf>,
     pruned: std::cell::Cell<bool>,
+    /// Shared by every clone: files are written while the run goes on.
+    writes: Arc<WriteBehind>,
 }
 
 impl DiskCache {
@@ -54,6 +58,7 @@ impl DiskCache {
         DiskCache {
             dir: (!off).then(|| git_dir.join("tagback").join("cache").join(version)),
             pruned: std::cell::Cell::new(false),
+            writes: Arc::default(),
         }
     }
 
@@ -62,7 +67,19 @@ impl DiskCache {
         DiskCache {
             dir: None,
             pruned: std::cell::Cell::new(false),
+            writes: Arc::default(),
         }
+    }
+
+    /// Wait until every file handed to the cache is written (also done
+    /// when the last clone of this cache goes).
+    pub fn finish_writes(&self) {
+        self.writes.finish();
+    }
+
+    /// Whether caching is off (nothing is read or written).
+    pub fn is_off(&self) -> bool {
+        self.dir.is_none()
     }
 
     fn path(&self, label: &str, tree: Oid) -> Option<PathBuf> {
@@ -93,7 +110,7 @@ impl DiskCache {
         let Some(text) = directory::encode(entries) else {
             return;
         };
-        write_checked(&path, &text);
+        self.writes.send(Job::Write(path, text));
         self.prune();
     }
 
@@ -102,39 +119,124 @@ impl DiskCache {
     /// after a write, which a warm run does not do.
     fn prune(&self) {
         // Once per run: listing a full cache directory costs milliseconds.
-        if !self.pruned.replace(true) {
-            self.prune_to(FILES_KEPT);
+        if !self.pruned.replace(true)
+            && let Some(dir) = &self.dir
+        {
+            self.writes.send(Job::Prune(dir.clone()));
         }
     }
 
+    #[cfg(test)]
     fn prune_to(&self, kept: usize) {
-        let Some(dir) = &self.dir else {
-            return;
-        };
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
-            .filter_map(|e| {
-                let e = e.ok()?;
-                let meta = e.metadata().ok()?;
-                // Per-directory and per-blob files (`LABEL-ID`), not the
-                // run-wide ones (projects, probes, apps.tsv).
-                let name = e.file_name();
-                if !meta.is_file() || !name.to_string_lossy().contains('-') {
-                    return None;
-                }
-                Some((meta.modified().ok()?, e.path()))
-            })
-            .collect();
-        if files.len() <= kept {
-            return;
+        if let Some(dir) = &self.dir {
+            prune_dir(dir, kept);
         }
-        files.sort();
-        let drop = files.len() - kept / 2;
-        for (_, path) in files.into_iter().take(drop) {
-            let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Work for the thread that writes the cache.
+enum Job {
+    /// Replace a file (its checksum line is added).
+    Write(PathBuf, String),
+    /// Bound the directory to [`FILES_KEPT`] files.
+    Prune(PathBuf),
+}
+
+impl Job {
+    fn run(self) {
+        match self {
+            Job::Write(path, body) => write_checked(&path, &body),
+            Job::Prune(dir) => prune_dir(&dir, FILES_KEPT),
         }
+    }
+}
+
+/// Cache files written on a thread of their own while the run goes on: a
+/// first run writes one per migrations directory it parses, about a sixth
+/// of its time. What is not written (the thread could not start) is
+/// written at once; what is lost is only derived again.
+#[derive(Default)]
+struct WriteBehind {
+    jobs: Mutex<Option<mpsc::Sender<Job>>>,
+    thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+impl std::fmt::Debug for WriteBehind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("WriteBehind")
+    }
+}
+
+impl WriteBehind {
+    fn send(&self, job: Job) {
+        let mut jobs = self.jobs.lock().unwrap_or_else(PoisonError::into_inner);
+        if jobs.is_none() {
+            let (tx, rx) = mpsc::channel::<Job>();
+            let started = std::thread::Builder::new()
+                .name("tagback-cache-writes".into())
+                .spawn(move || rx.into_iter().for_each(Job::run));
+            let Ok(thread) = started else {
+                return job.run();
+            };
+            *self.thread.lock().unwrap_or_else(PoisonError::into_inner) = Some(thread);
+            *jobs = Some(tx);
+        }
+        if let Some(Err(mpsc::SendError(job))) = jobs.as_ref().map(|tx| tx.send(job)) {
+            job.run();
+        }
+    }
+
+    /// Wait for every job sent so far.
+    fn finish(&self) {
+        drop(
+            self.jobs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for WriteBehind {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// Keep a cache directory bounded: past `kept` files, the least recently
+/// written half goes (they are parsed again if ever needed).
+fn prune_dir(dir: &std::path::Path, kept: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, PathBuf)> = entries
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let meta = e.metadata().ok()?;
+            // Per-directory and per-blob files (`LABEL-ID`), not the
+            // run-wide ones (projects, probes, apps.tsv).
+            let name = e.file_name();
+            if !meta.is_file() || !name.to_string_lossy().contains('-') {
+                return None;
+            }
+            Some((meta.modified().ok()?, e.path()))
+        })
+        .collect();
+    if files.len() <= kept {
+        return;
+    }
+    files.sort();
+    let drop = files.len() - kept / 2;
+    for (_, path) in files.into_iter().take(drop) {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -166,7 +268,8 @@ impl DiskCache {
     /// Replace a file of the cache directory (best effort).
     pub fn write(&self, name: &str, text: &str) {
         if let Some(dir) = &self.dir {
-            write_checked(&dir.join(name), text);
+            self.writes
+                .send(Job::Write(dir.join(name), text.to_string()));
         }
     }
 }
@@ -273,14 +376,17 @@ pub(crate) mod tests {
         let mut probes = Probes::default();
         probes.add(blob, "0002_b");
         cache.put_probes(&probes);
+        cache.finish_writes();
         let probes_text = cache.read("probes").unwrap();
         for text in mutations(&probes_text, 2000) {
             cache.write("probes", &text);
+            cache.finish_writes();
             let _ = cache.probes();
         }
         let memo_text = "a\t\tshop\t0123456789abcdef0123456789abcdef01234567\tshop\tshop\nd\tshop/migrations\t0123456789abcdef0123456789abcdef01234567\t1\n";
         for text in mutations(memo_text, 2000) {
             cache.write("apps.tsv", &text);
+            cache.finish_writes();
             let _ = cache.app_memo();
         }
     }
@@ -290,6 +396,7 @@ pub(crate) mod tests {
         let git_dir = tempfile::tempdir().unwrap();
         let cache = DiskCache::new(git_dir.path());
         cache.write("probes", "tagback probes v1\n");
+        cache.finish_writes();
         assert_eq!(cache.read("probes").as_deref(), Some("tagback probes v1\n"));
         let dir = cache.dir.clone().unwrap();
         std::fs::copy(dir.join("probes"), dir.join("projects")).unwrap();
@@ -316,6 +423,7 @@ pub(crate) mod tests {
         let dir = cache.dir.clone().unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         cache.write("projects", "kept");
+        cache.finish_writes();
         for i in 0..10u32 {
             let p = dir.join(format!("shop-{i:040}"));
             std::fs::write(&p, "x").unwrap();
