@@ -3,7 +3,9 @@
 # generated repository of APPS apps x MIGS migrations (default 300 x 150):
 #   - git diff --name-only between the same revisions (the floor: what changed);
 #   - Django's MigrationLoader loading both revisions (what tagback replaces);
-# plus peak memory, and the pre-push hook on a push that touches no stack file.
+# tagback is timed warm, without a cache (TAGBACK_NO_CACHE=1), and on a first
+# run (an empty cache that it writes, what a fresh CI clone pays); plus peak
+# memory, and the pre-push hook on a push that touches no stack file.
 # Two workloads (WORKLOADS, default "5 30"): that many of the apps gain two
 # migrations each (5: a small release; 30: a release of a big monolith).
 # Django's MigrationLoader is timed on the first workload only (it takes ~40 s).
@@ -32,7 +34,11 @@ import os, shutil, statistics, subprocess, sys, tempfile, time
 bin, repo, py = sys.argv[1:]
 cold_env = dict(os.environ, TAGBACK_NO_CACHE="1")
 
-def once(cmd, env=None):
+cache_dir = os.path.join(repo, ".git", "tagback")
+
+def once(cmd, env=None, fresh=False):
+    if fresh:  # a first run: no cache yet, so it writes one
+        shutil.rmtree(cache_dir, ignore_errors=True)
     t = time.perf_counter()
     subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
     return time.perf_counter() - t
@@ -41,8 +47,8 @@ def interleaved(cmds, rounds):
     """Run the commands in turn, `rounds` times: machine noise hits all alike."""
     times = {name: [] for name in cmds}
     for _ in range(rounds):
-        for name, (cmd, env) in cmds.items():
-            times[name].append(once(cmd, env))
+        for name, (cmd, env, *fresh) in cmds.items():
+            times[name].append(once(cmd, env, bool(fresh)))
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 def peak_kb(cmd, env=None):
@@ -59,6 +65,7 @@ r = interleaved({
     "warm": (plan, None),
     "same": (same, None),
     "cold": (plan, cold_env),
+    "first": (plan, None, True),
 }, 101)
 full = statistics.median(once([bin, "graph", "--repo", ".", "--rev", "new"], cold_env) for _ in range(3))
 mem_cold = peak_kb(plan, env=cold_env)
@@ -83,7 +90,7 @@ if (shutil.which(py) or os.path.exists(py)) and subprocess.run([py, "-c", "impor
 d = r["diff"][0]
 print(f"repository: {repo} (101 interleaved rounds; median, min)")
 print(f"git diff --name-only old new          {d*1000:6.2f} ms  {r['diff'][1]*1000:6.2f} ms")
-for name, label, mem in (("warm", "tagback plan (caches warm)", mem_warm), ("cold", "tagback plan (TAGBACK_NO_CACHE=1)", mem_cold), ("same", "tagback plan, identical revisions", None)):
+for name, label, mem in (("warm", "tagback plan (caches warm)", mem_warm), ("cold", "tagback plan (TAGBACK_NO_CACHE=1)", mem_cold), ("first", "tagback plan (first run, writes cache)", None), ("same", "tagback plan, identical revisions", None)):
     med, low = r[name]
     extra = f"   peak {mem/1024:.1f} MB" if mem else ""
     print(f"{label:37s} {med*1000:6.2f} ms  {low*1000:6.2f} ms   {med/d:4.2f}x git diff (median), {low/r['diff'][1]:4.2f}x (min){extra}")
