@@ -110,9 +110,9 @@ pub(super) fn run(args: &GuardArgs, out: &mut dyn Write) -> Result<Outcome> {
         GuardFormat::Text => crate::guard::render_text(&report, dir.label(), args.warn_only, out)?,
         GuardFormat::Json => crate::report::json(&report, out)?,
     }
+    loader.finish_writes();
     // The process ends right after: freeing every parsed migration one by
     // one would cost a noticeable part of a container start.
-    loader.finish_writes();
     std::mem::forget((project, files, loader));
     Ok(if report.ahead && !args.warn_only {
         Outcome::Unsafe

@@ -61,9 +61,9 @@ pub(super) fn run(req: &PlanRequest, out: &mut dyn Write) -> Result<Outcome> {
         })?;
     let mut plan = crate::deploy::plan_pair(&loader, &pair);
     cfg.finish(&mut plan);
+    loader.finish_writes();
     // The process ends right after printing: freeing tens of thousands of
     // small allocations one by one would cost more than computing the plan.
-    loader.finish_writes();
     std::mem::forget(pair);
     std::mem::forget(loader);
     // So does closing the repository's pack (libgit2 frees its caches).

@@ -77,11 +77,6 @@ impl DiskCache {
         self.writes.finish();
     }
 
-    /// Whether caching is off (nothing is read or written).
-    pub fn is_off(&self) -> bool {
-        self.dir.is_none()
-    }
-
     fn path(&self, label: &str, tree: Oid) -> Option<PathBuf> {
         let label: String = label
             .chars()
@@ -152,7 +147,7 @@ impl Job {
 }
 
 /// Cache files written on a thread of their own while the run goes on: a
-/// first run writes one per migrations directory it parses, about a sixth
+/// first run writes one per migrations directory it parses, about a tenth
 /// of its time. What is not written (the thread could not start) is
 /// written at once; what is lost is only derived again.
 #[derive(Default)]
