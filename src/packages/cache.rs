@@ -3,8 +3,8 @@
 //! hashed on every run (the key is its hash, so this cache never decides
 //! which package is read); this only saves inflating it again.
 //!
-//! As every tagback cache file, it starts with a SHA-256 of its key and
-//! content: a damaged, truncated or swapped file is a miss.
+//! As every tagback cache file, it starts with a checksum of its key and
+//! content (here a SHA-256; the parse cache, read on every run, uses XXH3): a damaged, truncated or swapped file is a miss.
 
 use std::path::{Path, PathBuf};
 

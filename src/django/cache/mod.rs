@@ -7,7 +7,7 @@
 //! - `projects`, `apps.tsv`, `probes`: settings reads and app resolutions by
 //!   tree id, and migrations known to exist (`memo.rs`, `project/records.rs`).
 //!
-//! The cache never changes a result. Every file starts with a SHA-256 of its
+//! The cache never changes a result. Every file starts with an XXH3-128 of its
 //! name (which holds its key) and its content: a damaged, truncated,
 //! swapped or half-written file is a miss and is derived again from git
 //! objects. The facts that decide safety, the operations of the migrations
@@ -29,14 +29,13 @@ pub use directory::{CachedDir, CachedLine, Entry};
 pub use memo::{AppMemo, NO_SUBDIRECTORIES, Probes};
 pub(crate) use text::{fields_of, oid_from_hex, optional, parse_optional};
 
-use sha2::{Digest, Sha256};
-
 use crate::fs::{self, Mode};
 
 /// Bumped whenever the parsed model, the file format or a rule whose
-/// outcome is cached (settings and app resolution) changes: v8, a package
-/// wins over a module of the same name.
-const VERSION: &str = "v8";
+/// outcome is cached (settings and app resolution) changes: v9, the
+/// checksum line is an XXH3-128 (v8: a package wins over a module of the
+/// same name).
+const VERSION: &str = "v9";
 
 /// The cache directory (`None`: caching off).
 #[derive(Debug, Clone)]
@@ -272,7 +271,7 @@ impl DiskCache {
 /// First bytes of every cache file, before the checksum.
 const SUM_PREFIX: &str = "tagback-sum ";
 
-/// SHA-256 (hex) of a cache file's key and content. The key is the file's
+/// XXH3-128 (hex) of a cache file's key and content. The key is the file's
 /// path below the cache root: version, label and object id, so a file
 /// copied over another one's name is a miss too.
 fn checksum(path: &std::path::Path, body: &str) -> String {
@@ -283,11 +282,11 @@ fn checksum(path: &std::path::Path, body: &str) -> String {
         .map(|c| c.to_string_lossy())
         .collect::<Vec<_>>()
         .join("/");
-    let mut h = Sha256::new();
-    h.update(key.as_bytes());
-    h.update([0]);
-    h.update(body.as_bytes());
-    crate::hex::encode(&h.finalize())
+    let mut h = twox_hash::XxHash3_128::new();
+    h.write(key.as_bytes());
+    h.write(&[0]);
+    h.write(body.as_bytes());
+    format!("{:032x}", h.finish_128())
 }
 
 /// The content of a cache file whose checksum matches its path and content.
@@ -298,7 +297,7 @@ fn read_checked(path: &std::path::Path) -> Option<String> {
 /// `text` without its checksum line, if the checksum holds for `path`.
 fn strip_checksum(path: &std::path::Path, mut text: String) -> Option<String> {
     let (sum, body) = text.strip_prefix(SUM_PREFIX)?.split_once('\n')?;
-    if sum.len() != 64 || checksum(path, body) != sum {
+    if sum.len() != 32 || checksum(path, body) != sum {
         return None;
     }
     let skip = SUM_PREFIX.len() + sum.len() + 1;
