@@ -120,8 +120,8 @@ pub fn judge(
             } else {
                 &mut report.not_installed
             };
-            if list.last() != Some(app) {
-                list.push(app.clone());
+            if list.last().map(String::as_str) != Some(app.as_str()) {
+                list.push(app.to_string());
             }
             continue;
         }
@@ -131,22 +131,22 @@ pub fn judge(
         }
         if let Some(reason) = allowed.get(&key) {
             report.excused.push(Excused {
-                app: app.clone(),
-                migration: name.clone(),
+                app: app.to_string(),
+                migration: name.to_string(),
                 reason: format!("allowed in .tagback.yml: {reason}"),
             });
         } else if let Some((first, last)) = leftover_squash(app, name, &known, rows) {
             report.excused.push(Excused {
-                app: app.clone(),
-                migration: name.clone(),
+                app: app.to_string(),
+                migration: name.to_string(),
                 reason: format!(
                     "the row of a squash of {first}…{last}, both known to this code and applied: Django leaves it after unapplying through the replaced migrations"
                 ),
             });
         } else {
             report.unknown.push(Row {
-                app: app.clone(),
-                migration: name.clone(),
+                app: app.to_string(),
+                migration: name.to_string(),
             });
             apps_ahead.insert(app);
         }
@@ -172,7 +172,7 @@ pub fn judge(
                 let leaves = graph.leaves(app);
                 let target = match leaves.as_slice() {
                     [] => "zero".to_string(),
-                    [one] => one.name.clone(),
+                    [one] => one.name.to_string(),
                     _ => {
                         report.findings.push(Finding::new(
                             Code::GuardNoTargets,

@@ -556,7 +556,7 @@ fn targets(
                     {
                         fallback = Some(RawFallback {
                             app: (*app).to_string(),
-                            target: leaf.name.clone(),
+                            target: leaf.name.to_string(),
                             squash: graph.file(n),
                             files,
                         });
@@ -672,8 +672,8 @@ fn findings(
                 out.irreversible.push(Irreversible {
                     code,
                     message: format!("{} in {k} ({}:{}) {verb}{why}", op.kind, f.file, op.line),
-                    app: k.app.clone(),
-                    migration: k.name.clone(),
+                    app: k.app.to_string(),
+                    migration: k.name.to_string(),
                     operation: op.kind.clone(),
                     file: f.file.clone(),
                     line: op.line,
@@ -685,8 +685,8 @@ fn findings(
                 out.data_loss.push(DataLoss {
                     code: Code::DataLoss,
                     message: format!("unapplying {k} {what}"),
-                    app: k.app.clone(),
-                    migration: k.name.clone(),
+                    app: k.app.to_string(),
+                    migration: k.name.to_string(),
                     what: what.clone(),
                     file: f.file.clone(),
                     line: op.line,
@@ -701,8 +701,8 @@ fn findings(
                     "{k} ({}:{}) cannot be read exactly: {}",
                     f.file, d.line, d.what
                 ),
-                app: k.app.clone(),
-                migration: k.name.clone(),
+                app: k.app.to_string(),
+                migration: k.name.to_string(),
                 file: f.file.clone(),
                 line: d.line,
                 what: d.what.clone(),
@@ -715,8 +715,8 @@ fn findings(
             out.dynamic.push(Dynamic {
                 code: Code::RuntimeSwappable,
                 message: format!("{k} ({}) {what}", f.file),
-                app: k.app.clone(),
-                migration: k.name.clone(),
+                app: k.app.to_string(),
+                migration: k.name.to_string(),
                 file: f.file.clone(),
                 line: 0,
                 what,
@@ -741,7 +741,7 @@ fn old_only_apps(pair: &Pair) -> Vec<OldOnlyApp> {
                 .first()
                 .map(|leaf| OldOnlyApp {
                     app: app.label.clone(),
-                    leaf: leaf.name.clone(),
+                    leaf: leaf.name.to_string(),
                 })
         })
         .collect()
@@ -1031,7 +1031,7 @@ fn run(
             .map(|n| {
                 let k = graph.key(n);
                 if k.app == **app {
-                    k.name.clone()
+                    k.name.to_string()
                 } else {
                     format!("{}.{}", k.app, k.name)
                 }
@@ -1042,7 +1042,7 @@ fn run(
         }
         steps.push(MigrateStep {
             app: (*app).clone(),
-            target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).name.clone()),
+            target: target.map_or_else(|| "zero".to_string(), |t| graph.key(t).name.to_string()),
             unapply,
         });
     }
@@ -1099,7 +1099,7 @@ fn raw_fallback_step(
         .map(|f| {
             let k = &newer.files.at(*f).key;
             if k.app == fb.app {
-                k.name.clone()
+                k.name.to_string()
             } else {
                 format!("{}.{}", k.app, k.name)
             }

@@ -99,7 +99,7 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
             .dependencies
             .iter()
             .map(|d| match d {
-                Dependency::Key(a, n) => (a.clone(), n.clone()),
+                Dependency::Key(a, n) => (a.to_string(), n.to_string()),
                 Dependency::Swappable(s) => {
                     let v = crate::django::graph::swappable_value(&r.project, s)
                         .unwrap_or_else(|| format!("?{s}"));
@@ -125,7 +125,12 @@ pub(super) fn graph(dir: &std::path::Path, rev: &str, out: &mut dyn Write) -> Re
     }
     let mut leaves = BTreeMap::new();
     for app in &r.loaded {
-        let l: Vec<String> = r.graph.leaves(app).into_iter().map(|k| k.name).collect();
+        let l: Vec<String> = r
+            .graph
+            .leaves(app)
+            .into_iter()
+            .map(|k| k.name.to_string())
+            .collect();
         leaves.insert(app.clone(), l);
     }
     let apps: BTreeMap<&str, Option<&str>> = r

@@ -220,7 +220,7 @@ fn parent_lookup(
                     .map(|p| g.key(*p))
                     .collect();
                 let parent = match same.as_slice() {
-                    [one] => Some(one.name.clone()),
+                    [one] => Some(one.name.to_string()),
                     [] => Some("zero".to_string()),
                     _ => None,
                 };

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+use super::key::Name;
 use super::migration::{Dependency, Migration};
 use super::project::Project;
 use crate::error::{Error, Result};
@@ -429,8 +430,8 @@ pub fn build(
                     let Some(value) = swappable_value(project, setting) else {
                         continue;
                     };
-                    let label = value.split('.').next().unwrap_or_default().to_string();
-                    (label, "__first__".to_string())
+                    let label = value.split('.').next().unwrap_or_default();
+                    (Name::from(label), Name::from("__first__"))
                 }
             };
             // Same-app dependencies were added above; Django ignores a
@@ -438,7 +439,7 @@ pub fn build(
             if a == *own {
                 continue;
             }
-            if loaded_apps.contains(&a) {
+            if loaded_apps.contains(a.as_str()) {
                 let target = match n.as_str() {
                     "__first__" => first(&a),
                     "__latest__" => latest(&a),
@@ -462,7 +463,7 @@ pub fn build(
         for MigrationKey { app: a, name: n } in &f.migration.run_before {
             if let Some(t) = find(a, n) {
                 extra.push((t, i));
-            } else if loaded_apps.contains(a) {
+            } else if loaded_apps.contains(a.as_str()) {
                 return Err(Error::input(format!(
                     "{} at {rev}: run_before names {a}.{n}, which does not exist",
                     f.file

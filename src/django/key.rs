@@ -1,6 +1,9 @@
 //! The name of one migration node: its app label and migration name.
 
+use std::borrow::Borrow;
 use std::fmt;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -11,14 +14,145 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct MigrationKey {
     /// App label.
-    pub app: String,
+    pub app: Name,
     /// Migration name.
-    pub name: String,
+    pub name: Name,
+}
+
+/// An app label or a migration name, shared: a copy costs no allocation
+/// (a revision's files, its graph and its plan hold the same names, and
+/// the migrations of one app share its label).
+#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Name(Arc<str>);
+
+impl Name {
+    /// The name as a string slice.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether two names are one shared string (not only equal).
+    #[cfg(test)]
+    pub(crate) fn is_shared_with(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Deref for Name {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for Name {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+// Ordered and hashed as the string it holds, so sets of names can be
+// searched with a `&str`.
+impl Borrow<str> for Name {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for Name {
+    fn from(s: &str) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<String> for Name {
+    fn from(s: String) -> Name {
+        Name(Arc::from(s))
+    }
+}
+
+impl From<&String> for Name {
+    fn from(s: &String) -> Name {
+        Name(Arc::from(s.as_str()))
+    }
+}
+
+impl From<&Name> for Name {
+    fn from(s: &Name) -> Name {
+        s.clone()
+    }
+}
+
+impl From<Name> for String {
+    fn from(s: Name) -> String {
+        s.0.to_string()
+    }
+}
+
+impl PartialEq<str> for Name {
+    fn eq(&self, other: &str) -> bool {
+        &*self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Name {
+    fn eq(&self, other: &&str) -> bool {
+        &*self.0 == *other
+    }
+}
+
+impl PartialEq<String> for Name {
+    fn eq(&self, other: &String) -> bool {
+        *self.0 == **other
+    }
+}
+
+impl PartialEq<Name> for String {
+    fn eq(&self, other: &Name) -> bool {
+        **self == *other.0
+    }
+}
+
+impl PartialEq<Name> for str {
+    fn eq(&self, other: &Name) -> bool {
+        *self == *other.0
+    }
+}
+
+impl PartialEq<Name> for &str {
+    fn eq(&self, other: &Name) -> bool {
+        **self == *other.0
+    }
+}
+
+impl fmt::Display for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Name {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl Serialize for Name {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Name {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Name, D::Error> {
+        String::deserialize(d).map(Name::from)
+    }
 }
 
 impl MigrationKey {
     /// From an app label and a migration name.
-    pub fn new(app: impl Into<String>, name: impl Into<String>) -> MigrationKey {
+    pub fn new(app: impl Into<Name>, name: impl Into<Name>) -> MigrationKey {
         MigrationKey {
             app: app.into(),
             name: name.into(),
@@ -52,7 +186,7 @@ impl Serialize for MigrationKey {
 impl<'de> Deserialize<'de> for MigrationKey {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<MigrationKey, D::Error> {
         let (app, name) = <(String, String)>::deserialize(d)?;
-        Ok(MigrationKey { app, name })
+        Ok(MigrationKey::new(app, name))
     }
 }
 
@@ -76,7 +210,7 @@ impl schemars::JsonSchema for MigrationKey {
 
 impl From<(String, String)> for MigrationKey {
     fn from((app, name): (String, String)) -> MigrationKey {
-        MigrationKey { app, name }
+        MigrationKey::new(app, name)
     }
 }
 
@@ -101,6 +235,25 @@ mod tests {
         let back: MigrationKey = serde_json::from_str(r#"["shop","0002_product_sku"]"#).unwrap();
         assert_eq!(back, k);
         assert_eq!(MigrationKey::parse_dotted("shop.0002_product_sku"), Some(k));
+    }
+
+    #[test]
+    fn names_order_hash_and_print_as_their_strings() {
+        use std::collections::BTreeSet;
+        let set: BTreeSet<Name> = ["shop", "auth", "members"].map(Name::from).into();
+        assert!(set.contains("members") && !set.contains("member"));
+        let sorted: Vec<&str> = set.iter().map(Name::as_str).collect();
+        assert_eq!(sorted, ["auth", "members", "shop"]);
+        let n = Name::from("0001_initial");
+        let owned = String::from("0001_initial");
+        assert_eq!(n, "0001_initial");
+        assert_eq!("0001_initial", n);
+        assert_eq!(n, owned);
+        assert_eq!(format!("{n} {n:?}"), r#"0001_initial "0001_initial""#);
+        assert_eq!(serde_json::to_string(&n).unwrap(), r#""0001_initial""#);
+        let back: Name = serde_json::from_str(r#""0001_initial""#).unwrap();
+        assert_eq!(back, n);
+        assert!(n.clone().is_shared_with(&n) && !back.is_shared_with(&n));
     }
 
     #[test]

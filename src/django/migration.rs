@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::key::MigrationKey;
+use super::key::{MigrationKey, Name};
 use super::python::{self, Call, Stmt, Value};
 
 /// A dependency as written.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Dependency {
     /// `("app", "0002_x")`, `("app", "__first__")`, `("app", "__latest__")`.
-    Key(String, String),
+    Key(Name, Name),
     /// `migrations.swappable_dependency(settings.SETTING)`.
     Swappable(String),
 }
@@ -528,8 +528,12 @@ impl Ctx<'_> {
                         ("dependencies", Some((a, n))) => {
                             m.dependencies.push(Dependency::Key(a, n))
                         }
-                        ("replaces", Some(k)) => m.replaces.push(k.into()),
-                        ("run_before", Some(k)) => m.run_before.push(k.into()),
+                        ("replaces", Some((app, name))) => {
+                            m.replaces.push(MigrationKey { app, name });
+                        }
+                        ("run_before", Some((app, name))) => {
+                            m.run_before.push(MigrationKey { app, name });
+                        }
                         ("dependencies", None) => match self.resolve(item) {
                             Value::Call(c) if c.short_name() == "swappable_dependency" => {
                                 match c.args.first().map(|a| self.resolve(a)) {
@@ -786,11 +790,11 @@ impl Ctx<'_> {
         Ok(None)
     }
 
-    fn key(&self, v: &Value) -> Option<(String, String)> {
+    fn key(&self, v: &Value) -> Option<(Name, Name)> {
         match self.resolve(v) {
             Value::List(pair) if pair.len() == 2 => {
                 match (self.resolve(&pair[0]), self.resolve(&pair[1])) {
-                    (Value::Str(a), Value::Str(b)) => Some((a.clone(), b.clone())),
+                    (Value::Str(a), Value::Str(b)) => Some((Name::from(a), Name::from(b))),
                     _ => None,
                 }
             }

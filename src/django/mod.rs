@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::git::{OidKey, Repo, Snapshot};
 use crate::source::{GitRevision, IdentifiedFile, ProjectSource};
 pub use graph::{Files, Graph, MigrationFile};
-pub use key::MigrationKey;
+pub use key::{MigrationKey, Name};
 use migration::{Migration, Operation, Reversibility};
 pub use project::{Project, ProjectOptions};
 
@@ -47,9 +47,12 @@ pub struct Revision {
 /// package itself needs an `__init__.py`): a `NAME.py` whose name does not
 /// start with `_` or `~` and holds no other dot.
 pub fn is_migration_file_name(file_name: &str) -> bool {
-    file_name
-        .strip_suffix(".py")
-        .is_some_and(|n| !n.is_empty() && !n.starts_with(['_', '~']) && !n.contains('.'))
+    file_name.strip_suffix(".py").is_some_and(is_migration_name)
+}
+
+/// The same rule for a module name without its `.py`.
+pub fn is_migration_name(stem: &str) -> bool {
+    !stem.is_empty() && !stem.starts_with(['_', '~']) && !stem.contains('.')
 }
 
 /// The files with the dependencies `.tagback.yml` states for them
@@ -79,7 +82,7 @@ fn stated(files: Files, opts: &ProjectOptions) -> Result<Files> {
         let mut m = (*f.migration).clone();
         m.dependencies = deps
             .iter()
-            .map(|(a, n)| migration::Dependency::Key(a.clone(), n.clone()))
+            .map(|(a, n)| migration::Dependency::Key(a.into(), n.into()))
             .collect();
         m.dynamic.retain(|d| !migration::is_dependency_part(d));
         out[i] = Rc::new(MigrationFile {
@@ -315,7 +318,6 @@ impl<'r> Loader<'r> {
                 loaded.insert(label.to_string());
             }
         }
-        // A squash may replace migrations of another app: load that app too.
         loop {
             self.prefetch([(newer, &pn), (older, &po)], &loaded);
             let files_n = stated(self.load_files(&src_n, &pn, &loaded)?, opts)?;
@@ -324,7 +326,7 @@ impl<'r> Loader<'r> {
             let reached: BTreeSet<String> = files_n
                 .iter()
                 .chain(files_o.iter())
-                .flat_map(|f| f.migration.replaces.iter().map(|r| r.app.clone()))
+                .flat_map(|f| f.migration.replaces.iter().map(|r| r.app.to_string()))
                 .filter(|a| {
                     !loaded.contains(a)
                         && (pn.app(a).is_some_and(|x| x.migrations_dir.is_some())
@@ -539,7 +541,7 @@ impl<'r> Loader<'r> {
                 let migration::Dependency::Key(label, n) = dep else {
                     continue;
                 };
-                if !stems.contains(n) {
+                if !stems.contains(n.as_str()) {
                     continue;
                 }
                 if let Some(app) = rev
@@ -547,7 +549,7 @@ impl<'r> Loader<'r> {
                     .app(label)
                     .filter(|a| a.migrations_dir.is_none() && a.migrations_module.is_some())
                 {
-                    return Ok(Some((app, name.clone(), n.clone())));
+                    return Ok(Some((app, name.clone(), n.to_string())));
                 }
             }
         }
@@ -645,6 +647,7 @@ impl<'r> Loader<'r> {
         let mut j = 0;
         let mut files: Vec<Rc<MigrationFile>> = Vec::new();
         let mut ranges = Vec::new();
+        let mut names = cache::SharedNames::new(label);
         for line in cached.lines() {
             let line = line?;
             ranges.push(cached.range_of(line.raw));
@@ -655,14 +658,21 @@ impl<'r> Loader<'r> {
                     j += 1;
                 }
                 if j < p.files.len() && p.line(j) == line.raw {
+                    names.decoded(&p.files[j].key.name);
                     files.push(p.files[j].clone());
                     continue;
                 }
             }
+            let key = MigrationKey {
+                app: names.app(),
+                name: names.get(line.name),
+            };
+            let migration = Arc::new(line.migration(&names)?);
+            names.decoded(&key.name);
             files.push(Rc::new(MigrationFile {
-                key: MigrationKey::new(label, line.name),
                 file: migration_path(dir, line.name),
-                migration: Arc::new(line.migration()?),
+                key,
+                migration,
                 blob: Some(line.blob()?),
             }));
         }
@@ -762,6 +772,7 @@ impl<'r> Loader<'r> {
         }
         let mut entries = Vec::new();
         let mut files = Vec::new();
+        let app = Name::from(label);
         for (name, file, oid) in listed {
             let Some(migration) = self.parsed.borrow().get(label, oid) else {
                 continue;
@@ -772,7 +783,7 @@ impl<'r> Loader<'r> {
                 migration: migration.clone(),
             });
             files.push(Rc::new(MigrationFile {
-                key: MigrationKey::new(label, name),
+                key: MigrationKey::new(app.clone(), name),
                 file,
                 migration,
                 blob: Some(oid),
@@ -859,7 +870,7 @@ impl<'r> Loader<'r> {
         }
         let src = GitRevision::new(self.repo, &rev.snap);
         let identified = IdentifiedFile {
-            name: f.key.name.clone(),
+            name: f.key.name.to_string(),
             id: oid,
             data: None,
         };
@@ -1068,7 +1079,7 @@ fn compiled_module_stem(file_name: &str) -> Option<&str> {
         Some(_) => return None,
         None => file_name.strip_suffix(".so")?.split('.').next()?,
     };
-    (stem == "__init__" || is_migration_file_name(&format!("{stem}.py"))).then_some(stem)
+    (stem == "__init__" || is_migration_name(stem)).then_some(stem)
 }
 
 /// Django imports a compiled migration module (or package `__init__`)
@@ -1129,29 +1140,29 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         };
         // One lookup instead of listing the whole directory, for a name
         // that can be a migration at all.
-        if name.contains('/') || !is_migration_file_name(&format!("{name}.py")) {
+        if name.contains('/') || !is_migration_name(name) {
             return Ok(false);
         }
         // The same rule as for loaded apps: no `__init__.py`, no migrations
         // (the probe cache knows it under a name no migration can have).
         let init = PACKAGE_INIT.trim_end_matches(".py");
-        for (probe, file) in [
-            (init, format!("{dir}/{PACKAGE_INIT}")),
-            (name, migration_path(dir, name)),
-        ] {
-            let Some(tree) = self.src.tree_id(dir) else {
-                if !self.src.exists_once(&file)? {
-                    return Ok(false);
-                }
-                continue;
-            };
-            if self.loader.probes().borrow().knows(tree, probe) {
+        // Both probes are in one directory: its id is looked up once.
+        let tree = self.src.tree_id(dir);
+        for probe in [init, name] {
+            if tree.is_some_and(|t| self.loader.probes().borrow().knows(t, probe)) {
                 continue;
             }
+            let file = if probe == init {
+                format!("{dir}/{PACKAGE_INIT}")
+            } else {
+                migration_path(dir, name)
+            };
             if !self.src.exists_once(&file)? {
                 return Ok(false);
             }
-            self.loader.probes().borrow_mut().add(tree, probe);
+            if let Some(t) = tree {
+                self.loader.probes().borrow_mut().add(t, probe);
+            }
         }
         Ok(true)
     }

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use git2::Oid;
 
 use super::text::{cut, fields_of, oid_from_hex};
-use crate::django::MigrationKey;
 use crate::django::migration::{Dependency, DynamicPart, Migration, Operations};
+use crate::django::{MigrationKey, Name};
 
 /// First line of a cached directory.
 const HEADER: &str = "tagback migrations v4";
@@ -146,18 +146,62 @@ impl CachedDir {
     }
 }
 
+/// Names shared while one directory's lines are decoded: the app's label,
+/// and the name of the line before (what a migration most often depends
+/// on). A warm plan decodes thousands of lines; most of their names are
+/// one of these two.
+pub struct SharedNames {
+    app: Name,
+    previous: Option<Name>,
+}
+
+impl SharedNames {
+    /// For the directory of app `label`.
+    pub fn new(label: &str) -> SharedNames {
+        SharedNames {
+            app: Name::from(label),
+            previous: None,
+        }
+    }
+
+    /// The app's label.
+    pub fn app(&self) -> Name {
+        self.app.clone()
+    }
+
+    /// `s` as a name, shared where it is the label or the previous name.
+    pub fn get(&self, s: &str) -> Name {
+        if self.app == s {
+            return self.app.clone();
+        }
+        match &self.previous {
+            Some(p) if *p == s => p.clone(),
+            _ => Name::from(s),
+        }
+    }
+
+    /// Remember the name of the line just decoded.
+    pub fn decoded(&mut self, name: &Name) {
+        self.previous = Some(name.clone());
+    }
+}
+
 impl CachedLine<'_> {
     /// The blob id of the file.
     pub fn blob(&self) -> Option<Oid> {
         oid_from_hex(self.blob)
     }
 
-    /// The migration (without operations) the line describes.
-    pub fn migration(&self) -> Option<Migration> {
+    /// The migration (without operations) the line describes, its names
+    /// taken from `names` where they are shared.
+    pub fn migration(&self, names: &SharedNames) -> Option<Migration> {
         let [initial, deps, replaces, run_before, dynamic] = fields(self.rest)?;
         let pair = |s: &str| -> Option<MigrationKey> {
             let (a, n) = cut(s, PAIR as u8)?;
-            Some(MigrationKey::new(a, n))
+            Some(MigrationKey {
+                app: names.get(a),
+                name: names.get(n),
+            })
         };
         let initial = match initial {
             "-" => None,
@@ -255,7 +299,7 @@ mod tests {
                 Some(Entry {
                     name: l.name.to_string(),
                     blob: l.blob()?,
-                    migration: Arc::new(l.migration()?),
+                    migration: Arc::new(l.migration(&SharedNames::new("shop"))?),
                 })
             })
             .collect()
@@ -329,5 +373,32 @@ mod tests {
         );
         assert_eq!(decode(&format!("{HEADER}\n0001\t{blob}\n")), None);
         assert_eq!(oid_from_hex(&blob.to_uppercase()), None);
+    }
+
+    #[test]
+    fn decoded_names_share_the_label_and_the_previous_name() {
+        let mut second = bare();
+        second.dependencies = vec![
+            Dependency::Key("shop".into(), "0001_initial".into()),
+            Dependency::Key("auth".into(), "0001_initial".into()),
+        ];
+        let text = encode(&[entry("0001_initial", bare()), entry("0002_next", second)]).unwrap();
+        let dir = CachedDir::new(text);
+        let mut names = SharedNames::new("shop");
+        let mut decoded = Vec::new();
+        for line in dir.lines() {
+            let line = line.unwrap();
+            let name = names.get(line.name);
+            decoded.push((name.clone(), line.migration(&names).unwrap()));
+            names.decoded(&name);
+        }
+        let [Dependency::Key(app, first), Dependency::Key(auth, _)] =
+            &decoded[1].1.dependencies[..]
+        else {
+            panic!("two key dependencies: {:?}", decoded[1].1.dependencies);
+        };
+        assert!(app.is_shared_with(&names.app()) && first.is_shared_with(&decoded[0].0));
+        assert_eq!(auth, "auth");
+        assert!(!auth.is_shared_with(&names.app()));
     }
 }

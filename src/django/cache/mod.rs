@@ -25,7 +25,7 @@ use std::sync::{Arc, Mutex, PoisonError, mpsc};
 
 use git2::Oid;
 
-pub use directory::{CachedDir, CachedLine, Entry};
+pub use directory::{CachedDir, CachedLine, Entry, SharedNames};
 pub use memo::{AppMemo, NO_SUBDIRECTORIES, Probes};
 pub(crate) use text::{fields_of, oid_from_hex, optional, parse_optional};
 
@@ -242,7 +242,11 @@ pub fn decode_any(text: &str) {
     let _ = strip_checksum(path, text.to_string());
     let cached = CachedDir::new(text.to_string());
     for line in cached.lines().flatten() {
-        let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
+        let _ = (
+            line.blob(),
+            line.migration(&SharedNames::new("shop")),
+            cached.range_of(line.raw),
+        );
     }
     let _ = AppMemo::from_lines(text);
     let _ = Probes::decode(text);
@@ -364,7 +368,11 @@ pub(crate) mod tests {
         for text in mutations(&dir, 3000) {
             let cached = CachedDir::new(text);
             for line in cached.lines().flatten() {
-                let _ = (line.blob(), line.migration(), cached.range_of(line.raw));
+                let _ = (
+                    line.blob(),
+                    line.migration(&SharedNames::new("shop")),
+                    cached.range_of(line.raw),
+                );
             }
         }
         let mut probes = Probes::default();
