@@ -969,6 +969,13 @@ fn replaced_leaves(k: &MigrationKey, pair: &Pair) -> BTreeSet<MigrationKey> {
     out
 }
 
+/// What one `migrate APP TARGET` unapplies: as a mark per node of the
+/// graph, and as the list of the marked nodes in increasing order.
+struct Unapplied {
+    set: Vec<bool>,
+    nodes: Vec<Node>,
+}
+
 /// What `migrate APP TARGET` unapplies given what is applied, per Django's
 /// `MigrationExecutor.migration_plan`; `Err` when the target is not applied
 /// (Django would migrate forwards instead).
@@ -977,7 +984,7 @@ fn simulate_one(
     app: &str,
     target: Option<Node>,
     applied: &[bool],
-) -> Result<Vec<bool>, String> {
+) -> Result<Unapplied, String> {
     let starts: Vec<Node> = match target {
         None => graph.roots(app),
         Some(t) => {
@@ -996,13 +1003,16 @@ fn simulate_one(
         }
     };
     let mut set = vec![false; graph.len()];
+    let mut nodes = Vec::new();
     for s in starts {
-        graph.mark_descendants(s, &mut set);
+        graph.mark_descendants(s, &mut set, &mut nodes);
     }
-    for (m, a) in set.iter_mut().zip(applied) {
-        *m &= *a;
-    }
-    Ok(set)
+    nodes.retain(|n| {
+        set[*n] = applied[*n];
+        applied[*n]
+    });
+    nodes.sort_unstable();
+    Ok(Unapplied { set, nodes })
 }
 
 fn run(
@@ -1015,8 +1025,8 @@ fn run(
     let mut steps = Vec::new();
     for app in order {
         let target = targets[*app];
-        let set = simulate_one(graph, app, target, &applied)?;
-        if let Some(extra) = (0..graph.len()).find(|n| set[*n] && !want[*n]) {
+        let Unapplied { set, nodes } = simulate_one(graph, app, target, &applied)?;
+        if let Some(&extra) = nodes.iter().find(|n| !want[**n]) {
             let k = graph.key(extra);
             return Err(format!(
                 "`migrate {app} {}` would also unapply {}.{}, which the older revision has",
@@ -1026,7 +1036,7 @@ fn run(
             ));
         }
         let unapply = graph
-            .unapply_order(&set)
+            .unapply_order_of(&nodes, &set)
             .into_iter()
             .map(|n| {
                 let k = graph.key(n);
@@ -1037,8 +1047,8 @@ fn run(
                 }
             })
             .collect();
-        for (a, s) in applied.iter_mut().zip(&set) {
-            *a &= !*s;
+        for n in &nodes {
+            applied[*n] = false;
         }
         steps.push(MigrateStep {
             app: (*app).clone(),
@@ -1185,11 +1195,13 @@ fn unreachable_by_migrate(graph: &Graph, want: &[bool]) -> Vec<Node> {
     }
     let mut reached = vec![false; graph.len()];
     for (app, target) in candidates {
-        let Ok(set) = simulate_one(graph, app, target, &all_applied) else {
+        let Ok(unapplied) = simulate_one(graph, app, target, &all_applied) else {
             continue;
         };
-        if set.iter().zip(want).all(|(s, w)| !*s || *w) {
-            reached.iter_mut().zip(&set).for_each(|(r, s)| *r |= *s);
+        if unapplied.nodes.iter().all(|n| want[*n]) {
+            for n in unapplied.nodes {
+                reached[n] = true;
+            }
         }
     }
     (0..graph.len())
@@ -1254,11 +1266,14 @@ fn order_commands(
     let mut after: BTreeMap<&String, BTreeSet<&String>> =
         apps.iter().map(|a| (*a, BTreeSet::new())).collect();
     let mut marks = vec![false; graph.len()];
+    let mut marked = Vec::new();
     for k in (0..graph.len()).filter(|n| want[*n]) {
-        marks.iter_mut().for_each(|m| *m = false);
-        graph.mark_descendants(k, &mut marks);
+        for m in marked.drain(..) {
+            marks[m] = false;
+        }
+        graph.mark_descendants(k, &mut marks, &mut marked);
         let own_app = &graph.key(k).app;
-        for d in (0..graph.len()).filter(|d| marks[*d] && want[*d]) {
+        for &d in marked.iter().filter(|d| want[**d]) {
             let dep_app = &graph.key(d).app;
             if dep_app != own_app
                 && let (Some(dep), Some(own)) = (

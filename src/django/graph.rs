@@ -226,12 +226,14 @@ impl Graph {
             .collect()
     }
 
-    /// Mark `start` and everything that depends on it, transitively.
-    pub fn mark_descendants(&self, start: Node, marks: &mut [bool]) {
+    /// Mark `start` and everything that depends on it, transitively, and
+    /// list in `marked` (unsorted) each node this call marks.
+    pub fn mark_descendants(&self, start: Node, marks: &mut [bool], marked: &mut Vec<Node>) {
         let mut stack = vec![start];
         while let Some(n) = stack.pop() {
             if !marks[n] {
                 marks[n] = true;
+                marked.push(n);
                 stack.extend(self.children(n).iter().filter(|c| !marks[**c]));
             }
         }
@@ -296,21 +298,35 @@ impl Graph {
     /// dependents among them (the order Django unapplies them in). Ties go
     /// to the greatest key first.
     pub fn unapply_order(&self, set: &[bool]) -> Vec<Node> {
+        let nodes: Vec<Node> = (0..self.len()).filter(|n| set[*n]).collect();
+        self.unapply_order_of(&nodes, set)
+    }
+
+    /// [`Graph::unapply_order`] given the marked nodes, in increasing order
+    /// (`nodes` is exactly the set `set` marks): no pass over the graph.
+    pub fn unapply_order_of(&self, nodes: &[Node], set: &[bool]) -> Vec<Node> {
+        debug_assert!(nodes.is_sorted() && nodes.iter().all(|n| set[*n]));
         // Kahn on the reversed edges restricted to `set`.
-        let mut pending: Vec<usize> = vec![0; self.len()];
-        let mut ready: BTreeSet<Node> = BTreeSet::new();
-        for n in (0..self.len()).filter(|n| set[*n]) {
-            pending[n] = self.children(n).iter().filter(|c| set[**c]).count();
-            if pending[n] == 0 {
-                ready.insert(n);
-            }
-        }
-        let mut out = Vec::new();
+        let mut pending: Vec<usize> = nodes
+            .iter()
+            .map(|n| self.children(*n).iter().filter(|c| set[**c]).count())
+            .collect();
+        let mut ready: BTreeSet<Node> = nodes
+            .iter()
+            .zip(&pending)
+            .filter(|(_, p)| **p == 0)
+            .map(|(n, _)| *n)
+            .collect();
+        let mut out = Vec::with_capacity(nodes.len());
         while let Some(n) = ready.pop_last() {
             out.push(n);
             for p in self.parents(n).iter().filter(|p| set[**p]) {
-                pending[*p] -= 1;
-                if pending[*p] == 0 {
+                // Every marked node is in `nodes`.
+                let Ok(i) = nodes.binary_search(p) else {
+                    continue;
+                };
+                pending[i] -= 1;
+                if pending[i] == 0 {
                     ready.insert(*p);
                 }
             }
@@ -519,10 +535,9 @@ pub fn build(
     // Replaced migrations whose files are gone (NetBox 4.0 squashed and
     // deleted its 3.x migrations): the squash listing them still stands for
     // them, so an older leaf among them is reached through the squash.
-    let file_keys: BTreeSet<&MigrationKey> = fkeys.iter().copied().collect();
     for (i, f) in fvals.iter().enumerate() {
         for r in &f.migration.replaces {
-            if file_keys.contains(r) {
+            if files.contains_key(r) {
                 continue;
             }
             graph
