@@ -112,7 +112,7 @@ impl CachedDir {
 
     /// The entries, or `None` at the first malformed line.
     pub fn lines(&self) -> impl Iterator<Item = Option<CachedLine<'_>>> {
-        let mut lines = self.text.split_terminator('\n');
+        let mut lines = split_terminator_lf(&self.text);
         let valid = lines.next() == Some(HEADER);
         lines.map(move |raw| {
             if !valid {
@@ -241,6 +241,26 @@ impl CachedLine<'_> {
             operations_dynamic: Vec::new(),
         })
     }
+}
+
+/// `text.split_terminator('\n')`, with the line ends found by `memchr`.
+fn split_terminator_lf(text: &str) -> impl Iterator<Item = &str> {
+    let mut start = 0;
+    let mut ends = memchr::memchr_iter(b'\n', text.as_bytes());
+    std::iter::from_fn(move || match ends.next() {
+        Some(end) => {
+            // `\n` is ASCII: both ends are character boundaries.
+            let line = &text[start..end];
+            start = end + 1;
+            Some(line)
+        }
+        None if start < text.len() => {
+            let line = &text[start..];
+            start = text.len();
+            Some(line)
+        }
+        None => None,
+    })
 }
 
 /// The five tab-separated fields after the name and blob of an entry line.
@@ -400,5 +420,23 @@ mod tests {
         assert!(app.is_shared_with(&names.app()) && first.is_shared_with(&decoded[0].0));
         assert_eq!(auth, "auth");
         assert!(!auth.is_shared_with(&names.app()));
+    }
+
+    #[test]
+    fn lines_split_as_split_terminator_does() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "a\n\n",
+            "\na\nb",
+            "a\nb\n",
+            "é\nü\n\nx",
+        ] {
+            let ours: Vec<&str> = split_terminator_lf(text).collect();
+            let std: Vec<&str> = text.split_terminator('\n').collect();
+            assert_eq!(ours, std, "{text:?}");
+        }
     }
 }
