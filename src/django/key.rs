@@ -22,8 +22,38 @@ pub struct MigrationKey {
 /// An app label or a migration name, shared: a copy costs no allocation
 /// (a revision's files, its graph and its plan hold the same names, and
 /// the migrations of one app share its label).
-#[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+#[derive(Clone, Eq, Default)]
 pub struct Name(Arc<str>);
+
+// Equal and ordered as the strings; one shared string is equal to itself
+// without comparing its bytes (most comparisons in a plan are of the label
+// an app's keys share).
+impl PartialEq for Name {
+    fn eq(&self, other: &Name) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Ord for Name {
+    fn cmp(&self, other: &Name) -> std::cmp::Ordering {
+        if Arc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for Name {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
+
+impl PartialOrd for Name {
+    fn partial_cmp(&self, other: &Name) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
 
 impl Name {
     /// The name as a string slice.
