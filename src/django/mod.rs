@@ -645,8 +645,8 @@ impl<'r> Loader<'r> {
         let previous = self.previous_dir.borrow_mut().remove(label);
         let previous = previous.filter(|p| p.dir == dir);
         let mut j = 0;
-        let mut files: Vec<Rc<MigrationFile>> = Vec::new();
-        let mut ranges = Vec::new();
+        let mut files: Vec<Rc<MigrationFile>> = Vec::with_capacity(cached.len_hint());
+        let mut ranges = Vec::with_capacity(files.capacity());
         let mut names = cache::SharedNames::new(label);
         for line in cached.lines() {
             let line = line?;

@@ -91,6 +91,8 @@ pub(super) fn encode(entries: &[Entry]) -> Option<String> {
 /// A cached directory as read from disk, decoded line by line on demand.
 pub struct CachedDir {
     text: String,
+    /// Where the directory starts in `text` (after the file's checksum line).
+    body: usize,
 }
 
 /// One line of a [`CachedDir`]: the migration's name and blob id, and the
@@ -107,12 +109,33 @@ pub struct CachedLine<'a> {
 impl CachedDir {
     /// A directory read from `text` (check it with [`CachedDir::is_valid`]).
     pub fn new(text: String) -> CachedDir {
-        CachedDir { text }
+        CachedDir { text, body: 0 }
+    }
+
+    /// A directory that starts at byte `body` of `text` (a character
+    /// boundary; the file's checksum line comes before it). Not copying the
+    /// rest down saves moving every cached file once.
+    pub fn starting_at(text: String, body: usize) -> CachedDir {
+        let body = if text.is_char_boundary(body) {
+            body
+        } else {
+            text.len()
+        };
+        CachedDir { text, body }
+    }
+
+    /// How many migrations it lists at most (its lines but the header).
+    pub fn len_hint(&self) -> usize {
+        memchr::memchr_iter(b'\n', self.body().as_bytes()).count()
+    }
+
+    fn body(&self) -> &str {
+        &self.text[self.body..]
     }
 
     /// The entries, or `None` at the first malformed line.
     pub fn lines(&self) -> impl Iterator<Item = Option<CachedLine<'_>>> {
-        let mut lines = split_terminator_lf(&self.text);
+        let mut lines = split_terminator_lf(self.body());
         let valid = lines.next() == Some(HEADER);
         lines.map(move |raw| {
             if !valid {
@@ -142,7 +165,7 @@ impl CachedDir {
 
     /// Whether the file starts as a cached directory does.
     pub fn is_valid(&self) -> bool {
-        self.text.split_terminator('\n').next() == Some(HEADER)
+        self.body().split_terminator('\n').next() == Some(HEADER)
     }
 }
 
@@ -307,9 +330,7 @@ mod tests {
     }
 
     fn decode(text: &str) -> Option<Vec<Entry>> {
-        let dir = CachedDir {
-            text: text.to_string(),
-        };
+        let dir = CachedDir::new(text.to_string());
         if !dir.is_valid() {
             return None;
         }
@@ -438,5 +459,23 @@ mod tests {
             let std: Vec<&str> = text.split_terminator('\n').collect();
             assert_eq!(ours, std, "{text:?}");
         }
+    }
+
+    #[test]
+    fn a_directory_after_a_checksum_line_reads_as_one_without() {
+        let text = encode(&[entry("0001_initial", bare()), entry("0002_next", bare())]).unwrap();
+        let line = "tagback-sum 0123456789abcdef0123456789abcdef\n";
+        let alone = CachedDir::new(text.clone());
+        let after = CachedDir::starting_at(format!("{line}{text}"), line.len());
+        assert!(after.is_valid());
+        assert_eq!(after.len_hint(), 3);
+        let raw = |d: &CachedDir| -> Vec<String> {
+            d.lines().map(|l| l.unwrap().raw.to_string()).collect()
+        };
+        assert_eq!(raw(&after), raw(&alone));
+        let first = after.lines().next().unwrap().unwrap();
+        assert_eq!(after.at(after.range_of(first.raw)), first.raw);
+        // A start that is not a character boundary reads as nothing.
+        assert!(!CachedDir::starting_at("é".to_string(), 1).is_valid());
     }
 }

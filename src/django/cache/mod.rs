@@ -86,7 +86,10 @@ impl DiskCache {
 
     /// The cached parse of an app's migrations directory.
     pub fn get(&self, label: &str, tree: Oid) -> Option<CachedDir> {
-        let dir = CachedDir::new(read_checked(&self.path(label, tree)?)?);
+        let path = self.path(label, tree)?;
+        let text = std::fs::read_to_string(&path).ok()?;
+        let body = checked_body(&path, &text)?;
+        let dir = CachedDir::starting_at(text, body);
         dir.is_valid().then_some(dir)
     }
 
@@ -300,13 +303,19 @@ fn read_checked(path: &std::path::Path) -> Option<String> {
 
 /// `text` without its checksum line, if the checksum holds for `path`.
 fn strip_checksum(path: &std::path::Path, mut text: String) -> Option<String> {
+    let skip = checked_body(path, &text)?;
+    text.drain(..skip);
+    Some(text)
+}
+
+/// Where the content of a cache file starts in `text`, if the checksum
+/// line before it holds for `path` and that content.
+fn checked_body(path: &std::path::Path, text: &str) -> Option<usize> {
     let (sum, body) = text.strip_prefix(SUM_PREFIX)?.split_once('\n')?;
     if sum.len() != 32 || checksum(path, body) != sum {
         return None;
     }
-    let skip = SUM_PREFIX.len() + sum.len() + 1;
-    text.drain(..skip);
-    Some(text)
+    Some(SUM_PREFIX.len() + sum.len() + 1)
 }
 
 /// Write a cache file with its checksum line (best effort).

@@ -6,7 +6,7 @@ use git2::Oid;
 /// `s` split at the first `sep`, an ASCII byte (for the short fields of the
 /// cache files this beats `str::split_once`).
 pub(crate) fn cut(s: &str, sep: u8) -> Option<(&str, &str)> {
-    let i = s.bytes().position(|b| b == sep)?;
+    let i = memchr::memchr(sep, s.as_bytes())?;
     // `sep` is ASCII: both halves are valid UTF-8.
     Some((&s[..i], &s[i + 1..]))
 }
