@@ -19,6 +19,17 @@ pub fn decode_into(hex: &str, out: &mut [u8]) -> bool {
     if hex.len() != 2 * out.len() {
         return false;
     }
+    decode_digits(hex, out)
+}
+
+/// [`decode_into`] into an array of `N` bytes (an object id).
+pub fn decode_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
+    let mut out = [0u8; N];
+    (hex.len() == 2 * N && decode_digits(hex.as_bytes(), &mut out)).then_some(out)
+}
+
+#[inline(always)]
+fn decode_digits(hex: &[u8], out: &mut [u8]) -> bool {
     // A warm plan decodes an id per cached migration: one table lookup per
     // digit, and one test for all of them.
     let mut bad = 0;
@@ -74,6 +85,13 @@ mod tests {
         let mut back = vec![0u8; 256];
         assert!(decode_into(&encode(&all), &mut back));
         assert_eq!(back, all);
+        assert_eq!(
+            decode_array::<4>("000fa5ff"),
+            Some([0x00, 0x0f, 0xa5, 0xff])
+        );
+        assert_eq!(decode_array::<4>("000fa5f"), None);
+        assert_eq!(decode_array::<4>("000fa5fg"), None);
+        assert_eq!(decode_array::<2>("000fa5ff"), None);
         assert_eq!(encode(&[]), "");
     }
 }

@@ -208,8 +208,11 @@ impl Graph {
 
     /// Nodes of `app` with no child in the same app, sorted.
     pub fn leaf_nodes(&self, app: &str) -> Vec<Node> {
-        self.app_nodes(app)
-            .filter(|n| !self.children(*n).iter().any(|c| self.in_app(*c, app)))
+        // An app's nodes are contiguous: "in the app" is "in its range".
+        let nodes = self.app_nodes(app);
+        nodes
+            .clone()
+            .filter(|n| !self.children(*n).iter().any(|c| nodes.contains(c)))
             .collect()
     }
 
@@ -223,8 +226,10 @@ impl Graph {
 
     /// Nodes of `app` with no parent in the same app, sorted.
     pub fn roots(&self, app: &str) -> Vec<Node> {
-        self.app_nodes(app)
-            .filter(|n| !self.parents(*n).iter().any(|p| self.in_app(*p, app)))
+        let nodes = self.app_nodes(app);
+        nodes
+            .clone()
+            .filter(|n| !self.parents(*n).iter().any(|p| nodes.contains(p)))
             .collect()
     }
 

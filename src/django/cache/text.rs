@@ -31,10 +31,7 @@ pub(crate) fn fields_of(s: &str, sep: u8) -> impl Iterator<Item = &str> {
 
 /// A 40-digit lowercase hex object id (without a round trip through libgit2).
 pub(crate) fn oid_from_hex(hex: &str) -> Option<Oid> {
-    let mut raw = [0u8; 20];
-    if !crate::hex::decode_into(hex, &mut raw) {
-        return None;
-    }
+    let raw: [u8; 20] = crate::hex::decode_array(hex)?;
     Oid::from_bytes(&raw).ok()
 }
 
