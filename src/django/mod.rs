@@ -318,6 +318,7 @@ impl<'r> Loader<'r> {
                 loaded.insert(label.to_string());
             }
         }
+        // A squash may replace migrations of another app: load that app too.
         loop {
             self.prefetch([(newer, &pn), (older, &po)], &loaded);
             let files_n = stated(self.load_files(&src_n, &pn, &loaded)?, opts)?;
