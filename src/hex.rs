@@ -11,34 +11,24 @@ pub fn encode(bytes: &[u8]) -> String {
     s
 }
 
-/// Fill `out` from exactly `2 * out.len()` lowercase hex digits (what
-/// [`encode`] writes; any other spelling is refused, so a cache line that
-/// was edited by hand is a miss). `false` when `hex` is not that.
-pub fn decode_into(hex: &str, out: &mut [u8]) -> bool {
-    let hex = hex.as_bytes();
-    if hex.len() != 2 * out.len() {
-        return false;
-    }
-    decode_digits(hex, out)
-}
-
-/// [`decode_into`] into an array of `N` bytes (an object id).
+/// `N` bytes from exactly `2 * N` lowercase hex digits (what [`encode`]
+/// writes; any other spelling is refused, so a cache line that was edited
+/// by hand is a miss). `None` when `hex` is not that.
 pub fn decode_array<const N: usize>(hex: &str) -> Option<[u8; N]> {
-    let mut out = [0u8; N];
-    (hex.len() == 2 * N && decode_digits(hex.as_bytes(), &mut out)).then_some(out)
-}
-
-#[inline(always)]
-fn decode_digits(hex: &[u8], out: &mut [u8]) -> bool {
+    let hex = hex.as_bytes();
+    if hex.len() != 2 * N {
+        return None;
+    }
     // A warm plan decodes an id per cached migration: one table lookup per
     // digit, and one test for all of them.
+    let mut out = [0u8; N];
     let mut bad = 0;
     for (b, pair) in out.iter_mut().zip(hex.chunks_exact(2)) {
         let (h, l) = (DIGIT[usize::from(pair[0])], DIGIT[usize::from(pair[1])]);
         bad |= h | l;
         *b = (h << 4) | (l & 0x0f);
     }
-    bad & NOT_A_DIGIT == 0
+    (bad & NOT_A_DIGIT == 0).then_some(out)
 }
 
 /// Marks a byte that is not a lowercase hex digit in [`DIGIT`].
@@ -67,31 +57,26 @@ mod tests {
     #[test]
     fn round_trips_and_refuses_what_is_not_hex() {
         assert_eq!(encode(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        let mut out = [0u8; 4];
-        assert!(decode_into("000fa5ff", &mut out));
-        assert_eq!(out, [0x00, 0x0f, 0xa5, 0xff]);
-        assert!(
-            !decode_into("000FA5FF", &mut out),
-            "uppercase is not what encode writes"
-        );
-        assert!(!decode_into("000fa5f", &mut out));
-        assert!(!decode_into("000fa5fz", &mut out));
-        for bad in [0u8, b'/', b':', b'`', b'g', b'G', 0x80, 0xff] {
-            let text = [b'0', bad];
-            let text = String::from_utf8_lossy(&text);
-            assert!(!decode_into(&text, &mut out[..1]), "{text:?}");
-        }
-        let all: Vec<u8> = (0..=255).collect();
-        let mut back = vec![0u8; 256];
-        assert!(decode_into(&encode(&all), &mut back));
-        assert_eq!(back, all);
         assert_eq!(
             decode_array::<4>("000fa5ff"),
             Some([0x00, 0x0f, 0xa5, 0xff])
         );
+        assert_eq!(
+            decode_array::<4>("000FA5FF"),
+            None,
+            "uppercase is not what encode writes"
+        );
         assert_eq!(decode_array::<4>("000fa5f"), None);
+        assert_eq!(decode_array::<4>("000fa5fz"), None);
         assert_eq!(decode_array::<4>("000fa5fg"), None);
         assert_eq!(decode_array::<2>("000fa5ff"), None);
+        for bad in [0u8, b'/', b':', b'`', b'g', b'G', 0x80, 0xff] {
+            let text = [b'0', bad];
+            let text = String::from_utf8_lossy(&text);
+            assert_eq!(decode_array::<1>(&text), None, "{text:?}");
+        }
+        let all: [u8; 256] = std::array::from_fn(|i| i as u8);
+        assert_eq!(decode_array::<256>(&encode(&all)), Some(all));
         assert_eq!(encode(&[]), "");
     }
 }

@@ -76,12 +76,6 @@ impl Deref for Name {
     }
 }
 
-impl AsRef<str> for Name {
-    fn as_ref(&self) -> &str {
-        &self.0
-    }
-}
-
 // Ordered and hashed as the string it holds, so sets of names can be
 // searched with a `&str`.
 impl Borrow<str> for Name {
@@ -108,18 +102,6 @@ impl From<&String> for Name {
     }
 }
 
-impl From<&Name> for Name {
-    fn from(s: &Name) -> Name {
-        s.clone()
-    }
-}
-
-impl From<Name> for String {
-    fn from(s: Name) -> String {
-        s.0.to_string()
-    }
-}
-
 impl PartialEq<str> for Name {
     fn eq(&self, other: &str) -> bool {
         &*self.0 == other
@@ -141,12 +123,6 @@ impl PartialEq<String> for Name {
 impl PartialEq<Name> for String {
     fn eq(&self, other: &Name) -> bool {
         **self == *other.0
-    }
-}
-
-impl PartialEq<Name> for str {
-    fn eq(&self, other: &Name) -> bool {
-        *self == *other.0
     }
 }
 
