@@ -50,11 +50,17 @@ pub trait ProjectSource {
         listed_as_file(self, path)
     }
 
-    /// Whether a file exists, answered as [`ProjectSource::exists`], for a
-    /// one-off question about a directory that is otherwise not read (a
-    /// source may then skip indexing the directory for later questions).
-    fn exists_once(&self, path: &str) -> Result<bool> {
-        self.exists(path)
+    /// Whether every one of `names` is a file in `dir`, answered as
+    /// [`ProjectSource::exists`] answers, for a one-off question about a
+    /// directory that is otherwise not read (a source may then read the
+    /// directory once for all the names, and skip indexing it).
+    fn all_exist_once(&self, dir: &str, names: &[&str]) -> Result<bool> {
+        for name in names {
+            if !self.exists(&format!("{dir}/{name}"))? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     /// Whether a directory exists (without listing it where the source can).
@@ -289,8 +295,8 @@ impl ProjectSource for GitRevision<'_> {
         self.repo.exists(self.snap, path)
     }
 
-    fn exists_once(&self, path: &str) -> Result<bool> {
-        self.repo.exists_in_unread_dir(self.snap, path)
+    fn all_exist_once(&self, dir: &str, names: &[&str]) -> Result<bool> {
+        self.repo.all_exist_in_unread_dir(self.snap, dir, names)
     }
 
     fn dir_exists(&self, dir: &str) -> Result<bool> {

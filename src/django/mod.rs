@@ -1147,21 +1147,32 @@ impl graph::AppIndex for UnloadedIndex<'_, '_> {
         // The same rule as for loaded apps: no `__init__.py`, no migrations
         // (the probe cache knows it under a name no migration can have).
         let init = PACKAGE_INIT.trim_end_matches(".py");
-        // Both probes are in one directory: its id is looked up once.
+        // Both probes are in one directory: its id is looked up once, and
+        // its tree read once for the probes the cache does not know.
         let tree = self.src.tree_id(dir);
-        for probe in [init, name] {
-            if tree.is_some_and(|t| self.loader.probes().borrow().knows(t, probe)) {
-                continue;
-            }
-            let file = if probe == init {
-                format!("{dir}/{PACKAGE_INIT}")
-            } else {
-                migration_path(dir, name)
-            };
-            if !self.src.exists_once(&file)? {
-                return Ok(false);
-            }
-            if let Some(t) = tree {
+        let unknown: Vec<&str> = [init, name]
+            .into_iter()
+            .filter(|probe| !tree.is_some_and(|t| self.loader.probes().borrow().knows(t, probe)))
+            .collect();
+        if unknown.is_empty() {
+            return Ok(true);
+        }
+        let files: Vec<String> = unknown
+            .iter()
+            .map(|&probe| {
+                if probe == init {
+                    PACKAGE_INIT.to_string()
+                } else {
+                    format!("{probe}.py")
+                }
+            })
+            .collect();
+        let files: Vec<&str> = files.iter().map(String::as_str).collect();
+        if !self.src.all_exist_once(dir, &files)? {
+            return Ok(false);
+        }
+        if let Some(t) = tree {
+            for probe in unknown {
                 self.loader.probes().borrow_mut().add(t, probe);
             }
         }
