@@ -3,6 +3,8 @@
 # generated repository of APPS apps x MIGS migrations (default 300 x 150):
 #   - git diff --name-only between the same revisions (the floor: what changed);
 #   - Django's MigrationLoader loading both revisions (what tagback replaces);
+#   - git cat-file --batch reading the blobs a plan without cache must read
+#     (git's own reader on the reading alone);
 # tagback is timed warm, without a cache (TAGBACK_NO_CACHE=1), and on a first
 # run (an empty cache that it writes, what a fresh CI clone pays); plus peak
 # memory, and the pre-push hook on a push that touches no stack file.
@@ -36,19 +38,24 @@ cold_env = dict(os.environ, TAGBACK_NO_CACHE="1")
 
 cache_dir = os.path.join(repo, ".git", "tagback")
 
-def once(cmd, env=None, fresh=False):
+def once(cmd, env=None, fresh=False, stdin=None):
     if fresh:  # a first run: no cache yet, so it writes one
         shutil.rmtree(cache_dir, ignore_errors=True)
+    src = open(stdin, "rb") if stdin else subprocess.DEVNULL
     t = time.perf_counter()
-    subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-    return time.perf_counter() - t
+    subprocess.run(cmd, cwd=repo, env=env, stdin=src, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+    took = time.perf_counter() - t
+    if stdin:
+        src.close()
+    return took
 
 def interleaved(cmds, rounds):
     """Run the commands in turn, `rounds` times: machine noise hits all alike."""
     times = {name: [] for name in cmds}
     for _ in range(rounds):
-        for name, (cmd, env, *fresh) in cmds.items():
-            times[name].append(once(cmd, env, bool(fresh)))
+        for name, (cmd, env, *more) in cmds.items():
+            fresh, stdin = (more + [False, None])[:2]
+            times[name].append(once(cmd, env, fresh, stdin))
     return {name: (statistics.median(t), min(t)) for name, t in times.items()}
 
 def peak_kb(cmd, env=None):
@@ -58,6 +65,19 @@ def peak_kb(cmd, env=None):
 plan = [bin, "plan", "--repo", ".", "--from", "new", "--to", "old", "--format", "json"]
 same = [bin, "plan", "--repo", ".", "--from", "new", "--to", "new", "--format", "json"]
 diff = ["git", "diff", "--name-only", "old", "new"]
+# What reading alone costs git's own object reader: the blobs a plan without
+# cache must read (the migrations of the changed apps at both revisions, each
+# blob once).
+changed = sorted({p.split("/")[0] for p in subprocess.run(diff, cwd=repo, capture_output=True, text=True, check=True).stdout.split()})
+blobs = set()
+for rev in ("old", "new"):
+    for app in changed:
+        out = subprocess.run(["git", "ls-tree", rev, f"{app}/migrations/"], cwd=repo, capture_output=True, text=True, check=True).stdout
+        blobs.update(line.split()[2] for line in out.splitlines() if line.endswith(".py"))
+blob_list = os.path.join(tempfile.mkdtemp(), "blobs")
+with open(blob_list, "w") as f:
+    f.write("".join(b + "\n" for b in sorted(blobs)))
+cat = ["git", "cat-file", "--batch"]
 shutil.rmtree(os.path.join(repo, ".git", "tagback"), ignore_errors=True)
 subprocess.run(plan, cwd=repo, stdout=subprocess.DEVNULL, check=True)  # warm the caches
 r = interleaved({
@@ -66,6 +86,7 @@ r = interleaved({
     "same": (same, None),
     "cold": (plan, cold_env),
     "first": (plan, None, True),
+    "blobs": (cat, None, False, blob_list),
 }, 101)
 full = statistics.median(once([bin, "graph", "--repo", ".", "--rev", "new"], cold_env) for _ in range(3))
 mem_cold = peak_kb(plan, env=cold_env)
@@ -94,6 +115,8 @@ for name, label, mem in (("warm", "tagback plan (caches warm)", mem_warm), ("col
     med, low = r[name]
     extra = f"   peak {mem/1024:.1f} MB" if mem else ""
     print(f"{label:37s} {med*1000:6.2f} ms  {low*1000:6.2f} ms   {med/d:4.2f}x git diff (median), {low/r['diff'][1]:4.2f}x (min){extra}")
+med, low = r["blobs"]
+print(f"{'git cat-file --batch (' + str(len(blobs)) + ' blobs)':37s} {med*1000:6.2f} ms  {low*1000:6.2f} ms   {med/d:4.2f}x git diff (median): git reading what a plan without cache reads")
 print(f"tagback graph --rev new (all 45k files parsed, no cache) {full*1000:8.1f} ms")
 if loader:
     print(f"Django MigrationLoader x2             {loader*1000:8.1f} ms   {loader/r['warm'][0]:6.0f}x slower than plan (warm), {loader/r['cold'][0]:6.0f}x (no cache)")

@@ -761,8 +761,11 @@ fn what_stays_applied(
     } else {
         d.apps.clone()
     };
-    let keep: Vec<Node> = (0..graph.len())
-        .filter(|n| !d.to_unapply[*n] && step_apps.contains(graph.key(*n).app.as_str()))
+    // Nodes are sorted by key: each app's are one range, in app order.
+    let keep: Vec<Node> = step_apps
+        .iter()
+        .flat_map(|app| graph.app_nodes(app))
+        .filter(|n| !d.to_unapply[*n])
         .collect();
     if let Some(fb) = &d.fallback {
         // After the fallback the squash is partly applied: Django shows
