@@ -308,6 +308,65 @@ fn a_package_app_added_under_an_undecided_condition_whose_migrations_change_is_r
     assert_eq!(v["unapply"], json!([["tiny", "0002_tag_slug"]]), "{v}");
 }
 
+/// paperless-ngx 2.17.1 -> 2.18.0: `if ...: INSTALLED_APPS.append("cachalot")`
+/// under a setting from the environment, and django-cachalot goes from not
+/// pinned to 2.8.0. The app has no migrations of its own (only its test
+/// apps have), so nothing depends on the condition; tagback refused the
+/// plan with "changes ... with other migrations for it".
+#[test]
+fn a_package_app_added_under_a_condition_without_migrations_of_its_own_is_planned() {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif os.environ.get(\"CACHE\") == \"1\":\n    INSTALLED_APPS.append(\"querycache\")\n",
+    );
+    r.write("requirements.txt", "Django==4.2.30\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\nquerycache==2.8.0\n");
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    common::build_wheel(wh.path(), "querycache", "2.8.0");
+    let out = offline(&r, &wh)
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = common::json(&out);
+    assert_eq!(v["unapply"], json!([]), "{v}");
+    assert_eq!(v["problems"], json!([]), "{v}");
+}
+
+/// The other side: an app added under a condition whose package is newly
+/// pinned with migrations of its own still depends on the condition.
+#[test]
+fn a_package_app_added_under_a_condition_and_newly_pinned_with_migrations_is_refused() {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "import os\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif os.environ.get(\"TAGS\") == \"1\":\n    INSTALLED_APPS.append(\"tinytags\")\n",
+    );
+    r.write("requirements.txt", "Django==4.2.30\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    common::build_wheel(wh.path(), "tinytags", "2.0");
+    offline(&r, &wh)
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "proj/settings.py at v2 line 4 adds \"tinytags\" to INSTALLED_APPS only under a condition, and tinytags changes from not installed to 2.0",
+        ));
+}
+
 /// A site with `settings`, pinning tinytags 1.0 at v1 and 2.0 at v2, and a
 /// wheelhouse holding both wheels.
 fn tinytags_site(settings: &str) -> (TestRepo, tempfile::TempDir) {

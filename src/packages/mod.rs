@@ -497,35 +497,36 @@ fn conditional_apps_of_a_change(
     change: &Change,
     read: &[(bool, String, PackageFiles)],
 ) -> Result<()> {
-    // The migration file names an entry has in one version's files (`None`:
-    // the version does not install it, or it cannot be resolved there).
-    let names = |entry: &str, files: &PackageFiles| -> Option<Vec<String>> {
+    // The migration file names an entry has in one version's files (none
+    // where the version does not install its module).
+    let names = |entry: &str, files: &PackageFiles| -> Vec<String> {
         let top = entry.split('.').next().unwrap_or(entry);
         if !files.tops.contains(top) {
-            return None;
+            return Vec::new();
         }
         let name = resolve(entry, files).map_or_else(|_| entry.to_string(), |(name, _)| name);
         let dir = format!("{}/migrations/", name.replace('.', "/"));
-        Some(
-            files
-                .files
-                .keys()
-                .filter_map(|p| p.strip_prefix(&dir))
-                .filter(|f| is_migration_file_name(f))
-                .map(str::to_string)
-                .collect(),
-        )
+        files
+            .files
+            .keys()
+            .filter_map(|p| p.strip_prefix(&dir))
+            .filter(|f| is_migration_file_name(f))
+            .map(str::to_string)
+            .collect()
     };
     for (project, snap) in [(pn, newer), (po, older)] {
         for (entry, file, line) in project.added_under_condition() {
-            let per_version: Vec<Option<Vec<String>>> = read
+            let mut per_version: Vec<Vec<String>> = read
                 .iter()
                 .map(|(_, _, files)| names(entry, files))
                 .collect();
-            if per_version.iter().all(Option::is_none) {
-                continue;
+            // A revision whose pins lack the package installs none of its
+            // migrations (django-cachalot, added to a project under a
+            // condition, has none of its own: nothing to decide).
+            if per_version.len() < 2 {
+                per_version.push(Vec::new());
             }
-            let differ = per_version.len() < 2 || per_version.windows(2).any(|w| w[0] != w[1]);
+            let differ = per_version.windows(2).any(|w| w[0] != w[1]);
             if differ {
                 return Err(crate::error::Error::input(format!(
                     "{file} at {} line {line} adds {entry:?} to INSTALLED_APPS only under a condition, and {} changes from {} to {} between the revisions with other migrations for it: whether they must be unapplied depends on that condition; list the apps the deployment installs under `installed_apps:` in .tagback.yml",
