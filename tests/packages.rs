@@ -645,3 +645,155 @@ fn pyproject_toml_is_read_only_when_named() {
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
 }
+
+/// A PEP 503 index on 127.0.0.1 serving `files` under `/files/` and one
+/// project page listing them (`(file name, bytes, give its sha256 in the
+/// link)`), until the test ends. Its URL, for `PIP_INDEX_URL`.
+fn serve_index(project: &str, files: Vec<(String, Vec<u8>, bool)>) -> String {
+    use sha2::Digest as _;
+    use std::io::{BufRead as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let mut page = String::from("<html><body>\n");
+    for (name, data, with_sha) in &files {
+        let sha = if *with_sha {
+            format!("#sha256={:x}", sha2::Sha256::digest(data))
+        } else {
+            String::new()
+        };
+        page.push_str(&format!("<a href=\"/files/{name}{sha}\">{name}</a>\n"));
+    }
+    page.push_str("</body></html>\n");
+    let page_path = format!("/simple/{project}/");
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut request = String::new();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            if reader.read_line(&mut request).is_err() {
+                continue;
+            }
+            // The rest of the head, up to its blank line.
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let body: Option<Vec<u8>> = if path == page_path {
+                Some(page.clone().into_bytes())
+            } else {
+                files
+                    .iter()
+                    .find(|(name, _, _)| path == format!("/files/{name}"))
+                    .map(|(_, data, _)| data.clone())
+            };
+            let head = match &body {
+                Some(b) => format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    b.len()
+                ),
+                None => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                    .to_string(),
+            };
+            let _ = stream.write_all(head.as_bytes());
+            if let Some(b) = body {
+                let _ = stream.write_all(&b);
+            }
+        }
+    });
+    format!("http://127.0.0.1:{port}/simple/")
+}
+
+/// paperless-ngx 2.18.4 -> 2.19.0: uv.lock pins PyYAML 6.0.3 to the hashes of
+/// the wheels of the Pythons the project supports; the index lists a cp38
+/// wheel first. tagback fetched only the first file of the page and blocked
+/// with "does not match the pinned hashes". Files the index's sha256 rules
+/// out are skipped, the others tried in turn until one matches the pins.
+#[test]
+fn an_index_page_is_searched_for_the_file_the_pins_name() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let wheel = std::fs::read(wh.path().join("tinytags-2.0-py3-none-any.whl")).unwrap();
+    let pinned = {
+        use sha2::Digest as _;
+        format!("{:x}", sha2::Sha256::digest(&wheel))
+    };
+    let index = serve_index(
+        "tinytags",
+        vec![
+            // Ruled out by its sha256 in the page: never fetched.
+            (
+                "tinytags-2.0-cp38-cp38-macosx_10_13_x86_64.whl".to_string(),
+                b"not the pinned wheel".to_vec(),
+                true,
+            ),
+            // No sha256 in the page: fetched, and refused by the pins.
+            (
+                "tinytags-2.0-cp39-cp39-manylinux_2_17_x86_64.whl".to_string(),
+                b"not the pinned wheel either".to_vec(),
+                false,
+            ),
+            ("tinytags-2.0-py3-none-any.whl".to_string(), wheel, false),
+        ],
+    );
+    let r = site(&format!(
+        "Django==4.2.30\ntinytags==2.0 --hash=sha256:{pinned}\n"
+    ));
+    // tinytags 1.0 from the wheelhouse, 2.0 only from the index.
+    let only_old = tempfile::tempdir().unwrap();
+    build_wheel(only_old.path(), "tinytags", "1.0");
+    let out = r
+        .tagback()
+        .env("TAGBACK_WHEELHOUSE", only_old.path())
+        .env("PIP_INDEX_URL", &index)
+        .env_remove("TAGBACK_NO_INDEX")
+        .env_remove("PIP_NO_INDEX")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = common::json(&out);
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([["tiny", "0002_tag_slug"]]));
+
+    // With only files the pins rule out, the block says so (a new
+    // repository: the first one keeps the archive it downloaded).
+    let r = site(&format!(
+        "Django==4.2.30\ntinytags==2.0 --hash=sha256:{pinned}\n"
+    ));
+    let index = serve_index(
+        "tinytags",
+        vec![(
+            "tinytags-2.0-cp38-cp38-macosx_10_13_x86_64.whl".to_string(),
+            b"not the pinned wheel".to_vec(),
+            true,
+        )],
+    );
+    let out = r
+        .tagback()
+        .env("TAGBACK_WHEELHOUSE", only_old.path())
+        .env("PIP_INDEX_URL", &index)
+        .env_remove("TAGBACK_NO_INDEX")
+        .env_remove("PIP_NO_INDEX")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    let v = common::json(&out);
+    let problems = v["problems"].to_string();
+    assert!(
+        problems.contains("no archive of tinytags 2.0 has one of the pinned hashes"),
+        "{problems}"
+    );
+}

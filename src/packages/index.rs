@@ -527,25 +527,58 @@ fn fetch_from_index(
         u.set_fragment(None);
         links.push((file, u.to_string(), sha));
     }
-    links.sort_by_key(|(f, _, _)| (!f.ends_with(".whl"), f.clone()));
-    let Some((file, link, sha)) = links.into_iter().next() else {
+    if links.is_empty() {
         return Err(format!("{shown} has no archive of {norm} {version}"));
-    };
-    let link = url::Url::parse(&link).map_err(|_| format!("{shown}: bad link for {file}"))?;
+    }
+    // Files the pins rule out by the index's own sha256 are not fetched (a
+    // lock lists the wheels of the Pythons it supports: PyYAML 6.0.3's
+    // first file, a cp38 wheel, is not among paperless-ngx's pins).
+    if !hashes.is_empty() {
+        links.retain(|(_, _, sha)| sha.as_ref().is_none_or(|s| hashes.contains(s)));
+        if links.is_empty() {
+            return Err(format!(
+                "{shown}: no archive of {norm} {version} has one of the pinned hashes"
+            ));
+        }
+    }
+    links.sort_by_key(|(f, _, _)| (!f.ends_with(".whl"), f.clone()));
+    // Each in turn until one matches the pins: the first error if none does.
+    let mut first_error = None;
+    for (file, link, sha) in links {
+        match fetch_link(&agent, &base, index_creds.as_ref(), &shown, &file, &link) {
+            Ok(a) if sha.as_ref().is_some_and(|s| *s != a.sha256) => {
+                first_error
+                    .get_or_insert(format!("{shown}: {file} does not match the index's sha256"));
+            }
+            Ok(a) if !hashes.is_empty() && !hashes.contains(&a.sha256) => {
+                first_error
+                    .get_or_insert(format!("{shown}: {file} does not match the pinned hashes"));
+            }
+            Ok(a) => return Ok(a),
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    Err(first_error.unwrap_or_else(|| format!("{shown} has no archive of {norm} {version}")))
+}
+
+/// One archive of an index page, with the index's credentials where it is
+/// on the index's host.
+fn fetch_link(
+    agent: &ureq::Agent,
+    base: &url::Url,
+    index_creds: Option<&(String, String)>,
+    shown: &str,
+    file: &str,
+    link: &str,
+) -> Result<Archive, String> {
+    let link = url::Url::parse(link).map_err(|_| format!("{shown}: bad link for {file}"))?;
     let same_host = link.host_str() == base.host_str();
-    let (clean_link, auth) = authorized(&link, index_creds.as_ref().filter(|_| same_host));
-    let data = get(&agent, &clean_link, auth.as_deref(), MAX_ARCHIVE)
+    let (clean_link, auth) = authorized(&link, index_creds.filter(|_| same_host));
+    let data = get(agent, &clean_link, auth.as_deref(), MAX_ARCHIVE)
         .map_err(|e| format!("{shown}: {file}: {e}"))?;
-    let a = archive(file.clone(), data);
-    if let Some(s) = sha
-        && s != a.sha256
-    {
-        return Err(format!("{shown}: {file} does not match the index's sha256"));
-    }
-    if !hashes.is_empty() && !hashes.contains(&a.sha256) {
-        return Err(format!("{shown}: {file} does not match the pinned hashes"));
-    }
-    Ok(a)
+    Ok(archive(file.to_string(), data))
 }
 
 fn get(
