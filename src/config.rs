@@ -11,9 +11,10 @@
 //!     settings: shop.settings    # settings module (default: read from manage.py)
 //!     installed_apps: [shop, members]  # when INSTALLED_APPS is too dynamic to read
 //!     migration_modules: {shop: shop.db_migrations}  # over the settings' MIGRATION_MODULES
+//!     python: "3.12"             # the image's Python: decides the pins' environment markers
 //!     older:                     # what differs at the revision rolled back to
 //!       settings: proj.settings  # (also `newer:`; settings, installed_apps,
-//!                                #  not_installed, migration_modules)
+//!                                #  not_installed, migration_modules, python)
 //!     command: "python manage.py"      # how to run manage.py in the container
 //!     strategy: exec             # exec | job | compose
 //!   nginx:
@@ -180,6 +181,11 @@ pub struct ServiceConfig {
     /// relative to the app repository; default: the usual names.
     #[serde(default)]
     pub requirements: Option<String>,
+    /// The Python version of the service's image (`"3.12"`, `"3.12.7"`):
+    /// the pins' environment markers are decided for it (default: for every
+    /// Linux CPython the pins allow).
+    #[serde(default)]
+    pub python: Option<String>,
     /// A local directory of wheels and sdists, searched before any index.
     #[serde(default)]
     pub wheelhouse: Option<String>,
@@ -209,6 +215,9 @@ pub struct SideConfig {
     /// of the service's `migration_modules:` (the other keys stay).
     #[serde(default)]
     pub migration_modules: Option<BTreeMap<String, Option<String>>>,
+    /// The image's Python version at this revision (replaces `python:`).
+    #[serde(default)]
+    pub python: Option<String>,
 }
 
 impl crate::django::ProjectOptions {
@@ -226,6 +235,9 @@ impl crate::django::ProjectOptions {
         }
         if let Some(n) = &over.not_installed {
             opts.not_installed = n.clone();
+        }
+        if let Some(p) = &over.python {
+            opts.python = Some(p.clone());
         }
         if let Some(m) = &over.migration_modules {
             opts.migration_modules.extend(m.clone());
@@ -296,6 +308,7 @@ impl ServiceConfig {
             installed_apps: self.installed_apps.clone(),
             not_installed: self.not_installed.clone().unwrap_or_default(),
             requirements: self.requirements.clone(),
+            python: self.python.clone(),
             wheelhouse: self.wheelhouse.clone(),
             package_sources: self
                 .package_sources

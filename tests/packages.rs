@@ -797,3 +797,92 @@ fn an_index_page_is_searched_for_the_file_the_pins_name() {
         "{problems}"
     );
 }
+
+/// paperless-ngx 2.18.4 -> 2.19.0: uv.lock resolves numpy to 2.2.6 where
+/// `python_full_version < '3.11'` and to 2.3.3 elsewhere
+/// (`resolution-markers`). tagback read both pins as installed and blocked
+/// with no way out (the deploy's requirements file is made at build time).
+/// The forks are read as markers; `python:` in .tagback.yml, the image's
+/// Python, decides them.
+#[test]
+fn uv_lock_forks_are_decided_by_the_images_python() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let package = |v: &str, fork: Option<&str>| {
+        let markers = fork.map_or(String::new(), |m| {
+            format!("resolution-markers = [\n    \"{m}\",\n]\n")
+        });
+        format!(
+            "\n[[package]]\nname = \"tinytags\"\nversion = \"{v}\"\nsource = {{ registry = \"https://pypi.org/simple\" }}\n{markers}"
+        )
+    };
+    let head = "version = 1\nrequires-python = \">=3.10\"\n";
+    let site = |yml: Option<&str>| {
+        let mut r = TestRepo::new();
+        r.write("manage.py", MANAGE);
+        r.write("proj/__init__.py", "");
+        r.write("proj/settings.py", SETTINGS);
+        if let Some(y) = yml {
+            r.write(".tagback.yml", y);
+        }
+        r.write("uv.lock", format!("{head}{}", package("1.0", None)));
+        r.commit("v1", Some("v1"));
+        r.write(
+            "uv.lock",
+            format!(
+                "{head}{}{}",
+                package("1.0", Some("python_full_version < '3.11'")),
+                package("2.0", Some("python_full_version >= '3.11'"))
+            ),
+        );
+        r.commit("v2", Some("v2"));
+        r
+    };
+    // Zero-config: which version the image installs depends on its Python.
+    let v = plan_json(&site(None), wh.path());
+    let p = &v["problems"][0];
+    assert_eq!(p["code"], "unpinned-requirement", "{v}");
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.contains("tinytags is pinned to different versions at v2")
+            && msg.contains("`python:` in .tagback.yml"),
+        "{msg}"
+    );
+    // Python 3.12: tinytags 2.0 at v2, so its 0002 is unapplied.
+    let v = plan_json(
+        &site(Some("services:\n  web:\n    python: \"3.12\"\n")),
+        wh.path(),
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+    // Python 3.10: 1.0 at both revisions, nothing to unapply, and the pin
+    // left out is said.
+    let v = plan_json(
+        &site(Some("services:\n  web:\n    python: \"3.10\"\n")),
+        wh.path(),
+    );
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(v["unapply"], serde_json::json!([]), "{v}");
+    assert!(
+        v["notes"]
+            .to_string()
+            .contains("never hold on Linux CPython 3.10"),
+        "{v}"
+    );
+    // Not a version: exit 2, naming the key.
+    offline(
+        &site(Some("services:\n  web:\n    python: \"3.x\"\n")),
+        wh.path(),
+    )
+    .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+    .assert()
+    .code(2)
+    .stderr(predicates::str::contains(
+        "`python: 3.x` in .tagback.yml is not a Python version",
+    ));
+}

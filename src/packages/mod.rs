@@ -77,7 +77,7 @@ pub fn compare(newer: &Pins, older: &Pins, newer_rev: &str, older_rev: &str) -> 
                 Finding::new(
                     Code::UnpinnedRequirement,
                     format!(
-                        "{name} is pinned to different versions at {rev} ({}) under environment markers tagback does not evaluate; pin one version, or name the deploy's file with `requirements:` in .tagback.yml",
+                        "{name} is pinned to different versions at {rev} ({}) under environment markers tagback cannot decide; say the image's Python version with `python:` in .tagback.yml (`python: \"3.12\"`), pin one version, or name the deploy's file with `requirements:`",
                         specs.join(", ")
                     ),
                 )
@@ -138,8 +138,21 @@ pub fn attach(
     // What both revisions share (pins, sources, images) is read from the
     // newer's options; apps and MIGRATION_MODULES from each revision's own.
     let opts = sides[0];
-    let pins_n = pins::read(repo, newer, opts.requirements.as_deref(), &pn.root)?;
-    let pins_o = pins::read(repo, older, opts.requirements.as_deref(), &po.root)?;
+    // The image's Python may differ: each revision's own `python:`.
+    let pins_n = pins::read(
+        repo,
+        newer,
+        opts.requirements.as_deref(),
+        &pn.root,
+        sides[0].python.as_deref(),
+    )?;
+    let pins_o = pins::read(
+        repo,
+        older,
+        opts.requirements.as_deref(),
+        &po.root,
+        sides[1].python.as_deref(),
+    )?;
     let mut label_findings = Vec::new();
     let sources = sources(repo, opts);
     for (project, snap, pins, image, opts) in [

@@ -94,12 +94,17 @@ pub fn normalize(name: &str) -> String {
 /// Read the pins at `snap`: the configured file, else the first of
 /// [`CANDIDATES`] found at the repository root or in `project_root` (the
 /// directory of `manage.py`). `Ok(Pins::default())` when there is none.
+/// Environment markers are decided for `python`, the image's Python
+/// version (`python:` in `.tagback.yml`), else for every Linux CPython the
+/// pins file allows.
 pub fn read(
     repo: &Repo,
     snap: &Snapshot,
     configured: Option<&str>,
     project_root: &str,
+    python: Option<&str>,
 ) -> Result<Pins> {
+    let stated = python.map(stated_python).transpose()?;
     let path = match configured {
         Some(p) => {
             if !repo.exists(snap, p)? {
@@ -193,12 +198,15 @@ pub fn read(
         }
     }
     let mut not_installed: Vec<String> = Vec::new();
-    let python = python_of(file_name, &text);
+    let deploy = match stated {
+        Some(d) => d,
+        None => Deploy::allowed_by(python_of(file_name, &text).as_ref()),
+    };
     for pin in lines {
         match pin
             .marker
             .as_deref()
-            .map(|m| markers(m, &pin, rev, python.as_ref()))
+            .map(|m| markers(m, &pin, rev, &deploy.envs))
         {
             None | Some(Ok(Installed::Always)) => {}
             Some(Ok(Installed::Never)) => {
@@ -209,11 +217,12 @@ pub fn read(
                 Finding::new(
                     Code::AssumedEnvironment,
                     format!(
-                        "{} at {rev}{}: `{}` is installed only where `{}` holds, which depends on the image's Python version or machine; assumed installed",
+                        "{} at {rev}{}: `{}` is installed only where `{}` holds, which depends on the image's {}; assumed installed",
                         pin.file,
                         line_part(pin.line),
                         pin.spec,
-                        pin.marker.as_deref().unwrap_or_default()
+                        pin.marker.as_deref().unwrap_or_default(),
+                        deploy.depends_on,
                     ),
                 )
                 .at(pin.file.clone(), pin.line),
@@ -228,7 +237,8 @@ pub fn read(
             Finding::new(
                 Code::AssumedEnvironment,
                 format!(
-                    "{path} at {rev}: not installed on a Linux deploy (their environment markers never hold on Linux CPython 3.8–3.14): {}",
+                    "{path} at {rev}: not installed on a Linux deploy (their environment markers never hold on {}): {}",
+                    deploy.described,
                     not_installed.join(", ")
                 ),
             )
@@ -269,32 +279,97 @@ fn environments() -> &'static [(Version, MarkerEnvironment)] {
     static ENVS: std::sync::OnceLock<Vec<(Version, MarkerEnvironment)>> =
         std::sync::OnceLock::new();
     ENVS.get_or_init(|| {
-        let mut out = Vec::new();
-        for minor in 8..=14 {
-            for patch in [0, 99] {
-                for machine in ["x86_64", "aarch64"] {
-                    let version = format!("3.{minor}");
-                    let full = format!("3.{minor}.{patch}");
-                    let env = MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
-                        implementation_name: "cpython",
-                        implementation_version: &full,
-                        os_name: "posix",
-                        platform_machine: machine,
-                        platform_python_implementation: "CPython",
-                        platform_release: "",
-                        platform_system: "Linux",
-                        platform_version: "",
-                        python_full_version: &full,
-                        python_version: &version,
-                        sys_platform: "linux",
-                    });
-                    if let (Ok(env), Ok(v)) = (env, Version::from_str(&full)) {
-                        out.push((v, env));
-                    }
-                }
-            }
+        (8..=14)
+            .flat_map(|minor| [(minor, 0), (minor, 99)])
+            .flat_map(|(minor, patch)| linux_cpython(minor, patch))
+            .collect()
+    })
+}
+
+/// CPython 3.`minor`.`patch` on Linux, x86_64 and aarch64.
+fn linux_cpython(minor: u32, patch: u32) -> Vec<(Version, MarkerEnvironment)> {
+    let version = format!("3.{minor}");
+    let full = format!("3.{minor}.{patch}");
+    ["x86_64", "aarch64"]
+        .into_iter()
+        .filter_map(|machine| {
+            let env = MarkerEnvironment::try_from(MarkerEnvironmentBuilder {
+                implementation_name: "cpython",
+                implementation_version: &full,
+                os_name: "posix",
+                platform_machine: machine,
+                platform_python_implementation: "CPython",
+                platform_release: "",
+                platform_system: "Linux",
+                platform_version: "",
+                python_full_version: &full,
+                python_version: &version,
+                sys_platform: "linux",
+            });
+            Some((Version::from_str(&full).ok()?, env.ok()?))
+        })
+        .collect()
+}
+
+/// The environments a pins file's markers are decided for, and how the
+/// messages name them.
+struct Deploy {
+    envs: Vec<MarkerEnvironment>,
+    /// "Linux CPython 3.8–3.14", "Linux CPython 3.12".
+    described: String,
+    /// What a marker that holds on some of them depends on.
+    depends_on: String,
+}
+
+impl Deploy {
+    /// Every Linux CPython the pins file's own Python range allows (all of
+    /// 3.8–3.14 when it says none, or none of them).
+    fn allowed_by(python: Option<&VersionSpecifiers>) -> Deploy {
+        let all = environments();
+        let mut envs: Vec<MarkerEnvironment> = all
+            .iter()
+            .filter(|(v, _)| python.is_none_or(|p| p.contains(v)))
+            .map(|(_, e)| e.clone())
+            .collect();
+        if envs.is_empty() {
+            envs = all.iter().map(|(_, e)| e.clone()).collect();
         }
-        out
+        Deploy {
+            envs,
+            described: "Linux CPython 3.8–3.14".to_string(),
+            depends_on: "Python version or machine (`python:` in .tagback.yml says the version)"
+                .to_string(),
+        }
+    }
+}
+
+/// The image's Python as `.tagback.yml` states it: `3.12` (any 3.12.x) or
+/// `3.12.7`.
+fn stated_python(text: &str) -> Result<Deploy> {
+    let refuse = || {
+        Error::input(format!(
+            "`python: {text}` in .tagback.yml is not a Python version: write the image's version as 3.12 or 3.12.7"
+        ))
+    };
+    let parts: Vec<u32> = text
+        .trim()
+        .split('.')
+        .map(|p| {
+            (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+                .then(|| p.parse().ok())
+                .flatten()
+        })
+        .collect::<Option<_>>()
+        .ok_or_else(refuse)?;
+    let envs = match parts[..] {
+        [3, minor] => [linux_cpython(minor, 0), linux_cpython(minor, 99)].concat(),
+        [3, minor, patch] => linux_cpython(minor, patch),
+        _ => return Err(refuse()),
+    };
+    Ok(Deploy {
+        envs: envs.into_iter().map(|(_, e)| e).collect(),
+        described: format!("Linux CPython {}", text.trim()),
+        depends_on: "machine".to_string(),
     })
 }
 
@@ -353,12 +428,7 @@ fn python_of(file_name: &str, text: &str) -> Option<VersionSpecifiers> {
     VersionSpecifiers::from_str(&spec?).ok()
 }
 
-fn markers(
-    marker: &str,
-    pin: &Pin,
-    rev: &str,
-    python: Option<&VersionSpecifiers>,
-) -> Result<Installed> {
+fn markers(marker: &str, pin: &Pin, rev: &str, envs: &[MarkerEnvironment]) -> Result<Installed> {
     let tree = MarkerTree::from_str(marker).map_err(|e| {
         Error::input(format!(
             "{} at {rev}{}: the environment marker of {} does not parse: {e}",
@@ -368,15 +438,6 @@ fn markers(
         ))
     })?;
     let mut seen = (false, false);
-    let all = environments();
-    let mut envs: Vec<&MarkerEnvironment> = all
-        .iter()
-        .filter(|(v, _)| python.is_none_or(|p| p.contains(v)))
-        .map(|(_, e)| e)
-        .collect();
-    if envs.is_empty() {
-        envs = all.iter().map(|(_, e)| e).collect();
-    }
     for env in envs {
         if tree.evaluate(env, &[]) {
             seen.0 = true;
@@ -715,11 +776,33 @@ fn read_lock(text: &str, path: &str, rev: &str, kind: LockKind, out: &mut Vec<Pi
             hash(s);
         }
         // pdm writes `marker`, poetry `markers` (a string; poetry 2 may
-        // write a table by group, which says nothing about the platform).
+        // write a table by group, which says nothing about the platform);
+        // uv, where it resolves a package to versions that differ by
+        // environment, `resolution-markers`: the version is installed where
+        // one of them holds.
+        let forks: Vec<&str> = match kind {
+            LockKind::Uv => t
+                .get("resolution-markers")
+                .and_then(|m| m.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|m| m.as_str())
+                .collect(),
+            _ => Vec::new(),
+        };
         let marker = ["marker", "markers"]
             .iter()
             .find_map(|k| t.get(*k).and_then(|m| m.as_str()))
-            .map(str::to_string);
+            .map(str::to_string)
+            .or_else(|| {
+                (!forks.is_empty()).then(|| {
+                    forks
+                        .iter()
+                        .map(|m| format!("({m})"))
+                        .collect::<Vec<_>>()
+                        .join(" or ")
+                })
+            });
         out.push(Pin {
             display: name.to_string(),
             version: Some(version.to_string()),
@@ -1163,7 +1246,8 @@ files = [{file = "django_taggit-5.0.1-py3-none-any.whl", hash = "sha256:cc"}]
     #[test]
     fn markers_are_decided_for_a_linux_deploy() {
         let pin = parse_requirement("x==1", "r", 1).unwrap();
-        let decide = |m: &str| markers(m, &pin, "v1", None).unwrap();
+        let any = Deploy::allowed_by(None).envs;
+        let decide = |m: &str| markers(m, &pin, "v1", &any).unwrap();
         assert_eq!(decide("sys_platform == 'win32'"), Installed::Never);
         assert_eq!(decide("sys_platform == 'linux'"), Installed::Always);
         assert_eq!(decide("platform_system != 'Windows'"), Installed::Always);
@@ -1174,13 +1258,30 @@ files = [{file = "django_taggit-5.0.1-py3-none-any.whl", hash = "sha256:cc"}]
             Installed::Sometimes
         );
         assert_eq!(decide("extra == 'dev'"), Installed::Never);
-        assert!(markers("python_version <", &pin, "v1", None).is_err());
+        assert!(markers("python_version <", &pin, "v1", &any).is_err());
         // A lockfile made for one Python decides its own markers.
         let py = python_of("Pipfile.lock", &fixture("Pipfile.lock")).unwrap();
         assert_eq!(py.to_string(), "==3.13.*");
-        let at = |m: &str| markers(m, &pin, "v1", Some(&py)).unwrap();
+        let for_313 = Deploy::allowed_by(Some(&py)).envs;
+        let at = |m: &str| markers(m, &pin, "v1", &for_313).unwrap();
         assert_eq!(at("python_version >= '3.11'"), Installed::Always);
         assert_eq!(at("python_version < '3.11'"), Installed::Never);
+        // So does the image's Python stated in .tagback.yml (uv.lock's forks
+        // on `python_full_version`, paperless-ngx's numpy).
+        let stated = stated_python("3.12").unwrap().envs;
+        let on = |m: &str| markers(m, &pin, "v1", &stated).unwrap();
+        assert_eq!(on("python_full_version < '3.11'"), Installed::Never);
+        assert_eq!(on("python_full_version >= '3.11'"), Installed::Always);
+        assert_eq!(on("python_full_version >= '3.12.4'"), Installed::Sometimes);
+        let exact = stated_python("3.12.7").unwrap().envs;
+        assert_eq!(
+            markers("python_full_version >= '3.12.4'", &pin, "v1", &exact).unwrap(),
+            Installed::Always
+        );
+        for bad in ["3", "three", "3.x", "2.7", "3.12.", "", "3.12.7.1"] {
+            let e = stated_python(bad).map(|_| ()).unwrap_err().to_string();
+            assert!(e.contains("is not a Python version"), "{bad}: {e}");
+        }
         let py = python_of("pdm.lock", &fixture("pdm.lock")).unwrap();
         assert_eq!(py.to_string(), ">=3.10");
         let p = parse_requirement(

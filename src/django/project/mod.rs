@@ -32,6 +32,8 @@ pub struct ProjectOptions {
     pub not_installed: Vec<String>,
     /// The pins file (`requirements:` in `.tagback.yml`).
     pub requirements: Option<String>,
+    /// The image's Python version (`python:` in `.tagback.yml`).
+    pub python: Option<String>,
     /// A wheelhouse directory (`wheelhouse:` in `.tagback.yml`).
     pub wheelhouse: Option<String>,
     /// Where changed packages' files are looked for, in order
