@@ -13,8 +13,8 @@
 //!     migration_modules: {shop: shop.db_migrations}  # over the settings' MIGRATION_MODULES
 //!     python: "3.12"             # the image's Python: decides the pins' environment markers
 //!     older:                     # what differs at the revision rolled back to
-//!       settings: proj.settings  # (also `newer:`; settings, installed_apps,
-//!                                #  not_installed, migration_modules, python)
+//!       settings: proj.settings  # (also `newer:`; manage_py, settings, installed_apps,
+//!                                #  not_installed, migration_modules, python, requirements)
 //!     command: "python manage.py"      # how to run manage.py in the container
 //!     strategy: exec             # exec | job | compose
 //!   nginx:
@@ -201,6 +201,10 @@ pub struct ServiceConfig {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SideConfig {
+    /// `manage.py` at this revision, where it moved between releases
+    /// (replaces `manage_py:`).
+    #[serde(default)]
+    pub manage_py: Option<String>,
     /// Settings module at this revision (replaces `settings:`).
     #[serde(default)]
     pub settings: Option<String>,
@@ -218,6 +222,9 @@ pub struct SideConfig {
     /// The image's Python version at this revision (replaces `python:`).
     #[serde(default)]
     pub python: Option<String>,
+    /// The deploy's pins at this revision (replaces `requirements:`).
+    #[serde(default)]
+    pub requirements: Option<String>,
 }
 
 impl crate::django::ProjectOptions {
@@ -227,8 +234,14 @@ impl crate::django::ProjectOptions {
     pub fn side(&self, newer: bool) -> crate::django::ProjectOptions {
         let over = &self.sides[usize::from(!newer)];
         let mut opts = self.clone();
+        if let Some(m) = &over.manage_py {
+            opts.manage_py = Some(m.clone());
+        }
         if let Some(s) = &over.settings {
             opts.settings = Some(s.clone());
+        }
+        if let Some(r) = &over.requirements {
+            opts.requirements = Some(r.clone());
         }
         if let Some(a) = &over.installed_apps {
             opts.installed_apps = Some(a.clone());
@@ -553,8 +566,28 @@ mod tests {
         assert_eq!(n.migration_modules["shop"].as_deref(), Some("shop.m"));
         assert_eq!(o.migration_modules["shop"].as_deref(), Some("shop.legacy"));
         assert_eq!(o.migration_modules["blog"], None);
-        let e = Config::parse("services:\n  web:\n    newer:\n      manage_py: x\n").unwrap_err();
-        assert!(e.starts_with("line 4") && e.contains("manage_py"), "{e}");
+        // manage.py and the pins that moved between releases (InvenTree
+        // 0.15: under src/backend/).
+        let c = Config::parse(
+            "services:\n  web:\n    manage_py: InvenTree/manage.py\n    newer:\n      manage_py: src/backend/InvenTree/manage.py\n      requirements: src/backend/requirements.txt\n      python: \"3.11\"\n",
+        )
+        .unwrap();
+        let opts = c.service("web").project_options();
+        let (n, o) = (opts.side(true), opts.side(false));
+        assert_eq!(
+            n.manage_py.as_deref(),
+            Some("src/backend/InvenTree/manage.py")
+        );
+        assert_eq!(o.manage_py.as_deref(), Some("InvenTree/manage.py"));
+        assert_eq!(
+            n.requirements.as_deref(),
+            Some("src/backend/requirements.txt")
+        );
+        assert_eq!(o.requirements, None);
+        assert_eq!(n.python.as_deref(), Some("3.11"));
+        // What a revision cannot change is refused with its line.
+        let e = Config::parse("services:\n  web:\n    newer:\n      command: x\n").unwrap_err();
+        assert!(e.starts_with("line 4") && e.contains("command"), "{e}");
     }
 
     #[test]

@@ -886,3 +886,52 @@ fn uv_lock_forks_are_decided_by_the_images_python() {
         "`python: 3.x` in .tagback.yml is not a Python version",
     ));
 }
+
+/// InvenTree 0.14.5 -> 0.15.0: manage.py moved from `InvenTree/` to
+/// `src/backend/InvenTree/` and the pins from `requirements.txt` (left as
+/// comments) to `src/backend/requirements.txt`. `manage_py:` and
+/// `requirements:` were one path for both revisions, so the fix the message
+/// asked for could not work; `newer:` / `older:` take them now.
+#[test]
+fn manage_py_and_requirements_that_moved_are_stated_per_revision() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let mut r = TestRepo::new();
+    r.write("app/manage.py", MANAGE);
+    r.write("app/proj/__init__.py", "");
+    r.write("app/proj/settings.py", SETTINGS);
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.remove("app");
+    r.write("src/backend/app/manage.py", MANAGE);
+    r.write("src/backend/app/proj/__init__.py", "");
+    r.write("src/backend/app/proj/settings.py", SETTINGS);
+    r.write(
+        "requirements.txt",
+        "# moved to src/backend/requirements.txt\n",
+    );
+    r.write(
+        "src/backend/requirements.txt",
+        "Django==4.2.30\ntinytags==2.0\n",
+    );
+    r.commit("v2", Some("v2"));
+    offline(&r, wh.path())
+        .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "manage.py exists at v1 (app/manage.py) but not at v2 where tagback looks (the root and two directories down); if it moved between the releases, say where it is at v2 with `newer: {manage_py: PATH}` in .tagback.yml",
+        ));
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    newer:\n      manage_py: src/backend/app/manage.py\n      requirements: src/backend/requirements.txt\n",
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+}

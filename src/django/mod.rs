@@ -280,15 +280,20 @@ impl<'r> Loader<'r> {
         let (mut pn, mut po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
-            (a, _) => {
-                let (has, lacks) = if a.is_some() {
-                    (newer, older)
+            (a, b) => {
+                let (has, lacks, side, root) = match (&a, &b) {
+                    (Some(p), _) => (newer, older, "older", &p.root),
+                    (_, Some(p)) => (older, newer, "newer", &p.root),
+                    (None, None) => return Ok(None),
+                };
+                let found = if root.is_empty() {
+                    "manage.py".to_string()
                 } else {
-                    (older, newer)
+                    format!("{root}/manage.py")
                 };
                 return Err(Error::input(format!(
-                    "manage.py exists at {} but not at {}; set `manage_py:` in .tagback.yml",
-                    has.label, lacks.label
+                    "manage.py exists at {} ({found}) but not at {} where tagback looks (the root and two directories down); if it moved between the releases, say where it is at {} with `{side}: {{manage_py: PATH}}` in .tagback.yml (`manage_py:` for both)",
+                    has.label, lacks.label, lacks.label
                 )));
             }
         };

@@ -138,18 +138,18 @@ pub fn attach(
     // What both revisions share (pins, sources, images) is read from the
     // newer's options; apps and MIGRATION_MODULES from each revision's own.
     let opts = sides[0];
-    // The image's Python may differ: each revision's own `python:`.
+    // The pins file and the image's Python may differ: each revision's own.
     let pins_n = pins::read(
         repo,
         newer,
-        opts.requirements.as_deref(),
+        sides[0].requirements.as_deref(),
         &pn.root,
         sides[0].python.as_deref(),
     )?;
     let pins_o = pins::read(
         repo,
         older,
-        opts.requirements.as_deref(),
+        sides[1].requirements.as_deref(),
         &po.root,
         sides[1].python.as_deref(),
     )?;
