@@ -935,3 +935,52 @@ fn manage_py_and_requirements_that_moved_are_stated_per_revision() {
         "{v}"
     );
 }
+
+/// InvenTree 0.15.0 with only `manage_py:` stated: the root
+/// `requirements.txt` is comments (the pins moved to
+/// `src/backend/requirements.txt`), so every package read as "not installed"
+/// at 0.15.0 and its apps as the older revision's only: the plan left
+/// django-otp's and django-taggit's newer migrations applied, without a
+/// word. A package pinned at one revision whose app the other revision
+/// installs blocks, naming the line that fixes it.
+#[test]
+fn a_package_unpinned_at_a_revision_that_installs_its_app_blocks() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags", "2.0");
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", SETTINGS);
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "# moved to deploy/requirements.txt\n");
+    r.write("deploy/requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
+    r.commit("v2", Some("v2"));
+    let v = plan_json(&r, wh.path());
+    let p = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["message"].as_str().unwrap().starts_with("tinytags "))
+        .unwrap_or_else(|| panic!("no finding about tinytags: {v}"));
+    assert_eq!(p["code"], "unpinned-requirement", "{v}");
+    let msg = p["message"].as_str().unwrap();
+    assert!(
+        msg.contains("tinytags is pinned at v1 (1.0) but not at v2 (the pins of requirements.txt), while INSTALLED_APPS at v2 has tinytags")
+            && msg.contains("`newer: {requirements: PATH}`"),
+        "{msg}"
+    );
+    // With the deploy's pins named, the plan is exact.
+    r.write(
+        ".tagback.yml",
+        "services:\n  web:\n    newer:\n      requirements: deploy/requirements.txt\n",
+    );
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+}

@@ -262,6 +262,14 @@ pub fn attach(
         if failed {
             continue;
         }
+        if let Some(f) = installed_but_unpinned(
+            [(&*pn, newer, &pins_n), (&*po, older, &pins_o)],
+            change,
+            &read,
+        ) {
+            findings.push(f);
+            continue;
+        }
         if opts.installed_apps.is_none() {
             conditional_apps_of_a_change(pn, po, newer, older, change, &read)?;
         }
@@ -495,6 +503,53 @@ fn read_labels(
         }
     }
     Ok(out)
+}
+
+/// A package pinned at one revision only, while the other revision installs
+/// one of its apps (its `INSTALLED_APPS`, outside the repository): the pins
+/// read there are not what that revision's deploy installs. InvenTree 0.15.0
+/// keeps a `requirements.txt` of comments at the root and its pins under
+/// `src/backend/`; read as "not installed", django-otp's and django-taggit's
+/// newer migrations were left out of the plan. Blocks, naming the app and
+/// the `requirements:` line.
+fn installed_but_unpinned(
+    revisions: [(&Project, &Snapshot, &pins::Pins); 2],
+    change: &Change,
+    read: &[(bool, String, PackageFiles)],
+) -> Option<Finding> {
+    let [(is_newer, version, files)] = read else {
+        return None;
+    };
+    // The revision that lacks the pin, and the one that has it.
+    let (project, snap, pins) = revisions[usize::from(*is_newer)];
+    let (has_snap, side) = if *is_newer {
+        (revisions[0].1, "older")
+    } else {
+        (revisions[1].1, "newer")
+    };
+    let app = project.apps.iter().find(|a| {
+        let top = a.name.split('.').next().unwrap_or(&a.name);
+        a.migrations_dir.is_none()
+            && (a.label_from_path || a.name.starts_with("django."))
+            && files.tops.contains(top)
+    })?;
+    let read_from = pins
+        .file
+        .as_deref()
+        .map_or("no pins file".to_string(), |f| format!("the pins of {f}"));
+    Some(Finding::new(
+        Code::UnpinnedRequirement,
+        format!(
+            "{} is pinned at {} ({version}) but not at {} ({read_from}), while INSTALLED_APPS at {} has {}, one of its apps: those pins are not what {} installs; name the deploy's pins at {} with `{side}: {{requirements: PATH}}` in .tagback.yml (`requirements:` for both)",
+            change.display,
+            has_snap.label,
+            snap.label,
+            snap.label,
+            app.name,
+            snap.label,
+            snap.label,
+        ),
+    ))
 }
 
 /// An app of a changed package that the settings add only under a condition
