@@ -984,3 +984,30 @@ fn a_package_unpinned_at_a_revision_that_installs_its_app_blocks() {
         "{v}"
     );
 }
+
+/// InvenTree 0.12.10 -> 0.13.0: django-q gives way to its fork django-q2,
+/// which installs the same module (`django_q`). Each is pinned at one
+/// revision only while both revisions install `django_q`: a rename, not
+/// pins that miss a package, so the plan goes on (django_q 0015-0017 are
+/// unapplied, as Django's truth says).
+#[test]
+fn a_package_renamed_between_the_revisions_is_planned() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "tinytags_ng", "2.0");
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", SETTINGS);
+    r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\ntinytags-ng==2.0\n");
+    r.commit("v2", Some("v2"));
+    let v = plan_json(&r, wh.path());
+    assert_eq!(v["problems"], serde_json::json!([]), "{v}");
+    assert_eq!(
+        v["unapply"],
+        serde_json::json!([["tiny", "0002_tag_slug"]]),
+        "{v}"
+    );
+}

@@ -212,6 +212,10 @@ pub fn attach(
     if changed.is_empty() {
         return Ok((findings, planned));
     }
+    // Every changed package's archives are read before any is judged, so a
+    // package renamed between the revisions (django-q -> django-q2, one
+    // module) is told from one missing from a revision's pins.
+    let mut reads: Vec<Option<Vec<(bool, String, PackageFiles)>>> = Vec::new();
     for change in &changed {
         // Both versions are read before anything is attached: a package
         // read at one revision only would make the plan lopsided.
@@ -259,23 +263,37 @@ pub fn attach(
                 }
             }
         }
-        if failed {
-            continue;
-        }
+        reads.push((!failed).then_some(read));
+    }
+    // Which revision installs which top-level module, by changed package.
+    let provided: Vec<(usize, bool, &std::collections::BTreeSet<String>)> = reads
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| Some((i, r.as_ref()?)))
+        .flat_map(|(i, r)| r.iter().map(move |(n, _, files)| (i, *n, &files.tops)))
+        .collect();
+    for (i, (change, read)) in changed.iter().zip(&reads).enumerate() {
+        let Some(read) = read else { continue };
+        let by_another = |newer: bool, top: &str| {
+            provided
+                .iter()
+                .any(|(j, n, tops)| *j != i && *n == newer && tops.contains(top))
+        };
         if let Some(f) = installed_but_unpinned(
             [(&*pn, newer, &pins_n), (&*po, older, &pins_o)],
             change,
-            &read,
+            read,
+            by_another,
         ) {
             findings.push(f);
             continue;
         }
         if opts.installed_apps.is_none() {
-            conditional_apps_of_a_change(pn, po, newer, older, change, &read)?;
+            conditional_apps_of_a_change(pn, po, newer, older, change, read)?;
         }
         let mut staged: Vec<(bool, Provided)> = Vec::new();
         let mut bad = false;
-        for (is_newer, version, files) in &read {
+        for (is_newer, version, files) in read {
             let (project, snap, opts) = if *is_newer {
                 (&*pn, newer, sides[0])
             } else {
@@ -516,6 +534,7 @@ fn installed_but_unpinned(
     revisions: [(&Project, &Snapshot, &pins::Pins); 2],
     change: &Change,
     read: &[(bool, String, PackageFiles)],
+    by_another: impl Fn(bool, &str) -> bool,
 ) -> Option<Finding> {
     let [(is_newer, version, files)] = read else {
         return None;
@@ -527,11 +546,15 @@ fn installed_but_unpinned(
     } else {
         (revisions[1].1, "newer")
     };
+    // Not where another changed package pinned there installs the module
+    // (a package renamed between the revisions).
+    let lacking_is_newer = !*is_newer;
     let app = project.apps.iter().find(|a| {
         let top = a.name.split('.').next().unwrap_or(&a.name);
         a.migrations_dir.is_none()
             && (a.label_from_path || a.name.starts_with("django."))
             && files.tops.contains(top)
+            && !by_another(lacking_is_newer, top)
     })?;
     let read_from = pins
         .file
