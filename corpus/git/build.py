@@ -95,6 +95,72 @@ def netbox_setup(code, tag):
 # it at PostgreSQL for a replay, and deviations from the tag's requirements
 # (regex on a requirement line -> replacement; each one is recorded).
 PROJECTS = {
+    "inventree": {
+        "url": "https://github.com/inventree/InvenTree",
+        # manage.py moved from InvenTree/ to src/backend/InvenTree/ in 0.15.0,
+        # requirements.txt to src/backend/ (the root one is left as a comment).
+        "subdir": lambda paths: "src/backend/InvenTree" if "src/backend/InvenTree/manage.py" in paths else "InvenTree",
+        "requirements": lambda paths: (["src/backend/requirements.txt"] if "src/backend/requirements.txt" in paths
+                                       else ["requirements.txt"]),
+        "settings": "InvenTree.settings",
+        # Its settings need a database engine and these directories (they are
+        # created; no database is opened for the truth); config.yaml is
+        # copied from config_template.yaml into the checkout.
+        "env": {"INVENTREE_SECRET_KEY": "corpus-git", "INVENTREE_DB_ENGINE": "sqlite3",
+                "INVENTREE_DB_NAME": "/tmp/corpus-git-inventree/db.sqlite3",
+                "INVENTREE_MEDIA_ROOT": "/tmp/corpus-git-inventree/media",
+                "INVENTREE_STATIC_ROOT": "/tmp/corpus-git-inventree/static",
+                "INVENTREE_BACKUP_DIR": "/tmp/corpus-git-inventree/backup"},
+        "pg_env": lambda host, port, name: {"INVENTREE_DB_ENGINE": "postgresql", "INVENTREE_DB_HOST": host,
+                                            "INVENTREE_DB_PORT": port, "INVENTREE_DB_NAME": name,
+                                            "INVENTREE_DB_USER": "postgres", "INVENTREE_DB_PASSWORD": ""},
+        # Its AppConfig.ready() methods query the database unless sys.argv
+        # names a command such as `migrate` (InvenTree/ready.py): the graph is
+        # read as `manage.py migrate` would load it.
+        "argv": ["migrate"],
+        # From 0.15.0 the file has hashes, and the venv's pip (23.2.1) refuses
+        # a hashed `qrcode[pil]==7.4.2` beside django-allauth-2fa's
+        # `qrcode>=5.3` ("must have their versions pinned"); the image
+        # (python:3.11-alpine3.18, pip 24.0) installs with pip 24.0.
+        "pip": "pip==24.0",
+        "deviations": [],
+        # Across the 0.15.0 move (InvenTree/manage.py -> src/backend/InvenTree/
+        # manage.py, three levels down) tagback exits 2 asking for
+        # `newer: {manage_py: PATH}`; with it, it blocks (unpinned-requirement)
+        # asking for `newer: {requirements: PATH}`, since 0.15.0's root
+        # requirements.txt is comments while its INSTALLED_APPS has the apps of
+        # the packages 0.14.5 pins. (Before tagback checked that, the plan with
+        # manage_py: alone was WRONG: django-otp's and django-taggit's newer
+        # migrations were left applied.) Both lines are recorded.
+        "tagback_yml_pairs": {
+            p: "services:\n  web:\n    newer:\n      manage_py: src/backend/InvenTree/manage.py\n"
+               "      requirements: src/backend/requirements.txt\n"
+            for p in ("0.14.5..0.15.0", "0.13.6..0.15.0")
+        },
+    },
+    "paperless-ngx": {
+        "url": "https://github.com/paperless-ngx/paperless-ngx",
+        "subdir": "src",
+        "settings": "paperless.settings",
+        "env": {"PAPERLESS_SECRET_KEY": "corpus-git"},
+        "pg_env": lambda host, port, name: {"PAPERLESS_DBHOST": host, "PAPERLESS_DBPORT": port,
+                                            "PAPERLESS_DBNAME": name, "PAPERLESS_DBUSER": "postgres",
+                                            "PAPERLESS_DBPASS": ""},
+        # From 2.15 no requirements.txt: its Dockerfile makes one from uv.lock
+        # with `uv export --no-dev --all-extras --format requirements-txt`; the
+        # same command (uv from $CORPUS_GIT_UV, --frozen, no hashes) is run in
+        # the checkout and recorded as a deviation.
+        "requirements": [[os.environ.get("CORPUS_GIT_UV", "uv"), "export", "--frozen", "--no-dev", "--all-extras",
+                          "--no-hashes", "--no-annotate", "--no-emit-project", "--format", "requirements-txt"]],
+        # psycopg's C build (compiles against libpq): the binary wheel of the
+        # same version instead, as for NetBox; mysqlclient (the mariadb extra,
+        # no Django app) needs MariaDB's headers: not installed.
+        "deviations": [(r"^psycopg-c==", "psycopg-binary=="), (r"^mysqlclient==.*$", "")],
+        # On Python 3.12 (the image: ghcr.io/astral-sh/uv:*-python3.12-* at
+        # every tag) numpy, scipy and pywavelets resolve to one version of
+        # the two uv.lock forks; tagback asks for `python:` (all pairs).
+        "tagback_yml": "services: {web: {python: \"3.12\"}}\n",
+    },
     "healthchecks": {
         "url": "https://github.com/healthchecks/healthchecks",
         "subdir": ".",
@@ -200,6 +266,12 @@ class Tag:
     def __init__(self, args, cfg, tag):
         self.args, self.cfg, self.tag = args, cfg, tag
         self.commit = sh(["git", "--git-dir", args.mirror, "rev-parse", f"{tag}^{{commit}}"]).stdout.strip()
+        if callable(cfg["subdir"]) or callable(cfg["requirements"]):
+            # A layout that moved between releases (InvenTree): "subdir" and
+            # "requirements" as functions of the paths in the tag's tree.
+            paths = set(sh(["git", "--git-dir", args.mirror, "ls-tree", "-r", "--name-only",
+                            self.commit]).stdout.splitlines())
+            cfg = self.cfg = dict(cfg, **{k: cfg[k](paths) for k in ("subdir", "requirements") if callable(cfg[k])})
         self.root = os.path.join(WORK, args.project, tag)
         self.code = os.path.join(self.root, cfg["subdir"])
         self.deviations = []
@@ -233,7 +305,15 @@ class Tag:
     def requirements(self):
         lines = []
         for f in self.cfg["requirements"]:
-            for line in open(os.path.join(self.root, f)).read().splitlines():
+            if isinstance(f, list):
+                # A command run in the checkout whose output is the
+                # requirement lines (a tag without a requirements file).
+                text = sh(f, cwd=self.root).stdout
+                self.deviations.append({"requirement": "(no requirements file)",
+                                        "installed": "output of " + " ".join([os.path.basename(f[0]), *f[1:]])})
+            else:
+                text = open(os.path.join(self.root, f)).read()
+            for line in text.splitlines():
                 new = line
                 for pat, rep in self.cfg["deviations"]:
                     new = re.sub(pat, rep, new)
@@ -245,14 +325,20 @@ class Tag:
 
     def venv(self):
         reqs = self.requirements()
-        h = hashlib.sha256("\n".join(reqs).encode()).hexdigest()[:12]
+        # "pip": the pip the project's own install uses, installed first
+        # (InvenTree's hashed files need a newer pip than the venv's).
+        pip = self.cfg.get("pip")
+        h = hashlib.sha256("\n".join(([f"(pip) {pip}"] if pip else []) + reqs).encode()).hexdigest()[:12]
         venv = os.path.join(VENVS, f"{self.args.project}-{h}")
         self.python = os.path.join(venv, "bin", "python")
-        self.venv_cmd = f"{PYTHON} -m venv VENV && VENV/bin/pip install -r REQUIREMENTS (sha256 {h})"
+        self.venv_cmd = (f"{PYTHON} -m venv VENV && " + (f"VENV/bin/pip install {pip} && " if pip else "")
+                         + f"VENV/bin/pip install -r REQUIREMENTS (sha256 {h})")
         if not os.path.exists(os.path.join(venv, ".done")):
             if os.path.exists(venv):
                 shutil.rmtree(venv)
             sh([PYTHON, "-m", "venv", venv])
+            if pip:
+                sh([self.python, "-m", "pip", "install", "-q", pip])
             req = os.path.join(venv, "requirements.txt")
             open(req, "w").write("\n".join(reqs) + "\n")
             p = sh([self.python, "-m", "pip", "install", "-q", "-r", req], check=False)
@@ -269,11 +355,13 @@ class Tag:
     def graph(self):
         self.graph_cmd = (f"cd {os.path.relpath(self.code, self.root)} && DJANGO_SETTINGS_MODULE={self.cfg['settings']} "
                           + " ".join(f"{k}={v}" for k, v in self.cfg["env"].items())
-                          + " VENV/bin/python corpus/truth.py graph")
-        out = sh([self.python, TRUTH, "graph"], cwd=self.code, env=self.env()).stdout
+                          + " VENV/bin/python corpus/truth.py graph" + "".join(f" {a}" for a in self.cfg.get("argv", [])))
+        # "argv": words added to the command line (truth.py reads only its
+        # first), for settings and apps that look at sys.argv (InvenTree).
+        out = sh([self.python, TRUTH, "graph", *self.cfg.get("argv", [])], cwd=self.code, env=self.env()).stdout
         # Settings that print while imported (Tandoor) come before the dump.
         self.loader = json.loads(out[out.index("{\n"):] if not out.startswith("{") else out)
-        self.apps = json.loads(sh([self.python, "-c", APPS, self.root], cwd=self.code,
+        self.apps = json.loads(sh([self.python, "-c", APPS, self.root, *self.cfg.get("argv", [])], cwd=self.code,
                                   env=self.env()).stdout.strip().splitlines()[-1])
 
     def prepare(self):
