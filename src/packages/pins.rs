@@ -462,7 +462,19 @@ fn add(pins: &mut Pins, name: String, pin: Pin) {
             let prev = pins.by_name.remove(&name).unwrap_or_else(|| pin.clone());
             pins.ambiguous.insert(name, vec![prev, pin]);
         }
-        Some(_) => {}
+        // One version in several entries (uv.lock: the registry's files
+        // and a wheel from a URL for one machine, paperless-ngx's
+        // psycopg-c): any of their files is what the deploy may install. An
+        // entry without hashes pins no file.
+        Some(_) => {
+            if let Some(prev) = pins.by_name.get_mut(&name) {
+                if prev.hashes.is_empty() || pin.hashes.is_empty() {
+                    prev.hashes.clear();
+                } else {
+                    prev.hashes.extend(pin.hashes);
+                }
+            }
+        }
         None => {
             pins.by_name.insert(name, pin);
         }
@@ -1119,6 +1131,41 @@ files = [{file = "django_taggit-5.0.1-py3-none-any.whl", hash = "sha256:cc"}]
 "#;
         let pins = lock(poetry, "poetry.lock", LockKind::Poetry);
         assert_eq!(pins[0].version.as_deref(), Some("5.0.1"));
+        // One version from the registry and, for one machine, from a URL:
+        // the files of both entries are pinned.
+        let forked = r#"
+version = 1
+[[package]]
+name = "psycopg-c"
+version = "3.2.12"
+source = { registry = "https://pypi.org/simple" }
+sdist = { url = "https://x/psycopg_c-3.2.12.tar.gz", hash = "sha256:AA" }
+
+[[package]]
+name = "psycopg-c"
+version = "3.2.12"
+source = { url = "https://github.com/x/psycopg_c-3.2.12-cp312-cp312-linux_x86_64.whl" }
+wheels = [{ url = "https://github.com/x/psycopg_c-3.2.12-cp312-cp312-linux_x86_64.whl", hash = "sha256:bb" }]
+"#;
+        let mut pins = Pins::default();
+        for p in lock(forked, "uv.lock", LockKind::Uv) {
+            add(&mut pins, normalize(&p.display), p);
+        }
+        assert!(pins.ambiguous.is_empty());
+        let hashes: Vec<&str> = pins.by_name["psycopg-c"]
+            .hashes
+            .iter()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(hashes, ["aa", "bb"]);
+        // An entry without hashes pins no file.
+        let mut loose = lock(forked, "uv.lock", LockKind::Uv);
+        loose[1].hashes.clear();
+        let mut pins = Pins::default();
+        for p in loose {
+            add(&mut pins, normalize(&p.display), p);
+        }
+        assert!(pins.by_name["psycopg-c"].hashes.is_empty());
         let mut out = Vec::new();
         let err = read_lock("[[package]\n", "uv.lock", "v1", LockKind::Uv, &mut out).unwrap_err();
         assert!(err.to_string().contains("uv.lock at v1 line 1"), "{err}");
