@@ -1011,3 +1011,35 @@ fn a_package_renamed_between_the_revisions_is_planned() {
         "{v}"
     );
 }
+
+/// Several packages a revision's pins lack make one finding that lists them
+/// (InvenTree 0.15.0: 24 packages).
+#[test]
+fn packages_unpinned_at_a_revision_that_installs_their_apps_are_one_finding() {
+    let wh = tempfile::tempdir().unwrap();
+    build_wheel(wh.path(), "tinytags", "1.0");
+    build_wheel(wh.path(), "querycache", "2.8.0");
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        "INSTALLED_APPS = [\"django.contrib.contenttypes\", \"tinytags\", \"querycache\"]\n",
+    );
+    r.write(
+        "requirements.txt",
+        "Django==4.2.30\ntinytags==1.0\nquerycache==2.8.0\n",
+    );
+    r.commit("v1", Some("v1"));
+    r.write("requirements.txt", "Django==4.2.30\n");
+    r.commit("v2", Some("v2"));
+    let v = plan_json(&r, wh.path());
+    let problems = v["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{v}");
+    let msg = problems[0]["message"].as_str().unwrap();
+    assert!(
+        msg.starts_with("2 packages are pinned at v1 but not at v2 (the pins of requirements.txt), while INSTALLED_APPS at v2 has their apps: querycache 2.8.0 (querycache), tinytags 1.0 (tinytags)")
+            && msg.contains("`newer: {requirements: PATH}`"),
+        "{msg}"
+    );
+}

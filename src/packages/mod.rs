@@ -272,6 +272,7 @@ pub fn attach(
         .filter_map(|(i, r)| Some((i, r.as_ref()?)))
         .flat_map(|(i, r)| r.iter().map(move |(n, _, files)| (i, *n, &files.tops)))
         .collect();
+    let mut unpinned: Vec<Unpinned> = Vec::new();
     for (i, (change, read)) in changed.iter().zip(&reads).enumerate() {
         let Some(read) = read else { continue };
         let by_another = |newer: bool, top: &str| {
@@ -279,13 +280,8 @@ pub fn attach(
                 .iter()
                 .any(|(j, n, tops)| *j != i && *n == newer && tops.contains(top))
         };
-        if let Some(f) = installed_but_unpinned(
-            [(&*pn, newer, &pins_n), (&*po, older, &pins_o)],
-            change,
-            read,
-            by_another,
-        ) {
-            findings.push(f);
+        if let Some(u) = installed_but_unpinned([&*pn, &*po], change, read, by_another) {
+            unpinned.push(u);
             continue;
         }
         if opts.installed_apps.is_none() {
@@ -401,6 +397,10 @@ pub fn attach(
             project.attach_package(i, app, package, &snap.label)?;
         }
     }
+    findings.extend(unpinned_findings(
+        &unpinned,
+        [(newer, &pins_n), (older, &pins_o)],
+    ));
     Ok((findings, planned))
 }
 
@@ -531,24 +531,19 @@ fn read_labels(
 /// newer migrations were left out of the plan. Blocks, naming the app and
 /// the `requirements:` line.
 fn installed_but_unpinned(
-    revisions: [(&Project, &Snapshot, &pins::Pins); 2],
+    projects: [&Project; 2],
     change: &Change,
     read: &[(bool, String, PackageFiles)],
     by_another: impl Fn(bool, &str) -> bool,
-) -> Option<Finding> {
+) -> Option<Unpinned> {
     let [(is_newer, version, files)] = read else {
         return None;
     };
-    // The revision that lacks the pin, and the one that has it.
-    let (project, snap, pins) = revisions[usize::from(*is_newer)];
-    let (has_snap, side) = if *is_newer {
-        (revisions[0].1, "older")
-    } else {
-        (revisions[1].1, "newer")
-    };
-    // Not where another changed package pinned there installs the module
-    // (a package renamed between the revisions).
+    // The revision that lacks the pin is the other one. Not where another
+    // changed package pinned there installs the module (a package renamed
+    // between the revisions).
     let lacking_is_newer = !*is_newer;
+    let project = projects[usize::from(*is_newer)];
     let app = project.apps.iter().find(|a| {
         let top = a.name.split('.').next().unwrap_or(&a.name);
         a.migrations_dir.is_none()
@@ -556,23 +551,71 @@ fn installed_but_unpinned(
             && files.tops.contains(top)
             && !by_another(lacking_is_newer, top)
     })?;
-    let read_from = pins
-        .file
-        .as_deref()
-        .map_or("no pins file".to_string(), |f| format!("the pins of {f}"));
-    Some(Finding::new(
-        Code::UnpinnedRequirement,
-        format!(
-            "{} is pinned at {} ({version}) but not at {} ({read_from}), while INSTALLED_APPS at {} has {}, one of its apps: those pins are not what {} installs; name the deploy's pins at {} with `{side}: {{requirements: PATH}}` in .tagback.yml (`requirements:` for both)",
-            change.display,
-            has_snap.label,
-            snap.label,
-            snap.label,
-            app.name,
-            snap.label,
-            snap.label,
-        ),
-    ))
+    Some(Unpinned {
+        lacking_is_newer,
+        package: change.display.clone(),
+        version: version.clone(),
+        app: app.name.clone(),
+    })
+}
+
+/// A package [`installed_but_unpinned`] found.
+struct Unpinned {
+    /// Whether the newer revision is the one whose pins lack it.
+    lacking_is_newer: bool,
+    package: String,
+    /// Its version at the other revision.
+    version: String,
+    /// The app of it that the lacking revision installs.
+    app: String,
+}
+
+/// One blocking finding per revision whose pins lack packages it installs.
+fn unpinned_findings(found: &[Unpinned], revisions: [(&Snapshot, &pins::Pins); 2]) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for lacking_is_newer in [true, false] {
+        let these: Vec<&Unpinned> = found
+            .iter()
+            .filter(|u| u.lacking_is_newer == lacking_is_newer)
+            .collect();
+        let Some(first) = these.first() else {
+            continue;
+        };
+        let (snap, pins) = revisions[usize::from(!lacking_is_newer)];
+        let has = revisions[usize::from(lacking_is_newer)].0;
+        let side = if lacking_is_newer { "newer" } else { "older" };
+        let read_from = pins
+            .file
+            .as_deref()
+            .map_or("no pins file".to_string(), |f| format!("the pins of {f}"));
+        let what = if these.len() == 1 {
+            format!(
+                "{} is pinned at {} ({}) but not at {} ({read_from}), while INSTALLED_APPS at {} has {}, one of its apps",
+                first.package, has.label, first.version, snap.label, snap.label, first.app
+            )
+        } else {
+            let list: Vec<String> = these
+                .iter()
+                .map(|u| format!("{} {} ({})", u.package, u.version, u.app))
+                .collect();
+            format!(
+                "{} packages are pinned at {} but not at {} ({read_from}), while INSTALLED_APPS at {} has their apps: {}",
+                these.len(),
+                has.label,
+                snap.label,
+                snap.label,
+                list.join(", ")
+            )
+        };
+        out.push(Finding::new(
+            Code::UnpinnedRequirement,
+            format!(
+                "{what}: those pins are not what {} installs; name the deploy's pins at {} with `{side}: {{requirements: PATH}}` in .tagback.yml (`requirements:` for both)",
+                snap.label, snap.label
+            ),
+        ));
+    }
+    out
 }
 
 /// An app of a changed package that the settings add only under a condition
