@@ -280,22 +280,8 @@ impl<'r> Loader<'r> {
         let (mut pn, mut po) = match (pn, po) {
             (None, None) => return Ok(None),
             (Some(a), Some(b)) => (a, b),
-            (a, b) => {
-                let (has, lacks, side, root) = match (&a, &b) {
-                    (Some(p), _) => (newer, older, "older", &p.root),
-                    (_, Some(p)) => (older, newer, "newer", &p.root),
-                    (None, None) => return Ok(None),
-                };
-                let found = if root.is_empty() {
-                    "manage.py".to_string()
-                } else {
-                    format!("{root}/manage.py")
-                };
-                return Err(Error::input(format!(
-                    "manage.py exists at {} ({found}) but not at {} where tagback looks (the root and two directories down); if it moved between the releases, say where it is at {} with `{side}: {{manage_py: PATH}}` in .tagback.yml (`manage_py:` for both)",
-                    has.label, lacks.label, lacks.label
-                )));
-            }
+            (Some(p), None) => return Err(manage_py_moved(newer, older, "older", &p.root)),
+            (None, Some(p)) => return Err(manage_py_moved(older, newer, "newer", &p.root)),
         };
         // Apps of packages whose pinned version changes: read from their
         // archives, planned like the repository's apps.
@@ -985,6 +971,20 @@ impl ParseFailure {
             }
         }
     }
+}
+
+/// manage.py found at `has` (in `root`) but not at `lacks`, which is the
+/// `side` (`newer` / `older`) of the pair.
+fn manage_py_moved(has: &Snapshot, lacks: &Snapshot, side: &str, root: &str) -> Error {
+    let found = if root.is_empty() {
+        "manage.py".to_string()
+    } else {
+        format!("{root}/manage.py")
+    };
+    Error::input(format!(
+        "manage.py exists at {} ({found}) but not at {} where tagback looks (the root and two directories down); if it moved between the releases, say where it is at {} with `{side}: {{manage_py: PATH}}` in .tagback.yml (`manage_py:` for both)",
+        has.label, lacks.label, lacks.label
+    ))
 }
 
 /// A migration blob read with `read` (`migration::parse` or `parse_graph`).

@@ -135,10 +135,10 @@ pub fn attach(
     po: &mut Project,
     sides: [&ProjectOptions; 2],
 ) -> Result<(Vec<Finding>, Vec<String>)> {
-    // What both revisions share (pins, sources, images) is read from the
-    // newer's options; apps and MIGRATION_MODULES from each revision's own.
+    // What both revisions share (sources, images) is read from the newer's
+    // options; pins (their file and the image's Python), apps and
+    // MIGRATION_MODULES from each revision's own.
     let opts = sides[0];
-    // The pins file and the image's Python may differ: each revision's own.
     let pins_n = pins::read(
         repo,
         newer,

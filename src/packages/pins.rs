@@ -354,10 +354,11 @@ fn stated_python(text: &str) -> Result<Deploy> {
     let parts: Vec<u32> = text
         .trim()
         .split('.')
+        // Digits only (`parse` alone takes `+3`).
         .map(|p| {
-            (!p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
-                .then(|| p.parse().ok())
-                .flatten()
+            p.bytes()
+                .all(|b| b.is_ascii_digit())
+                .then(|| p.parse().ok())?
         })
         .collect::<Option<_>>()
         .ok_or_else(refuse)?;
@@ -464,15 +465,12 @@ fn add(pins: &mut Pins, name: String, pin: Pin) {
         }
         // One version in several entries (uv.lock: the registry's files
         // and a wheel from a URL for one machine, paperless-ngx's
-        // psycopg-c): any of their files is what the deploy may install. An
-        // entry without hashes pins no file.
+        // psycopg-c): the files any of them pins are what the deploy may
+        // install. An entry without hashes adds none (an archive is used
+        // only where a hash pins it, once any entry has one).
         Some(_) => {
             if let Some(prev) = pins.by_name.get_mut(&name) {
-                if prev.hashes.is_empty() || pin.hashes.is_empty() {
-                    prev.hashes.clear();
-                } else {
-                    prev.hashes.extend(pin.hashes);
-                }
+                prev.hashes.extend(pin.hashes);
             }
         }
         None => {
@@ -1158,14 +1156,18 @@ wheels = [{ url = "https://github.com/x/psycopg_c-3.2.12-cp312-cp312-linux_x86_6
             .map(String::as_str)
             .collect();
         assert_eq!(hashes, ["aa", "bb"]);
-        // An entry without hashes pins no file.
-        let mut loose = lock(forked, "uv.lock", LockKind::Uv);
-        loose[1].hashes.clear();
-        let mut pins = Pins::default();
-        for p in loose {
-            add(&mut pins, normalize(&p.display), p);
+        // An entry without hashes adds none, whichever comes first.
+        for hashless in [0, 1] {
+            let mut loose = lock(forked, "uv.lock", LockKind::Uv);
+            loose[hashless].hashes.clear();
+            let kept: Vec<String> = loose[1 - hashless].hashes.iter().cloned().collect();
+            let mut pins = Pins::default();
+            for p in loose {
+                add(&mut pins, normalize(&p.display), p);
+            }
+            let got: Vec<String> = pins.by_name["psycopg-c"].hashes.iter().cloned().collect();
+            assert_eq!(got, kept);
         }
-        assert!(pins.by_name["psycopg-c"].hashes.is_empty());
         let mut out = Vec::new();
         let err = read_lock("[[package]\n", "uv.lock", "v1", LockKind::Uv, &mut out).unwrap_err();
         assert!(err.to_string().contains("uv.lock at v1 line 1"), "{err}");
