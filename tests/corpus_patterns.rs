@@ -315,19 +315,7 @@ fn a_package_app_added_under_an_undecided_condition_whose_migrations_change_is_r
 /// plan with "changes ... with other migrations for it".
 #[test]
 fn a_package_app_added_under_a_condition_without_migrations_of_its_own_is_planned() {
-    let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
-        "import os\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif os.environ.get(\"CACHE\") == \"1\":\n    INSTALLED_APPS.append(\"querycache\")\n",
-    );
-    r.write("requirements.txt", "Django==4.2.30\n");
-    r.commit("v1", Some("v1"));
-    r.write("requirements.txt", "Django==4.2.30\nquerycache==2.8.0\n");
-    r.commit("v2", Some("v2"));
-    let wh = tempfile::tempdir().unwrap();
-    common::build_wheel(wh.path(), "querycache", "2.8.0");
+    let (r, wh) = appended_under_a_condition_and_newly_pinned("querycache", "2.8.0");
     let out = offline(&r, &wh)
         .args([
             "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
@@ -345,19 +333,7 @@ fn a_package_app_added_under_a_condition_without_migrations_of_its_own_is_planne
 /// pinned with migrations of its own still depends on the condition.
 #[test]
 fn a_package_app_added_under_a_condition_and_newly_pinned_with_migrations_is_refused() {
-    let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
-        "import os\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif os.environ.get(\"TAGS\") == \"1\":\n    INSTALLED_APPS.append(\"tinytags\")\n",
-    );
-    r.write("requirements.txt", "Django==4.2.30\n");
-    r.commit("v1", Some("v1"));
-    r.write("requirements.txt", "Django==4.2.30\ntinytags==2.0\n");
-    r.commit("v2", Some("v2"));
-    let wh = tempfile::tempdir().unwrap();
-    common::build_wheel(wh.path(), "tinytags", "2.0");
+    let (r, wh) = appended_under_a_condition_and_newly_pinned("tinytags", "2.0");
     offline(&r, &wh)
         .args(["plan", "--repo", ".", "--from", "v2", "--to", "v1"])
         .assert()
@@ -365,6 +341,34 @@ fn a_package_app_added_under_a_condition_and_newly_pinned_with_migrations_is_ref
         .stderr(predicates::str::contains(
             "proj/settings.py at v2 line 4 adds \"tinytags\" to INSTALLED_APPS only under a condition, and tinytags changes from not installed to 2.0",
         ));
+}
+
+/// A site whose settings append `package` to INSTALLED_APPS under a
+/// condition read from the environment, pinned at v2 only (`package==version`),
+/// and a wheelhouse holding that wheel.
+fn appended_under_a_condition_and_newly_pinned(
+    package: &str,
+    version: &str,
+) -> (TestRepo, tempfile::TempDir) {
+    let mut r = TestRepo::new();
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write(
+        "proj/settings.py",
+        format!(
+            "import os\nINSTALLED_APPS = [\"django.contrib.contenttypes\"]\nif os.environ.get(\"WITH_APP\") == \"1\":\n    INSTALLED_APPS.append(\"{package}\")\n"
+        ),
+    );
+    r.write("requirements.txt", "Django==4.2.30\n");
+    r.commit("v1", Some("v1"));
+    r.write(
+        "requirements.txt",
+        format!("Django==4.2.30\n{package}=={version}\n"),
+    );
+    r.commit("v2", Some("v2"));
+    let wh = tempfile::tempdir().unwrap();
+    common::build_wheel(wh.path(), package, version);
+    (r, wh)
 }
 
 /// A site with `settings`, pinning tinytags 1.0 at v1 and 2.0 at v2, and a

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{TestRepo, build_wheel, build_wheel_of};
+use common::{TestRepo, build_wheel, build_wheel_from, build_wheel_of};
 
 const SETTINGS: &str =
     "INSTALLED_APPS = [\n    \"django.contrib.contenttypes\",\n    \"tinytags\",\n]\n";
@@ -18,9 +18,7 @@ const STACK: &str = "services:\n  web:\n    image: registry.example.com/site:TAG
 /// moved back to `1` in the working tree.
 fn site(requirements_v2: &str) -> TestRepo {
     let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", SETTINGS);
+    project(&r, SETTINGS);
     r.write(
         "requirements.txt",
         "Django==4.2.30\ntinytags==1.0 # the tags\n",
@@ -32,6 +30,13 @@ fn site(requirements_v2: &str) -> TestRepo {
     r.commit("v2", Some("v2"));
     r.write("stack.yml", STACK.replace("TAG", "1"));
     r
+}
+
+/// manage.py, and the settings module `proj.settings` holding `settings`.
+fn project(r: &TestRepo, settings: impl AsRef<[u8]>) {
+    r.write("manage.py", MANAGE);
+    r.write("proj/__init__.py", "");
+    r.write("proj/settings.py", settings);
 }
 
 fn offline(r: &TestRepo, wheelhouse: &Path) -> assert_cmd::Command {
@@ -193,9 +198,7 @@ fn tagback_yml_names_the_deploys_requirements_file() {
     let mut r = TestRepo::new();
     let yml = "services:\n  web:\n    requirements: deploy/pins.txt\n";
     for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
-        r.write("manage.py", MANAGE);
-        r.write("proj/__init__.py", "");
-        r.write("proj/settings.py", SETTINGS);
+        project(&r, SETTINGS);
         r.write("requirements.txt", format!("tinytags=={v}\n"));
         r.write("deploy/pins.txt", "tinytags==1.0\n");
         r.write(".tagback.yml", yml);
@@ -236,9 +239,7 @@ const SHOP_0002: &str = "from django.db import migrations, models\n\n\nclass Mig
 fn wagtail_site(extra: &str, files: &[(&str, &str, &str)]) -> TestRepo {
     let mut r = TestRepo::new();
     for tag in ["v1", "v2"] {
-        r.write("manage.py", MANAGE);
-        r.write("proj/__init__.py", "");
-        r.write("proj/settings.py", format!("{WAGTAIL_SETTINGS}{extra}"));
+        project(&r, format!("{WAGTAIL_SETTINGS}{extra}"));
         r.write("requirements.txt", "Django==4.2.30\nwagtail==6.0\n");
         r.write("shop/__init__.py", "");
         r.write("shop/migrations/__init__.py", "");
@@ -323,10 +324,8 @@ fn r12_wagtail_admin_beside_django_admin_is_no_label_conflict() {
 #[test]
 fn r12_two_apps_of_the_repository_with_one_label_still_conflict() {
     let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
+    project(
+        &r,
         "INSTALLED_APPS = [\"a.admin\", \"django.contrib.admin\"]\n",
     );
     r.write("a/__init__.py", "");
@@ -490,9 +489,7 @@ type PinsText = dyn Fn(&str) -> String;
 fn site_pinned_by(path: &str, pins: &PinsText, yml: Option<&str>) -> TestRepo {
     let mut r = TestRepo::new();
     for (tag, v) in [("v1", "1.0"), ("v2", "2.0")] {
-        r.write("manage.py", MANAGE);
-        r.write("proj/__init__.py", "");
-        r.write("proj/settings.py", SETTINGS);
+        project(&r, SETTINGS);
         r.write(path, pins(v));
         if let Some(y) = yml {
             r.write(".tagback.yml", y);
@@ -704,6 +701,26 @@ fn serve_index(project: &str, files: Vec<(String, Vec<u8>, bool)>) -> String {
     format!("http://127.0.0.1:{port}/simple/")
 }
 
+/// `plan --format json` with the wheelhouse and `index` (the only index).
+fn plan_json_with_index(r: &TestRepo, wheelhouse: &Path, index: &str) -> serde_json::Value {
+    let out = r
+        .tagback()
+        .env("TAGBACK_WHEELHOUSE", wheelhouse)
+        .env("PIP_INDEX_URL", index)
+        .env_remove("TAGBACK_NO_INDEX")
+        .env_remove("PIP_NO_INDEX")
+        .env_remove("UV_INDEX_URL")
+        .env_remove("PIP_EXTRA_INDEX_URL")
+        .args([
+            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
+        ])
+        .assert()
+        .code(0)
+        .get_output()
+        .clone();
+    common::json(&out)
+}
+
 /// paperless-ngx 2.18.4 -> 2.19.0: uv.lock pins PyYAML 6.0.3 to the hashes of
 /// the wheels of the Pythons the project supports; the index lists a cp38
 /// wheel first. tagback fetched only the first file of the page and blocked
@@ -743,22 +760,7 @@ fn an_index_page_is_searched_for_the_file_the_pins_name() {
     // tinytags 1.0 from the wheelhouse, 2.0 only from the index.
     let only_old = tempfile::tempdir().unwrap();
     build_wheel(only_old.path(), "tinytags", "1.0");
-    let out = r
-        .tagback()
-        .env("TAGBACK_WHEELHOUSE", only_old.path())
-        .env("PIP_INDEX_URL", &index)
-        .env_remove("TAGBACK_NO_INDEX")
-        .env_remove("PIP_NO_INDEX")
-        .env_remove("UV_INDEX_URL")
-        .env_remove("PIP_EXTRA_INDEX_URL")
-        .args([
-            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = common::json(&out);
+    let v = plan_json_with_index(&r, only_old.path(), &index);
     assert_eq!(v["problems"], serde_json::json!([]), "{v}");
     assert_eq!(v["unapply"], serde_json::json!([["tiny", "0002_tag_slug"]]));
 
@@ -775,22 +777,7 @@ fn an_index_page_is_searched_for_the_file_the_pins_name() {
             true,
         )],
     );
-    let out = r
-        .tagback()
-        .env("TAGBACK_WHEELHOUSE", only_old.path())
-        .env("PIP_INDEX_URL", &index)
-        .env_remove("TAGBACK_NO_INDEX")
-        .env_remove("PIP_NO_INDEX")
-        .env_remove("UV_INDEX_URL")
-        .env_remove("PIP_EXTRA_INDEX_URL")
-        .args([
-            "plan", "--repo", ".", "--from", "v2", "--to", "v1", "--format", "json",
-        ])
-        .assert()
-        .code(0)
-        .get_output()
-        .clone();
-    let v = common::json(&out);
+    let v = plan_json_with_index(&r, only_old.path(), &index);
     let problems = v["problems"].to_string();
     assert!(
         problems.contains("no archive of tinytags 2.0 has one of the pinned hashes"),
@@ -820,9 +807,7 @@ fn uv_lock_forks_are_decided_by_the_images_python() {
     let head = "version = 1\nrequires-python = \">=3.10\"\n";
     let site = |yml: Option<&str>| {
         let mut r = TestRepo::new();
-        r.write("manage.py", MANAGE);
-        r.write("proj/__init__.py", "");
-        r.write("proj/settings.py", SETTINGS);
+        project(&r, SETTINGS);
         if let Some(y) = yml {
             r.write(".tagback.yml", y);
         }
@@ -949,9 +934,7 @@ fn a_package_unpinned_at_a_revision_that_installs_its_app_blocks() {
     build_wheel(wh.path(), "tinytags", "1.0");
     build_wheel(wh.path(), "tinytags", "2.0");
     let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", SETTINGS);
+    project(&r, SETTINGS);
     r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
     r.commit("v1", Some("v1"));
     r.write("requirements.txt", "# moved to deploy/requirements.txt\n");
@@ -994,11 +977,10 @@ fn a_package_unpinned_at_a_revision_that_installs_its_app_blocks() {
 fn a_package_renamed_between_the_revisions_is_planned() {
     let wh = tempfile::tempdir().unwrap();
     build_wheel(wh.path(), "tinytags", "1.0");
-    build_wheel(wh.path(), "tinytags_ng", "2.0");
+    // tinytags-ng 2.0: tinytags 2.0's files under another distribution name.
+    build_wheel_from(wh.path(), "packages/tinytags/2.0", "tinytags_ng", "2.0");
     let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write("proj/settings.py", SETTINGS);
+    project(&r, SETTINGS);
     r.write("requirements.txt", "Django==4.2.30\ntinytags==1.0\n");
     r.commit("v1", Some("v1"));
     r.write("requirements.txt", "Django==4.2.30\ntinytags-ng==2.0\n");
@@ -1020,10 +1002,8 @@ fn packages_unpinned_at_a_revision_that_installs_their_apps_are_one_finding() {
     build_wheel(wh.path(), "tinytags", "1.0");
     build_wheel(wh.path(), "querycache", "2.8.0");
     let mut r = TestRepo::new();
-    r.write("manage.py", MANAGE);
-    r.write("proj/__init__.py", "");
-    r.write(
-        "proj/settings.py",
+    project(
+        &r,
         "INSTALLED_APPS = [\"django.contrib.contenttypes\", \"tinytags\", \"querycache\"]\n",
     );
     r.write(

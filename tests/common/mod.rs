@@ -193,8 +193,14 @@ pub fn build_wheel(dir: &Path, name: &str, version: &str) {
 
 /// A wheel of `tests/fixtures/ROOT/NAME/VERSION/` in `dir`.
 pub fn build_wheel_of(dir: &Path, root: &str, name: &str, version: &str) {
+    build_wheel_from(dir, &format!("{root}/{name}/{version}"), name, version);
+}
+
+/// A wheel of distribution `name` `version` in `dir`, holding the files of
+/// `tests/fixtures/SOURCE/` (a fork of a package under another name).
+pub fn build_wheel_from(dir: &Path, source: &str, name: &str, version: &str) {
     use std::io::Write;
-    let src = fixture(&format!("../tests/fixtures/{root}/{name}/{version}"));
+    let src = fixture(&format!("../tests/fixtures/{source}"));
     let file =
         std::fs::File::create(dir.join(format!("{name}-{version}-py3-none-any.whl"))).unwrap();
     let mut zip = zip::ZipWriter::new(file);
